@@ -1,0 +1,53 @@
+//! Durations written as `500ms`, `30s`, `10m`, `2h` (or a bare number of seconds).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, de::Error};
+
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) => Ok(Duration::from_secs(s)),
+        Raw::Text(t) => parse(&t).ok_or_else(|| {
+            D::Error::custom(format!(
+                "invalid duration {t:?}: expected a number with ms, s, m or h (e.g. \"30s\")"
+            ))
+        }),
+    }
+}
+
+/// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`.
+pub fn parse(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse("10"), None);
+        assert_eq!(parse("m"), None);
+        assert_eq!(parse("5d"), None);
+    }
+}

@@ -1,0 +1,477 @@
+//! shimmer's configuration.
+//!
+//! One TOML file (`--config`, default `shimmer.toml`; a missing default file is fine), then
+//! environment variables: `SHIMMER_<SECTION>__<KEY>` overrides `[section] key`, e.g.
+//! `SHIMMER_SERVER__LISTEN=0.0.0.0:5000` or `SHIMMER_DATABASE__URL=postgres://...`. Arrays of
+//! tables can be replaced whole with inline syntax:
+//! `SHIMMER_ROUTE='[{prefix="acme/", backend="primary"}]'`.
+//!
+//! Unknown keys are errors, and every error names the key it is about, so a typo fails at start
+//! instead of being silently ignored.
+
+mod duration;
+mod secret;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::Deserialize;
+use url::Url;
+
+pub use secret::Secret;
+
+/// The whole configuration of a shimmer process (all components read the parts they need).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub indexer: IndexerConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`: the OCI endpoint (the shim).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the OCI endpoint listens on.
+    pub listen: SocketAddr,
+    /// Absolute base URL clients reach the shim at. When set, rewritten `Location` and `Link`
+    /// headers are absolute on it; otherwise they are relative paths (`/v2/...`).
+    pub public_url: Option<Url>,
+    /// Largest manifest accepted on `PUT`, in bytes.
+    pub max_manifest_bytes: u64,
+    /// Follow a backend's blob redirect (307 to object storage) instead of handing it to the client.
+    pub follow_redirects: bool,
+    /// Backend that answers `GET /v2/` (the ping clients use to discover auth). Defaults to the
+    /// backend of the route with an empty prefix; with neither, the shim answers 200 itself.
+    pub ping_backend: Option<String>,
+    /// How long a graceful shutdown waits for in-flight requests.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
+    /// How many (backend, repository, digest) triples the shim remembers as already enqueued,
+    /// so repeated pulls cost no database round trip.
+    pub seen_cache_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5000".parse().expect("valid address"),
+            public_url: None,
+            max_manifest_bytes: 4 * 1024 * 1024,
+            follow_redirects: true,
+            ping_backend: None,
+            shutdown_timeout: Duration::from_secs(30),
+            seen_cache_size: 100_000,
+        }
+    }
+}
+
+/// `[database]`: the one PostgreSQL every component shares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before giving up (kept short so a
+    /// database outage never stalls the registry path).
+    #[serde(with = "duration")]
+    pub acquire_timeout: Duration,
+    /// Apply migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("postgres://postgres@127.0.0.1:5432/shimmer"),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// Whether the shim passes a client's `Authorization` header on to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// Forward only to a backend that has asked for credentials (answered 401), so credentials
+    /// meant for a protected backend never reach an open one.
+    #[default]
+    Auto,
+    /// Always forward the client's credentials to the backend the request routes to.
+    Forward,
+    /// Never forward them.
+    Drop,
+}
+
+/// `[[backend]]`: a registry the shim forwards to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub name: String,
+    /// Base URL, e.g. `https://registry.example.com` (a path prefix is kept).
+    pub url: Url,
+    /// PEM file of extra CA certificates to trust.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (and `client_key`) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Credentials shimmer itself uses (the indexer's reads), never a client's.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Backend repository = prefix + shim repository (`mirror/` stores `acme/x` at `mirror/acme/x`).
+    #[serde(default)]
+    pub repository_prefix: String,
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response (not a cap on a whole blob transfer).
+    #[serde(default = "default_read_timeout", with = "duration")]
+    pub read_timeout: Duration,
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_read_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl BackendConfig {
+    /// A backend at `url` with every option at its default.
+    pub fn new(name: impl Into<String>, url: Url) -> Self {
+        Self {
+            name: name.into(),
+            url,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            insecure_skip_verify: false,
+            username: None,
+            password: None,
+            password_env: None,
+            password_file: None,
+            repository_prefix: String::new(),
+            client_auth: ClientAuth::Auto,
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
+        }
+    }
+
+    /// The password shimmer uses for this backend, from `password`, `password_env` or
+    /// `password_file` (first set wins).
+    pub fn resolve_password(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(p) = &self.password {
+            return Ok(Some(p.clone()));
+        }
+        if let Some(var) = &self.password_env {
+            return std::env::var(var).map(|v| Some(Secret::new(v))).map_err(|_| {
+                ConfigError::invalid(
+                    format!("backend.{}.password_env", self.name),
+                    format!("environment variable {var} is not set"),
+                )
+            });
+        }
+        if let Some(path) = &self.password_file {
+            return std::fs::read_to_string(path)
+                .map(|v| Some(Secret::new(v.trim_end_matches(['\r', '\n']))))
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        format!("backend.{}.password_file", self.name),
+                        format!("{}: {e}", path.display()),
+                    )
+                });
+        }
+        Ok(None)
+    }
+}
+
+/// `[[route]]`: repositories whose name starts with `prefix` go to `backend`. The longest
+/// matching prefix wins; an empty prefix makes that backend the default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: String,
+    pub backend: String,
+}
+
+/// `[indexer]`: the workers that turn queued manifests into package records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexerConfig {
+    /// Run indexer workers inside `shimmer serve`.
+    pub enabled: bool,
+    /// Jobs run at once per process.
+    pub workers: usize,
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            workers: 2,
+        }
+    }
+}
+
+/// `[web]`: the marketplace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Why a configuration was refused. Every variant names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Parse(Box<figment::Error>),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path` (required when `explicit`, optional otherwise), then `SHIMMER_*` variables,
+    /// then checks the result.
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        if explicit && !path.exists() {
+            return Err(ConfigError::invalid(
+                "--config",
+                format!("{} does not exist", path.display()),
+            ));
+        }
+        let figment = Figment::new()
+            .merge(Toml::file(path))
+            .merge(Env::prefixed("SHIMMER_").split("__").ignore(&["config"]));
+        Self::from_figment(figment)
+    }
+
+    /// Parses a configuration from TOML text alone (tests, embedded defaults).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field checks serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            if b.name.is_empty() {
+                return Err(ConfigError::invalid(format!("backend[{i}].name"), "is empty"));
+            }
+            if !names.insert(b.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("backend[{i}].name"),
+                    format!("duplicate backend name {:?}", b.name),
+                ));
+            }
+            if !matches!(b.url.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    format!("backend[{i}].url"),
+                    "must be an http or https URL",
+                ));
+            }
+            if b.client_cert.is_some() != b.client_key.is_some() {
+                return Err(ConfigError::invalid(
+                    format!("backend[{i}].client_cert"),
+                    "client_cert and client_key go together",
+                ));
+            }
+            if !b.repository_prefix.is_empty() && !b.repository_prefix.ends_with('/') {
+                return Err(ConfigError::invalid(
+                    format!("backend[{i}].repository_prefix"),
+                    "must end with '/'",
+                ));
+            }
+        }
+        let mut prefixes = std::collections::HashSet::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            if !names.contains(r.backend.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("route[{i}].backend"),
+                    format!("no backend named {:?}", r.backend),
+                ));
+            }
+            if !prefixes.insert(r.prefix.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("route[{i}].prefix"),
+                    format!("prefix {:?} is routed twice", r.prefix),
+                ));
+            }
+        }
+        if let Some(p) = &self.server.ping_backend
+            && !names.contains(p.as_str())
+        {
+            return Err(ConfigError::invalid(
+                "server.ping_backend",
+                format!("no backend named {p:?}"),
+            ));
+        }
+        if self.server.max_manifest_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_manifest_bytes",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [server]
+        listen = "127.0.0.1:5000"
+        [database]
+        url = "postgres://u@h/db"
+        [[backend]]
+        name = "primary"
+        url = "http://127.0.0.1:5001"
+        [[route]]
+        prefix = "acme/"
+        backend = "primary"
+    "#;
+
+    #[test]
+    fn sample_from_issue_parses() {
+        let c = Config::from_toml(SAMPLE).unwrap();
+        assert_eq!(c.backends[0].name, "primary");
+        assert_eq!(c.routes[0].prefix, "acme/");
+        assert_eq!(c.server.max_manifest_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.backends[0].read_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[server]\nlisten_addr = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_its_key() {
+        let err = Config::from_toml("[server]\nmax_manifest_bytes = \"lots\"\n").unwrap_err();
+        assert!(err.to_string().contains("max_manifest_bytes"), "{err}");
+        let err = Config::from_toml("[server]\nshutdown_timeout = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("shutdown_timeout"), "{err}");
+    }
+
+    #[test]
+    fn route_to_missing_backend_is_named() {
+        let err = Config::from_toml(&SAMPLE.replace("backend = \"primary\"", "backend = \"nope\""))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration key `route[0].backend`: no backend named \"nope\""
+        );
+    }
+
+    #[test]
+    fn environment_overrides_file_including_arrays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shimmer.toml");
+        std::fs::write(&path, SAMPLE).unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SHIMMER_SERVER__LISTEN", "127.0.0.1:6000");
+            jail.set_env("SHIMMER_SERVER__MAX_MANIFEST_BYTES", "1024");
+            jail.set_env(
+                "SHIMMER_ROUTE",
+                r#"[{prefix="other/", backend="primary"}]"#,
+            );
+            let c = Config::load(&path, true).unwrap();
+            assert_eq!(c.server.listen.port(), 6000);
+            assert_eq!(c.server.max_manifest_bytes, 1024);
+            assert_eq!(c.routes.len(), 1);
+            assert_eq!(c.routes[0].prefix, "other/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config::from_toml(SAMPLE).unwrap();
+        assert!(!format!("{c:?}").contains("postgres://u@h/db"));
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error() {
+        let err = Config::load(Path::new("/nonexistent/shimmer.toml"), true).unwrap_err();
+        assert!(err.to_string().contains("--config"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The indexer (see issue 3).

@@ -1,0 +1,1 @@
+//! The marketplace web (see issue 4).
