@@ -190,12 +190,14 @@ impl BackendConfig {
             return Ok(Some(p.clone()));
         }
         if let Some(var) = &self.password_env {
-            return std::env::var(var).map(|v| Some(Secret::new(v))).map_err(|_| {
-                ConfigError::invalid(
-                    format!("backend.{}.password_env", self.name),
-                    format!("environment variable {var} is not set"),
-                )
-            });
+            return std::env::var(var)
+                .map(|v| Some(Secret::new(v)))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        format!("backend.{}.password_env", self.name),
+                        format!("environment variable {var} is not set"),
+                    )
+                });
         }
         if let Some(path) = &self.password_file {
             return std::fs::read_to_string(path)
@@ -332,7 +334,10 @@ impl Config {
         let mut names = std::collections::HashSet::new();
         for (i, b) in self.backends.iter().enumerate() {
             if b.name.is_empty() {
-                return Err(ConfigError::invalid(format!("backend[{i}].name"), "is empty"));
+                return Err(ConfigError::invalid(
+                    format!("backend[{i}].name"),
+                    "is empty",
+                ));
             }
             if !names.insert(b.name.as_str()) {
                 return Err(ConfigError::invalid(
@@ -450,10 +455,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("SHIMMER_SERVER__LISTEN", "127.0.0.1:6000");
             jail.set_env("SHIMMER_SERVER__MAX_MANIFEST_BYTES", "1024");
-            jail.set_env(
-                "SHIMMER_ROUTE",
-                r#"[{prefix="other/", backend="primary"}]"#,
-            );
+            jail.set_env("SHIMMER_ROUTE", r#"[{prefix="other/", backend="primary"}]"#);
             let c = Config::load(&path, true).unwrap();
             assert_eq!(c.server.listen.port(), 6000);
             assert_eq!(c.server.max_manifest_bytes, 1024);

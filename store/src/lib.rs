@@ -1,1 +1,33 @@
-//! store
+//! shimmer's one piece of state: PostgreSQL.
+//!
+//! All SQL lives in this crate, one module per table or aggregate, next to the function that
+//! runs it. Queries are runtime-checked (`sqlx::query`), and every one is exercised by the
+//! integration tests against a real PostgreSQL.
+
+pub mod jobs;
+
+use std::time::Duration;
+
+use shimmer_config::DatabaseConfig;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use sqlx::PgPool;
+
+/// The migrations in the workspace's `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A pool that connects lazily: a process starts (and the registry path keeps working) while
+/// the database is down.
+pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = config.url.expose().parse()?;
+    Ok(PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(options.application_name("shimmer")))
+}
+
+/// Applies every pending migration.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}

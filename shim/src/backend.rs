@@ -1,0 +1,229 @@
+//! A backend registry: its HTTP client (TLS, timeouts), its repository name mapping, and what
+//! the shim has learnt about whether it wants client credentials.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU8, Ordering},
+};
+
+use reqwest::StatusCode;
+use shimmer_config::{BackendConfig, ClientAuth, Secret};
+use url::Url;
+
+/// Installs rustls' ring crypto provider once per process (reqwest is built without a default).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+const AUTH_UNKNOWN: u8 = 0;
+const AUTH_OPEN: u8 = 1;
+const AUTH_PROTECTED: u8 = 2;
+
+/// One configured backend, shared by all requests routed to it.
+#[derive(Debug)]
+pub struct Backend {
+    pub name: String,
+    /// Scheme, host and port of the backend, e.g. `https://registry.example.com:5000`.
+    origin: String,
+    /// Path the backend's API lives under, without a trailing slash (usually empty).
+    base_path: String,
+    /// Prepended to shim repository names to get backend repository names.
+    pub prefix: String,
+    pub client_auth: ClientAuth,
+    /// Whether the backend has asked for credentials (see [`Backend::forwards_client_auth`]).
+    auth: AtomicU8,
+    /// Credentials shimmer itself uses (never a client's).
+    pub credentials: Option<(String, Secret)>,
+    pub client: reqwest::Client,
+}
+
+/// Why a backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend {backend}: {what}: {source}")]
+    File {
+        backend: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("backend {backend}: {what}: {source}")]
+    Tls {
+        backend: String,
+        what: &'static str,
+        source: reqwest::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] shimmer_config::ConfigError),
+}
+
+impl Backend {
+    pub fn from_config(cfg: &BackendConfig) -> Result<Arc<Self>, BackendError> {
+        install_crypto_provider();
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.read_timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(64)
+            .tls_danger_accept_invalid_certs(cfg.insecure_skip_verify);
+        let read = |what: &'static str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| BackendError::File {
+                backend: cfg.name.clone(),
+                what,
+                source,
+            })
+        };
+        let tls = |what: &'static str| {
+            let backend = cfg.name.clone();
+            move |source| BackendError::Tls {
+                backend,
+                what,
+                source,
+            }
+        };
+        if let Some(ca) = &cfg.ca_file {
+            let certs = reqwest::Certificate::from_pem_bundle(&read("ca_file", ca)?)
+                .map_err(tls("ca_file"))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        if let (Some(cert), Some(key)) = (&cfg.client_cert, &cfg.client_key) {
+            let mut pem = read("client_cert", cert)?;
+            pem.push(b'\n');
+            pem.extend(read("client_key", key)?);
+            builder =
+                builder.identity(reqwest::Identity::from_pem(&pem).map_err(tls("client_cert"))?);
+        }
+        let client = builder.build().map_err(tls("client"))?;
+        let credentials = match (&cfg.username, cfg.resolve_password()?) {
+            (Some(u), Some(p)) => Some((u.clone(), p)),
+            (Some(u), None) => Some((u.clone(), Secret::new(""))),
+            _ => None,
+        };
+        let url = &cfg.url;
+        let origin = url[..url::Position::BeforePath].to_owned();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        Ok(Arc::new(Self {
+            name: cfg.name.clone(),
+            origin,
+            base_path,
+            prefix: cfg.repository_prefix.clone(),
+            client_auth: cfg.client_auth,
+            auth: AtomicU8::new(AUTH_UNKNOWN),
+            credentials,
+            client,
+        }))
+    }
+
+    /// The backend's name for a shim repository.
+    pub fn backend_repo(&self, shim_name: &str) -> String {
+        format!("{}{}", self.prefix, shim_name)
+    }
+
+    /// The shim's name for a backend repository, if it is one the shim maps.
+    pub fn shim_repo<'a>(&self, backend_name: &'a str) -> Option<&'a str> {
+        backend_name.strip_prefix(&self.prefix)
+    }
+
+    /// The URL of an API path on this backend (`api_path` starts with `/v2/`).
+    pub fn url(&self, api_path: &str, query: Option<&str>) -> String {
+        let mut u = format!("{}{}{}", self.origin, self.base_path, api_path);
+        if let Some(q) = query {
+            u.push('?');
+            u.push_str(q);
+        }
+        u
+    }
+
+    /// The URL of an absolute path on this backend's origin (an upload location outside the
+    /// API path), so an encoded session can never point at another host.
+    pub fn at_origin(&self, path: &str, query: Option<&str>) -> String {
+        let mut u = format!("{}{}", self.origin, path);
+        if let Some(q) = query {
+            u.push('?');
+            u.push_str(q);
+        }
+        u
+    }
+
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
+    /// Whether `url` is on this backend (same scheme, host and port).
+    pub fn owns(&self, url: &Url) -> bool {
+        url[..url::Position::BeforePath] == self.origin
+    }
+
+    /// Whether a client's `Authorization` header goes to this backend. With `auto`, only once
+    /// the backend has shown it wants credentials (a 401 on any request, or on the probe), so
+    /// credentials a client meant for a protected backend never reach an open one.
+    pub async fn forwards_client_auth(&self) -> bool {
+        match self.client_auth {
+            ClientAuth::Forward => true,
+            ClientAuth::Drop => false,
+            ClientAuth::Auto => {
+                if self.auth.load(Ordering::Relaxed) == AUTH_UNKNOWN {
+                    let _ = self.probe().await;
+                }
+                self.auth.load(Ordering::Relaxed) == AUTH_PROTECTED
+            }
+        }
+    }
+
+    /// Records what a response says about the backend's auth.
+    pub fn observe(&self, status: StatusCode) {
+        if status == StatusCode::UNAUTHORIZED {
+            self.auth.store(AUTH_PROTECTED, Ordering::Relaxed);
+        }
+    }
+
+    /// `GET /v2/` without credentials: the backend is up if it answers below 500; a 401 marks
+    /// it as wanting credentials.
+    pub async fn probe(&self) -> Result<StatusCode, reqwest::Error> {
+        let resp = self.client.get(self.url("/v2/", None)).send().await?;
+        let status = resp.status();
+        self.auth.store(
+            if status == StatusCode::UNAUTHORIZED {
+                AUTH_PROTECTED
+            } else {
+                AUTH_OPEN
+            },
+            Ordering::Relaxed,
+        );
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(url: &str, prefix: &str) -> Arc<Backend> {
+        let mut cfg = BackendConfig::new("b", url.parse().unwrap());
+        cfg.repository_prefix = prefix.into();
+        Backend::from_config(&cfg).unwrap()
+    }
+
+    #[test]
+    fn urls_keep_base_path() {
+        let b = backend("https://r.example.com:8443/registry/", "");
+        assert_eq!(
+            b.url("/v2/a/manifests/v1", Some("x=1")),
+            "https://r.example.com:8443/registry/v2/a/manifests/v1?x=1"
+        );
+        assert!(b.owns(&"https://r.example.com:8443/other".parse().unwrap()));
+        assert!(!b.owns(&"https://r.example.com/other".parse().unwrap()));
+    }
+
+    #[test]
+    fn prefix_mapping_round_trips() {
+        let b = backend("http://127.0.0.1:5001", "mirror/");
+        assert_eq!(b.backend_repo("acme/provider-x"), "mirror/acme/provider-x");
+        assert_eq!(
+            b.shim_repo("mirror/acme/provider-x"),
+            Some("acme/provider-x")
+        );
+        assert_eq!(b.shim_repo("other/x"), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! Errors the shim itself answers with, in the distribution spec's envelope:
+//! `{"errors":[{"code","message","detail"}]}`.
+//!
+//! Policy: a client sees a spec error code and a message about *its* request. Internal causes
+//! (a backend's connection error, a database failure) are logged with the request's span and
+//! reach the client only as a generic message.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// The `Docker-Distribution-API-Version` header every `/v2` response carries.
+pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+pub const API_VERSION: HeaderValue = HeaderValue::from_static("registry/2.0");
+
+/// An error produced by the shim (not passed through from a backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl OciError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn name_invalid(name: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            format!("invalid repository name {name:?}"),
+        )
+    }
+
+    pub fn name_unknown(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("repository name {name:?} is not routed to any backend"),
+        )
+    }
+
+    pub fn digest_invalid(digest: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            format!("invalid digest {digest:?}"),
+        )
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    pub fn manifest_invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
+    }
+
+    /// The backend could not be reached or failed mid-answer; details are logged, not shown.
+    pub fn backend_unavailable(backend: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "UNAVAILABLE",
+            format!("backend {backend:?} is unavailable"),
+        )
+    }
+}
+
+impl IntoResponse for OciError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "errors": [{ "code": self.code, "message": self.message, "detail": null }]
+        });
+        let mut resp = (self.status, Json(body)).into_response();
+        resp.headers_mut().insert(API_VERSION_HEADER, API_VERSION);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        resp
+    }
+}

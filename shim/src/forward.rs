@@ -1,0 +1,555 @@
+//! The `/v2` handler: validate, route, forward to the backend, stream the answer back.
+//!
+//! Bodies are never buffered except a manifest on `PUT` (bounded by `max_manifest_bytes`, so
+//! its digest can be checked and the push queued) and a tag or catalog list whose repository
+//! names must be translated for a backend with a repository prefix (bounded by `LIST_LIMIT`).
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use sha2::{Digest, Sha256, Sha512};
+use shimmer_store::jobs::{JobSource, NewJob};
+use url::Url;
+
+use crate::{
+    AppState,
+    backend::Backend,
+    error::{API_VERSION, API_VERSION_HEADER, OciError},
+    metrics::Metrics,
+    path::{self, Endpoint, Reference},
+    rewrite,
+};
+
+/// Largest tag or catalog list the shim rewrites in memory.
+const LIST_LIMIT: usize = 16 * 1024 * 1024;
+/// Most redirects followed for one blob.
+const MAX_REDIRECTS: usize = 5;
+
+pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+
+/// Entry point for every `/v2` request.
+pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response {
+    Metrics::inc(&state.metrics.requests);
+    let mut resp = forward(&state, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    resp.headers_mut().insert(API_VERSION_HEADER, API_VERSION);
+    resp
+}
+
+/// A request after validation and routing.
+struct Routed {
+    backend: Arc<Backend>,
+    /// (shim name, backend name) of the repository, for endpoints that have one.
+    repo: Option<(String, String)>,
+}
+
+async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciError> {
+    let (parts, body) = req.into_parts();
+    let endpoint = parse_endpoint(parts.uri.path())?;
+    check_method(&endpoint, &parts.method)?;
+    let Some(routed) = resolve(state, &endpoint)? else {
+        return Ok(local_answer(&endpoint));
+    };
+    let url = backend_url(state, &routed, &endpoint, parts.uri.query())?;
+
+    let forward_auth = routed.backend.forwards_client_auth().await;
+    let mut out = routed
+        .backend
+        .client
+        .request(parts.method.clone(), url.as_str())
+        .headers(request_headers(&parts.headers, forward_auth));
+    let mut pushed = None;
+    if let (Endpoint::Manifest { reference, .. }, &Method::PUT) = (&endpoint, &parts.method) {
+        let limit = state.config.server.max_manifest_bytes;
+        let (bytes, digest) = read_manifest(body, &parts.headers, reference, limit).await?;
+        out = out.header(header::CONTENT_LENGTH, bytes.len()).body(bytes);
+        pushed = Some(digest);
+    } else if has_body(&parts.headers) {
+        if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+            out = out.header(header::CONTENT_LENGTH, len.clone());
+        }
+        out = out.body(reqwest::Body::wrap_stream(body.into_data_stream()));
+    }
+
+    let resp = out.send().await.map_err(|error| {
+        Metrics::inc(&state.metrics.backend_errors);
+        tracing::warn!(backend = %routed.backend.name, %error, "backend request failed");
+        OciError::backend_unavailable(&routed.backend.name)
+    })?;
+    routed.backend.observe(resp.status());
+
+    let resp = match &endpoint {
+        Endpoint::Blob { digest, .. }
+            if state.config.server.follow_redirects && resp.status().is_redirection() =>
+        {
+            follow_redirects(
+                state,
+                &routed.backend,
+                resp,
+                &parts.method,
+                &parts.headers,
+                digest,
+            )
+            .await?
+        }
+        _ => resp,
+    };
+
+    if let Endpoint::Manifest { reference, .. } = &endpoint {
+        enqueue(state, &routed, reference, &parts, &resp, pushed);
+    }
+
+    let ctx = rewrite::Context {
+        backend: &routed.backend,
+        request_url: &url,
+        repo: routed.repo.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
+        public_base: state.public_base(),
+    };
+    let status = resp.status();
+    let headers = response_headers(resp.headers(), &ctx);
+    let translate_list = !routed.backend.prefix.is_empty()
+        && status == StatusCode::OK
+        && matches!(endpoint, Endpoint::Tags { .. } | Endpoint::Catalog);
+    let body = if translate_list {
+        let list = read_limited(resp, LIST_LIMIT, &routed.backend.name).await?;
+        Body::from(translate_names(state, &routed, &endpoint, &list)?)
+    } else {
+        Body::new(http::Response::<reqwest::Body>::from(resp).into_body())
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    if translate_list {
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    Ok(response)
+}
+
+fn parse_endpoint(raw_path: &str) -> Result<Endpoint, OciError> {
+    let decoded = percent_encoding::percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| OciError::not_found("path is not valid UTF-8"))?;
+    let rest = match decoded.strip_prefix("/v2") {
+        Some("") => "",
+        Some(r) => r
+            .strip_prefix('/')
+            .ok_or_else(|| OciError::not_found(format!("no such endpoint: {raw_path}")))?,
+        None => return Err(OciError::not_found(format!("no such endpoint: {raw_path}"))),
+    };
+    path::parse(rest)
+}
+
+fn check_method(endpoint: &Endpoint, method: &Method) -> Result<(), OciError> {
+    let allowed: &[Method] = match endpoint {
+        Endpoint::Base => &[Method::GET, Method::HEAD],
+        Endpoint::Catalog | Endpoint::Tags { .. } | Endpoint::Referrers { .. } => &[Method::GET],
+        Endpoint::Manifest { .. } => &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
+        Endpoint::Blob { .. } => &[Method::GET, Method::HEAD, Method::DELETE],
+        Endpoint::UploadStart { .. } => &[Method::POST],
+        Endpoint::UploadSession { .. } => {
+            &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE]
+        }
+    };
+    if allowed.contains(method) {
+        Ok(())
+    } else {
+        Err(OciError::unsupported(format!(
+            "{method} is not supported on the {} endpoint",
+            endpoint.kind()
+        )))
+    }
+}
+
+/// The backend a request goes to; `None` when no backend answers it (the shim does).
+fn resolve(state: &AppState, endpoint: &Endpoint) -> Result<Option<Routed>, OciError> {
+    match endpoint.name() {
+        None => Ok(state.routes.ping_backend().map(|b| Routed {
+            backend: b.clone(),
+            repo: None,
+        })),
+        Some(name) => {
+            let backend = state
+                .routes
+                .route(name)
+                .ok_or_else(|| OciError::name_unknown(name))?
+                .clone();
+            let backend_repo = backend.backend_repo(name);
+            Ok(Some(Routed {
+                backend,
+                repo: Some((name.to_owned(), backend_repo)),
+            }))
+        }
+    }
+}
+
+/// What the shim says itself when no backend is configured for `/v2/` or `_catalog`.
+fn local_answer(endpoint: &Endpoint) -> Response {
+    let body = match endpoint {
+        Endpoint::Catalog => r#"{"repositories":[]}"#,
+        _ => "{}",
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn backend_url(
+    state: &AppState,
+    routed: &Routed,
+    endpoint: &Endpoint,
+    query: Option<&str>,
+) -> Result<Url, OciError> {
+    let b = &routed.backend;
+    let repo = routed.repo.as_ref().map(|(_, r)| r.as_str()).unwrap_or("");
+    let url = match endpoint {
+        Endpoint::Base => b.url("/v2/", query),
+        Endpoint::Catalog => b.url("/v2/_catalog", query),
+        Endpoint::Tags { .. } => b.url(&format!("/v2/{repo}/tags/list"), query),
+        Endpoint::Manifest { reference, .. } => b.url(
+            &format!("/v2/{repo}/manifests/{}", reference.as_str()),
+            query,
+        ),
+        Endpoint::Blob { digest, .. } => b.url(&format!("/v2/{repo}/blobs/{digest}"), query),
+        Endpoint::Referrers { digest, .. } => {
+            b.url(&format!("/v2/{repo}/referrers/{digest}"), query)
+        }
+        Endpoint::UploadStart { .. } => {
+            let query = query.map(|q| mount_query(state, b, q)).transpose()?;
+            b.url(&format!("/v2/{repo}/blobs/uploads/"), query.as_deref())
+        }
+        Endpoint::UploadSession { session, .. } => match rewrite::decode_session(session) {
+            Some(Ok(path)) => b.at_origin(&path, query),
+            Some(Err(())) => {
+                return Err(OciError::new(
+                    StatusCode::NOT_FOUND,
+                    "BLOB_UPLOAD_UNKNOWN",
+                    "upload session is not one this registry issued",
+                ));
+            }
+            None => b.url(&format!("/v2/{repo}/blobs/uploads/{session}"), query),
+        },
+    };
+    Url::parse(&url).map_err(|_| OciError::not_found("invalid URL"))
+}
+
+/// A cross-repository mount names the source by its shim name: translate it to the backend's
+/// name, or, when the source lives on another backend (or nowhere), drop the mount so the
+/// backend opens an ordinary upload session (202), as the spec allows.
+fn mount_query(state: &AppState, backend: &Backend, query: &str) -> Result<String, OciError> {
+    let from = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "from")
+        .map(|(_, v)| v.into_owned());
+    let Some(from) = from else {
+        return Ok(query.to_owned());
+    };
+    if !path::is_valid_name(&from) {
+        return Err(OciError::name_invalid(&from));
+    }
+    let same_backend = state
+        .routes
+        .route(&from)
+        .is_some_and(|b| std::ptr::eq(b.as_ref(), backend));
+    let kept = query.split('&').filter_map(|pair| {
+        let key = pair.split('=').next().unwrap_or("");
+        match key {
+            "from" if same_backend => Some(format!(
+                "from={}",
+                url::form_urlencoded::byte_serialize(backend.backend_repo(&from).as_bytes())
+                    .collect::<String>()
+            )),
+            "from" | "mount" if !same_backend => None,
+            _ => Some(pair.to_owned()),
+        }
+    });
+    Ok(kept.collect::<Vec<_>>().join("&"))
+}
+
+/// Reads a pushed manifest, bounded, and checks it before the backend sees it: the size, that
+/// it is JSON, and that it matches the digest it is pushed under.
+async fn read_manifest(
+    body: Body,
+    headers: &HeaderMap,
+    reference: &Reference,
+    limit: u64,
+) -> Result<(Bytes, String), OciError> {
+    let too_large = || {
+        OciError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+            format!("manifest is larger than the {limit} bytes this registry accepts"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let bytes = Limited::new(body, limit as usize)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                OciError::manifest_invalid("could not read the manifest body")
+            }
+        })?
+        .to_bytes();
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        return Err(OciError::manifest_invalid("manifest is not valid JSON"));
+    }
+    let sha256 = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    if let Reference::Digest(d) = reference {
+        let actual = match d.split_once(':').map(|(alg, _)| alg) {
+            Some("sha256") => Some(sha256.clone()),
+            Some("sha512") => Some(format!("sha512:{}", hex::encode(Sha512::digest(&bytes)))),
+            _ => None,
+        };
+        if actual.as_ref().is_some_and(|a| a != d) {
+            return Err(OciError::digest_invalid(d));
+        }
+        return Ok((bytes, d.clone()));
+    }
+    Ok((bytes, sha256))
+}
+
+fn has_body(headers: &HeaderMap) -> bool {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    declared.is_some_and(|n| n > 0) || headers.contains_key(header::TRANSFER_ENCODING)
+}
+
+/// Headers that describe one connection (RFC 9110 §7.6.1), never forwarded either way.
+fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    ) || connection_listed.iter().any(|c| c == name.as_str())
+}
+
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The client's headers as the backend gets them: every value of repeated headers (skopeo sends
+/// several `Accept` lines), without hop-by-hop headers, `Host` (the backend's own), `Expect`,
+/// `Content-Length` (set from the body) and, unless the backend asked for them, credentials.
+fn request_headers(headers: &HeaderMap, forward_auth: bool) -> HeaderMap {
+    let listed = connection_listed(headers);
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let skip = is_hop_by_hop(name, &listed)
+            || *name == header::HOST
+            || *name == header::EXPECT
+            || *name == header::CONTENT_LENGTH
+            || (*name == header::AUTHORIZATION && !forward_auth);
+        if !skip {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The backend's headers as the client gets them: hop-by-hop headers dropped, `Location` and
+/// `Link` pointed at the shim.
+fn response_headers(headers: &HeaderMap, ctx: &rewrite::Context<'_>) -> HeaderMap {
+    let listed = connection_listed(headers);
+    let mut out = HeaderMap::with_capacity(headers.len() + 1);
+    for (name, value) in headers {
+        if is_hop_by_hop(name, &listed) {
+            continue;
+        }
+        let rewritten = match value.to_str() {
+            Ok(v) if *name == header::LOCATION => ctx.url(v),
+            Ok(v) if *name == header::LINK => ctx.link(v),
+            _ => None,
+        };
+        match rewritten.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            Some(v) => out.append(name.clone(), v),
+            None => out.append(name.clone(), value.clone()),
+        };
+    }
+    out
+}
+
+/// Follows a backend's blob redirect (to object storage or a CDN) for clients that cannot reach
+/// it. The client's credentials are not sent along; only the headers that shape the answer are.
+async fn follow_redirects(
+    state: &AppState,
+    backend: &Backend,
+    mut resp: reqwest::Response,
+    method: &Method,
+    client_headers: &HeaderMap,
+    digest: &str,
+) -> Result<reqwest::Response, OciError> {
+    let failed = |error: &dyn std::fmt::Display| {
+        Metrics::inc(&state.metrics.backend_errors);
+        tracing::warn!(backend = %backend.name, %error, "following blob redirect failed");
+        OciError::backend_unavailable(&backend.name)
+    };
+    for _ in 0..MAX_REDIRECTS {
+        if !resp.status().is_redirection() {
+            break;
+        }
+        let Some(next) = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok())
+        else {
+            return Ok(resp);
+        };
+        let mut headers = HeaderMap::new();
+        for name in [
+            header::RANGE,
+            header::ACCEPT,
+            header::IF_NONE_MATCH,
+            header::IF_RANGE,
+        ] {
+            for v in client_headers.get_all(&name) {
+                headers.append(name.clone(), v.clone());
+            }
+        }
+        resp = state
+            .redirect_client
+            .request(method.clone(), next)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+    }
+    if resp.status().is_redirection() {
+        return Err(failed(&"too many redirects"));
+    }
+    if resp.status().is_success()
+        && !resp.headers().contains_key(&DOCKER_CONTENT_DIGEST)
+        && let Ok(v) = HeaderValue::from_str(digest)
+    {
+        resp.headers_mut().insert(DOCKER_CONTENT_DIGEST, v);
+    }
+    Ok(resp)
+}
+
+/// Queues the manifest of a successful push, or of a pull the store may not know.
+fn enqueue(
+    state: &AppState,
+    routed: &Routed,
+    reference: &Reference,
+    parts: &http::request::Parts,
+    resp: &reqwest::Response,
+    pushed: Option<String>,
+) {
+    let Some((name, _)) = &routed.repo else {
+        return;
+    };
+    let header_str = |h: &HeaderMap, n: &HeaderName| -> Option<String> {
+        h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    let job = |digest: String, media_type: Option<String>, source| NewJob {
+        backend: routed.backend.name.clone(),
+        repository: name.clone(),
+        reference: reference.as_str().to_owned(),
+        digest,
+        media_type,
+        source,
+    };
+    let status = resp.status();
+    match (&parts.method, pushed) {
+        (&Method::PUT, Some(digest)) if status.is_success() => {
+            let media_type = header_str(&parts.headers, &header::CONTENT_TYPE);
+            state
+                .enqueuer
+                .pushed(job(digest, media_type, JobSource::Push));
+        }
+        (&Method::GET | &Method::HEAD, _) if status == StatusCode::OK => {
+            let digest = header_str(resp.headers(), &DOCKER_CONTENT_DIGEST)
+                .filter(|d| path::check_digest(d).is_ok())
+                .or_else(|| match reference {
+                    Reference::Digest(d) => Some(d.clone()),
+                    Reference::Tag(_) => None,
+                });
+            if let Some(digest) = digest {
+                let media_type = header_str(resp.headers(), &header::CONTENT_TYPE);
+                state
+                    .enqueuer
+                    .pulled(job(digest, media_type, JobSource::Pull));
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn read_limited(
+    resp: reqwest::Response,
+    limit: usize,
+    backend: &str,
+) -> Result<Bytes, OciError> {
+    let body = http::Response::<reqwest::Body>::from(resp).into_body();
+    Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|error| {
+            tracing::warn!(%backend, %error, "could not read list from backend");
+            OciError::backend_unavailable(backend)
+        })
+}
+
+/// Renames repositories in a tag list (`name`) or catalog (`repositories`) from the backend's
+/// names to the shim's. A catalog keeps only repositories this backend serves for the shim.
+fn translate_names(
+    state: &AppState,
+    routed: &Routed,
+    endpoint: &Endpoint,
+    list: &[u8],
+) -> Result<Vec<u8>, OciError> {
+    let mut value: serde_json::Value = serde_json::from_slice(list).map_err(|error| {
+        tracing::warn!(backend = %routed.backend.name, %error, "backend list is not JSON");
+        OciError::backend_unavailable(&routed.backend.name)
+    })?;
+    match endpoint {
+        Endpoint::Tags { name } => {
+            value["name"] = serde_json::Value::String(name.clone());
+        }
+        Endpoint::Catalog => {
+            if let Some(repos) = value.get_mut("repositories").and_then(|r| r.as_array_mut()) {
+                repos.retain_mut(|r| {
+                    let Some(shim) = r.as_str().and_then(|n| routed.backend.shim_repo(n)) else {
+                        return false;
+                    };
+                    let served_here = state
+                        .routes
+                        .route(shim)
+                        .is_some_and(|b| Arc::ptr_eq(b, &routed.backend));
+                    *r = serde_json::Value::String(shim.to_owned());
+                    served_here
+                });
+            }
+        }
+        _ => {}
+    }
+    Ok(serde_json::to_vec(&value).expect("a JSON value serialises"))
+}

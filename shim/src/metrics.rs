@@ -1,0 +1,69 @@
+//! Counters exported at `/metrics` in Prometheus' text format.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The shim's counters (process-wide, monotonic).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub backend_errors: AtomicU64,
+    pub jobs_enqueued: AtomicU64,
+    pub enqueue_failures: AtomicU64,
+    pub enqueue_dropped: AtomicU64,
+    pub enqueue_pending: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let rows = [
+            (
+                "shimmer_requests_total",
+                "counter",
+                "Requests to /v2",
+                &self.requests,
+            ),
+            (
+                "shimmer_backend_errors_total",
+                "counter",
+                "Requests a backend did not answer",
+                &self.backend_errors,
+            ),
+            (
+                "shimmer_jobs_enqueued_total",
+                "counter",
+                "Index jobs written to the queue",
+                &self.jobs_enqueued,
+            ),
+            (
+                "shimmer_enqueue_failures_total",
+                "counter",
+                "Failed attempts to write an index job",
+                &self.enqueue_failures,
+            ),
+            (
+                "shimmer_enqueue_dropped_total",
+                "counter",
+                "Index jobs dropped because the retry buffer was full",
+                &self.enqueue_dropped,
+            ),
+            (
+                "shimmer_enqueue_pending",
+                "gauge",
+                "Index jobs waiting in memory for the database",
+                &self.enqueue_pending,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, v) in rows {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,398 @@
+//! Parses the part of a `/v2/` URL after the prefix into the endpoint it names.
+//!
+//! Repository names contain `/`, so one catch-all route feeds this parser, which looks at the
+//! path from its end (`manifests/<ref>`, `blobs/<digest>`, `blobs/uploads/...`, `tags/list`,
+//! `referrers/<digest>`) and validates every part with the distribution spec's grammar before
+//! anything is sent to a backend.
+
+use crate::error::OciError;
+
+/// A `/v2/...` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v2/`
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    Tags {
+        name: String,
+    },
+    Manifest {
+        name: String,
+        reference: Reference,
+    },
+    Blob {
+        name: String,
+        digest: String,
+    },
+    /// `POST /v2/<name>/blobs/uploads/`
+    UploadStart {
+        name: String,
+    },
+    /// `/v2/<name>/blobs/uploads/<session>`: the session part is opaque (the backend's, or the
+    /// shim's encoding of a backend URL outside `/v2`).
+    UploadSession {
+        name: String,
+        session: String,
+    },
+    Referrers {
+        name: String,
+        digest: String,
+    },
+}
+
+impl Endpoint {
+    /// The repository the endpoint is about, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Base | Self::Catalog => None,
+            Self::Tags { name }
+            | Self::Manifest { name, .. }
+            | Self::Blob { name, .. }
+            | Self::UploadStart { name }
+            | Self::UploadSession { name, .. }
+            | Self::Referrers { name, .. } => Some(name),
+        }
+    }
+
+    /// A low-cardinality label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Base => "base",
+            Self::Catalog => "catalog",
+            Self::Tags { .. } => "tags",
+            Self::Manifest { .. } => "manifest",
+            Self::Blob { .. } => "blob",
+            Self::UploadStart { .. } | Self::UploadSession { .. } => "upload",
+            Self::Referrers { .. } => "referrers",
+        }
+    }
+}
+
+/// A manifest reference: a tag or a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Tag(String),
+    Digest(String),
+}
+
+impl Reference {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Tag(s) | Self::Digest(s) => s,
+        }
+    }
+}
+
+/// Parses `rest`, the path after `/v2/` (no leading slash).
+pub fn parse(rest: &str) -> Result<Endpoint, OciError> {
+    if rest.is_empty() {
+        return Ok(Endpoint::Base);
+    }
+    if rest == "_catalog" {
+        return Ok(Endpoint::Catalog);
+    }
+    let segs: Vec<&str> = rest.split('/').collect();
+    let n = segs.len();
+    let unknown = || OciError::not_found(format!("no OCI distribution endpoint at /v2/{rest}"));
+    if n < 2 {
+        return Err(unknown());
+    }
+    let name_of = |end: usize| -> Result<String, OciError> {
+        let name = segs[..end].join("/");
+        if is_valid_name(&name) {
+            Ok(name)
+        } else {
+            Err(OciError::name_invalid(&name))
+        }
+    };
+    let (last, second) = (segs[n - 1], segs[n - 2]);
+    if n >= 3 && second == "tags" && last == "list" {
+        return Ok(Endpoint::Tags {
+            name: name_of(n - 2)?,
+        });
+    }
+    if n >= 3 && second == "manifests" {
+        let name = name_of(n - 2)?;
+        let reference = if last.contains(':') {
+            check_digest(last)?;
+            Reference::Digest(last.to_owned())
+        } else if is_valid_tag(last) {
+            Reference::Tag(last.to_owned())
+        } else {
+            return Err(OciError::new(
+                http::StatusCode::BAD_REQUEST,
+                "MANIFEST_INVALID",
+                format!("invalid tag {last:?}"),
+            ));
+        };
+        return Ok(Endpoint::Manifest { name, reference });
+    }
+    // `<name>/blobs/uploads/` splits into [.., "blobs", "uploads", ""].
+    if n >= 4 && segs[n - 3] == "blobs" && second == "uploads" && last.is_empty() {
+        return Ok(Endpoint::UploadStart {
+            name: name_of(n - 3)?,
+        });
+    }
+    if n >= 3 && second == "blobs" && last == "uploads" {
+        return Ok(Endpoint::UploadStart {
+            name: name_of(n - 2)?,
+        });
+    }
+    if n >= 3 && second == "blobs" {
+        let name = name_of(n - 2)?;
+        check_digest(last)?;
+        return Ok(Endpoint::Blob {
+            name,
+            digest: last.to_owned(),
+        });
+    }
+    if n >= 3 && second == "referrers" {
+        let name = name_of(n - 2)?;
+        check_digest(last)?;
+        return Ok(Endpoint::Referrers {
+            name,
+            digest: last.to_owned(),
+        });
+    }
+    // An upload session: the last `blobs/uploads/` pair followed by a non-empty session.
+    if let Some(i) = (1..n.saturating_sub(2))
+        .rev()
+        .find(|&i| segs[i] == "blobs" && segs[i + 1] == "uploads")
+    {
+        let session = segs[i + 2..].join("/");
+        if session.is_empty() || session.split('/').any(|s| s == ".." || s == ".") {
+            return Err(upload_unknown(&session));
+        }
+        return Ok(Endpoint::UploadSession {
+            name: name_of(i)?,
+            session,
+        });
+    }
+    Err(unknown())
+}
+
+fn upload_unknown(session: &str) -> OciError {
+    OciError::new(
+        http::StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+        format!("invalid upload session {session:?}"),
+    )
+}
+
+/// The spec's repository name grammar:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`, at most 255 bytes.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.split('/').all(is_valid_component)
+}
+
+fn is_valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: ".", "_", "__", or one or more "-".
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// Tags: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'.' | b'_' | b'-'))
+}
+
+/// Digests: `algorithm:encoded`, with the registered algorithms' exact encodings checked
+/// (sha256: 64 lowercase hex, sha512: 128) and the spec's grammar for any other.
+pub fn check_digest(d: &str) -> Result<(), OciError> {
+    let err = || OciError::digest_invalid(d);
+    let (alg, enc) = d.split_once(':').ok_or_else(err)?;
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x))
+    };
+    let ok = match alg {
+        "sha256" => hex(enc, 64),
+        "sha512" => hex(enc, 128),
+        _ => {
+            !alg.is_empty()
+                && alg.split(['+', '.', '_', '-']).all(|c| {
+                    !c.is_empty()
+                        && c.bytes()
+                            .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit())
+                })
+                && !enc.is_empty()
+                && enc
+                    .bytes()
+                    .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'=' | b'_' | b'-'))
+        }
+    };
+    if ok { Ok(()) } else { Err(err()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(parse("").unwrap(), Endpoint::Base);
+        assert_eq!(parse("_catalog").unwrap(), Endpoint::Catalog);
+        assert_eq!(
+            parse("acme/provider-x/tags/list").unwrap(),
+            Endpoint::Tags {
+                name: "acme/provider-x".into()
+            }
+        );
+        assert_eq!(
+            parse("a/manifests/v1.0").unwrap(),
+            Endpoint::Manifest {
+                name: "a".into(),
+                reference: Reference::Tag("v1.0".into())
+            }
+        );
+        assert_eq!(
+            parse(&format!("a/b/manifests/{D}")).unwrap(),
+            Endpoint::Manifest {
+                name: "a/b".into(),
+                reference: Reference::Digest(D.into())
+            }
+        );
+        assert_eq!(
+            parse(&format!("a/blobs/{D}")).unwrap(),
+            Endpoint::Blob {
+                name: "a".into(),
+                digest: D.into()
+            }
+        );
+        assert_eq!(
+            parse("a/b/blobs/uploads/").unwrap(),
+            Endpoint::UploadStart { name: "a/b".into() }
+        );
+        assert_eq!(
+            parse("a/b/blobs/uploads").unwrap(),
+            Endpoint::UploadStart { name: "a/b".into() }
+        );
+        assert_eq!(
+            parse("a/b/blobs/uploads/5e0a-uuid").unwrap(),
+            Endpoint::UploadSession {
+                name: "a/b".into(),
+                session: "5e0a-uuid".into()
+            }
+        );
+        assert_eq!(
+            parse(&format!("a/referrers/{D}")).unwrap(),
+            Endpoint::Referrers {
+                name: "a".into(),
+                digest: D.into()
+            }
+        );
+    }
+
+    #[test]
+    fn names_that_look_like_endpoints() {
+        // A repository may be called `manifests` or `blobs`: the parser reads from the end.
+        assert_eq!(
+            parse("x/manifests/y/manifests/latest").unwrap(),
+            Endpoint::Manifest {
+                name: "x/manifests/y".into(),
+                reference: Reference::Tag("latest".into())
+            }
+        );
+        assert_eq!(
+            parse("blobs/tags/list").unwrap(),
+            Endpoint::Tags {
+                name: "blobs".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input_with_spec_codes() {
+        assert_eq!(
+            parse("UPPER/manifests/v1").unwrap_err().code,
+            "NAME_INVALID"
+        );
+        assert_eq!(parse("a//b/manifests/v1").unwrap_err().code, "NAME_INVALID");
+        assert_eq!(
+            parse("../etc/manifests/v1").unwrap_err().code,
+            "NAME_INVALID"
+        );
+        assert_eq!(
+            parse("a/blobs/sha256:xyz").unwrap_err().code,
+            "DIGEST_INVALID"
+        );
+        assert_eq!(parse("a/blobs/nocolon").unwrap_err().code, "DIGEST_INVALID");
+        assert_eq!(
+            parse("a/manifests/sha256:ABC").unwrap_err().code,
+            "DIGEST_INVALID"
+        );
+        assert_eq!(
+            parse("a/manifests/-bad").unwrap_err().code,
+            "MANIFEST_INVALID"
+        );
+        assert_eq!(parse("a/whatever").unwrap_err().code, "NOT_FOUND");
+        assert_eq!(parse("a").unwrap_err().code, "NOT_FOUND");
+        assert_eq!(
+            parse("a/blobs/uploads/../x").unwrap_err().code,
+            "BLOB_UPLOAD_UNKNOWN"
+        );
+    }
+
+    #[test]
+    fn name_grammar() {
+        for ok in [
+            "a",
+            "a0",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a---b",
+            "a/b/c",
+            "library/ubuntu",
+        ] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "A", "-a", "a-", "a..b", "a___b", "a/", "/a", "a//b", "a.-b",
+        ] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+        assert!(!is_valid_name(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn digests() {
+        assert!(check_digest(D).is_ok());
+        assert!(check_digest(&format!("sha512:{}", "a".repeat(128))).is_ok());
+        assert!(check_digest("sha256:abc").is_err());
+        assert!(
+            check_digest("multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8").is_ok()
+        );
+        assert!(check_digest(":abc").is_err());
+    }
+}

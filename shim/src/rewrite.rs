@@ -1,0 +1,217 @@
+//! Maps backend URLs in `Location` and `Link` headers onto the shim, and back.
+//!
+//! A client must send its next request (an upload's `PATCH`, the next page of tags) to the shim,
+//! and the shim must turn it back into exactly the URL the backend gave. Three cases:
+//! - on the backend, under `/v2/<backend repo>/...`: becomes `/v2/<shim repo>/...`;
+//! - on the backend, anywhere else (e.g. an upload endpoint outside `/v2`): the backend path is
+//!   carried opaquely as an upload session `/v2/<shim repo>/blobs/uploads/~<base64url(path)>`,
+//!   which only ever maps back onto the same backend's origin;
+//! - on another host (object storage): left alone, the client goes there directly.
+//!
+//! The query string is never parsed or re-encoded: registries keep upload state in it
+//! (`_state=...`), and clients append to it (`&digest=...`).
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use url::Url;
+
+use crate::backend::Backend;
+
+/// Marks an upload session that encodes a backend path outside `/v2`.
+const ENCODED_SESSION: char = '~';
+
+/// What the shim knows about the request whose response is being rewritten.
+pub struct Context<'a> {
+    pub backend: &'a Backend,
+    /// The backend URL the shim requested (relative `Location`s resolve against it).
+    pub request_url: &'a Url,
+    /// The repository, by its shim and backend names, if the endpoint has one.
+    pub repo: Option<(&'a str, &'a str)>,
+    /// `public_url` without its trailing slash, or empty for relative URLs.
+    pub public_base: &'a str,
+}
+
+impl Context<'_> {
+    /// Rewrites one URL from a backend header; `None` leaves it unchanged.
+    pub fn url(&self, value: &str) -> Option<String> {
+        let abs = self.request_url.join(value).ok()?;
+        if !self.backend.owns(&abs) {
+            return None;
+        }
+        let query = raw_query(value);
+        let path = abs.path();
+        let in_api = path
+            .strip_prefix(self.backend.base_path())
+            .and_then(|p| p.strip_prefix("/v2/"));
+        let shim_path = match in_api.and_then(|rest| self.map_api_path(rest)) {
+            Some(p) => p,
+            None => {
+                // Outside the API namespace the shim maps: carry the path opaquely.
+                let (shim_repo, _) = self.repo?;
+                format!(
+                    "/v2/{shim_repo}/blobs/uploads/{ENCODED_SESSION}{}",
+                    URL_SAFE_NO_PAD.encode(path)
+                )
+            }
+        };
+        let mut out = format!("{}{}", self.public_base, shim_path);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        Some(out)
+    }
+
+    /// `rest` is a backend path after `/v2/`; returns the shim path, if the repository in it is
+    /// one the shim can name.
+    fn map_api_path(&self, rest: &str) -> Option<String> {
+        if rest.is_empty() || rest.starts_with("_catalog") {
+            return Some(format!("/v2/{rest}"));
+        }
+        if let Some((shim_repo, backend_repo)) = self.repo
+            && let Some(tail) = rest
+                .strip_prefix(backend_repo)
+                .filter(|t| t.starts_with('/'))
+        {
+            return Some(format!("/v2/{shim_repo}{tail}"));
+        }
+        let shim_rest = self.backend.shim_repo(rest)?;
+        Some(format!("/v2/{shim_rest}"))
+    }
+
+    /// Rewrites every `<url>` of a `Link` header value.
+    pub fn link(&self, value: &str) -> Option<String> {
+        let mut out = String::with_capacity(value.len());
+        let mut rest = value;
+        let mut changed = false;
+        while let Some(start) = rest.find('<') {
+            let end = start + rest[start..].find('>')?;
+            out.push_str(&rest[..=start]);
+            let target = &rest[start + 1..end];
+            match self.url(target) {
+                Some(new) => {
+                    out.push_str(&new);
+                    changed = true;
+                }
+                None => out.push_str(target),
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        changed.then_some(out)
+    }
+}
+
+/// The query of a URL exactly as written (without `?` and any fragment).
+fn raw_query(value: &str) -> Option<&str> {
+    let q = value.split_once('?')?.1;
+    Some(q.split_once('#').map_or(q, |(q, _)| q))
+}
+
+/// Where an upload session the shim handed out lives on the backend: the backend path
+/// (starting with `/`) for an encoded session, else `None` (an ordinary session id).
+pub fn decode_session(session: &str) -> Option<Result<String, ()>> {
+    let encoded = session.strip_prefix(ENCODED_SESSION)?;
+    Some(
+        URL_SAFE_NO_PAD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+            .ok_or(()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shimmer_config::BackendConfig;
+
+    use super::*;
+
+    fn backend(url: &str, prefix: &str) -> Arc<Backend> {
+        let mut cfg = BackendConfig::new("b", url.parse().unwrap());
+        cfg.repository_prefix = prefix.into();
+        Backend::from_config(&cfg).unwrap()
+    }
+
+    fn ctx<'a>(b: &'a Backend, req: &'a Url, public: &'a str) -> Context<'a> {
+        Context {
+            backend: b,
+            request_url: req,
+            repo: Some(("acme/x", "mirror/acme/x")),
+            public_base: public,
+        }
+    }
+
+    #[test]
+    fn absolute_and_relative_locations_map_to_the_shim_keeping_the_query() {
+        let b = backend("http://127.0.0.1:5001", "mirror/");
+        let req: Url = "http://127.0.0.1:5001/v2/mirror/acme/x/blobs/uploads/"
+            .parse()
+            .unwrap();
+        let c = ctx(&b, &req, "");
+        let q = "_state=AbC%2B%3D%3D&x=1";
+        assert_eq!(
+            c.url(&format!(
+                "http://127.0.0.1:5001/v2/mirror/acme/x/blobs/uploads/u-1?{q}"
+            )),
+            Some(format!("/v2/acme/x/blobs/uploads/u-1?{q}"))
+        );
+        assert_eq!(
+            c.url(&format!("/v2/mirror/acme/x/blobs/uploads/u-1?{q}")),
+            Some(format!("/v2/acme/x/blobs/uploads/u-1?{q}"))
+        );
+        let c = ctx(&b, &req, "https://shim.example.com");
+        assert_eq!(
+            c.url("/v2/mirror/acme/x/manifests/sha256:ab"),
+            Some("https://shim.example.com/v2/acme/x/manifests/sha256:ab".into())
+        );
+    }
+
+    #[test]
+    fn foreign_hosts_are_left_alone() {
+        let b = backend("http://127.0.0.1:5001", "");
+        let req: Url = "http://127.0.0.1:5001/v2/acme/x/blobs/sha256:ab"
+            .parse()
+            .unwrap();
+        let c = ctx(&b, &req, "");
+        assert_eq!(c.url("https://s3.example.com/bucket/blob?sig=1"), None);
+    }
+
+    #[test]
+    fn paths_outside_v2_round_trip_through_an_encoded_session() {
+        let b = backend("http://127.0.0.1:5001", "mirror/");
+        let req: Url = "http://127.0.0.1:5001/v2/mirror/acme/x/blobs/uploads/"
+            .parse()
+            .unwrap();
+        let c = ctx(&b, &req, "");
+        let shim = c.url("/upload/area/77?state=q").unwrap();
+        let (path, query) = shim.split_once('?').unwrap();
+        assert_eq!(query, "state=q");
+        let session = path.strip_prefix("/v2/acme/x/blobs/uploads/").unwrap();
+        assert_eq!(decode_session(session), Some(Ok("/upload/area/77".into())));
+        assert_eq!(decode_session("plain-uuid"), None);
+        assert_eq!(decode_session("~!!!"), Some(Err(())));
+        // `//host/path` would change the origin; it is refused.
+        let evil = format!("~{}", URL_SAFE_NO_PAD.encode("//evil.example.com/x"));
+        assert_eq!(decode_session(&evil), Some(Err(())));
+    }
+
+    #[test]
+    fn link_headers_point_at_the_shim() {
+        let b = backend("http://127.0.0.1:5001", "mirror/");
+        let req: Url = "http://127.0.0.1:5001/v2/mirror/acme/x/tags/list?n=2"
+            .parse()
+            .unwrap();
+        let c = ctx(&b, &req, "");
+        assert_eq!(
+            c.link(r#"</v2/mirror/acme/x/tags/list?last=b&n=2>; rel="next""#),
+            Some(r#"</v2/acme/x/tags/list?last=b&n=2>; rel="next""#.into())
+        );
+        assert_eq!(
+            c.link(r#"</v2/_catalog?last=mirror%2Facme%2Fx&n=2>; rel="next""#),
+            Some(r#"</v2/_catalog?last=mirror%2Facme%2Fx&n=2>; rel="next""#.into())
+        );
+    }
+}
