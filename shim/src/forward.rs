@@ -60,6 +60,15 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     };
     let url = backend_url(state, &routed, &endpoint, parts.uri.query())?;
 
+    // Everything about the request is checked before the backend is contacted at all.
+    let (manifest, body) = match (&endpoint, &parts.method) {
+        (Endpoint::Manifest { reference, .. }, &Method::PUT) => {
+            let limit = state.config.server.max_manifest_bytes;
+            let m = read_manifest(body, &parts.headers, reference, limit).await?;
+            (Some(m), None)
+        }
+        _ => (None, Some(body)),
+    };
     let forward_auth = routed.backend.forwards_client_auth().await;
     let mut out = routed
         .backend
@@ -67,12 +76,10 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         .request(parts.method.clone(), url.as_str())
         .headers(request_headers(&parts.headers, forward_auth));
     let mut pushed = None;
-    if let (Endpoint::Manifest { reference, .. }, &Method::PUT) = (&endpoint, &parts.method) {
-        let limit = state.config.server.max_manifest_bytes;
-        let (bytes, digest) = read_manifest(body, &parts.headers, reference, limit).await?;
+    if let Some((bytes, digest)) = manifest {
         out = out.header(header::CONTENT_LENGTH, bytes.len()).body(bytes);
         pushed = Some(digest);
-    } else if has_body(&parts.headers) {
+    } else if let Some(body) = body.filter(|_| has_body(&parts.headers)) {
         if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
             out = out.header(header::CONTENT_LENGTH, len.clone());
         }
