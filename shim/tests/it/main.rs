@@ -1,1 +1,11 @@
+//! Integration tests of the shim against real parts: PostgreSQL, docker-registry, skopeo.
 
+mod auth;
+mod bad_input;
+mod enqueue;
+mod harness;
+mod push_pull;
+mod redirects;
+mod routing;
+mod shutdown;
+mod uploads;

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The one test command (the README's and CI's): installs the real programs the tests drive if
+# missing, starts one private PostgreSQL for the whole run, checks formatting, runs every test.
+#
+#   scripts/test.sh                         # everything
+#   scripts/test.sh -p testkit -E 'test(pg)'  # extra args go to cargo nextest run
+#
+# Tests get the server's admin URL in TESTKIT_DATABASE_URL and create their own databases on it.
+# Everything started here is stopped on exit, also on failure or CTRL-C.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+install_missing() {
+    local missing=() pkg
+    for pkg in "${PACKAGES[@]}"; do
+        dpkg -s "$pkg" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$pkg")
+    done
+    ((${#missing[@]} == 0)) && return
+    if ! is_root; then
+        echo "missing packages; install them as root with:" >&2
+        echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# PostgreSQL refuses to run as root: as root, run its programs as the postgres user.
+as_pg() {
+    if is_root; then (cd "$WORK" && runuser -u postgres -- "$@"); else (cd "$WORK" && "$@"); fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_postgres() {
+    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    is_root && chown postgres: "$WORK"
+    as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C --no-sync \
+        >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; exit 1; }
+    local attempt port
+    for attempt in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 30000))
+        port_in_use "$port" && continue
+        if as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w -t 60 start -o \
+            "-p $port -k $WORK -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+            >/dev/null; then
+            PG_RUNNING=1
+            export TESTKIT_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+            log "PostgreSQL on 127.0.0.1:$port (data in $WORK/pg)"
+            return
+        fi
+    done
+    cat "$WORK/pg.log" >&2
+    echo "PostgreSQL did not start" >&2
+    exit 1
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ ${PG_RUNNING:-0} == 1 ]]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    [[ -n ${WORK:-} ]] && rm -rf "$WORK"
+    exit "$status"
+}
+
+install_missing
+
+WORK=$(mktemp -d /tmp/shimmer-test.XXXXXX)
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+start_postgres
+
+# testkit puts its registries' and servers' dirs here, so whatever a killed test leaks goes too.
+export TESTKIT_TMPDIR="$WORK/tmp"
+mkdir -m 1777 "$TESTKIT_TMPDIR"
+
+# The tests must see only the configuration they set themselves.
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^SHIMMER_' || true)
+
+log "cargo fmt --all -- --check"
+fmt_status=0
+cargo fmt --all -- --check || fmt_status=$?
+
+# `--workspace` unless the caller picked packages.
+scope=(--workspace)
+for arg in "$@"; do
+    case $arg in -p | --package | -p* | --package=*) scope=() ;; esac
+done
+
+test_status=0
+if cargo nextest --version >/dev/null 2>&1; then
+    log "cargo nextest run ${scope[*]} --no-fail-fast $*"
+    cargo nextest run "${scope[@]}" --no-fail-fast "$@" || test_status=$?
+else
+    log "cargo-nextest not found; cargo test ${scope[*]} --no-fail-fast $*"
+    cargo test "${scope[@]}" --no-fail-fast "$@" || test_status=$?
+fi
+
+if ((fmt_status != 0)); then
+    log "formatting differs: run cargo fmt --all"
+fi
+if ((test_status != 0)); then exit "$test_status"; fi
+exit "$fmt_status"

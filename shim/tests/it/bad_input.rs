@@ -1,0 +1,143 @@
+//! Untrusted input gets the spec's error code from the shim, and the backend never sees it.
+
+use reqwest::{StatusCode, header};
+use testkit::{
+    recorder::Recorder,
+    registry::{Registry, RegistryOptions},
+};
+
+use crate::harness::{Shim, backend_toml, error_code, http};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+#[tokio::test]
+async fn malformed_requests_are_refused_before_reaching_the_backend() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&reg.url()).await;
+    let toml = format!(
+        "[server]\nmax_manifest_bytes = 65536\n{}",
+        backend_toml("primary", &rec.url(), "")
+    );
+    let shim = Shim::start(&toml).await;
+    let c = http();
+    let base = shim.url();
+    let valid = format!("sha256:{}", "a".repeat(64));
+
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            c.get(format!("{base}/v2/acme/x/nothing-here")),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            c.get(format!("{base}/v2/acme/x")),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            c.get(format!("{base}/v2/Acme/X/manifests/v1")),
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+        ),
+        (
+            c.get(format!("{base}/v2/a..b/manifests/v1")),
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+        ),
+        (
+            c.get(format!("{base}/v2/acme/x/blobs/sha256:123")),
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        ),
+        (
+            c.get(format!("{base}/v2/acme/x/manifests/md5:zz")),
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        ),
+        (
+            c.get(format!("{base}/v2/acme/x/manifests/-tag")),
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            c.post(format!("{base}/v2/acme/x/manifests/v1")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+        ),
+        (
+            c.post(format!(
+                "{base}/v2/acme/x/blobs/uploads/?mount={valid}&from=Bad_Name"
+            )),
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+        ),
+        (
+            c.put(format!("{base}/v2/acme/x/manifests/v1"))
+                .header(header::CONTENT_TYPE, OCI_MANIFEST)
+                .body(vec![b' '; 70_000]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+        ),
+        (
+            // Too large without a Content-Length: caught while reading.
+            c.put(format!("{base}/v2/acme/x/manifests/v1"))
+                .header(header::CONTENT_TYPE, OCI_MANIFEST)
+                .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                    (0..20).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 8192])),
+                ))),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+        ),
+        (
+            c.put(format!("{base}/v2/acme/x/manifests/v1"))
+                .header(header::CONTENT_TYPE, OCI_MANIFEST)
+                .body("{not json"),
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_INVALID",
+        ),
+        (
+            c.put(format!("{base}/v2/acme/x/manifests/{valid}"))
+                .header(header::CONTENT_TYPE, OCI_MANIFEST)
+                .body("{}"),
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        ),
+        (
+            c.get(format!("{base}/v2/acme/x/blobs/uploads/~bm90LWEtcGF0aA")),
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
+    ];
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), status, "case {i}");
+        assert_eq!(
+            resp.headers()["docker-distribution-api-version"],
+            "registry/2.0",
+            "case {i}"
+        );
+        assert_eq!(error_code(resp).await, code, "case {i}");
+    }
+    assert_eq!(
+        rec.requests(),
+        vec![],
+        "the backend was called with bad input"
+    );
+}
+
+#[tokio::test]
+async fn default_manifest_limit_is_4_mib() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
+    let mut body = br#"{"schemaVersion":2,"pad":""#.to_vec();
+    body.resize(4 * 1024 * 1024 + 1, b'a');
+    let resp = http()
+        .put(format!("{}/v2/acme/x/manifests/v1", shim.url()))
+        .header(header::CONTENT_TYPE, OCI_MANIFEST)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(resp).await, "SIZE_INVALID");
+}

@@ -1,0 +1,203 @@
+//! Every manifest pushed, or pulled for the first time, is queued once; the client never waits
+//! on the queue and never fails because of it.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use shimmer_store::PgPool;
+use testkit::{
+    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    pg::PgServer,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+};
+
+use crate::harness::{Shim, backend_toml, docker, http, jobs, wait_for_jobs};
+
+fn layout_with(dir: &std::path::Path, tag: &str, content: &[u8]) -> (OciLayout, String) {
+    let layout = OciLayout::create(dir.join(tag));
+    let image = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", content)]))],
+        ..Default::default()
+    });
+    layout.tag(tag, &image);
+    (layout, image.digest)
+}
+
+/// Rows ever inserted, updated or deleted in the queue tables (counts writes, not rows present).
+/// Call it after closing every pool that wrote: a server process flushes its statistics lazily,
+/// but always when its connection ends.
+async fn writes(url: &str) -> i64 {
+    let pool = PgPool::connect(url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(
+        "select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint
+         from pg_stat_user_tables where relname in ('index_jobs', 'seen_manifests')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn push_enqueues_one_job_and_pulls_enqueue_only_unseen_digests() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
+    let tmp = tempfile::tempdir().unwrap();
+
+    let (layout, digest) = layout_with(tmp.path(), "v1", b"pushed");
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/pkg:v1"), &[])
+        .await
+        .unwrap();
+    let queued = wait_for_jobs(&shim.pool, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let queued_after = jobs(&shim.pool).await;
+    assert_eq!(
+        queued_after.len(),
+        1,
+        "exactly one job per push: {queued_after:?}"
+    );
+    let job = &queued[0];
+    assert_eq!(
+        (
+            job.backend.as_str(),
+            job.repository.as_str(),
+            job.reference.as_str(),
+            job.digest.as_str()
+        ),
+        ("primary", "acme/pkg", "v1", digest.as_str())
+    );
+    assert_eq!(job.source, "push");
+    assert_eq!(job.state, "queued");
+    assert_eq!(
+        job.media_type.as_deref(),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+
+    // Pushed straight to the backend, then pulled through the shim: queued once.
+    let (other, other_digest) = layout_with(tmp.path(), "v2", b"pushed directly");
+    skopeo::copy(
+        &other.skopeo_ref("v2"),
+        &docker(&reg.host_port(), "acme/direct:v2"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let c = http();
+    let url = format!("{}/v2/acme/direct/manifests/{other_digest}", shim.url());
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let r = c
+        .get(&url)
+        .header(header::ACCEPT, accept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let queued = wait_for_jobs(&shim.pool, 2).await;
+    assert_eq!(queued[1].source, "pull");
+    assert_eq!(queued[1].digest, other_digest);
+
+    // Pulling known digests again writes nothing: not from this process's memory, nor from a
+    // second shim that must ask the database.
+    for _ in 0..3 {
+        let r = c
+            .get(&url)
+            .header(header::ACCEPT, accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = c
+            .head(&url)
+            .header(header::ACCEPT, accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["docker-content-digest"], other_digest.as_str());
+        assert!(r.headers().contains_key(header::CONTENT_LENGTH));
+    }
+    let by_tag = format!("{}/v2/acme/pkg/manifests/v1", shim.url());
+    let r = c
+        .head(&by_tag)
+        .header(header::ACCEPT, accept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let second = Shim::start_with_database(
+        &backend_toml("primary", &reg.url(), ""),
+        &shim.state.config.database.url.expose().to_owned(),
+    )
+    .await;
+    let r = c
+        .get(format!(
+            "{}/v2/acme/direct/manifests/{other_digest}",
+            second.url()
+        ))
+        .header(header::ACCEPT, accept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(jobs(&shim.pool).await.len(), 2);
+    // One push and one first pull wrote 2 rows each (a job and a seen digest); nothing else did.
+    let url = shim.state.config.database.url.expose().to_owned();
+    shim.pool.close().await;
+    second.pool.close().await;
+    testkit::wait_until("statistics are flushed", Duration::from_secs(5), || async {
+        writes(&url).await >= 4
+    })
+    .await;
+    assert_eq!(
+        writes(&url).await,
+        4,
+        "a known digest cost a database write"
+    );
+}
+
+#[tokio::test]
+async fn push_succeeds_with_the_database_down_and_the_job_arrives_later() {
+    let pg = PgServer::start().await;
+    let db_url = pg.create_database("shim_outage").await;
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start_with_database(&backend_toml("primary", &reg.url(), ""), &db_url).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, digest) = layout_with(tmp.path(), "v1", b"during outage");
+
+    pg.stop().await;
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &shim.docker("acme/outage:v1"),
+        &[],
+    )
+    .await
+    .expect("a push must not fail because the queue is down");
+    let raw = skopeo::inspect_raw(&shim.docker("acme/outage:v1"), &[])
+        .await
+        .unwrap();
+    assert_eq!(skopeo::digest_of(&raw), digest);
+    testkit::wait_until(
+        "the failure is counted",
+        Duration::from_secs(10),
+        || async { shim.state.enqueuer.pending() >= 1 },
+    )
+    .await;
+    let metrics = http()
+        .get(format!("{}/metrics", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(!text.contains("shimmer_enqueue_failures_total 0"), "{text}");
+
+    pg.restart().await;
+    let queued = wait_for_jobs(&shim.pool, 1).await;
+    assert!(
+        queued
+            .iter()
+            .any(|j| j.digest == digest && j.source == "push"),
+        "{queued:?}"
+    );
+}

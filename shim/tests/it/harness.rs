@@ -1,0 +1,127 @@
+//! Starts a shim in-process on port 0 against a fresh database and the given backends.
+
+use std::{sync::Arc, time::Duration};
+
+use shimmer_config::Config;
+use shimmer_store::PgPool;
+use testkit::pg::TestDatabase;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// A running shim.
+pub struct Shim {
+    /// `127.0.0.1:PORT`, for `docker://` references.
+    pub host_port: String,
+    pub pool: PgPool,
+    pub state: shimmer_shim::AppState,
+    _db: Option<TestDatabase>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Shim {
+    /// A shim whose configuration is `toml` (backends, routes, server options) plus a fresh,
+    /// migrated database.
+    pub async fn start(toml: &str) -> Shim {
+        let db = testkit::pg::fresh_database().await;
+        let url = db.url.clone();
+        let mut shim = Self::start_with_database(toml, &url).await;
+        shim._db = Some(db);
+        shim
+    }
+
+    /// The same, against a database the caller owns (e.g. a private server it will stop).
+    pub async fn start_with_database(toml: &str, database_url: &str) -> Shim {
+        let text =
+            format!("{toml}\n[database]\nurl = \"{database_url}\"\nacquire_timeout = \"1s\"\n");
+        let config = Arc::new(Config::from_toml(&text).expect("test configuration is valid"));
+        let pool = shimmer_store::connect_lazy(&config.database).unwrap();
+        shimmer_store::migrate(&pool)
+            .await
+            .expect("migrations apply");
+        let state = shimmer_shim::AppState::new(config, pool.clone()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host_port = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(shimmer_shim::run(listener, state.clone(), async {
+            let _ = stopped.await;
+        }));
+        Shim {
+            host_port,
+            pool,
+            state,
+            _db: None,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.host_port)
+    }
+
+    /// `docker://127.0.0.1:PORT/<repo_and_tag>`
+    pub fn docker(&self, repo_and_tag: &str) -> String {
+        format!("docker://{}/{repo_and_tag}", self.host_port)
+    }
+
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// `[[backend]]` + `[[route]]` TOML for one backend serving `prefix`.
+pub fn backend_toml(name: &str, url: &str, prefix: &str) -> String {
+    format!(
+        "[[backend]]\nname = \"{name}\"\nurl = \"{url}\"\n\n[[route]]\nprefix = \"{prefix}\"\nbackend = \"{name}\"\n"
+    )
+}
+
+/// A plain HTTP client for hand-made requests.
+pub fn http() -> reqwest::Client {
+    shimmer_shim::backend::install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// `docker://` reference on a registry.
+pub fn docker(host_port: &str, repo_and_tag: &str) -> String {
+    format!("docker://{host_port}/{repo_and_tag}")
+}
+
+/// Rows in the queue.
+pub async fn jobs(pool: &PgPool) -> Vec<shimmer_store::jobs::JobRow> {
+    shimmer_store::jobs::list(pool).await.unwrap()
+}
+
+/// Polls until the queue holds `n` jobs (the shim writes them off the request path).
+pub async fn wait_for_jobs(pool: &PgPool, n: usize) -> Vec<shimmer_store::jobs::JobRow> {
+    testkit::wait_until(
+        &format!("{n} jobs are queued"),
+        Duration::from_secs(15),
+        || async { jobs(pool).await.len() >= n },
+    )
+    .await;
+    jobs(pool).await
+}
+
+/// An OCI error envelope's first code.
+pub async fn error_code(resp: reqwest::Response) -> String {
+    let v: serde_json::Value = resp.json().await.expect("an OCI error envelope");
+    v["errors"][0]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

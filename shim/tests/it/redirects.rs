@@ -1,0 +1,185 @@
+//! A backend that answers blob GETs with a 307 to another host (as registries on object storage
+//! do): the shim follows it by default, without the client's credentials, or hands it on.
+//!
+//! The redirecting backend is a real nginx in front of a real docker-registry; the redirect
+//! target is a logging relay in front of that same registry, so the test sees what reached it.
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use reqwest::{StatusCode, header};
+use testkit::{
+    recorder::Recorder,
+    registry::{Registry, RegistryOptions},
+    skopeo::digest_of,
+};
+use tokio::process::{Child, Command};
+
+use crate::harness::{Shim, backend_toml, http};
+
+/// nginx on a free port: blob GETs get `307` to `redirect_to` + the same path, everything else
+/// is proxied to `upstream`.
+struct Nginx {
+    port: u16,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    async fn start(upstream: &str, redirect_to: &str) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = testkit::free_port();
+        let p = dir.path().display();
+        let conf = format!(
+            r#"
+daemon off;
+worker_processes 1;
+pid {p}/nginx.pid;
+error_log {p}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 0;
+        location ~ ^/v2/.+/blobs/sha256:[a-f0-9]+$ {{
+            if ($request_method = GET) {{ return 307 {redirect_to}$request_uri; }}
+            proxy_pass {upstream};
+            proxy_set_header Host $http_host;
+        }}
+        location / {{
+            proxy_pass {upstream};
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new(nginx_binary())
+            .args(["-e", &format!("{p}/error.log"), "-p"])
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nginx (apt-get install nginx) runs");
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        testkit::wait_until("nginx answers", Duration::from_secs(10), || {
+            let url = url.clone();
+            async move { http().get(&url).send().await.is_ok() }
+        })
+        .await;
+        Nginx {
+            port,
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn nginx_binary() -> &'static str {
+    if Path::new("/usr/sbin/nginx").exists() {
+        "/usr/sbin/nginx"
+    } else {
+        "nginx"
+    }
+}
+
+async fn upload(base: &str, repo: &str, data: &[u8]) -> String {
+    let c = http();
+    let d = digest_of(data);
+    let r = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let loc = if loc.starts_with('/') {
+        format!("{base}{loc}")
+    } else {
+        loc
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(format!("{loc}{sep}digest={d}"))
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    d
+}
+
+#[tokio::test]
+async fn blob_redirects_are_followed_without_credentials_or_passed_on() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let storage = Recorder::start(&reg.url()).await;
+    let nginx = Nginx::start(&reg.url(), &storage.url()).await;
+    // The backend is trusted with the client's credentials; the redirect target is not.
+    let toml = backend_toml("primary", &nginx.url(), "")
+        .replace("\n\n[[route]]", "\nclient_auth = \"forward\"\n\n[[route]]");
+    let shim = Shim::start(&toml).await;
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8).collect();
+    let d = upload(&shim.url(), "acme/r", &data).await;
+
+    // Direct to nginx: a real 307.
+    let direct = http()
+        .get(format!("{}/v2/acme/r/blobs/{d}", nginx.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), StatusCode::TEMPORARY_REDIRECT);
+
+    // Through the shim: followed, the bytes arrive, the client's credentials stay behind.
+    let got = http()
+        .get(format!("{}/v2/acme/r/blobs/{d}", shim.url()))
+        .basic_auth("someone", Some("their-password"))
+        .header(header::RANGE, "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(got.headers()["docker-content-digest"], d.as_str());
+    assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..100]);
+    let at_storage = storage.requests();
+    let fetched: Vec<_> = at_storage
+        .iter()
+        .filter(|r| r.path_and_query.contains(&d))
+        .collect();
+    assert_eq!(fetched.len(), 1, "{at_storage:?}");
+    assert!(
+        fetched[0].header("authorization").is_none(),
+        "credentials followed the redirect"
+    );
+    assert_eq!(fetched[0].header("range"), Some("bytes=0-99"));
+
+    // With follow_redirects = false the client gets the 307 itself.
+    let passing = Shim::start(&format!(
+        "[server]\nfollow_redirects = false\n{}",
+        backend_toml("primary", &nginx.url(), "")
+    ))
+    .await;
+    let r = http()
+        .get(format!("{}/v2/acme/r/blobs/{d}", passing.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+    let loc = r.headers()[header::LOCATION].to_str().unwrap();
+    assert!(
+        loc.starts_with(&storage.url()),
+        "a foreign Location is left alone: {loc}"
+    );
+}

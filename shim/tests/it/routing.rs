@@ -1,0 +1,221 @@
+//! Several backends at once, routed by repository prefix; pagination; health.
+
+use reqwest::{StatusCode, header};
+use testkit::{
+    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    recorder::Recorder,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+};
+
+use crate::harness::{Shim, backend_toml, docker, error_code, http};
+
+fn small_image(dir: &std::path::Path) -> OciLayout {
+    let layout = OciLayout::create(dir.join("layout"));
+    let image = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"routing")]))],
+        ..Default::default()
+    });
+    layout.tag("v1", &image);
+    layout
+}
+
+#[tokio::test]
+async fn two_backends_are_routed_by_longest_prefix() {
+    let (a, b) = (
+        Registry::start(RegistryOptions::default()).await,
+        Registry::start(RegistryOptions::default()).await,
+    );
+    let toml = format!(
+        "{}{}",
+        backend_toml("a", &a.url(), "acme/"),
+        backend_toml("b", &b.url(), "acme/private/")
+    );
+    let shim = Shim::start(&toml).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = small_image(tmp.path());
+
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &shim.docker("acme/public:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &shim.docker("acme/private/x:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let on = |reg: &Registry, repo: &str| {
+        let r = docker(&reg.host_port(), &format!("{repo}:v1"));
+        async move { skopeo::inspect_raw(&r, &[]).await.is_ok() }
+    };
+    assert!(on(&a, "acme/public").await);
+    assert!(!on(&b, "acme/public").await);
+    assert!(on(&b, "acme/private/x").await);
+    assert!(!on(&a, "acme/private/x").await);
+
+    // A name no route covers: NAME_UNKNOWN, and a push fails.
+    let resp = http()
+        .get(format!("{}/v2/elsewhere/x/manifests/v1", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        resp.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+    assert_eq!(error_code(resp).await, "NAME_UNKNOWN");
+    let err = skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &shim.docker("elsewhere/x:v1"),
+        &[],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains("NAME_UNKNOWN") || err.contains("not routed"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn catalog_pagination_links_point_at_the_shim_and_tag_queries_pass_verbatim() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&reg.url()).await;
+    let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = small_image(tmp.path());
+    for repo in ["r/one", "r/two", "r/three"] {
+        skopeo::copy(
+            &layout.skopeo_ref("v1"),
+            &shim.docker(&format!("{repo}:v1")),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    let c = http();
+
+    // Walk the catalog one repository at a time by following the Link header.
+    let mut next = Some(format!("{}/v2/_catalog?n=1", shim.url()));
+    let mut seen = Vec::new();
+    while let Some(url) = next.take() {
+        let resp = c.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        if let Some(link) = resp.headers().get(header::LINK) {
+            let link = link.to_str().unwrap();
+            assert!(
+                !link.contains(&rec.host_port()),
+                "Link leaks the backend: {link}"
+            );
+            let target = link.split('<').nth(1).unwrap().split('>').next().unwrap();
+            assert!(target.starts_with("/v2/_catalog?"), "{link}");
+            next = Some(format!("{}{target}", shim.url()));
+        }
+        let v: serde_json::Value = resp.json().await.unwrap();
+        seen.extend(
+            v["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.to_string()),
+        );
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // docker-registry 2.8 ignores n/last on tag lists (no Link to follow); the shim's part is
+    // to hand the query to the backend exactly as the client wrote it.
+    let resp = c
+        .get(format!("{}/v2/r/one/tags/list?n=1&last=a%2Db", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["name"], "r/one");
+    assert!(
+        rec.requests()
+            .iter()
+            .any(|r| r.path_and_query == "/v2/r/one/tags/list?n=1&last=a%2Db"),
+        "{:?}",
+        rec.requests().last()
+    );
+}
+
+#[tokio::test]
+async fn repeated_accept_headers_all_reach_the_backend() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&reg.url()).await;
+    let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
+    let resp = http()
+        .get(format!("{}/v2/r/x/manifests/v1", shim.url()))
+        .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+        .header(
+            header::ACCEPT,
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .header(header::CONNECTION, "keep-alive, x-secret-hop")
+        .header("x-secret-hop", "must not pass")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let sent: Vec<_> = rec
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query != "/v2/")
+        .collect();
+    let accepts: Vec<_> = sent[0]
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "accept")
+        .collect();
+    assert_eq!(accepts.len(), 2, "{:?}", sent[0].headers);
+    assert!(
+        sent[0].header("x-secret-hop").is_none(),
+        "Connection-listed header was forwarded"
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let mut reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
+    let c = http();
+    let r = c
+        .get(format!("{}/healthz", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .get(format!("{}/readyz", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    reg.stop().await;
+    let r = c
+        .get(format!("{}/readyz", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["backends"]["primary"]["ok"], false);
+    assert_eq!(v["database"]["ok"], true);
+    // A backend that is down: the client gets a spec error, not a hang or a leak of details.
+    let r = c
+        .get(format!("{}/v2/x/manifests/v1", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(error_code(r).await, "UNAVAILABLE");
+}

@@ -1,0 +1,252 @@
+//! Blob uploads by hand, as the spec describes them: chunked, monolithic, mounted; against a
+//! backend that answers absolute `Location`s and one that answers relative ones.
+
+use reqwest::{StatusCode, header};
+use testkit::{
+    recorder::Recorder,
+    registry::{Registry, RegistryOptions},
+    skopeo::digest_of,
+};
+
+use crate::harness::{Shim, backend_toml, http};
+
+/// The `Location` of a response, which must point at the shim (relative, no backend host).
+fn location(resp: &reqwest::Response, shim: &Shim, backend_host: &str) -> String {
+    let loc = resp
+        .headers()
+        .get(header::LOCATION)
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !loc.contains(backend_host),
+        "Location leaks the backend: {loc}"
+    );
+    assert!(
+        loc.starts_with("/v2/"),
+        "Location is not a shim path: {loc}"
+    );
+    format!("{}{loc}", shim.url())
+}
+
+fn with_query(url: &str, extra: &str) -> String {
+    if url.contains('?') {
+        format!("{url}&{extra}")
+    } else {
+        format!("{url}?{extra}")
+    }
+}
+
+/// Chunked upload, monolithic upload, cross-repository mount and a ranged read, through a shim
+/// whose backend stores repositories under `mirror/`.
+async fn uploads_work(relative_urls: bool) {
+    let reg = Registry::start(RegistryOptions {
+        relative_urls,
+        ..Default::default()
+    })
+    .await;
+    let mut toml = backend_toml("primary", &reg.url(), "");
+    toml = toml.replace("[[route]]", "repository_prefix = \"mirror/\"\n\n[[route]]");
+    let shim = Shim::start(&toml).await;
+    let c = http();
+    let base = shim.url();
+
+    // Chunked: POST, three PATCHes, PUT with the digest.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = digest_of(&data);
+    let resp = c
+        .post(format!("{base}/v2/acme/x/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert!(resp.headers().contains_key("docker-upload-uuid"));
+    let mut next = location(&resp, &shim, &reg.host_port());
+    let mut offset = 0;
+    for chunk in data.chunks(110_000) {
+        let end = offset + chunk.len() - 1;
+        let resp = c
+            .patch(&next)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_RANGE, format!("{offset}-{end}"))
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::ACCEPTED,
+            "{}",
+            resp.text().await.unwrap()
+        );
+        assert_eq!(resp.headers()[header::RANGE], format!("0-{end}"));
+        next = location(&resp, &shim, &reg.host_port());
+        offset = end + 1;
+    }
+    let status = c.get(&next).send().await.unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT, "upload status");
+    let resp = c
+        .put(with_query(&next, &format!("digest={digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(resp.headers()["docker-content-digest"], digest.as_str());
+    location(&resp, &shim, &reg.host_port());
+
+    // The backend stored it under the mapped name; the shim serves it under its own.
+    let direct = c
+        .get(format!("{}/v2/mirror/acme/x/blobs/{digest}", reg.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), StatusCode::OK);
+    let got = c
+        .get(format!("{base}/v2/acme/x/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.headers()[header::CONTENT_LENGTH],
+        data.len().to_string().as_str()
+    );
+    assert_eq!(got.bytes().await.unwrap().as_ref(), data.as_slice());
+
+    // Range requests pass through.
+    let part = c
+        .get(format!("{base}/v2/acme/x/blobs/{digest}"))
+        .header(header::RANGE, "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()[header::CONTENT_RANGE],
+        format!("bytes 10-19/{}", data.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &data[10..20]);
+
+    // Cross-repository mount within the backend: 201, nothing uploaded.
+    let resp = c
+        .post(format!(
+            "{base}/v2/acme/y/blobs/uploads/?mount={digest}&from=acme/x"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED, "mount");
+    let loc = location(&resp, &shim, &reg.host_port());
+    assert!(
+        loc.ends_with(&format!("/v2/acme/y/blobs/{digest}")),
+        "{loc}"
+    );
+    let head = c
+        .head(format!("{base}/v2/acme/y/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()[header::CONTENT_LENGTH],
+        data.len().to_string().as_str()
+    );
+
+    // Monolithic upload: one PUT with the whole body. (A single POST with `?digest=` is an
+    // optional form docker-registry 2.8 answers with 202 and a session; it passes through too.)
+    let small = b"monolithic".to_vec();
+    let d2 = digest_of(&small);
+    let resp = c
+        .post(format!("{base}/v2/acme/y/blobs/uploads/?digest={d2}"))
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(small.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status() == StatusCode::CREATED || resp.status() == StatusCode::ACCEPTED);
+    if resp.status() == StatusCode::ACCEPTED {
+        let session = location(&resp, &shim, &reg.host_port());
+        let resp = c
+            .put(with_query(&session, &format!("digest={d2}")))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(small.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED, "monolithic PUT");
+    }
+    let got = c
+        .get(format!("{base}/v2/acme/y/blobs/{d2}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), small.as_slice());
+
+    // Cancelling an upload session.
+    let resp = c
+        .post(format!("{base}/v2/acme/x/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let session = location(&resp, &shim, &reg.host_port());
+    let resp = c.delete(&session).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let resp = c.get(&session).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // Blob delete.
+    let resp = c
+        .delete(format!("{base}/v2/acme/y/blobs/{d2}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn uploads_through_a_backend_with_absolute_locations() {
+    uploads_work(false).await;
+}
+
+#[tokio::test]
+async fn uploads_through_a_backend_with_relative_locations() {
+    uploads_work(true).await;
+}
+
+#[tokio::test]
+async fn mount_from_another_backend_becomes_a_plain_upload() {
+    let (a, b) = (
+        Registry::start(RegistryOptions::default()).await,
+        Registry::start(RegistryOptions::default()).await,
+    );
+    let rec = Recorder::start(&b.url()).await;
+    let toml = format!(
+        "{}{}",
+        backend_toml("a", &a.url(), "a/"),
+        backend_toml("b", &rec.url(), "b/")
+    );
+    let shim = Shim::start(&toml).await;
+    let d = digest_of(b"x");
+    let resp = http()
+        .post(format!(
+            "{}/v2/b/y/blobs/uploads/?mount={d}&from=a/x",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::ACCEPTED,
+        "an ordinary upload session"
+    );
+    // The shim's own probe (`GET /v2/`) aside, the backend got exactly one request.
+    let sent: Vec<_> = rec
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query != "/v2/")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(!sent[0].path_and_query.contains("mount"), "{:?}", sent[0]);
+    assert!(!sent[0].path_and_query.contains("from"), "{:?}", sent[0]);
+}

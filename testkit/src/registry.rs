@@ -1,0 +1,190 @@
+//! A real `docker-registry` (CNCF distribution 2.8) on a free loopback port.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::daemon::{self, Daemon, DaemonSpec, path_arg};
+
+const BINARY: &str = "/usr/bin/docker-registry";
+
+/// How to configure a [`Registry`]; `Default` is a plain registry logging every request.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// `http.relativeurls`: `Location` headers without scheme and host.
+    pub relative_urls: bool,
+    /// Demand HTTP Basic credentials (user, password), checked against a bcrypt htpasswd file.
+    pub htpasswd: Option<(String, String)>,
+    /// Run as a pull-through cache of this upstream (`proxy.remoteurl`).
+    pub proxy_remote_url: Option<String>,
+    /// `log.level`; "info" logs each request.
+    pub log_level: String,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            relative_urls: false,
+            htpasswd: None,
+            proxy_remote_url: None,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// A running docker-registry with its own storage, the backend or upstream tests push to.
+///
+/// The process dies when this drops, and also when the thread that started it exits, so keep it
+/// in the test that uses it rather than in a static shared across tests.
+pub struct Registry {
+    // Declared first so it drops first: the process stops before its dir is removed.
+    process: Option<Daemon>,
+    dir: TempDir,
+    port: u16,
+}
+
+impl Registry {
+    /// Starts the registry and waits until `GET /v2/` answers (200, or 401 with htpasswd).
+    pub async fn start(opts: RegistryOptions) -> Registry {
+        let dir = daemon::temp_dir("testkit-registry-");
+        std::fs::create_dir_all(dir.path().join("data")).expect("create registry data dir");
+        if let Some((user, password)) = &opts.htpasswd {
+            write_htpasswd(&dir.path().join("htpasswd"), user, password).await;
+        }
+        let mut registry = Registry {
+            process: None,
+            dir,
+            port: 0,
+        };
+        for _ in 0..5 {
+            registry.port = crate::free_port();
+            let config = config_yaml(&opts, registry.dir.path(), registry.port);
+            std::fs::write(registry.config_path(), config).expect("write registry config");
+            if registry.launch().await {
+                return registry;
+            }
+        }
+        panic!("docker-registry did not start; log:\n{}", registry.log());
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.host_port())
+    }
+
+    /// `127.0.0.1:PORT`, as used in `docker://127.0.0.1:PORT/repo:tag`.
+    pub fn host_port(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Its whole log (stdout and stderr, across restarts) so far.
+    pub fn log(&self) -> String {
+        daemon::read_log(&self.log_path())
+    }
+
+    /// The storage root (`storage.filesystem.rootdirectory`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Kills the process (its storage stays); requests then fail with "connection refused".
+    pub async fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop("KILL", Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub async fn start_again(&mut self) {
+        self.stop().await;
+        assert!(
+            self.launch().await,
+            "docker-registry did not restart on {} (port taken meanwhile?); log:\n{}",
+            self.host_port(),
+            self.log()
+        );
+    }
+
+    /// Spawns the registry; false if it exited before answering (port taken).
+    async fn launch(&mut self) -> bool {
+        let mut process = Daemon::spawn(DaemonSpec {
+            program: Path::new(BINARY),
+            args: vec!["serve".into(), path_arg(self.config_path())],
+            log: &self.log_path(),
+            cwd: self.dir.path(),
+            user: None,
+            drop_signal: "KILL",
+        });
+        let client = crate::recorder::http_client();
+        let uri: http::Uri = format!("{}/v2/", self.url()).parse().expect("registry uri");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = client.get(uri.clone()).await {
+                let status = response.status().as_u16();
+                if status == 200 || status == 401 {
+                    self.process = Some(process);
+                    return true;
+                }
+            }
+            if process.has_exited() {
+                return false;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "docker-registry did not answer GET /v2/ within 30 s; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+}
+
+fn config_yaml(opts: &RegistryOptions, dir: &Path, port: u16) -> String {
+    // JSON strings are valid YAML scalars, so `json` quotes paths and URLs safely.
+    let json = |s: &str| serde_json::Value::from(s).to_string();
+    let mut yaml = format!(
+        "version: 0.1\n\
+         log: {{level: {level}, formatter: text}}\n\
+         storage:\n  filesystem: {{rootdirectory: {data}}}\n  delete: {{enabled: true}}\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: testkit-secret\n  relativeurls: {relative}\n",
+        level = json(&opts.log_level),
+        data = json(&dir.join("data").to_string_lossy()),
+        relative = opts.relative_urls,
+    );
+    if opts.htpasswd.is_some() {
+        yaml += &format!(
+            "auth:\n  htpasswd: {{realm: testkit, path: {}}}\n",
+            json(&dir.join("htpasswd").to_string_lossy())
+        );
+    }
+    if let Some(remote) = &opts.proxy_remote_url {
+        yaml += &format!("proxy: {{remoteurl: {}}}\n", json(remote));
+    }
+    yaml
+}
+
+async fn write_htpasswd(path: &Path, user: &str, password: &str) {
+    // bcrypt is the only hash docker-registry accepts; cost 4 (the minimum) keeps each
+    // authenticated request fast.
+    let out = tokio::process::Command::new("htpasswd")
+        .args(["-Bbn", "-C", "4", user, password])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run htpasswd (apt-get install apache2-utils)");
+    assert!(
+        out.status.success(),
+        "htpasswd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(path, out.stdout).expect("write htpasswd file");
+}
