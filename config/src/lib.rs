@@ -448,6 +448,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
     fn environment_overrides_file_including_arrays() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shimmer.toml");

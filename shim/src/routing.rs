@@ -27,7 +27,7 @@ impl Routes {
             .iter()
             .map(|r| (r.prefix.clone(), backends[&r.backend].clone()))
             .collect();
-        routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         let ping = match &config.server.ping_backend {
             Some(name) => Some(backends[name].clone()),
             None => routes

@@ -127,7 +127,7 @@ async fn push_enqueues_one_job_and_pulls_enqueue_only_unseen_digests() {
     assert_eq!(r.status(), StatusCode::OK);
     let second = Shim::start_with_database(
         &backend_toml("primary", &reg.url(), ""),
-        &shim.state.config.database.url.expose().to_owned(),
+        shim.state.config.database.url.expose(),
     )
     .await;
     let r = c
