@@ -27,6 +27,21 @@ enum Command {
     Shim,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run only indexer workers.
+    Indexer,
+    /// Index one reference now (`REPO:TAG` or `REPO@sha256:...`) and print what was found.
+    Index {
+        reference: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue every manifest a backend holds that the store has not seen.
+    Reconcile {
+        /// Only this backend (default: all).
+        #[arg(long)]
+        backend: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +65,9 @@ fn main() -> anyhow::Result<()> {
             match cli.command.unwrap_or(Command::Serve) {
                 Command::Serve => serve(config, true).await,
                 Command::Shim => serve(config, false).await,
+                Command::Indexer => indexer_only(config).await,
+                Command::Index { reference, json } => index_one(config, &reference, json).await,
+                Command::Reconcile { backend } => reconcile(config, backend.as_deref()).await,
                 Command::Migrate => {
                     let pool = shimmer_store::connect_lazy(&config.database)?;
                     shimmer_store::migrate(&pool)
@@ -78,13 +96,136 @@ async fn serve(config: Arc<Config>, all: bool) -> anyhow::Result<()> {
     println!("shimmer: OCI endpoint at http://{addr}/v2/");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let drain = config.server.shutdown_timeout;
-    let shim = tokio::spawn(shimmer_shim::run(listener, state, wait_for(rx.clone())));
+    let shim = tokio::spawn(shimmer_shim::run(
+        listener,
+        state.clone(),
+        wait_for(rx.clone()),
+    ));
+    let workers = if all && config.indexer.enabled {
+        let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), state.pool.clone())?;
+        Some(tokio::spawn(
+            indexer.run(config.indexer.workers, rx.clone()),
+        ))
+    } else {
+        None
+    };
     shutdown_signal().await;
     tracing::info!(?drain, "shutting down: draining in-flight requests");
     let _ = tx.send(true);
     match tokio::time::timeout(drain, shim).await {
         Ok(joined) => joined??,
         Err(_) => tracing::warn!("drain timed out; exiting with requests in flight"),
+    }
+    if let Some(w) = workers {
+        let _ = tokio::time::timeout(drain, w).await;
+    }
+    Ok(())
+}
+
+async fn indexer_only(config: Arc<Config>) -> anyhow::Result<()> {
+    let pool = shimmer_store::connect_lazy(&config.database)?;
+    let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool)?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(indexer.run(config.indexer.workers, rx));
+    tracing::info!(workers = config.indexer.workers, "indexer running");
+    shutdown_signal().await;
+    let _ = tx.send(true);
+    let _ = tokio::time::timeout(config.server.shutdown_timeout, run).await;
+    Ok(())
+}
+
+/// `REPO:TAG`, `REPO@DIGEST`, optionally behind a registry host (`host:port/REPO:TAG`).
+fn split_reference(reference: &str) -> anyhow::Result<(String, String)> {
+    let mut r = reference.trim_start_matches("docker://");
+    if let Some((first, rest)) = r.split_once('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
+        r = rest;
+    }
+    let (repo, reference) = match r.split_once('@') {
+        Some((repo, digest)) => (repo, digest),
+        None => match r.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+            _ => (r, "latest"),
+        },
+    };
+    anyhow::ensure!(
+        shimmer_shim::path::is_valid_name(repo),
+        "invalid repository name {repo:?}"
+    );
+    Ok((repo.to_owned(), reference.to_owned()))
+}
+
+async fn index_one(config: Arc<Config>, reference: &str, json: bool) -> anyhow::Result<()> {
+    let (repo, reference) = split_reference(reference)?;
+    let routes = shimmer_shim::routing::Routes::from_config(&config)?;
+    let backend = routes
+        .route(&repo)
+        .with_context(|| format!("no route covers {repo:?}"))?
+        .name
+        .clone();
+    let pool = shimmer_store::connect_lazy(&config.database)?;
+    shimmer_store::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
+    let reader = indexer.backend(&backend).context("backend is configured")?;
+    let options = shimmer_indexer::pipeline::Options {
+        force: true,
+        ..indexer.options().clone()
+    };
+    let outcome =
+        shimmer_indexer::pipeline::index(&pool, reader, &repo, &reference, &options).await?;
+    if json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    } else {
+        println!(
+            "{} {} ({})",
+            outcome.repository, outcome.reference, outcome.manifest_digest
+        );
+        println!("  kind: {}", outcome.kind);
+        if let Some(t) = &outcome.package_type {
+            println!("  package: {t} {}", outcome.name.as_deref().unwrap_or("?"));
+        }
+        if let Some(r) = &outcome.rejection {
+            println!("  rejected: {r}");
+        }
+        println!("  apis: {}", outcome.apis.len());
+        for a in &outcome.apis {
+            println!("    {}.{} {}", a.kind, a.group, a.versions.join(","));
+        }
+        println!(
+            "  objects: {} ({} new)",
+            outcome.objects, outcome.objects_new
+        );
+        println!(
+            "  downloaded {} of {} image bytes",
+            outcome.bytes_downloaded, outcome.image_bytes
+        );
+    }
+    Ok(())
+}
+
+async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()> {
+    let pool = shimmer_store::connect_lazy(&config.database)?;
+    shimmer_store::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let routes = shimmer_shim::routing::Routes::from_config(&config)?;
+    let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
+    for b in &config.backends {
+        if only.is_some_and(|o| o != b.name) {
+            continue;
+        }
+        let reader = indexer.backend(&b.name).context("backend is configured")?;
+        let report = shimmer_indexer::reconcile::reconcile(&pool, reader, |repo| {
+            routes.route(repo).is_some_and(|r| r.name == b.name)
+        })
+        .await?;
+        println!(
+            "{}: {} repositories, {} tags, {} manifests queued",
+            b.name, report.repositories, report.tags, report.enqueued
+        );
     }
     Ok(())
 }

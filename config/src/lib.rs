@@ -230,6 +230,20 @@ pub struct IndexerConfig {
     pub enabled: bool,
     /// Jobs run at once per process.
     pub workers: usize,
+    /// How often idle workers look for jobs if no notification arrives.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// How long a claimed job is a worker's; renewed while it runs. A job whose worker died
+    /// returns to the queue when its lease runs out.
+    #[serde(with = "duration")]
+    pub lease: Duration,
+    /// Attempts before a failing job stays `failed`.
+    pub max_attempts: i32,
+    /// First retry delay; doubled on every further failure (capped at an hour).
+    #[serde(with = "duration")]
+    pub retry_base: Duration,
+    /// Most layer bytes downloaded to look for `package.yaml` in an image without layer roles.
+    pub flatten_limit_bytes: u64,
 }
 
 impl Default for IndexerConfig {
@@ -237,6 +251,11 @@ impl Default for IndexerConfig {
         Self {
             enabled: true,
             workers: 2,
+            poll_interval: Duration::from_secs(5),
+            lease: Duration::from_secs(60),
+            max_attempts: 5,
+            retry_base: Duration::from_secs(10),
+            flatten_limit_bytes: 64 * 1024 * 1024,
         }
     }
 }

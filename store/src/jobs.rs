@@ -141,3 +141,140 @@ pub async fn list(pool: &PgPool) -> Result<Vec<JobRow>, sqlx::Error> {
     .fetch_all(pool)
     .await
 }
+
+/// A job a worker holds under a lease. `attempt` doubles as the lease token: only the holder of
+/// the current attempt may extend, finish or fail the job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub backend: String,
+    pub repository: String,
+    pub reference: String,
+    pub digest: String,
+    pub media_type: Option<String>,
+    pub source: String,
+    pub attempt: i32,
+}
+
+/// Claims the oldest runnable job: a queued one whose time has come, or a running one whose
+/// worker let its lease expire (it died). `skip locked` lets many workers claim concurrently
+/// without waiting on each other or taking the same job.
+pub async fn claim(
+    pool: &PgPool,
+    lease: std::time::Duration,
+) -> Result<Option<ClaimedJob>, sqlx::Error> {
+    sqlx::query_as(
+        "update index_jobs
+         set state = 'running', attempts = attempts + 1,
+             lease_until = now() + make_interval(secs => $1), updated_at = now()
+         where id = (
+             select id from index_jobs
+             where (state = 'queued' and run_after <= now())
+                or (state = 'running' and lease_until < now())
+             order by run_after, id
+             limit 1
+             for update skip locked
+         )
+         returning id, backend, repository, reference, digest, media_type, source,
+                   attempts as attempt",
+    )
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Extends the lease of a job still held; returns false if it was lost (expired and taken).
+pub async fn extend_lease(
+    pool: &PgPool,
+    job: &ClaimedJob,
+    lease: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "update index_jobs set lease_until = now() + make_interval(secs => $3), updated_at = now()
+         where id = $1 and attempts = $2 and state = 'running'",
+    )
+    .bind(job.id)
+    .bind(job.attempt)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks a held job done.
+pub async fn complete(pool: &PgPool, job: &ClaimedJob) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "update index_jobs set state = 'done', lease_until = null, last_error = null,
+                updated_at = now()
+         where id = $1 and attempts = $2 and state = 'running'",
+    )
+    .bind(job.id)
+    .bind(job.attempt)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records a failed attempt: back to the queue after an exponential backoff
+/// (`base * 2^(attempt-1)`, at most an hour), or `failed` for good after `max_attempts`.
+pub async fn fail(
+    pool: &PgPool,
+    job: &ClaimedJob,
+    error: &str,
+    max_attempts: i32,
+    base: std::time::Duration,
+) -> Result<(), sqlx::Error> {
+    let backoff =
+        (base.as_secs_f64() * 2f64.powi(job.attempt.saturating_sub(1).min(20))).min(3600.0);
+    sqlx::query(
+        "update index_jobs
+         set state = case when attempts >= $3 then 'failed' else 'queued' end,
+             run_after = now() + make_interval(secs => $4),
+             lease_until = null, last_error = $5, updated_at = now()
+         where id = $1 and attempts = $2 and state = 'running'",
+    )
+    .bind(job.id)
+    .bind(job.attempt)
+    .bind(max_attempts)
+    .bind(backoff)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Puts back a job this worker will not finish (shutdown), without counting the attempt.
+pub async fn release(pool: &PgPool, job: &ClaimedJob) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update index_jobs set state = 'queued', attempts = attempts - 1, lease_until = null,
+                updated_at = now()
+         where id = $1 and attempts = $2 and state = 'running'",
+    )
+    .bind(job.id)
+    .bind(job.attempt)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Counts of jobs per state, for the status page and tests.
+pub async fn counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("select state, count(*) from index_jobs group by state order by state")
+        .fetch_all(pool)
+        .await
+}
+
+/// Whether any manifest digest is known for (backend, repository): used by reconcile.
+pub async fn known_digests(
+    pool: &PgPool,
+    backend: &str,
+    repository: &str,
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("select digest from seen_manifests where backend = $1 and repository = $2")
+            .bind(backend)
+            .bind(repository)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|(d,)| d).collect())
+}

@@ -5,6 +5,7 @@
 //! integration tests against a real PostgreSQL.
 
 pub mod jobs;
+pub mod packages;
 
 use std::time::Duration;
 

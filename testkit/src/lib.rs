@@ -14,6 +14,7 @@ pub mod pg;
 pub mod recorder;
 pub mod registry;
 pub mod skopeo;
+pub mod xpkg_image;
 pub mod xpkg_source;
 
 use std::future::Future;

@@ -1,0 +1,690 @@
+//! What one index job does: read a manifest, decide what it is without downloading layers,
+//! download only the layers a Crossplane package is read from, parse them, store the result.
+//!
+//! Errors split in two: a [`Rejection`] of the content is a permanent answer, stored on the
+//! version (`kind = rejected`) so the job is done; anything else (registry or database trouble)
+//! is an [`IndexError`] and the job is retried.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+use shimmer_store::{
+    PgPool,
+    packages::{self, ApiRecord, ExampleRecord, ObjectRecord, VersionRecord},
+};
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::{
+    registry::{BackendReader, RegistryError},
+    xpkg::{self, Limits, ParsedPackage, Rejection, layers::LayerContents},
+};
+
+pub const ROLE_ANNOTATION: &str = "io.crossplane.xpkg";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+/// Largest image config read (to find role labels).
+const CONFIG_LIMIT: usize = 1024 * 1024;
+
+/// Knobs of the pipeline.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub limits: Limits,
+    /// Most layer bytes downloaded to look for `package.yaml` in an image with no layer roles.
+    pub flatten_limit: u64,
+    /// Index again a manifest already stored (the CLI's `shimmer index`); the worker does not.
+    pub force: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            flatten_limit: 64 * 1024 * 1024,
+            force: false,
+        }
+    }
+}
+
+/// A failure worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("layer read task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// One API in an [`Outcome`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiSummary {
+    pub group: String,
+    pub kind: String,
+    pub versions: Vec<String>,
+}
+
+/// What indexing one reference did (`shimmer index --json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub repository: String,
+    pub reference: String,
+    pub manifest_digest: String,
+    pub index_digest: Option<String>,
+    /// `package`, `image`, `helm`, `artifact` or `rejected`.
+    pub kind: String,
+    pub package_type: Option<String>,
+    pub name: Option<String>,
+    pub apis: Vec<ApiSummary>,
+    pub objects: usize,
+    pub objects_new: u64,
+    pub examples: usize,
+    pub lint: usize,
+    pub rejection: Option<String>,
+    pub bytes_downloaded: u64,
+    pub image_bytes: u64,
+    /// The manifest was stored before and not read again.
+    pub already_indexed: bool,
+    pub note: Option<String>,
+}
+
+/// A descriptor as found in a manifest.
+#[derive(Debug, Clone)]
+struct Desc {
+    media_type: String,
+    digest: String,
+    size: u64,
+    annotations: BTreeMap<String, String>,
+    platform: Option<(String, String)>,
+}
+
+impl Desc {
+    fn parse(v: &Value) -> Option<Self> {
+        Some(Self {
+            media_type: v["mediaType"].as_str().unwrap_or_default().to_owned(),
+            digest: v["digest"].as_str()?.to_owned(),
+            size: v["size"].as_u64().unwrap_or(0),
+            annotations: v["annotations"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            platform: v["platform"]["os"].as_str().map(|os| {
+                (
+                    os.to_owned(),
+                    v["platform"]["architecture"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                )
+            }),
+        })
+    }
+
+    fn role(&self) -> Option<&str> {
+        self.annotations.get(ROLE_ANNOTATION).map(String::as_str)
+    }
+}
+
+/// Per-run accounting.
+#[derive(Default)]
+struct Run {
+    downloaded: u64,
+    note: Option<String>,
+}
+
+/// Indexes `reference` (a tag or digest) of `repository` on `backend`.
+pub async fn index(
+    pool: &PgPool,
+    backend: &BackendReader,
+    repository: &str,
+    reference: &str,
+    options: &Options,
+) -> Result<Outcome, IndexError> {
+    let (bytes, digest) = backend.manifest(repository, reference).await?;
+    let tag = (!reference.contains(':')).then(|| reference.to_owned());
+    let mut run = Run {
+        downloaded: bytes.len() as u64,
+        ..Default::default()
+    };
+    let base = VersionRecord {
+        backend: backend.name.clone(),
+        repository: repository.to_owned(),
+        tag,
+        manifest_digest: digest.clone(),
+        index_digest: None,
+        media_type: None,
+        artifact_type: None,
+        kind: "rejected".into(),
+        package_type: None,
+        name: None,
+        meta: None,
+        contents: None,
+        crossplane_version: None,
+        lint: json!([]),
+        rejection: None,
+        bytes_downloaded: 0,
+        image_bytes: 0,
+        visibility: "public".into(),
+    };
+    let mut outcome = Outcome {
+        repository: repository.to_owned(),
+        reference: reference.to_owned(),
+        manifest_digest: digest.clone(),
+        index_digest: None,
+        kind: "rejected".into(),
+        package_type: None,
+        name: None,
+        apis: vec![],
+        objects: 0,
+        objects_new: 0,
+        examples: 0,
+        lint: 0,
+        rejection: None,
+        bytes_downloaded: 0,
+        image_bytes: 0,
+        already_indexed: false,
+        note: None,
+    };
+    if !options.force && packages::version_exists(pool, repository, &digest).await? {
+        // Only the tag may have moved: store_version with nothing new records that.
+        packages::store_version(pool, &base, &[], &[], &[]).await?;
+        outcome.already_indexed = true;
+        outcome.kind = "indexed".into();
+        return Ok(outcome);
+    }
+
+    let mut version = base;
+    let Ok(manifest) = serde_json::from_slice::<Value>(&bytes) else {
+        return reject(
+            pool,
+            version,
+            outcome,
+            &run,
+            "manifest is not valid JSON".into(),
+        )
+        .await;
+    };
+    let mut media_type = manifest["mediaType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    version.media_type = Some(media_type.clone()).filter(|m| !m.is_empty());
+
+    // An index: Crossplane reads its sole manifest, else the linux/amd64 one.
+    let (manifest, extensions) = if media_type == OCI_INDEX
+        || media_type == DOCKER_LIST
+        || manifest.get("manifests").is_some()
+    {
+        let entries: Vec<Desc> = manifest["manifests"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Desc::parse).collect())
+            .unwrap_or_default();
+        let extensions = entries
+            .iter()
+            .find(|d| d.role() == Some("xpkg-extensions"))
+            .cloned();
+        let images: Vec<&Desc> = entries
+            .iter()
+            .filter(|d| {
+                d.role() != Some("xpkg-extensions")
+                    && d.platform.as_ref().is_none_or(|(os, _)| os != "unknown")
+            })
+            .collect();
+        let chosen = match images.as_slice() {
+            [one] => Some(*one),
+            many => many
+                .iter()
+                .find(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_some_and(|(os, arch)| os == "linux" && arch == "amd64")
+                })
+                .copied(),
+        };
+        let Some(chosen) = chosen else {
+            version.kind = "index".into();
+            version.index_digest = Some(digest.clone());
+            outcome.note = Some("index has no single or linux/amd64 manifest".into());
+            return finish(pool, version, outcome, &run).await;
+        };
+        version.index_digest = Some(digest.clone());
+        outcome.index_digest = Some(digest.clone());
+        let (child, _) = backend.manifest(repository, &chosen.digest).await?;
+        run.downloaded += child.len() as u64;
+        let Ok(child) = serde_json::from_slice::<Value>(&child) else {
+            return reject(
+                pool,
+                version,
+                outcome,
+                &run,
+                "platform manifest is not valid JSON".into(),
+            )
+            .await;
+        };
+        media_type = child["mediaType"]
+            .as_str()
+            .unwrap_or(&chosen.media_type)
+            .to_owned();
+        (child, extensions)
+    } else {
+        (manifest, None)
+    };
+
+    let layers: Vec<Desc> = manifest["layers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Desc::parse).collect())
+        .unwrap_or_default();
+    let config = Desc::parse(&manifest["config"]);
+    let artifact_type = manifest["artifactType"].as_str().map(str::to_owned);
+    version.artifact_type = artifact_type.clone();
+    version.image_bytes =
+        (layers.iter().map(|l| l.size).sum::<u64>() + config.as_ref().map_or(0, |c| c.size)) as i64;
+    let config_type = config
+        .as_ref()
+        .map(|c| c.media_type.as_str())
+        .unwrap_or_default();
+
+    // Not an image: record what it is, download nothing.
+    if config_type == HELM_CONFIG {
+        version.kind = "helm".into();
+        return finish(pool, version, outcome, &run).await;
+    }
+    if artifact_type.is_some() || !IMAGE_CONFIGS.contains(&config_type) {
+        version.kind = "artifact".into();
+        return finish(pool, version, outcome, &run).await;
+    }
+
+    // Layer roles: descriptor annotations, else the config's `io.crossplane.xpkg:<digest>` labels.
+    let mut roles: Vec<(String, Desc)> = layers
+        .iter()
+        .filter_map(|l| Some((l.role()?.to_owned(), l.clone())))
+        .collect();
+    let mut config_json = Value::Null;
+    if roles.is_empty()
+        && let Some(c) = &config
+    {
+        let raw = read_small_blob(backend, repository, &c.digest, CONFIG_LIMIT, &mut run).await?;
+        config_json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        if let Some(labels) = config_json["config"]["Labels"].as_object() {
+            for (key, role) in labels {
+                if let (Some(d), Some(role)) =
+                    (key.strip_prefix("io.crossplane.xpkg:"), role.as_str())
+                    && let Some(layer) = layers.iter().find(|l| l.digest == d)
+                {
+                    roles.push((role.to_owned(), layer.clone()));
+                }
+            }
+        }
+    }
+    version.media_type = Some(media_type.clone());
+
+    let base_layer = roles
+        .iter()
+        .find(|(r, _)| r == "base")
+        .map(|(_, d)| d.clone());
+    let (package_yaml, layer_media) = match base_layer {
+        Some(layer) => {
+            let contents =
+                match read_layer(backend, repository, &layer, &options.limits, &mut run).await? {
+                    Ok(c) => c,
+                    Err(r) => return reject(pool, version, outcome, &run, r.to_string()).await,
+                };
+            (contents.package_yaml.map(|f| f.bytes), layer.media_type)
+        }
+        None => {
+            // No roles at all. Only an image that looks like a package (no entrypoint or command:
+            // nothing to run) is flattened, and only up to `flatten_limit` bytes.
+            let runnable = !config_json["config"]["Entrypoint"].is_null()
+                || !config_json["config"]["Cmd"].is_null();
+            let total: u64 = layers.iter().map(|l| l.size).sum();
+            if runnable || layers.is_empty() {
+                version.kind = "image".into();
+                return finish(pool, version, outcome, &run).await;
+            }
+            if total > options.flatten_limit {
+                version.kind = "image".into();
+                outcome.note = Some(format!(
+                    "no package layer roles; not flattening {total} bytes of layers (limit {})",
+                    options.flatten_limit
+                ));
+                run.note = outcome.note.clone();
+                return finish(pool, version, outcome, &run).await;
+            }
+            // Later layers win, as they would when the image is flattened.
+            let mut found = None;
+            for layer in &layers {
+                match read_layer(backend, repository, layer, &options.limits, &mut run).await? {
+                    Ok(c) => {
+                        if let Some(f) = c.package_yaml {
+                            found = Some(f.bytes);
+                        }
+                    }
+                    Err(r) => return reject(pool, version, outcome, &run, r.to_string()).await,
+                }
+            }
+            if found.is_none() {
+                version.kind = "image".into();
+                return finish(pool, version, outcome, &run).await;
+            }
+            (found, String::new())
+        }
+    };
+    let _ = layer_media;
+    let Some(package_yaml) = package_yaml else {
+        return reject(
+            pool,
+            version,
+            outcome,
+            &run,
+            "the base layer holds no package.yaml".into(),
+        )
+        .await;
+    };
+
+    let mut examples_yaml = None;
+    if let Some((_, layer)) = roles.iter().find(|(r, _)| r == "upbound") {
+        match read_layer(backend, repository, layer, &options.limits, &mut run).await? {
+            Ok(c) => examples_yaml = c.examples_yaml.map(|f| f.bytes),
+            Err(r) => outcome.note = Some(format!("examples layer not read: {r}")),
+        }
+    }
+    let mut extension_files = Vec::new();
+    if let Some(ext) = extensions {
+        let (raw, _) = backend.manifest(repository, &ext.digest).await?;
+        run.downloaded += raw.len() as u64;
+        if let Ok(m) = serde_json::from_slice::<Value>(&raw) {
+            for layer in m["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Desc::parse)
+            {
+                match read_layer(backend, repository, &layer, &options.limits, &mut run).await? {
+                    Ok(c) => extension_files.extend(c.extension_files),
+                    Err(r) => outcome.note = Some(format!("extension layer not read: {r}")),
+                }
+            }
+        }
+    }
+
+    let limits = options.limits.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        xpkg::parse_package(&package_yaml, examples_yaml.as_deref(), &limits)
+    })
+    .await?;
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(r) => return reject(pool, version, outcome, &run, r.to_string()).await,
+    };
+    store_package(pool, version, outcome, &run, parsed, extension_files).await
+}
+
+/// Reads a small blob whole, at most `limit` bytes.
+async fn read_small_blob(
+    backend: &BackendReader,
+    repository: &str,
+    digest: &str,
+    limit: usize,
+    run: &mut Run,
+) -> Result<Vec<u8>, IndexError> {
+    let mut stream = Box::pin(backend.blob(repository, digest).await?);
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(RegistryError::from)?;
+        run.downloaded += chunk.len() as u64;
+        if out.len() + chunk.len() > limit {
+            break;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Streams one layer through the xpkg reader on a blocking thread, then drains what the reader
+/// left (past the tar's end) so the blob's digest is verified. Memory stays bounded by the
+/// reader's limits whatever the blob size.
+async fn read_layer(
+    backend: &BackendReader,
+    repository: &str,
+    layer: &Desc,
+    limits: &Limits,
+    run: &mut Run,
+) -> Result<Result<LayerContents, Rejection>, IndexError> {
+    let stream = backend.blob(repository, &layer.digest).await?;
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = count(stream, counter.clone());
+    let media_type = layer.media_type.clone();
+    let limits = limits.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut reader = SyncIoBridge::new(StreamReader::new(counted));
+        let contents = xpkg::layers::read_layer(&mut reader, &media_type, &limits);
+        // Drain to the end so the digest check (in the stream) runs; a mismatch is an error.
+        let drained = std::io::copy(&mut reader, &mut std::io::sink());
+        (contents, drained)
+    })
+    .await?;
+    run.downloaded += counter.load(std::sync::atomic::Ordering::Relaxed);
+    let (contents, drained) = result;
+    if let Err(e) = drained
+        && contents.is_ok()
+    {
+        return Err(RegistryError::Io(e).into());
+    }
+    Ok(contents)
+}
+
+fn count(
+    stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
+    Box::pin(stream.inspect(move |c| {
+        if let Ok(b) = c {
+            counter.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }))
+}
+
+async fn reject(
+    pool: &PgPool,
+    mut version: VersionRecord,
+    mut outcome: Outcome,
+    run: &Run,
+    reason: String,
+) -> Result<Outcome, IndexError> {
+    tracing::info!(repository = %version.repository, digest = %version.manifest_digest, %reason, "package rejected");
+    version.kind = "rejected".into();
+    version.rejection = Some(reason.clone());
+    outcome.rejection = Some(reason);
+    finish(pool, version, outcome, run).await
+}
+
+async fn finish(
+    pool: &PgPool,
+    mut version: VersionRecord,
+    mut outcome: Outcome,
+    run: &Run,
+) -> Result<Outcome, IndexError> {
+    version.bytes_downloaded = run.downloaded as i64;
+    packages::store_version(pool, &version, &[], &[], &[]).await?;
+    outcome.kind = version.kind;
+    outcome.bytes_downloaded = run.downloaded;
+    outcome.image_bytes = version.image_bytes as u64;
+    if outcome.note.is_none() {
+        outcome.note = run.note.clone();
+    }
+    Ok(outcome)
+}
+
+async fn store_package(
+    pool: &PgPool,
+    mut version: VersionRecord,
+    mut outcome: Outcome,
+    run: &Run,
+    parsed: ParsedPackage,
+    extension_files: Vec<xpkg::layers::ExtensionFile>,
+) -> Result<Outcome, IndexError> {
+    let meta = &parsed.meta;
+    version.kind = "package".into();
+    version.package_type = Some(meta.package_type.as_str().to_owned());
+    version.name = meta.name.clone();
+    version.crossplane_version = meta.crossplane_version.clone();
+    let mut meta_json = serde_json::to_value(meta).unwrap_or(Value::Null);
+    if !extension_files.is_empty() {
+        meta_json["extensions"] = Value::from(
+            extension_files
+                .iter()
+                .map(|e| {
+                    json!({"folder": e.folder, "path": e.file.path, "size": e.file.bytes.len(),
+                                "text": String::from_utf8(e.file.bytes.clone()).ok()})
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    if let Some(r) = &parsed.examples_rejection {
+        meta_json["examples_rejection"] = Value::from(r.to_string());
+    }
+    version.meta = Some(meta_json);
+    version.lint = serde_json::to_value(&parsed.lint).unwrap_or_else(|_| json!([]));
+    let object_digests: Vec<String> = parsed.objects.iter().map(|o| o.digest.clone()).collect();
+    version.contents = Some((parsed.contents_digest.clone(), object_digests));
+    version.bytes_downloaded = run.downloaded as i64;
+
+    // Send bodies only for objects the store lacks.
+    let mut all: Vec<String> = parsed.objects.iter().map(|o| o.digest.clone()).collect();
+    all.extend(parsed.examples.iter().map(|e| e.digest.clone()));
+    all.sort();
+    all.dedup();
+    let missing: std::collections::HashSet<String> = packages::missing_objects(pool, &all)
+        .await?
+        .into_iter()
+        .collect();
+    let mut records = Vec::with_capacity(missing.len());
+    let mut queued = std::collections::HashSet::new();
+    let mut push = |digest: &str,
+                    api_version: Option<&str>,
+                    kind: Option<&str>,
+                    name: Option<&str>,
+                    class: &str,
+                    value: &Value| {
+        if missing.contains(digest) && queued.insert(digest.to_owned()) {
+            records.push(ObjectRecord {
+                digest: digest.to_owned(),
+                api_version: api_version.unwrap_or_default().to_owned(),
+                kind: kind.unwrap_or_default().to_owned(),
+                name: name.map(str::to_owned),
+                class: class.to_owned(),
+                size_bytes: i32::try_from(xpkg::canonical::to_vec(value).len()).unwrap_or(i32::MAX),
+                body: value.clone(),
+            });
+        }
+    };
+    for o in &parsed.objects {
+        let class = serde_json::to_value(o.class)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        push(
+            &o.digest,
+            o.api_version.as_deref(),
+            o.kind.as_deref(),
+            o.name.as_deref(),
+            &class,
+            &o.value,
+        );
+    }
+    for e in &parsed.examples {
+        push(
+            &e.digest,
+            e.api_version.as_deref(),
+            e.kind.as_deref(),
+            e.name.as_deref(),
+            "example",
+            &e.value,
+        );
+    }
+    let apis: Vec<ApiRecord> = parsed
+        .apis
+        .iter()
+        .map(|a| ApiRecord {
+            object_digest: a.digest.clone(),
+            definition: if a.function_input {
+                "function_input".into()
+            } else {
+                serde_json::to_value(a.definition)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            },
+            api_group: a.group.clone(),
+            kind: a.kind.clone(),
+            plural: a.plural.clone(),
+            singular: a.singular.clone(),
+            short_names: a.short_names.clone(),
+            categories: a.categories.clone(),
+            scope: a.scope.clone(),
+            served_versions: a
+                .versions
+                .iter()
+                .filter(|v| v.served)
+                .map(|v| v.name.clone())
+                .collect(),
+            storage_version: a
+                .versions
+                .iter()
+                .find(|v| v.storage)
+                .map(|v| v.name.clone()),
+            versions: serde_json::to_value(&a.versions).unwrap_or_else(|_| json!([])),
+            deprecated: a.versions.iter().any(|v| v.deprecated),
+        })
+        .collect();
+    let examples: Vec<ExampleRecord> = parsed
+        .examples
+        .iter()
+        .map(|e| {
+            let api = e.example_of.as_ref().or(e.instantiates.as_ref());
+            ExampleRecord {
+                object_digest: e.digest.clone(),
+                api_group: api.map(|a| a.group.clone()),
+                kind: api.map(|a| a.kind.clone()).or_else(|| e.kind.clone()),
+                api_version: api
+                    .map(|a| a.version.clone())
+                    .or_else(|| e.api_version.clone()),
+                example_id: e.example_id.clone(),
+                supporting: e.is_supporting(),
+            }
+        })
+        .collect();
+
+    let stored = packages::store_version(pool, &version, &records, &apis, &examples).await?;
+    outcome.kind = "package".into();
+    outcome.package_type = version.package_type.clone();
+    outcome.name = version.name.clone();
+    outcome.apis = parsed
+        .apis
+        .iter()
+        .map(|a| ApiSummary {
+            group: a.group.clone(),
+            kind: a.kind.clone(),
+            versions: a.versions.iter().map(|v| v.name.clone()).collect(),
+        })
+        .collect();
+    outcome.objects = parsed.objects.len();
+    outcome.objects_new = stored.objects_new;
+    outcome.examples = parsed.examples.len();
+    outcome.lint = parsed.lint.len();
+    outcome.bytes_downloaded = run.downloaded;
+    outcome.image_bytes = version.image_bytes as u64;
+    Ok(outcome)
+}

@@ -1,0 +1,203 @@
+//! Reads from a backend registry with shimmer's own credentials (never a client's), through
+//! `oci-client`, which handles Basic and registry Bearer token auth.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use oci_client::{
+    Client, Reference,
+    client::{ClientConfig, ClientProtocol},
+    secrets::RegistryAuth,
+};
+use shimmer_config::BackendConfig;
+
+/// Every manifest media type the indexer reads.
+pub const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Why a read from a backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("backend {0}: {1}")]
+    Config(String, String),
+    #[error("registry: {0}")]
+    Oci(#[from] oci_client::errors::OciDistributionError),
+    #[error("registry: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A backend as the indexer reads it.
+#[derive(Clone)]
+pub struct BackendReader {
+    pub name: String,
+    /// `host:port` as oci-client names registries.
+    registry: String,
+    prefix: String,
+    http: bool,
+    auth: RegistryAuth,
+    client: Arc<Client>,
+}
+
+impl std::fmt::Debug for BackendReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendReader")
+            .field("name", &self.name)
+            .field("registry", &self.registry)
+            .finish()
+    }
+}
+
+impl BackendReader {
+    pub fn from_config(cfg: &BackendConfig) -> Result<Self, RegistryError> {
+        let err = |m: &str| RegistryError::Config(cfg.name.clone(), m.to_owned());
+        if !matches!(cfg.url.path(), "" | "/") {
+            return Err(err(
+                "the indexer reads backends at the root of their host only (url has a path)",
+            ));
+        }
+        let host = cfg.url.host_str().ok_or_else(|| err("url has no host"))?;
+        let registry = match cfg.url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let http = cfg.url.scheme() == "http";
+        let mut config = ClientConfig {
+            protocol: if http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: cfg.insecure_skip_verify,
+            connect_timeout: Some(cfg.connect_timeout),
+            read_timeout: Some(cfg.read_timeout),
+            ..Default::default()
+        };
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| err(&format!("ca_file: {e}")))?;
+            config
+                .extra_root_certificates
+                .push(oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: pem,
+                });
+        }
+        let password = cfg
+            .resolve_password()
+            .map_err(|e| err(&e.to_string()))?
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default();
+        let auth = match &cfg.username {
+            Some(user) => RegistryAuth::Basic(user.clone(), password),
+            None => RegistryAuth::Anonymous,
+        };
+        Ok(Self {
+            name: cfg.name.clone(),
+            registry,
+            prefix: cfg.repository_prefix.clone(),
+            http,
+            auth,
+            client: Arc::new(Client::new(config)),
+        })
+    }
+
+    fn reference(&self, repository: &str, reference: &str) -> Reference {
+        let repo = format!("{}{repository}", self.prefix);
+        if reference.contains(':') {
+            Reference::with_digest(self.registry.clone(), repo, reference.to_owned())
+        } else {
+            Reference::with_tag(self.registry.clone(), repo, reference.to_owned())
+        }
+    }
+
+    /// A manifest's bytes and digest (by tag or digest).
+    pub async fn manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<(Bytes, String), RegistryError> {
+        let r = self.reference(repository, reference);
+        Ok(self
+            .client
+            .pull_manifest_raw(&r, &self.auth, MANIFEST_TYPES)
+            .await?)
+    }
+
+    /// Whether the backend serves this manifest to anyone, without credentials (a fresh
+    /// client: the configured one keeps the tokens its credentials earned).
+    pub async fn anonymous_can_read(&self, repository: &str, digest: &str) -> bool {
+        let client = Client::new(ClientConfig {
+            protocol: self.protocol(),
+            ..Default::default()
+        });
+        client
+            .pull_manifest_raw(
+                &self.reference(repository, digest),
+                &RegistryAuth::Anonymous,
+                MANIFEST_TYPES,
+            )
+            .await
+            .is_ok()
+    }
+
+    fn protocol(&self) -> ClientProtocol {
+        if self.http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        }
+    }
+
+    /// A blob as a stream of bytes whose digest is verified when it ends (a mismatch is an error
+    /// on the last read).
+    pub async fn blob(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + use<>, RegistryError>
+    {
+        let r = self.reference(repository, digest);
+        self.client
+            .auth(&r, &self.auth, oci_client::RegistryOperation::Pull)
+            .await?;
+        let sized = self.client.pull_blob_stream(&r, digest).await?;
+        Ok(sized.stream.map_err(std::io::Error::other))
+    }
+
+    /// Every repository of the backend that the shim names (the prefix stripped).
+    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        let probe = self.reference("_", "latest");
+        let mut out = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .catalog(&probe, &self.auth, Some(1000), last.as_deref())
+                .await?;
+            let n = page.repositories.len();
+            last = page.repositories.last().cloned();
+            out.extend(
+                page.repositories
+                    .into_iter()
+                    .filter_map(|r| r.strip_prefix(&self.prefix).map(str::to_owned)),
+            );
+            if n < 1000 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every tag of a repository.
+    pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+        let r = self.reference(repository, "latest");
+        Ok(self
+            .client
+            .list_tags(&r, &self.auth, None, None)
+            .await?
+            .tags)
+    }
+}

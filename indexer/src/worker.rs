@@ -1,0 +1,198 @@
+//! Queue workers: claim a job (`for update skip locked`), hold it under a lease that a
+//! heartbeat renews, run the pipeline, then mark it done or schedule a retry with exponential
+//! backoff. Idle workers wake on `LISTEN index_jobs` and also poll, so a lost notification
+//! only delays work. Many processes may run workers against one database.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use shimmer_config::Config;
+use shimmer_store::{
+    PgPool,
+    jobs::{self, ClaimedJob},
+};
+use tokio::sync::{Notify, watch};
+
+use crate::{
+    pipeline::{self, Options},
+    registry::BackendReader,
+};
+
+/// What workers share.
+pub struct Indexer {
+    pool: PgPool,
+    config: Arc<Config>,
+    backends: HashMap<String, BackendReader>,
+    options: Options,
+    wake: Notify,
+}
+
+impl Indexer {
+    pub fn new(config: Arc<Config>, pool: PgPool) -> anyhow::Result<Arc<Self>> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let backends = config
+            .backends
+            .iter()
+            .map(|b| Ok((b.name.clone(), BackendReader::from_config(b)?)))
+            .collect::<Result<_, crate::registry::RegistryError>>()?;
+        let options = Options {
+            flatten_limit: config.indexer.flatten_limit_bytes,
+            ..Options::default()
+        };
+        Ok(Arc::new(Self {
+            pool,
+            config,
+            backends,
+            options,
+            wake: Notify::new(),
+        }))
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&BackendReader> {
+        self.backends.get(name)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Runs `workers` workers and a notification listener until `shutdown` turns true. A job in
+    /// hand at shutdown is released back to the queue.
+    pub async fn run(self: Arc<Self>, workers: usize, shutdown: watch::Receiver<bool>) {
+        let listener = tokio::spawn(self.clone().listen(shutdown.clone()));
+        let mut tasks = Vec::new();
+        for n in 0..workers.max(1) {
+            tasks.push(tokio::spawn(self.clone().work(n, shutdown.clone())));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        listener.abort();
+    }
+
+    async fn listen(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+                Ok(mut l) => {
+                    if l.listen("index_jobs").await.is_ok() {
+                        loop {
+                            tokio::select! {
+                                n = l.recv() => match n {
+                                    Ok(_) => self.wake.notify_waiters(),
+                                    Err(_) => break,
+                                },
+                                _ = shutdown.changed() => return,
+                            }
+                        }
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "cannot listen for jobs; polling"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {},
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn work(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
+        let lease = self.config.indexer.lease;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let claimed = match jobs::claim(&self.pool, lease).await {
+                Ok(c) => c,
+                Err(error) => {
+                    tracing::warn!(worker = n, %error, "cannot claim jobs");
+                    None
+                }
+            };
+            let Some(job) = claimed else {
+                let woken = self.wake.notified();
+                tokio::select! {
+                    _ = woken => {},
+                    _ = tokio::time::sleep(self.config.indexer.poll_interval) => {},
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            };
+            let span = tracing::info_span!("index_job", id = job.id, repository = %job.repository, reference = %job.reference, attempt = job.attempt);
+            let run = tracing::Instrument::instrument(self.run_job(&job), span);
+            tokio::pin!(run);
+            let heartbeat =
+                tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
+            tokio::pin!(heartbeat);
+            let result = loop {
+                tokio::select! {
+                    r = &mut run => break Some(r),
+                    _ = heartbeat.tick() => {
+                        if !matches!(jobs::extend_lease(&self.pool, &job, lease).await, Ok(true)) {
+                            tracing::warn!(id = job.id, "lost the lease; abandoning the job");
+                            break None;
+                        }
+                    }
+                    _ = shutdown.changed() => {
+                        let _ = jobs::release(&self.pool, &job).await;
+                        return;
+                    }
+                }
+            };
+            match result {
+                Some(Ok(outcome)) => {
+                    tracing::info!(id = job.id, kind = %outcome.kind, objects = outcome.objects, objects_new = outcome.objects_new, bytes = outcome.bytes_downloaded, "indexed");
+                    if let Err(error) = jobs::complete(&self.pool, &job).await {
+                        tracing::warn!(id = job.id, %error, "could not mark job done");
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(id = job.id, %error, "index job failed");
+                    let c = &self.config.indexer;
+                    let _ = jobs::fail(
+                        &self.pool,
+                        &job,
+                        &error.to_string(),
+                        c.max_attempts,
+                        c.retry_base,
+                    )
+                    .await;
+                }
+                None => {}
+            }
+        }
+    }
+
+    async fn run_job(&self, job: &ClaimedJob) -> Result<pipeline::Outcome, anyhow::Error> {
+        let backend = self
+            .backends
+            .get(&job.backend)
+            .ok_or_else(|| anyhow::anyhow!("no backend named {:?} is configured", job.backend))?;
+        // Index the digest the shim saw; record the tag it came by.
+        let outcome = pipeline::index(
+            &self.pool,
+            backend,
+            &job.repository,
+            &job.digest,
+            &self.options,
+        )
+        .await?;
+        if !job.reference.contains(':') {
+            let tagged = Options {
+                force: false,
+                ..self.options.clone()
+            };
+            pipeline::index(
+                &self.pool,
+                backend,
+                &job.repository,
+                &job.reference,
+                &tagged,
+            )
+            .await?;
+        }
+        Ok(outcome)
+    }
+}

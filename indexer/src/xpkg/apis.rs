@@ -1,0 +1,279 @@
+//! The API types a package defines: one record per CRD or XRD.
+//!
+//! A Function's CRDs describe its input and are never installed; they are recorded all the same,
+//! marked `function_input`, so the marketplace can document them.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::classify::{ObjectClass, split_api_version};
+
+/// One API type (group + kind) defined by a CRD or an XRD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiType {
+    /// Index of the defining object in the package's ordered objects.
+    pub object_index: usize,
+    /// Digest of the defining object.
+    pub digest: String,
+    pub definition: Definition,
+    /// A Function's input type: documented, never installed.
+    pub function_input: bool,
+    pub group: String,
+    pub kind: String,
+    pub list_kind: Option<String>,
+    pub plural: Option<String>,
+    pub singular: Option<String>,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// `Cluster` or `Namespaced` (for XRDs: `Cluster` for v1, `spec.scope` or `Namespaced` for v2).
+    pub scope: Option<String>,
+    /// An XRD's claim names (`spec.claimNames`), when it offers a claim.
+    pub claim: Option<ClaimNames>,
+    pub versions: Vec<ApiVersion>,
+}
+
+impl ApiType {
+    /// The version named `name`, if the type has it.
+    pub fn version(&self, name: &str) -> Option<&ApiVersion> {
+        self.versions.iter().find(|v| v.name == name)
+    }
+}
+
+/// What defines an API type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Definition {
+    /// `apiextensions.k8s.io` CustomResourceDefinition.
+    Crd,
+    /// `apiextensions.crossplane.io` CompositeResourceDefinition.
+    Xrd,
+}
+
+/// The names of an XRD's claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClaimNames {
+    pub kind: String,
+    pub plural: Option<String>,
+}
+
+/// One version of an API type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiVersion {
+    pub name: String,
+    pub served: bool,
+    /// The storage version of a CRD; for an XRD, whether the version is `referenceable`.
+    pub storage: bool,
+    pub deprecated: bool,
+    pub deprecation_warning: Option<String>,
+}
+
+/// The API type defined by a CRD or XRD document, or `None` for other classes and for
+/// definitions without `spec.group` and `spec.names.kind`.
+pub fn extract(
+    object_index: usize,
+    digest: &str,
+    class: ObjectClass,
+    value: &Value,
+    function_input: bool,
+) -> Option<ApiType> {
+    let definition = match class {
+        ObjectClass::Crd => Definition::Crd,
+        ObjectClass::Xrd => Definition::Xrd,
+        _ => return None,
+    };
+    let spec = value.get("spec")?;
+    let names = spec.get("names");
+    let name = |key: &str| {
+        names
+            .and_then(|n| n.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let list = |key: &str| strings(names.and_then(|n| n.get(key)));
+
+    let scope = match definition {
+        Definition::Crd => str_field(spec, "scope"),
+        Definition::Xrd => {
+            let version = value
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .map(|v| split_api_version(v).1);
+            if version == Some("v1") {
+                Some("Cluster".to_owned())
+            } else {
+                Some(str_field(spec, "scope").unwrap_or_else(|| "Namespaced".to_owned()))
+            }
+        }
+    };
+    let claim = match definition {
+        Definition::Xrd => spec.get("claimNames").and_then(|c| {
+            Some(ClaimNames {
+                kind: c.get("kind")?.as_str()?.to_owned(),
+                plural: c.get("plural").and_then(Value::as_str).map(str::to_owned),
+            })
+        }),
+        Definition::Crd => None,
+    };
+
+    Some(ApiType {
+        object_index,
+        digest: digest.to_owned(),
+        definition,
+        function_input,
+        group: str_field(spec, "group")?,
+        kind: name("kind")?,
+        list_kind: name("listKind"),
+        plural: name("plural"),
+        singular: name("singular"),
+        short_names: list("shortNames"),
+        categories: list("categories"),
+        scope,
+        claim,
+        versions: versions(spec, definition),
+    })
+}
+
+fn versions(spec: &Value, definition: Definition) -> Vec<ApiVersion> {
+    let listed: Vec<ApiVersion> = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .map(|versions| {
+            versions
+                .iter()
+                .filter_map(|v| {
+                    let flag = |key: &str| v.get(key).and_then(Value::as_bool).unwrap_or(false);
+                    Some(ApiVersion {
+                        name: v.get("name")?.as_str()?.to_owned(),
+                        served: flag("served"),
+                        storage: flag(match definition {
+                            Definition::Crd => "storage",
+                            Definition::Xrd => "referenceable",
+                        }),
+                        deprecated: flag("deprecated"),
+                        deprecation_warning: str_field(v, "deprecationWarning"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !listed.is_empty() {
+        return listed;
+    }
+    // apiextensions.k8s.io/v1beta1 CRDs may name a single `spec.version` instead.
+    str_field(spec, "version")
+        .map(|name| {
+            vec![ApiVersion {
+                name,
+                served: true,
+                storage: true,
+                deprecated: false,
+                deprecation_warning: None,
+            }]
+        })
+        .unwrap_or_default()
+}
+
+fn str_field(value: &Value, key: &str) -> Option<String> {
+    value.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn apis_read_crd_names_scope_and_deprecated_versions() {
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "spec": {
+                "group": "kubernetes.crossplane.io", "scope": "Cluster",
+                "names": {"kind": "Object", "plural": "objects", "singular": "object", "listKind": "ObjectList",
+                          "categories": ["crossplane", "managed"], "shortNames": ["obj"]},
+                "versions": [
+                    {"name": "v1alpha1", "served": true, "storage": false, "deprecated": true},
+                    {"name": "v1alpha2", "served": true, "storage": true},
+                ],
+            },
+        });
+        let api = extract(3, "sha256:x", ObjectClass::Crd, &crd, false).unwrap();
+        assert_eq!(
+            (api.group.as_str(), api.kind.as_str(), api.scope.as_deref()),
+            ("kubernetes.crossplane.io", "Object", Some("Cluster"))
+        );
+        assert_eq!(
+            (api.object_index, api.digest.as_str(), api.definition),
+            (3, "sha256:x", Definition::Crd)
+        );
+        assert_eq!(api.short_names, vec!["obj"]);
+        assert_eq!(api.categories, vec!["crossplane", "managed"]);
+        assert!(
+            api.version("v1alpha1").unwrap().deprecated
+                && !api.version("v1alpha1").unwrap().storage
+        );
+        assert!(api.version("v1alpha2").unwrap().storage);
+    }
+
+    #[test]
+    fn apis_read_xrd_scope_claims_and_referenceable() {
+        let v1 = json!({
+            "apiVersion": "apiextensions.crossplane.io/v1", "kind": "CompositeResourceDefinition",
+            "spec": {"group": "g.io", "names": {"kind": "XNet", "plural": "xnets"},
+                     "claimNames": {"kind": "Net", "plural": "nets"},
+                     "versions": [{"name": "v1alpha1", "served": true, "referenceable": true}]},
+        });
+        let api = extract(1, "d", ObjectClass::Xrd, &v1, false).unwrap();
+        assert_eq!(api.scope.as_deref(), Some("Cluster"));
+        assert_eq!(
+            api.claim,
+            Some(ClaimNames {
+                kind: "Net".into(),
+                plural: Some("nets".into())
+            })
+        );
+        assert!(api.versions[0].storage && api.versions[0].served);
+
+        let v2 = json!({
+            "apiVersion": "apiextensions.crossplane.io/v2", "kind": "CompositeResourceDefinition",
+            "spec": {"group": "g.io", "names": {"kind": "Net"}, "versions": []},
+        });
+        assert_eq!(
+            extract(1, "d", ObjectClass::Xrd, &v2, false)
+                .unwrap()
+                .scope
+                .as_deref(),
+            Some("Namespaced")
+        );
+        assert!(extract(1, "d", ObjectClass::Composition, &v2, false).is_none());
+    }
+
+    #[test]
+    fn apis_read_v1beta1_single_version() {
+        let crd = json!({"spec": {"group": "g", "version": "v1", "names": {"kind": "K"}}});
+        let api = extract(1, "d", ObjectClass::Crd, &crd, true).unwrap();
+        assert!(api.function_input);
+        assert_eq!(
+            api.versions,
+            vec![ApiVersion {
+                name: "v1".into(),
+                served: true,
+                storage: true,
+                deprecated: false,
+                deprecation_warning: None
+            }]
+        );
+    }
+}

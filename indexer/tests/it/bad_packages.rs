@@ -1,0 +1,270 @@
+//! Hostile and broken packages are recorded as rejected with a precise reason; the worker goes
+//! on, and earlier versions of the same package stay as they were. Non-packages are recorded
+//! without downloading a layer.
+
+use std::io::Write;
+
+use testkit::{
+    oci::{ImageSpec, LayerSpec, OciLayout, diff_id, tar_gz},
+    xpkg_image, xpkg_source,
+};
+
+use crate::harness::Env;
+
+const META: &str =
+    "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-bad\n";
+
+fn gzip(data: impl FnOnce(&mut dyn Write)) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    data(&mut enc);
+    enc.finish().unwrap()
+}
+
+/// A gzip tar whose one entry `package.yaml` claims `size` bytes of repeated `line`, written
+/// without holding it in memory.
+fn big_package_layer(size: u64, prefix: &[u8], line: &[u8]) -> Vec<u8> {
+    gzip(|w| {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("package.yaml").unwrap();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_cksum();
+        w.write_all(header.as_bytes()).unwrap();
+        w.write_all(prefix).unwrap();
+        let mut written = prefix.len() as u64;
+        while written + line.len() as u64 <= size {
+            w.write_all(line).unwrap();
+            written += line.len() as u64;
+        }
+        w.write_all(&vec![b'\n'; (size - written) as usize])
+            .unwrap();
+        let pad = (512 - size % 512) % 512;
+        w.write_all(&vec![0; pad as usize + 1024]).unwrap();
+    })
+}
+
+fn raw_tar_with(path: &str, kind: tar::EntryType) -> Vec<u8> {
+    gzip(|w| {
+        let mut header = tar::Header::new_gnu();
+        // set_path refuses `..`; write the name bytes directly, as an attacker would.
+        header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_entry_type(kind);
+        header.set_size(if kind == tar::EntryType::Regular {
+            META.len() as u64
+        } else {
+            0
+        });
+        if kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc/passwd").unwrap();
+        }
+        header.set_mode(0o644);
+        header.set_cksum();
+        w.write_all(header.as_bytes()).unwrap();
+        if kind == tar::EntryType::Regular {
+            w.write_all(META.as_bytes()).unwrap();
+            w.write_all(&vec![0; 512 - META.len() % 512]).unwrap();
+        }
+        w.write_all(&[0; 1024]).unwrap();
+    })
+}
+
+/// An image whose base layer is exactly `layer`.
+fn with_base_layer(layout: &OciLayout, tag: &str, layer: Vec<u8>) {
+    let mut spec = LayerSpec::bytes(layer.clone());
+    spec.annotations
+        .insert("io.crossplane.xpkg".into(), "base".into());
+    let config = testkit::oci::config_json_with_diff_ids(&Default::default(), &[diff_id(&layer)]);
+    let desc = layout.add_image(ImageSpec {
+        config,
+        layers: vec![spec],
+        ..Default::default()
+    });
+    layout.tag(tag, &desc);
+}
+
+fn package(yaml: &str) -> Vec<u8> {
+    tar_gz(&[("package.yaml", yaml.as_bytes())])
+}
+
+#[tokio::test]
+async fn hostile_packages_are_rejected_with_reasons_and_nothing_else_changes() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+
+    // A good version first.
+    let good = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
+    xpkg_image::write(&layout, "v1.0.0", &good);
+    env.push(&layout, "v1.0.0", "xpkg/provider-nop", &[]).await;
+    env.index_all().await;
+    let objects_before = env.count("select count(*) from objects").await;
+    let apis_before = env.count("select count(*) from api_types").await;
+
+    let bomb = gzip(|w| {
+        let mut header = tar::Header::new_gnu();
+        header.set_path("package.yaml").unwrap();
+        header.set_size(4 * 1024 * 1024 * 1024);
+        header.set_mode(0o644);
+        header.set_cksum();
+        w.write_all(header.as_bytes()).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..(1024 + 64) {
+            w.write_all(&zeros).unwrap();
+        }
+    });
+    assert!(
+        bomb.len() < 2 * 1024 * 1024,
+        "the bomb is small compressed: {}",
+        bomb.len()
+    );
+    let alias_bomb = format!(
+        "{META}---\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+    );
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("gzip-bomb", bomb, "exceeded"),
+        (
+            "traversal",
+            raw_tar_with("../package.yaml", tar::EntryType::Regular),
+            "../package.yaml",
+        ),
+        (
+            "symlink",
+            raw_tar_with("package.yaml", tar::EntryType::Symlink),
+            "package.yaml",
+        ),
+        ("alias-bomb", package(&alias_bomb), "alias"),
+        (
+            "huge",
+            big_package_layer(
+                300 * 1024 * 1024,
+                format!("{META}---\n").as_bytes(),
+                b"k: vvvvvvvvvvvvvvvvvvvvvvvvvvv\n",
+            ),
+            "exceeded",
+        ),
+        (
+            "invalid-yaml",
+            package(&format!("{META}---\nkey: [unclosed\n")),
+            "invalid YAML",
+        ),
+        (
+            "no-meta",
+            package("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"),
+            "no package meta",
+        ),
+    ];
+    for (tag, layer, _) in &cases {
+        with_base_layer(&layout, tag, layer.clone());
+        env.push(&layout, tag, "xpkg/provider-nop", &[]).await;
+    }
+    env.index_all().await;
+
+    for (tag, _, reason) in &cases {
+        let (kind, rejection): (String, Option<String>) = sqlx::query_as(
+            "select v.kind, v.rejection from versions v join tags t on t.version_id = v.id where t.tag = $1",
+        )
+        .bind(tag)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{tag} recorded: {e}"));
+        assert_eq!(kind, "rejected", "{tag}");
+        let rejection = rejection.unwrap_or_default();
+        assert!(
+            rejection.to_lowercase().contains(&reason.to_lowercase()),
+            "{tag}: {rejection}"
+        );
+    }
+    assert_eq!(
+        env.count("select count(*) from index_jobs where state <> 'done'")
+            .await,
+        0
+    );
+    // The good version is untouched, and the rejects added no objects or APIs.
+    assert_eq!(
+        env.count("select count(*) from objects").await,
+        objects_before
+    );
+    assert_eq!(
+        env.count("select count(*) from api_types").await,
+        apis_before
+    );
+    let good_kind: String = sqlx::query_scalar(
+        "select v.kind from versions v join tags t on t.version_id = v.id where t.tag = 'v1.0.0'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(good_kind, "package");
+}
+
+#[tokio::test]
+async fn images_and_artifacts_are_recorded_without_layer_downloads() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    // Incompressible contents, so the image really is megabytes.
+    let mut x = 0x2545_f491_u32;
+    let app: Vec<u8> = (0..2 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let layer = tar_gz(&[("app", &app)]);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/app"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id(&layer)]},
+    }))
+    .unwrap();
+    let image = layout.add_image(ImageSpec {
+        config: config.clone(),
+        layers: vec![LayerSpec::bytes(layer.clone())],
+        ..Default::default()
+    });
+    layout.tag("image", &image);
+    let artifact = layout.add_image(ImageSpec {
+        artifact_type: Some("application/vnd.example.sbom.v1".into()),
+        config: b"{}".to_vec(),
+        config_media_type: Some("application/vnd.oci.empty.v1+json".into()),
+        layers: vec![LayerSpec {
+            media_type: Some("application/spdx+json".into()),
+            ..LayerSpec::bytes(layer.clone())
+        }],
+        ..Default::default()
+    });
+    layout.tag("sbom", &artifact);
+    env.push(&layout, "image", "apps/web", &[]).await;
+    env.push(&layout, "sbom", "apps/web", &[]).await;
+    env.index_all().await;
+
+    let rows: Vec<(String, String, Option<String>, i64, i64)> = sqlx::query_as(
+        "select t.tag, v.kind, v.artifact_type, v.bytes_downloaded, v.image_bytes
+         from versions v join tags t on t.version_id = v.id order by t.tag",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (_, kind, _, downloaded, size) = &rows[0];
+    assert_eq!(kind, "image");
+    assert!(*size > 2_000_000);
+    // The manifest and the config, nothing else.
+    assert!(
+        *downloaded < (image.size as i64 + config.len() as i64) + 1,
+        "{downloaded}"
+    );
+    let (_, kind, artifact_type, downloaded, _) = &rows[1];
+    assert_eq!(kind, "artifact");
+    assert_eq!(
+        artifact_type.as_deref(),
+        Some("application/vnd.example.sbom.v1")
+    );
+    assert_eq!(
+        *downloaded, artifact.size as i64,
+        "only the manifest was read"
+    );
+    assert_eq!(env.count("select count(*) from objects").await, 0);
+}

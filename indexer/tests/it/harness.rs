@@ -1,0 +1,99 @@
+//! A registry, a shim in front of it, a fresh database, and the indexer.
+
+use std::{sync::Arc, time::Duration};
+
+use shimmer_config::Config;
+use shimmer_indexer::worker::Indexer;
+use shimmer_store::PgPool;
+use testkit::{
+    oci::OciLayout,
+    pg::TestDatabase,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+};
+use tokio::net::TcpListener;
+
+pub struct Env {
+    pub registry: Registry,
+    pub shim: String,
+    pub pool: PgPool,
+    pub indexer: Arc<Indexer>,
+    _db: TestDatabase,
+    _shim: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::start_with("").await
+    }
+
+    /// `extra` is TOML added to the configuration (e.g. an `[indexer]` section).
+    pub async fn start_with(extra: &str) -> Env {
+        let registry = Registry::start(RegistryOptions {
+            log_level: "warn".into(),
+            ..Default::default()
+        })
+        .await;
+        let db = testkit::pg::fresh_database().await;
+        let toml = format!(
+            "{extra}\n[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+            db.url,
+            registry.url()
+        );
+        let config = Arc::new(Config::from_toml(&toml).unwrap());
+        let pool = shimmer_store::connect_lazy(&config.database).unwrap();
+        shimmer_store::migrate(&pool).await.unwrap();
+        let state = shimmer_shim::AppState::new(config.clone(), pool.clone()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shim = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(shimmer_shim::run(listener, state, std::future::pending()));
+        let indexer = Indexer::new(config.clone(), pool.clone()).unwrap();
+        Env {
+            registry,
+            shim,
+            pool,
+            indexer,
+            _db: db,
+            _shim: task,
+        }
+    }
+
+    /// Pushes `tag` of `layout` through the shim as `repo:tag`.
+    pub async fn push(&self, layout: &OciLayout, tag: &str, repo: &str, extra: &[&str]) {
+        skopeo::copy(
+            &layout.skopeo_ref(tag),
+            &format!("docker://{}/{repo}:{tag}", self.shim),
+            extra,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+    }
+
+    /// Runs two workers until the queue has nothing queued or running, then stops them.
+    pub async fn index_all(&self) {
+        // The shim writes jobs off the request path: let them land first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let run = tokio::spawn(self.indexer.clone().run(2, rx));
+        let pool = self.pool.clone();
+        testkit::wait_until("the queue is drained", Duration::from_secs(120), || {
+            let pool = pool.clone();
+            async move {
+                let counts = shimmer_store::jobs::counts(&pool).await.unwrap();
+                !counts
+                    .iter()
+                    .any(|(s, n)| (s == "queued" || s == "running") && *n > 0)
+            }
+        })
+        .await;
+        tx.send(true).unwrap();
+        run.await.unwrap();
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the indexer: real packages pushed with skopeo through a real shim to a
+//! real docker-registry, indexed into a real PostgreSQL.
+
+mod bad_packages;
+mod harness;
+mod packages;
+mod queue;

@@ -1,0 +1,364 @@
+//! Real packages from `shared/testdata/xpkg-sources`, every version, through the whole path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use testkit::{
+    oci::{Flavor, IndexSpec, OciLayout},
+    xpkg_image::{self, PackageImage, Roles},
+    xpkg_source,
+};
+
+use crate::harness::Env;
+
+/// `provider-kubernetes-v0.9.0` -> (`xpkg/provider-kubernetes`, `v0.9.0`).
+fn repo_and_tag(dir: &std::path::Path) -> (String, String) {
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let (repo, tag) = name.rsplit_once('-').unwrap();
+    (format!("xpkg/{repo}"), tag.to_owned())
+}
+
+/// Definitions counted from the text, independently of the YAML parser: top-level
+/// `kind: CustomResourceDefinition|CompositeResourceDefinition` lines.
+fn definitions_in(package_yaml: &[u8]) -> usize {
+    String::from_utf8_lossy(package_yaml)
+        .lines()
+        .filter(|l| {
+            let l = l.trim_end();
+            l == "kind: CustomResourceDefinition" || l == "kind: CompositeResourceDefinition"
+        })
+        .count()
+}
+
+fn expected_type(repo: &str) -> &'static str {
+    if repo.contains("/provider-") {
+        "Provider"
+    } else if repo.contains("/function-") {
+        "Function"
+    } else {
+        "Configuration"
+    }
+}
+
+#[tokio::test]
+async fn every_real_package_at_every_version_is_indexed() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let mut expected = Vec::new();
+    for dir in xpkg_source::package_dirs() {
+        let (repo, tag) = repo_and_tag(&dir);
+        let image = xpkg_image::from_source(&dir);
+        let defs = definitions_in(&image.package_yaml);
+        let has_examples = image.examples_yaml.is_some();
+        xpkg_image::write(
+            &layout,
+            &format!("{}-{tag}", repo.replace('/', "-")),
+            &image,
+        );
+        expected.push((repo, tag, defs, has_examples));
+    }
+    assert!(expected.len() >= 19, "{} package trees", expected.len());
+    for (repo, tag, _, _) in &expected {
+        let ltag = format!("{}-{tag}", repo.replace('/', "-"));
+        skopeo_push(&env, &layout, &ltag, repo, tag).await;
+    }
+    env.index_all().await;
+
+    let failed = env
+        .count("select count(*) from index_jobs where state <> 'done'")
+        .await;
+    assert_eq!(failed, 0, "every job finished");
+    for (repo, tag, defs, has_examples) in &expected {
+        let row: (
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+            Option<String>,
+        ) = sqlx::query_as(
+            "select v.kind, v.package_type, v.meta->>'name',
+                    (select count(*) from api_types a where a.version_id = v.id),
+                    (select count(*) from examples e where e.version_id = v.id),
+                    v.rejection
+             from versions v join packages p on p.id = v.package_id
+             join tags t on t.version_id = v.id and t.tag = $2
+             where p.repository = $1",
+        )
+        .bind(repo)
+        .bind(tag)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap_or_else(|e| panic!("{repo}:{tag} not stored: {e}"));
+        let (kind, package_type, name, apis, examples, rejection) = row;
+        assert_eq!(kind, "package", "{repo}:{tag} {rejection:?}");
+        assert_eq!(
+            package_type.as_deref(),
+            Some(expected_type(repo)),
+            "{repo}:{tag}"
+        );
+        let short = repo.trim_start_matches("xpkg/");
+        assert!(name.is_some(), "{repo}:{tag} has a name");
+        assert_eq!(
+            apis as usize, *defs,
+            "{repo}:{tag}: API types vs definitions in the stream"
+        );
+        if *has_examples {
+            assert!(examples > 0, "{repo}:{tag}: examples stored");
+        } else {
+            assert_eq!(examples, 0, "{repo}:{tag}");
+        }
+        if short.starts_with("provider-nop") {
+            assert_eq!(name.as_deref(), Some("provider-nop"));
+        }
+    }
+
+    // Spot checks against what the sources say.
+    let kinds: BTreeSet<String> = sqlx::query_scalar(
+        "select a.kind from api_types a join versions v on v.id = a.version_id
+         join packages p on p.id = v.package_id where p.repository = 'xpkg/provider-kubernetes'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    assert!(
+        kinds.contains("Object") && kinds.contains("ProviderConfig"),
+        "{kinds:?}"
+    );
+    let ec2: i64 = env
+        .count(
+            "select count(*) from examples e join versions v on v.id = e.version_id
+             join packages p on p.id = v.package_id
+             where p.repository = 'xpkg/provider-aws-ec2' and e.example_id is not null and not e.supporting",
+        )
+        .await;
+    assert!(
+        ec2 > 50,
+        "provider-aws-ec2 examples linked by example-id: {ec2}"
+    );
+    let deprecated = env
+        .count("select count(*) from api_types where deprecated")
+        .await;
+    assert!(deprecated > 0, "some real CRD version is marked deprecated");
+    let deps: i64 = env
+        .count(
+            "select count(*) from versions v join packages p on p.id = v.package_id
+             where p.repository = 'xpkg/platform-ref-aws' and jsonb_array_length(v.meta->'depends_on') > 0",
+        )
+        .await;
+    assert_eq!(deps, 2, "both platform-ref-aws versions have dependencies");
+}
+
+async fn skopeo_push(env: &Env, layout: &OciLayout, ltag: &str, repo: &str, tag: &str) {
+    testkit::skopeo::copy(
+        &layout.skopeo_ref(ltag),
+        &format!("docker://{}/{repo}:{tag}", env.shim),
+        &[],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+}
+
+#[tokio::test]
+async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
+    let env = Env::start().await;
+    let dir = xpkg_source::testdata_root().join("provider-nop-main");
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let base = xpkg_image::from_source(&dir);
+    let variants = [
+        (
+            "docker",
+            PackageImage {
+                flavor: Flavor::DockerV2,
+                roles: Roles::LabelsOnly,
+                ..base.clone()
+            },
+        ),
+        (
+            "labels",
+            PackageImage {
+                roles: Roles::LabelsOnly,
+                ..base.clone()
+            },
+        ),
+        (
+            "roleless",
+            PackageImage {
+                roles: Roles::None,
+                examples_yaml: None,
+                ..base.clone()
+            },
+        ),
+    ];
+    for (tag, image) in &variants {
+        xpkg_image::write(&layout, tag, image);
+        env.push(&layout, tag, "nop/variants", &[]).await;
+    }
+    // An index of two platforms whose base layer is the same blob.
+    let amd = xpkg_image::write(
+        &layout,
+        "amd",
+        &PackageImage {
+            runtime_bytes: Some(4096),
+            seed: 1,
+            ..base.clone()
+        },
+    );
+    let arm = xpkg_image::write(
+        &layout,
+        "arm",
+        &PackageImage {
+            runtime_bytes: Some(4096),
+            seed: 2,
+            ..base.clone()
+        },
+    );
+    let index = layout.add_index(IndexSpec {
+        manifests: vec![
+            amd.clone().with_platform("linux", "amd64"),
+            arm.with_platform("linux", "arm64"),
+        ],
+        ..Default::default()
+    });
+    layout.tag("multi", &index);
+    env.push(&layout, "multi", "nop/variants", &["--all"]).await;
+    env.index_all().await;
+
+    let rows: Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "select t.tag, v.kind, v.package_type, v.index_digest, v.rejection
+         from tags t join versions v on v.id = t.version_id order by t.tag",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let by_tag: BTreeMap<_, _> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
+    for tag in ["docker", "labels", "roleless", "multi"] {
+        let r = by_tag
+            .get(tag)
+            .unwrap_or_else(|| panic!("{tag} indexed: {rows:?}"));
+        assert_eq!(r.1, "package", "{tag}: {r:?}");
+        assert_eq!(r.2.as_deref(), Some("Provider"), "{tag}");
+    }
+    assert_eq!(by_tag["multi"].3.as_deref(), Some(index.digest.as_str()));
+    // Five manifests of one package: its objects are stored once.
+    let one = shimmer_indexer::xpkg::parse_package(
+        &base.package_yaml,
+        base.examples_yaml.as_deref(),
+        &Default::default(),
+    )
+    .unwrap();
+    let mut distinct: BTreeSet<&str> = one.objects.iter().map(|o| o.digest.as_str()).collect();
+    distinct.extend(one.examples.iter().map(|e| e.digest.as_str()));
+    assert_eq!(
+        env.count("select count(*) from objects").await as usize,
+        distinct.len()
+    );
+    assert_eq!(
+        env.count("select count(distinct contents_digest) from versions")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn versions_share_objects_and_reindexing_adds_nothing() {
+    let env = Env::start().await;
+    let root = xpkg_source::testdata_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let mut union = BTreeSet::new();
+    let mut total = 0;
+    for v in ["v1.2.1", "main"] {
+        let image = xpkg_image::from_source(&root.join(format!("provider-kubernetes-{v}")));
+        let parsed = shimmer_indexer::xpkg::parse_package(
+            &image.package_yaml,
+            image.examples_yaml.as_deref(),
+            &Default::default(),
+        )
+        .unwrap();
+        let digests: BTreeSet<String> = parsed
+            .objects
+            .iter()
+            .map(|o| o.digest.clone())
+            .chain(parsed.examples.iter().map(|e| e.digest.clone()))
+            .collect();
+        total += digests.len();
+        union.extend(digests);
+        xpkg_image::write(&layout, v, &image);
+        env.push(&layout, v, "xpkg/provider-kubernetes", &[]).await;
+    }
+    env.index_all().await;
+    let objects = env.count("select count(*) from objects").await as usize;
+    assert_eq!(objects, union.len(), "each distinct object stored once");
+    assert!(
+        union.len() < total,
+        "the two versions share objects ({} of {total} distinct)",
+        union.len()
+    );
+
+    // Index both again, forced: nothing new anywhere.
+    let before_versions = env.count("select count(*) from versions").await;
+    let before_apis = env.count("select count(*) from api_types").await;
+    for v in ["v1.2.1", "main"] {
+        let outcome = shimmer_indexer::pipeline::index(
+            &env.pool,
+            env.indexer.backend("primary").unwrap(),
+            "xpkg/provider-kubernetes",
+            v,
+            &shimmer_indexer::pipeline::Options {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome.objects_new, 0, "{v}");
+        assert_eq!(outcome.kind, "package");
+    }
+    assert_eq!(
+        env.count("select count(*) from objects").await as usize,
+        objects
+    );
+    assert_eq!(
+        env.count("select count(*) from versions").await,
+        before_versions
+    );
+    assert_eq!(
+        env.count("select count(*) from api_types").await,
+        before_apis
+    );
+}
+
+#[tokio::test]
+async fn only_the_annotated_layers_are_downloaded() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let image = PackageImage {
+        runtime_bytes: Some(64 * 1024 * 1024),
+        ..xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"))
+    };
+    xpkg_image::write(&layout, "v1", &image);
+    env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
+    env.index_all().await;
+    let (downloaded, size): (i64, i64) =
+        sqlx::query_as("select bytes_downloaded, image_bytes from versions")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(size > 64 * 1024 * 1024, "{size}");
+    assert!(downloaded > 0);
+    assert!(
+        (downloaded as f64) < 0.02 * size as f64,
+        "downloaded {downloaded} of {size} bytes"
+    );
+}

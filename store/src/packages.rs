@@ -1,0 +1,410 @@
+//! Packages, versions, tags, objects, API types and examples, as the indexer writes them.
+//!
+//! One version is written in one transaction. Objects are content-addressed: the indexer asks
+//! which digests the store lacks and sends only those bodies, so a new version that shares 95%
+//! of its CRDs with the last one writes 5% of the rows. Writing a version that exists already
+//! changes nothing but its tag.
+
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, Transaction};
+
+/// Rows per bulk statement (keeps each under PostgreSQL's parameter and message limits while
+/// staying few round trips for a 2,000-CRD provider).
+const CHUNK: usize = 250;
+
+/// An object to store once by digest.
+#[derive(Debug, Clone)]
+pub struct ObjectRecord {
+    pub digest: String,
+    pub api_version: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub class: String,
+    pub body: Value,
+    pub size_bytes: i32,
+}
+
+/// An API type a version defines.
+#[derive(Debug, Clone)]
+pub struct ApiRecord {
+    pub object_digest: String,
+    pub definition: String,
+    pub api_group: String,
+    pub kind: String,
+    pub plural: Option<String>,
+    pub singular: Option<String>,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub scope: Option<String>,
+    pub served_versions: Vec<String>,
+    pub storage_version: Option<String>,
+    pub versions: Value,
+    pub deprecated: bool,
+}
+
+/// An example object of a version.
+#[derive(Debug, Clone)]
+pub struct ExampleRecord {
+    pub object_digest: String,
+    pub api_group: Option<String>,
+    pub kind: Option<String>,
+    pub api_version: Option<String>,
+    pub example_id: Option<String>,
+    pub supporting: bool,
+}
+
+/// Everything known about one manifest of a repository.
+#[derive(Debug, Clone)]
+pub struct VersionRecord {
+    pub backend: String,
+    pub repository: String,
+    /// The tag this version was reached by, if any (it moves here).
+    pub tag: Option<String>,
+    pub manifest_digest: String,
+    pub index_digest: Option<String>,
+    pub media_type: Option<String>,
+    pub artifact_type: Option<String>,
+    /// `package`, `image`, `helm`, `artifact`, `index` or `rejected`.
+    pub kind: String,
+    pub package_type: Option<String>,
+    pub name: Option<String>,
+    pub meta: Option<Value>,
+    /// The contents document's digest and its ordered object digests.
+    pub contents: Option<(String, Vec<String>)>,
+    pub crossplane_version: Option<String>,
+    pub lint: Value,
+    pub rejection: Option<String>,
+    pub bytes_downloaded: i64,
+    pub image_bytes: i64,
+    pub visibility: String,
+}
+
+/// What storing a version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub package_id: i64,
+    pub version_id: i64,
+    /// False when the version existed already (nothing but its tag was written).
+    pub created: bool,
+    pub objects_new: u64,
+}
+
+/// Which of `digests` the store has no object for.
+pub async fn missing_objects(
+    pool: &PgPool,
+    digests: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "select d from unnest($1::text[]) as d
+         where not exists (select 1 from objects o where o.digest = d)",
+    )
+    .bind(digests)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(d,)| d).collect())
+}
+
+/// Whether this manifest of this repository is stored already.
+pub async fn version_exists(
+    pool: &PgPool,
+    repository: &str,
+    digest: &str,
+) -> Result<bool, sqlx::Error> {
+    let (exists,): (bool,) = sqlx::query_as(
+        "select exists (select 1 from versions v join packages p on p.id = v.package_id
+                        where p.repository = $1 and v.manifest_digest = $2)",
+    )
+    .bind(repository)
+    .bind(digest)
+    .fetch_one(pool)
+    .await?;
+    Ok(exists)
+}
+
+/// Writes a version with its objects (only those the store lacks need bodies: pass the rest
+/// too, they are skipped), API types and examples, and moves its tag.
+pub async fn store_version(
+    pool: &PgPool,
+    v: &VersionRecord,
+    objects: &[ObjectRecord],
+    apis: &[ApiRecord],
+    examples: &[ExampleRecord],
+) -> Result<Stored, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let (package_id,): (i64,) = sqlx::query_as(
+        "insert into packages (backend, repository, package_type, name, visibility)
+         values ($1, $2, $3, $4, $5)
+         on conflict (repository) do update set
+             backend = excluded.backend,
+             package_type = coalesce(excluded.package_type, packages.package_type),
+             name = coalesce(excluded.name, packages.name),
+             updated_at = now()
+         returning id",
+    )
+    .bind(&v.backend)
+    .bind(&v.repository)
+    .bind(&v.package_type)
+    .bind(&v.name)
+    .bind(&v.visibility)
+    .fetch_one(&mut *tx)
+    .await?;
+
+    let objects_new = insert_objects(&mut tx, objects).await?;
+    if let Some((digest, list)) = &v.contents {
+        sqlx::query(
+            "insert into contents (digest, objects) values ($1, $2) on conflict do nothing",
+        )
+        .bind(digest)
+        .bind(list)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let inserted: Option<(i64,)> = sqlx::query_as(
+        "insert into versions (package_id, manifest_digest, index_digest, media_type,
+             artifact_type, kind, package_type, meta, contents_digest, crossplane_version, lint,
+             rejection, bytes_downloaded, image_bytes)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         on conflict (package_id, manifest_digest) do nothing
+         returning id",
+    )
+    .bind(package_id)
+    .bind(&v.manifest_digest)
+    .bind(&v.index_digest)
+    .bind(&v.media_type)
+    .bind(&v.artifact_type)
+    .bind(&v.kind)
+    .bind(&v.package_type)
+    .bind(&v.meta)
+    .bind(v.contents.as_ref().map(|(d, _)| d))
+    .bind(&v.crossplane_version)
+    .bind(&v.lint)
+    .bind(&v.rejection)
+    .bind(v.bytes_downloaded)
+    .bind(v.image_bytes)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (version_id, created) = match inserted {
+        Some((id,)) => (id, true),
+        None => {
+            let (id,): (i64,) = sqlx::query_as(
+                "select id from versions where package_id = $1 and manifest_digest = $2",
+            )
+            .bind(package_id)
+            .bind(&v.manifest_digest)
+            .fetch_one(&mut *tx)
+            .await?;
+            (id, false)
+        }
+    };
+    if created {
+        insert_apis(&mut tx, version_id, apis).await?;
+        insert_examples(&mut tx, version_id, examples).await?;
+    }
+    if let Some(tag) = &v.tag {
+        move_tag(&mut tx, package_id, tag, version_id, &v.manifest_digest).await?;
+    }
+    tx.commit().await?;
+    Ok(Stored {
+        package_id,
+        version_id,
+        created,
+        objects_new,
+    })
+}
+
+/// Points `tag` at a version, keeping every digest it ever named in `tag_history`.
+async fn move_tag(
+    tx: &mut Transaction<'_, Postgres>,
+    package_id: i64,
+    tag: &str,
+    version_id: i64,
+    digest: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into tags (package_id, tag, version_id) values ($1, $2, $3)
+         on conflict (package_id, tag) do update
+             set version_id = excluded.version_id, updated_at = now()
+             where tags.version_id <> excluded.version_id",
+    )
+    .bind(package_id)
+    .bind(tag)
+    .bind(version_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "insert into tag_history (package_id, tag, manifest_digest) values ($1, $2, $3)
+         on conflict do nothing",
+    )
+    .bind(package_id)
+    .bind(tag)
+    .bind(digest)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_objects(
+    tx: &mut Transaction<'_, Postgres>,
+    objects: &[ObjectRecord],
+) -> Result<u64, sqlx::Error> {
+    let mut new = 0;
+    for chunk in objects.chunks(CHUNK) {
+        let r = sqlx::query(
+            "insert into objects (digest, api_version, kind, name, class, body, size_bytes)
+             select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::jsonb[], $7::int[])
+             on conflict (digest) do nothing",
+        )
+        .bind(chunk.iter().map(|o| o.digest.as_str()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|o| o.api_version.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|o| o.name.as_deref()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|o| o.class.as_str()).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|o| &o.body).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|o| o.size_bytes).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        new += r.rows_affected();
+    }
+    Ok(new)
+}
+
+async fn insert_apis(
+    tx: &mut Transaction<'_, Postgres>,
+    version_id: i64,
+    apis: &[ApiRecord],
+) -> Result<(), sqlx::Error> {
+    // Arrays of arrays cannot be unnested with ragged lengths: text[] columns go as JSON.
+    for chunk in apis.chunks(CHUNK) {
+        sqlx::query(
+            "insert into api_types (version_id, object_digest, definition, api_group, kind, plural,
+                 singular, short_names, categories, scope, served_versions, storage_version,
+                 versions, deprecated)
+             select $1, a.d, a.def, a.g, a.k, a.p, a.s,
+                    array(select jsonb_array_elements_text(a.sn)),
+                    array(select jsonb_array_elements_text(a.cat)),
+                    a.sc,
+                    array(select jsonb_array_elements_text(a.sv)),
+                    a.st, a.vs, a.dep
+             from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::jsonb[], $9::jsonb[], $10::text[], $11::jsonb[], $12::text[],
+                         $13::jsonb[], $14::bool[])
+                  as a(d, def, g, k, p, s, sn, cat, sc, sv, st, vs, dep)",
+        )
+        .bind(version_id)
+        .bind(
+            chunk
+                .iter()
+                .map(|a| a.object_digest.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|a| a.definition.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|a| a.api_group.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|a| a.plural.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|a| a.singular.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|a| Value::from(a.short_names.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|a| Value::from(a.categories.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|a| a.scope.as_deref()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|a| Value::from(a.served_versions.clone()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|a| a.storage_version.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|a| &a.versions).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|a| a.deprecated).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn insert_examples(
+    tx: &mut Transaction<'_, Postgres>,
+    version_id: i64,
+    examples: &[ExampleRecord],
+) -> Result<(), sqlx::Error> {
+    for (n, chunk) in examples.chunks(CHUNK).enumerate() {
+        let offset = (n * CHUNK) as i32;
+        sqlx::query(
+            "insert into examples (version_id, position, object_digest, api_group, kind,
+                 api_version, example_id, supporting)
+             select $1, $2 + e.ord::int - 1, e.d, e.g, e.k, e.v, e.id, e.sup
+             from unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[])
+                  with ordinality as e(d, g, k, v, id, sup, ord)",
+        )
+        .bind(version_id)
+        .bind(offset)
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.object_digest.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.api_group.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|e| e.kind.as_deref()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.api_version.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|e| e.example_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(chunk.iter().map(|e| e.supporting).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
