@@ -362,3 +362,74 @@ async fn only_the_annotated_layers_are_downloaded() {
         "downloaded {downloaded} of {size} bytes"
     );
 }
+
+#[tokio::test]
+async fn extensions_manifest_readme_and_icons_are_read() {
+    use testkit::oci::{ImageSpec, LayerSpec, tar_gz};
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let package = xpkg_image::write(
+        &layout,
+        "pkg",
+        &xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main")),
+    );
+    let layer = |folder: &str, file: &str, body: &[u8]| {
+        let mut l = LayerSpec::bytes(tar_gz(&[(&format!("{folder}/{file}"), body)]));
+        l.annotations
+            .insert("io.crossplane.xpkg".into(), folder.into());
+        l
+    };
+    let extensions = layout.add_image(ImageSpec {
+        config: b"{}".to_vec(),
+        config_media_type: Some("application/vnd.oci.empty.v1+json".into()),
+        layers: vec![
+            layer(
+                "readme",
+                "README.md",
+                b"# NOP provider\n\nDoes nothing, reliably.",
+            ),
+            layer(
+                "icons",
+                "icon.svg",
+                b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+            ),
+        ],
+        ..Default::default()
+    });
+    let index = layout.add_index(IndexSpec {
+        manifests: vec![
+            package.with_platform("linux", "amd64"),
+            extensions.with_annotation("io.crossplane.xpkg", "xpkg-extensions"),
+        ],
+        ..Default::default()
+    });
+    layout.tag("v1", &index);
+    env.push(&layout, "v1", "xpkg/provider-nop", &["--all"])
+        .await;
+    env.index_all().await;
+    let ext: serde_json::Value = sqlx::query_scalar(
+        "select v.meta->'extensions' from versions v join tags t on t.version_id = v.id where t.tag = 'v1'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let files = ext
+        .as_array()
+        .unwrap_or_else(|| panic!("extensions recorded: {ext}"));
+    let readme = files
+        .iter()
+        .find(|f| f["folder"] == "readme")
+        .expect("readme");
+    assert!(
+        readme["text"]
+            .as_str()
+            .unwrap()
+            .contains("Does nothing, reliably.")
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f["folder"] == "icons" && f["path"] == "icons/icon.svg")
+    );
+}
