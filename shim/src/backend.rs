@@ -195,15 +195,17 @@ impl Backend {
     }
 }
 
+/// A backend named `b` at `url` storing repositories under `prefix`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_backend(url: &str, prefix: &str) -> Arc<Backend> {
+    let mut cfg = BackendConfig::new("b", url.parse().unwrap());
+    cfg.repository_prefix = prefix.into();
+    Backend::from_config(&cfg).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn backend(url: &str, prefix: &str) -> Arc<Backend> {
-        let mut cfg = BackendConfig::new("b", url.parse().unwrap());
-        cfg.repository_prefix = prefix.into();
-        Backend::from_config(&cfg).unwrap()
-    }
+    use super::test_backend as backend;
 
     #[test]
     fn urls_keep_base_path() {

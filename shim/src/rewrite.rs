@@ -123,17 +123,8 @@ pub fn decode_session(session: &str) -> Option<Result<String, ()>> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use shimmer_config::BackendConfig;
-
     use super::*;
-
-    fn backend(url: &str, prefix: &str) -> Arc<Backend> {
-        let mut cfg = BackendConfig::new("b", url.parse().unwrap());
-        cfg.repository_prefix = prefix.into();
-        Backend::from_config(&cfg).unwrap()
-    }
+    use crate::backend::test_backend as backend;
 
     fn ctx<'a>(b: &'a Backend, req: &'a Url, public: &'a str) -> Context<'a> {
         Context {
