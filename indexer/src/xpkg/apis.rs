@@ -15,20 +15,29 @@ pub struct ApiType {
     pub object_index: usize,
     /// Digest of the defining object.
     pub digest: String,
+    /// CRD or XRD.
     pub definition: Definition,
     /// A Function's input type: documented, never installed.
     pub function_input: bool,
+    /// `spec.group`.
     pub group: String,
+    /// `spec.names.kind`.
     pub kind: String,
+    /// `spec.names.listKind`.
     pub list_kind: Option<String>,
+    /// `spec.names.plural`.
     pub plural: Option<String>,
+    /// `spec.names.singular`.
     pub singular: Option<String>,
+    /// `spec.names.shortNames`.
     pub short_names: Vec<String>,
+    /// `spec.names.categories`.
     pub categories: Vec<String>,
     /// `Cluster` or `Namespaced` (for XRDs: `Cluster` for v1, `spec.scope` or `Namespaced` for v2).
     pub scope: Option<String>,
     /// An XRD's claim names (`spec.claimNames`), when it offers a claim.
     pub claim: Option<ClaimNames>,
+    /// `spec.versions`, in order.
     pub versions: Vec<ApiVersion>,
 }
 
@@ -52,18 +61,24 @@ pub enum Definition {
 /// The names of an XRD's claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClaimNames {
+    /// `spec.claimNames.kind`.
     pub kind: String,
+    /// `spec.claimNames.plural`.
     pub plural: Option<String>,
 }
 
 /// One version of an API type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiVersion {
+    /// The version name, e.g. `v1beta1`.
     pub name: String,
+    /// Whether the API server serves it.
     pub served: bool,
     /// The storage version of a CRD; for an XRD, whether the version is `referenceable`.
     pub storage: bool,
+    /// `deprecated: true`.
     pub deprecated: bool,
+    /// `deprecationWarning`, the text clients are shown.
     pub deprecation_warning: Option<String>,
 }
 

@@ -10,12 +10,16 @@ use serde_json::Value;
 /// The kind of package, from its meta object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum PackageType {
+    /// Managed resource CRDs (and webhooks, MRDs) plus a controller.
     Provider,
+    /// XRDs, Compositions, activation policies and operations.
     Configuration,
+    /// A function runtime and the CRDs of its input.
     Function,
 }
 
 impl PackageType {
+    /// The meta kind, e.g. `Provider`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Provider => "Provider",
@@ -151,7 +155,9 @@ pub enum Severity {
 /// One lint finding about a package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LintFinding {
+    /// How serious.
     pub severity: Severity,
+    /// What is wrong, for people.
     pub message: String,
     /// Index into the package's ordered objects (0 = meta), when the finding is about one.
     pub object_index: Option<usize>,

@@ -31,10 +31,15 @@ const EXAMPLE_ID: &str = "meta.upbound.io/example-id";
 pub struct ExampleObject {
     /// Position among the non-empty documents of `.up/examples.yaml`.
     pub position: usize,
+    /// `sha256:<hex>` of the canonical JSON of `value`.
     pub digest: String,
+    /// `apiVersion`, when the document is a Kubernetes object.
     pub api_version: Option<String>,
+    /// `kind`, when the document is a Kubernetes object.
     pub kind: Option<String>,
+    /// `metadata.name`.
     pub name: Option<String>,
+    /// The document as JSON.
     pub value: Value,
     /// The `meta.upbound.io/example-id` annotation.
     pub example_id: Option<String>,
@@ -58,9 +63,11 @@ impl ExampleObject {
 pub struct ApiRef {
     /// Index into the package's `apis`.
     pub api_index: usize,
+    /// The API type's group.
     pub group: String,
     /// The API type's kind (for a claim, the XR kind of its XRD).
     pub kind: String,
+    /// The version the example uses (from its apiVersion or example-id).
     pub version: String,
     /// Whether the object is a claim of the XRD rather than the XR itself.
     pub claim: bool,

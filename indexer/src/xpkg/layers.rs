@@ -23,6 +23,7 @@ use super::rejection::{Limit, Rejection, UnsafeReason};
 /// What a layer held that the indexer uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayerContents {
+    /// The compression detected.
     pub compression: Compression,
     /// The first entry whose base name is `package.yaml`.
     pub package_yaml: Option<CollectedFile>,
@@ -46,13 +47,16 @@ pub struct LayerContents {
 pub struct CollectedFile {
     /// Normalised path in the layer (no leading `./`).
     pub path: String,
+    /// The file's content.
     pub bytes: Vec<u8>,
 }
 
 /// One file of an extensions layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtensionFile {
+    /// The top-level folder: which kind of extension.
     pub folder: ExtensionFolder,
+    /// The file; its path includes the folder.
     pub file: CollectedFile,
 }
 
@@ -60,16 +64,22 @@ pub struct ExtensionFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExtensionFolder {
+    /// `readme/`.
     Readme,
+    /// `icons/`.
     Icons,
+    /// `docs/`.
     Docs,
+    /// `release-notes/`.
     ReleaseNotes,
 }
 
 /// An entry left out under [`UnsafeEntryPolicy::Skip`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedEntry {
+    /// The entry's path as written in the tar.
     pub path: String,
+    /// Why it was skipped.
     pub reason: UnsafeReason,
 }
 
@@ -78,8 +88,11 @@ pub struct SkippedEntry {
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     #[default]
+    /// A plain tar.
     None,
+    /// gzip, one or more members.
     Gzip,
+    /// zstd, one or more frames.
     Zstd,
 }
 

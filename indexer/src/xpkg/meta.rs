@@ -16,16 +16,21 @@ use super::classify::{LintFinding, PackageType, meta_type};
 /// Everything the marketplace shows about a package, from its meta object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackageMeta {
+    /// Provider, Configuration or Function.
     pub package_type: PackageType,
     /// The meta object's `apiVersion`, e.g. `meta.pkg.crossplane.io/v1`.
     pub api_version: String,
     /// `metadata.name`.
     pub name: Option<String>,
+    /// Who maintains the package.
     pub maintainer: Option<String>,
+    /// Where its source lives.
     pub source: Option<String>,
     /// SPDX license expression.
     pub license: Option<String>,
+    /// A short description.
     pub description: Option<String>,
+    /// Markdown readme.
     pub readme: Option<String>,
     /// `meta.crossplane.io/iconURI`: a URL or, often, a data URI.
     pub icon_uri: Option<String>,
@@ -41,6 +46,7 @@ pub struct PackageMeta {
     pub provider_family: Option<String>,
     /// `spec.crossplane.version`, a semver constraint on Crossplane.
     pub crossplane_version: Option<String>,
+    /// `spec.dependsOn`, normalised.
     pub depends_on: Vec<Dependency>,
     /// `spec.capabilities`.
     pub capabilities: Vec<String>,
@@ -53,14 +59,18 @@ pub struct PackageMeta {
 /// A friendly kind name; the annotation key's `<kind>` part is lowercase in practice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FriendlyKindName {
+    /// The `<kind>` part of the annotation key.
     pub kind: String,
+    /// The `<group>` part of the annotation key.
     pub group: String,
+    /// The friendly name.
     pub name: String,
 }
 
 /// One `spec.dependsOn` entry, normalised from either form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dependency {
+    /// The kind of package depended on.
     pub kind: DependencyKind,
     /// The package reference without tag or digest, e.g. `xpkg.upbound.io/upbound/provider-aws-ec2`.
     pub package: String,
@@ -76,8 +86,11 @@ pub struct Dependency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyKind {
+    /// A Provider package.
     Provider,
+    /// A Configuration package.
     Configuration,
+    /// A Function package.
     Function,
     /// A `kind` this indexer does not know; the raw value is not kept.
     Unknown,

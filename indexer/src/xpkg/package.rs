@@ -20,6 +20,7 @@ use super::yaml;
 /// A package, read.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParsedPackage {
+    /// What the meta object says.
     pub meta: PackageMeta,
     /// Every non-empty document of `package.yaml`, the meta object first, then in stream order.
     pub objects: Vec<PackageObject>,
@@ -34,6 +35,7 @@ pub struct ParsedPackage {
     /// Why `.up/examples.yaml` was not read, when it was present but unreadable. Crossplane
     /// ignores examples, so this does not reject the package.
     pub examples_rejection: Option<Rejection>,
+    /// Findings that do not reject the package (disallowed objects, meta placement, ...).
     pub lint: Vec<LintFinding>,
 }
 
@@ -42,11 +44,15 @@ pub struct ParsedPackage {
 pub struct PackageObject {
     /// `sha256:<hex>` of the canonical JSON of `value`.
     pub digest: String,
+    /// What the object is.
     pub class: ObjectClass,
+    /// `apiVersion`, when the document is a Kubernetes object.
     pub api_version: Option<String>,
+    /// `kind`, when the document is a Kubernetes object.
     pub kind: Option<String>,
     /// `metadata.name`.
     pub name: Option<String>,
+    /// The document as JSON.
     pub value: Value,
 }
 

@@ -20,17 +20,25 @@ pub enum Rejection {
         "{stream}: invalid YAML in document {document} at line {line}, column {column}: {message}"
     )]
     InvalidYaml {
+        /// Which stream.
         stream: Stream,
+        /// 0-based document index in the stream, empty documents counted.
         document: usize,
+        /// 1-based line in the stream (0 when unknown).
         line: u64,
+        /// 1-based column (0 when unknown).
         column: u64,
+        /// The parser's message, on one line.
         message: String,
     },
     /// A configured limit was exceeded.
     #[error("{limit} exceeded (limit {max}): {message}")]
     LimitExceeded {
+        /// Which limit.
         limit: Limit,
+        /// Its configured value (bytes, documents, levels or events).
         max: u64,
+        /// Where and by how much, e.g. `"package.yaml" is 314572800 bytes`.
         message: String,
     },
     /// `package.yaml` holds no `meta.pkg.crossplane.io` Provider, Configuration or Function.
@@ -40,14 +48,24 @@ pub enum Rejection {
     NoMeta,
     /// `package.yaml` holds more than one meta object; Crossplane requires exactly one.
     #[error("package.yaml has {} package meta objects (documents {documents:?}); Crossplane requires exactly one", documents.len())]
-    MultipleMeta { documents: Vec<usize> },
+    MultipleMeta {
+        /// Positions of the meta objects among the non-empty documents.
+        documents: Vec<usize>,
+    },
     /// A tar entry that could escape the extraction root or is not a plain file or folder.
     #[error("layer entry {path:?} is rejected: {reason}")]
-    UnsafeTarEntry { path: String, reason: UnsafeReason },
+    UnsafeTarEntry {
+        /// The entry's path as written in the tar.
+        path: String,
+        /// What is wrong with it.
+        reason: UnsafeReason,
+    },
     /// The blob is not a readable (compressed) tar.
     #[error("layer is not a readable {compression} tar: {message}")]
     CorruptLayer {
+        /// `plain`, `gzip` or `zstd` as detected, or `unknown` when the blob could not be read.
         compression: String,
+        /// The decoder's or tar reader's error.
         message: String,
     },
 }
@@ -78,7 +96,9 @@ impl Rejection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
+    /// `package.yaml` of the base layer.
     PackageYaml,
+    /// `.up/examples.yaml` of the upbound layer.
     ExamplesYaml,
 }
 
@@ -135,12 +155,19 @@ impl fmt::Display for Limit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnsafeReason {
+    /// A `..` path component.
     ParentComponent,
+    /// A path starting at `/`.
     AbsolutePath,
+    /// A symbolic link.
     Symlink,
+    /// A hard link.
     Hardlink,
+    /// A character or block device.
     Device,
+    /// A named pipe.
     Fifo,
+    /// Any other non-file type (GNU sparse files, unknown types).
     UnsupportedType,
 }
 
