@@ -106,8 +106,16 @@ else
     cargo test "${scope[@]}" --no-fail-fast "$@" || test_status=$?
 fi
 
+# Lints, on whole-workspace runs (CI's); SHIMMER_TEST_NO_CLIPPY=1 skips them locally.
+lint_status=0
+if ((${#scope[@]} > 0)) && [[ -z ${SHIMMER_TEST_NO_CLIPPY:-} ]]; then
+    log "cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings || lint_status=$?
+fi
+
 if ((fmt_status != 0)); then
     log "formatting differs: run cargo fmt --all"
 fi
 if ((test_status != 0)); then exit "$test_status"; fi
+if ((lint_status != 0)); then exit "$lint_status"; fi
 exit "$fmt_status"

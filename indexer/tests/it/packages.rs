@@ -227,13 +227,15 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
     env.push(&layout, "multi", "nop/variants", &["--all"]).await;
     env.index_all().await;
 
-    let rows: Vec<(
+    /// tag, kind, package type, index digest, rejection
+    type Row = (
         String,
         String,
         Option<String>,
         Option<String>,
         Option<String>,
-    )> = sqlx::query_as(
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "select t.tag, v.kind, v.package_type, v.index_digest, v.rejection
          from tags t join versions v on v.id = t.version_id order by t.tag",
     )
