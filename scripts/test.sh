@@ -106,9 +106,9 @@ else
     cargo test "${scope[@]}" --no-fail-fast "$@" || test_status=$?
 fi
 
-# Lints, on whole-workspace runs (CI's); SHIMMER_TEST_NO_CLIPPY=1 skips them locally.
+# Lints, on whole-workspace runs (CI's); TESTKIT_NO_CLIPPY=1 skips them locally.
 lint_status=0
-if ((${#scope[@]} > 0)) && [[ -z ${SHIMMER_TEST_NO_CLIPPY:-} ]]; then
+if ((${#scope[@]} > 0)) && [[ -z ${TESTKIT_NO_CLIPPY:-} ]]; then
     log "cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings || lint_status=$?
 fi
