@@ -9,6 +9,7 @@
 //! leave registries or databases running.
 
 mod daemon;
+pub mod nginx;
 pub mod oci;
 pub mod pg;
 pub mod recorder;

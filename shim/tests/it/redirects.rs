@@ -4,48 +4,21 @@
 //! The redirecting backend is a real nginx in front of a real docker-registry; the redirect
 //! target is a logging relay in front of that same registry, so the test sees what reached it.
 
-use std::{path::Path, process::Stdio, time::Duration};
-
 use reqwest::{StatusCode, header};
 use testkit::{
+    nginx::Nginx,
     recorder::Recorder,
     registry::{Registry, RegistryOptions},
     skopeo::digest_of,
 };
-use tokio::process::{Child, Command};
 
 use crate::harness::{Shim, backend_toml, http};
 
-/// nginx on a free port: blob GETs get `307` to `redirect_to` + the same path, everything else
-/// is proxied to `upstream`.
-struct Nginx {
-    port: u16,
-    _child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    async fn start(upstream: &str, redirect_to: &str) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = testkit::free_port();
-        let p = dir.path().display();
-        let conf = format!(
-            r#"
-daemon off;
-worker_processes 1;
-pid {p}/nginx.pid;
-error_log {p}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {p}/body;
-    proxy_temp_path {p}/proxy;
-    fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi;
-    scgi_temp_path {p}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        client_max_body_size 0;
+/// nginx: blob GETs get `307` to `redirect_to` + the same path, everything else is proxied to
+/// `upstream`.
+async fn redirecting_nginx(upstream: &str, redirect_to: &str) -> Nginx {
+    Nginx::start(&format!(
+        r#"
         location ~ ^/v2/.+/blobs/sha256:[a-f0-9]+$ {{
             if ($request_method = GET) {{ return 307 {redirect_to}$request_uri; }}
             proxy_pass {upstream};
@@ -55,45 +28,9 @@ http {{
             proxy_pass {upstream};
             proxy_set_header Host $http_host;
         }}
-    }}
-}}
-"#
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new(nginx_binary())
-            .args(["-e", &format!("{p}/error.log"), "-p"])
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nginx (apt-get install nginx) runs");
-        let url = format!("http://127.0.0.1:{port}/v2/");
-        testkit::wait_until("nginx answers", Duration::from_secs(10), || {
-            let url = url.clone();
-            async move { http().get(&url).send().await.is_ok() }
-        })
-        .await;
-        Nginx {
-            port,
-            _child: child,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-fn nginx_binary() -> &'static str {
-    if Path::new("/usr/sbin/nginx").exists() {
-        "/usr/sbin/nginx"
-    } else {
-        "nginx"
-    }
+        "#
+    ))
+    .await
 }
 
 async fn upload(base: &str, repo: &str, data: &[u8]) -> String {
@@ -126,7 +63,7 @@ async fn upload(base: &str, repo: &str, data: &[u8]) -> String {
 async fn blob_redirects_are_followed_without_credentials_or_passed_on() {
     let reg = Registry::start(RegistryOptions::default()).await;
     let storage = Recorder::start(&reg.url()).await;
-    let nginx = Nginx::start(&reg.url(), &storage.url()).await;
+    let nginx = redirecting_nginx(&reg.url(), &storage.url()).await;
     // The backend is trusted with the client's credentials; the redirect target is not.
     let toml = backend_toml("primary", &nginx.url(), "")
         .replace("\n\n[[route]]", "\nclient_auth = \"forward\"\n\n[[route]]");
