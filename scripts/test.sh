@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils)
+PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -39,6 +39,8 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
     pub indexer: IndexerConfig,
     #[serde(default)]
@@ -222,6 +224,68 @@ pub struct RouteConfig {
     pub backend: String,
 }
 
+/// `[[upstream]]`: a read-only registry the shim pulls from for clients that name it with
+/// `?ns=<host>` (containerd mirrors). Credentials come from here only, never from a client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// Registry host names this upstream answers for, matched against `ns` (`docker.io`,
+    /// `index.docker.io` and `registry-1.docker.io` are one).
+    pub hosts: Vec<String>,
+    pub url: Url,
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Basic credentials for the upstream.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// A static bearer token instead of Basic credentials.
+    pub token: Option<Secret>,
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_read_timeout", with = "duration")]
+    pub read_timeout: Duration,
+}
+
+impl UpstreamConfig {
+    /// The backend settings the shim's HTTP client is built from (no client credentials ever
+    /// pass: `client_auth = drop`).
+    pub fn as_backend(&self) -> BackendConfig {
+        BackendConfig {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            password_env: self.password_env.clone(),
+            password_file: self.password_file.clone(),
+            client_auth: ClientAuth::Drop,
+            connect_timeout: self.connect_timeout,
+            read_timeout: self.read_timeout,
+            ..BackendConfig::new(self.name.clone(), self.url.clone())
+        }
+    }
+}
+
+/// The canonical form of a registry host named by `ns`: lowercase, default ports dropped, and
+/// Docker Hub's aliases folded into `docker.io`.
+pub fn normalize_registry_host(host: &str) -> String {
+    let h = host.trim().to_ascii_lowercase();
+    let h = h.strip_suffix(":443").unwrap_or(&h);
+    match h {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".into()
+        }
+        other => other.to_owned(),
+    }
+}
+
 /// `[indexer]`: the workers that turn queued manifests into package records.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -383,9 +447,38 @@ impl Config {
                 ));
             }
         }
+        let mut hosts = std::collections::HashSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            if !names.insert(u.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("upstream[{i}].name"),
+                    format!("name {:?} is already a backend or upstream", u.name),
+                ));
+            }
+            if u.hosts.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("upstream[{i}].hosts"),
+                    "is empty",
+                ));
+            }
+            for h in &u.hosts {
+                if !hosts.insert(normalize_registry_host(h)) {
+                    return Err(ConfigError::invalid(
+                        format!("upstream[{i}].hosts"),
+                        format!("host {h:?} is served by two upstreams"),
+                    ));
+                }
+            }
+            if !matches!(u.url.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(
+                    format!("upstream[{i}].url"),
+                    "must be an http or https URL",
+                ));
+            }
+        }
         let mut prefixes = std::collections::HashSet::new();
         for (i, r) in self.routes.iter().enumerate() {
-            if !names.contains(r.backend.as_str()) {
+            if !self.backends.iter().any(|b| b.name == r.backend) {
                 return Err(ConfigError::invalid(
                     format!("route[{i}].backend"),
                     format!("no backend named {:?}", r.backend),
@@ -399,7 +492,7 @@ impl Config {
             }
         }
         if let Some(p) = &self.server.ping_backend
-            && !names.contains(p.as_str())
+            && !self.backends.iter().any(|b| &b.name == p)
         {
             return Err(ConfigError::invalid(
                 "server.ping_backend",

@@ -24,7 +24,7 @@ use crate::{
     error::{API_VERSION, API_VERSION_HEADER, OciError},
     metrics::Metrics,
     path::{self, Endpoint, Reference},
-    rewrite,
+    rewrite, upstream,
 };
 
 /// Largest tag or catalog list the shim rewrites in memory.
@@ -55,10 +55,36 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     let (parts, body) = req.into_parts();
     let endpoint = parse_endpoint(parts.uri.path())?;
     check_method(&endpoint, &parts.method)?;
-    let Some(routed) = resolve(state, &endpoint)? else {
-        return Ok(local_answer(&endpoint));
+    let (ns, query) = upstream::take_ns(parts.uri.query());
+    let (routed, upstream) = match &ns {
+        Some(ns) => {
+            let up = state.upstreams.get(ns).ok_or_else(|| {
+                OciError::new(
+                    StatusCode::NOT_FOUND,
+                    "NAME_UNKNOWN",
+                    format!("ns {ns:?} names no upstream this registry mirrors"),
+                )
+            })?;
+            if !matches!(parts.method, Method::GET | Method::HEAD) {
+                return Err(OciError::unsupported(format!(
+                    "upstream {ns:?} is read-only"
+                )));
+            }
+            let repo = endpoint.name().map(|n| (n.to_owned(), n.to_owned()));
+            (
+                Routed {
+                    backend: up.backend.clone(),
+                    repo,
+                },
+                Some(up.clone()),
+            )
+        }
+        None => match resolve(state, &endpoint)? {
+            Some(routed) => (routed, None),
+            None => return Ok(local_answer(&endpoint)),
+        },
     };
-    let url = backend_url(state, &routed, &endpoint, parts.uri.query())?;
+    let url = backend_url(state, &routed, &endpoint, query.as_deref())?;
 
     // Everything about the request is checked before the backend is contacted at all.
     let (manifest, body) = match (&endpoint, &parts.method) {
@@ -69,12 +95,15 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         }
         _ => (None, Some(body)),
     };
-    let forward_auth = routed.backend.forwards_client_auth().await;
+    let forward_auth = upstream.is_none() && routed.backend.forwards_client_auth().await;
     let mut out = routed
         .backend
         .client
         .request(parts.method.clone(), url.as_str())
         .headers(request_headers(&parts.headers, forward_auth));
+    if let Some(auth) = upstream.as_ref().and_then(|u| u.authorization.clone()) {
+        out = out.header(header::AUTHORIZATION, auth);
+    }
     let mut pushed = None;
     if let Some((bytes, digest)) = manifest {
         out = out.header(header::CONTENT_LENGTH, bytes.len()).body(bytes);
@@ -110,7 +139,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         _ => resp,
     };
 
-    if let Endpoint::Manifest { reference, .. } = &endpoint {
+    if let (Endpoint::Manifest { reference, .. }, None) = (&endpoint, &upstream) {
         enqueue(state, &routed, reference, &parts, &resp, pushed);
     }
 
@@ -136,6 +165,9 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     *response.headers_mut() = headers;
     if translate_list {
         response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    if let Some(v) = ns.and_then(|ns| HeaderValue::from_str(&ns).ok()) {
+        response.headers_mut().insert(upstream::OCI_NAMESPACE, v);
     }
     Ok(response)
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod path;
 pub mod rewrite;
 pub mod routing;
+pub mod upstream;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -27,7 +28,7 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{enqueue::Enqueuer, metrics::Metrics, routing::Routes};
+use crate::{enqueue::Enqueuer, metrics::Metrics, routing::Routes, upstream::Upstreams};
 
 /// Everything a request handler needs, cheap to clone.
 #[derive(Clone)]
@@ -36,6 +37,7 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Arc<Config>,
     pub routes: Routes,
+    pub upstreams: Upstreams,
     pub pool: PgPool,
     pub enqueuer: Arc<Enqueuer>,
     pub metrics: Arc<Metrics>,
@@ -56,6 +58,7 @@ impl AppState {
     pub fn new(config: Arc<Config>, pool: PgPool) -> anyhow::Result<Self> {
         backend::install_crypto_provider();
         let routes = Routes::from_config(&config)?;
+        let upstreams = Upstreams::from_config(&config)?;
         let metrics = Arc::new(Metrics::default());
         let enqueuer = Enqueuer::new(pool.clone(), config.server.seen_cache_size, metrics.clone());
         let redirect_client = reqwest::Client::builder()
@@ -73,6 +76,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             config,
             routes,
+            upstreams,
             pool,
             enqueuer,
             metrics,

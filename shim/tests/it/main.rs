@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod enqueue;
 mod harness;
+mod mirror;
 mod push_pull;
 mod redirects;
 mod routing;

@@ -1,0 +1,214 @@
+//! Upstreams selected by containerd's `?ns=` parameter, proven with a real containerd pulling
+//! through the shim from two real registries that stand in for two registry hosts.
+
+use reqwest::{StatusCode, header};
+use testkit::{
+    containerd::{ConnectionCounter, Containerd},
+    oci::{ImageSpec, IndexSpec, LayerSpec, OciLayout, tar_gz},
+    recorder::Recorder,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+};
+
+use crate::harness::{Shim, docker, error_code, http};
+
+fn upstream_toml(name: &str, host: &str, url: &str) -> String {
+    format!("[[upstream]]\nname = \"{name}\"\nhosts = [\"{host}\"]\nurl = \"{url}\"\n")
+}
+
+fn image(layout: &OciLayout, tag: &str, content: &str) -> testkit::oci::Descriptor {
+    let d = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", content.as_bytes())]))],
+        ..Default::default()
+    });
+    layout.tag(tag, &d);
+    d
+}
+
+#[tokio::test]
+async fn containerd_pulls_from_two_upstreams_chosen_by_ns() {
+    let (a, b) = (
+        Registry::start(RegistryOptions::default()).await,
+        Registry::start(RegistryOptions::default()).await,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let one = image(&layout, "one", "served by a");
+    let amd = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"amd64 from b")]))],
+        ..Default::default()
+    });
+    let arm = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"arm64 from b")]))],
+        ..Default::default()
+    });
+    let index = layout.add_index(IndexSpec {
+        manifests: vec![
+            amd.with_platform("linux", "amd64"),
+            arm.clone().with_platform("linux", "arm64"),
+        ],
+        ..Default::default()
+    });
+    layout.tag("multi", &index);
+    skopeo::copy(
+        &layout.skopeo_ref("one"),
+        &docker(&a.host_port(), "team/one:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    skopeo::copy(
+        &layout.skopeo_ref("multi"),
+        &docker(&b.host_port(), "team/two:v1"),
+        &["--all"],
+    )
+    .await
+    .unwrap();
+
+    let shim = Shim::start(&format!(
+        "{}{}",
+        upstream_toml("a", "registry-a.test", &a.url()),
+        upstream_toml("b", "registry-b.test", &b.url())
+    ))
+    .await;
+    // A relay between containerd and the shim shows what containerd sent.
+    let seen = Recorder::start(&shim.url()).await;
+    let fallback = ConnectionCounter::start().await;
+    let ctrd = Containerd::start().await;
+    for host in ["registry-a.test", "registry-b.test"] {
+        ctrd.mirror(host, &seen.url(), &fallback.url());
+    }
+
+    ctrd.fetch("registry-a.test/team/one:v1", &[])
+        .await
+        .unwrap();
+    ctrd.fetch(&format!("registry-a.test/team/one@{}", one.digest), &[])
+        .await
+        .unwrap();
+    ctrd.fetch("registry-b.test/team/two:v1", &["--all-platforms"])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        fallback.connections(),
+        0,
+        "containerd never fell back to its server"
+    );
+    let requests = seen.requests();
+    assert!(requests.len() >= 6, "{requests:?}");
+    for r in &requests {
+        assert!(
+            r.path_and_query.contains("ns=registry-a.test")
+                || r.path_and_query.contains("ns=registry-b.test"),
+            "a request without ns: {r:?}"
+        );
+    }
+    // Each upstream served only its own repository.
+    let (log_a, log_b) = (a.log(), b.log());
+    assert!(
+        log_a.contains("team/one") && !log_a.contains("team/two"),
+        "upstream a's log"
+    );
+    assert!(
+        log_b.contains("team/two") && !log_b.contains("team/one"),
+        "upstream b's log"
+    );
+    // Both platforms of the index came from b.
+    assert!(
+        log_b.contains(&arm.digest)
+            || requests
+                .iter()
+                .any(|r| r.path_and_query.contains(&arm.digest))
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_ns_gets_404_and_is_never_dialled() {
+    let a = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&upstream_toml("a", "registry-a.test", &a.url())).await;
+    // A listener on the host the client names: the shim must never connect to it.
+    let target = ConnectionCounter::start().await;
+    let ns = format!("127.0.0.1:{}", target.port);
+    let r = http()
+        .get(format!("{}/v2/team/x/manifests/v1?ns={ns}", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "NAME_UNKNOWN");
+    assert_eq!(
+        target.connections(),
+        0,
+        "the shim dialled the host ns named"
+    );
+
+    // containerd, told to mirror an unconfigured host through the shim, falls back to `server`.
+    let fallback = ConnectionCounter::start().await;
+    let ctrd = Containerd::start().await;
+    ctrd.mirror("registry-c.test", &shim.url(), &fallback.url());
+    assert!(ctrd.fetch("registry-c.test/team/x:v1", &[]).await.is_err());
+    assert!(
+        fallback.connections() > 0,
+        "containerd fell back to its own server"
+    );
+}
+
+#[tokio::test]
+async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_only() {
+    let a = Registry::start(RegistryOptions {
+        htpasswd: Some(("mirror".into(), "upstream-secret".into())),
+        ..Default::default()
+    })
+    .await;
+    let rec = Recorder::start(&a.url()).await;
+    let shim = Shim::start(&format!(
+        "{}username = \"mirror\"\npassword = \"upstream-secret\"\n",
+        upstream_toml("a", "registry-a.test", &rec.url())
+    ))
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let d = image(&layout, "v1", "private upstream");
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&a.host_port(), "team/p:v1"),
+        &["--dest-creds", "mirror:upstream-secret"],
+    )
+    .await
+    .unwrap();
+    let r = http()
+        .head(format!(
+            "{}/v2/team/p/manifests/v1?ns=registry-a.test",
+            shim.url()
+        ))
+        .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+        .basic_auth("client", Some("client-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
+    assert_eq!(r.headers()["docker-content-digest"], d.digest.as_str());
+    assert!(r.headers().contains_key(header::CONTENT_LENGTH));
+    let sent = rec.requests();
+    assert!(!sent.is_empty());
+    for s in &sent {
+        assert_eq!(
+            s.header("authorization"),
+            Some("Basic bWlycm9yOnVwc3RyZWFtLXNlY3JldA=="),
+            "{s:?}"
+        );
+        assert!(!s.path_and_query.contains("ns="), "ns was forwarded: {s:?}");
+    }
+    // Pushes through an upstream are refused.
+    let r = http()
+        .post(format!(
+            "{}/v2/team/p/blobs/uploads/?ns=registry-a.test",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(r).await, "UNSUPPORTED");
+}
