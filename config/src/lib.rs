@@ -42,6 +42,8 @@ pub struct Config {
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
     pub indexer: IndexerConfig,
     #[serde(default)]
     pub web: WebConfig,
@@ -250,6 +252,61 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     #[serde(default = "default_read_timeout", with = "duration")]
     pub read_timeout: Duration,
+    /// Keep a verified local copy of what is pulled (needs `[cache] path`).
+    #[serde(default = "default_true")]
+    pub cache: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[cache]`: the pull-through cache of upstream content.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Directory of cached blobs and manifests; no cache without it.
+    pub path: Option<PathBuf>,
+    /// Never contact upstreams: serve only what is cached.
+    pub offline: bool,
+    /// How long a cached tag is served before it is revalidated with a `HEAD` upstream:
+    /// a duration (`"10m"`), `"0"` (always revalidate) or `"never"` (pin). Digests never are.
+    pub tag_ttl: TagTtl,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            offline: false,
+            tag_ttl: TagTtl(Some(Duration::from_secs(600))),
+        }
+    }
+}
+
+/// A tag TTL; `None` pins tags forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagTtl(pub Option<Duration>);
+
+impl<'de> Deserialize<'de> for TagTtl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Self(Some(Duration::from_secs(s)))),
+            Raw::Text(t) if t == "never" => Ok(Self(None)),
+            Raw::Text(t) if t == "0" => Ok(Self(Some(Duration::ZERO))),
+            Raw::Text(t) => duration::parse(&t).map(|d| Self(Some(d))).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid tag_ttl {t:?}: a duration (\"10m\"), \"0\" or \"never\""
+                ))
+            }),
+        }
+    }
 }
 
 impl UpstreamConfig {

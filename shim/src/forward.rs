@@ -70,6 +70,14 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                     "upstream {ns:?} is read-only"
                 )));
             }
+            if let Some(mut resp) =
+                from_cache(state, up, &endpoint, &parts.method, &parts.headers).await?
+            {
+                if let Ok(v) = HeaderValue::from_str(ns) {
+                    resp.headers_mut().insert(upstream::OCI_NAMESPACE, v);
+                }
+                return Ok(resp);
+            }
             let repo = endpoint.name().map(|n| (n.to_owned(), n.to_owned()));
             (
                 Routed {
@@ -170,6 +178,32 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         response.headers_mut().insert(upstream::OCI_NAMESPACE, v);
     }
     Ok(response)
+}
+
+/// Manifests and blobs of a caching upstream come from the cache; `None` sends the request on.
+async fn from_cache(
+    state: &AppState,
+    up: &Arc<upstream::Upstream>,
+    endpoint: &Endpoint,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, OciError> {
+    let Some(cache) = state.cache.as_ref().filter(|_| up.cache) else {
+        return Ok(None);
+    };
+    match endpoint {
+        Endpoint::Blob { name, digest } => cache.blob(up, name, digest, method, headers).await,
+        Endpoint::Manifest { name, reference } => cache
+            .manifest(up, name, reference.as_str(), method, headers)
+            .await
+            .map(Some),
+        _ if cache.offline => Err(OciError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "offline: only cached manifests and blobs are served",
+        )),
+        _ => Ok(None),
+    }
 }
 
 fn parse_endpoint(raw_path: &str) -> Result<Endpoint, OciError> {

@@ -7,6 +7,7 @@
 //! database, and it never makes a client wait.
 
 pub mod backend;
+pub mod cache;
 pub mod enqueue;
 pub mod error;
 pub mod forward;
@@ -38,6 +39,8 @@ pub struct Inner {
     pub config: Arc<Config>,
     pub routes: Routes,
     pub upstreams: Upstreams,
+    /// The pull-through cache of upstream content, with `[cache] path`.
+    pub cache: Option<Arc<cache::Cache>>,
     pub pool: PgPool,
     pub enqueuer: Arc<Enqueuer>,
     pub metrics: Arc<Metrics>,
@@ -59,6 +62,7 @@ impl AppState {
         backend::install_crypto_provider();
         let routes = Routes::from_config(&config)?;
         let upstreams = Upstreams::from_config(&config)?;
+        let cache = cache::Cache::new(&config.cache, pool.clone())?;
         let metrics = Arc::new(Metrics::default());
         let enqueuer = Enqueuer::new(pool.clone(), config.server.seen_cache_size, metrics.clone());
         let redirect_client = reqwest::Client::builder()
@@ -77,6 +81,7 @@ impl AppState {
             config,
             routes,
             upstreams,
+            cache,
             pool,
             enqueuer,
             metrics,

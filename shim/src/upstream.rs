@@ -22,6 +22,8 @@ pub struct Upstream {
     pub backend: Arc<Backend>,
     /// `Authorization` the shim sends upstream, from configuration.
     pub authorization: Option<HeaderValue>,
+    /// Whether pulls from it go through the cache (when one is configured).
+    pub cache: bool,
 }
 
 /// Upstreams by normalised host name.
@@ -51,6 +53,7 @@ impl Upstreams {
             let upstream = Arc::new(Upstream {
                 backend,
                 authorization,
+                cache: u.cache,
             });
             for h in &u.hosts {
                 by_host.insert(normalize_registry_host(h), upstream.clone());

@@ -1,0 +1,801 @@
+//! The pull-through cache for upstreams chosen by `ns`.
+//!
+//! Layout under `[cache] path`: `<upstream>/blobs/sha256/<hex>`, `<upstream>/manifests/sha256/<hex>`
+//! (plus `<hex>.type`, the manifest's media type), and `tmp/` for downloads in progress. The
+//! upstream is part of every path: a blob one upstream served is never handed out for another.
+//!
+//! A blob miss is downloaded once, however many clients ask at the same time: the first request
+//! starts a download into a temp file and every request (the first included) streams that file as
+//! it grows, so the first byte does not wait for the whole blob. The digest is checked at the
+//! end; only then is the file renamed into place. On a mismatch the temp file is deleted and
+//! every client's transfer is aborted: partial or corrupt files are never served.
+
+use std::{
+    collections::HashMap,
+    io::SeekFrom,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    response::Response,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use shimmer_config::CacheConfig;
+use shimmer_store::PgPool;
+use tokio::{
+    io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt},
+    sync::watch,
+};
+
+use crate::{error::OciError, forward::DOCKER_CONTENT_DIGEST, upstream::Upstream};
+
+const MANIFEST_LIMIT: usize = 4 * 1024 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Where a download stands; every reader of it watches this.
+#[derive(Debug, Clone)]
+enum Fill {
+    Connecting,
+    Streaming {
+        total: Option<u64>,
+        written: u64,
+    },
+    Done {
+        total: u64,
+    },
+    Failed {
+        status: Option<StatusCode>,
+        message: String,
+    },
+}
+
+struct InFlight {
+    tmp: PathBuf,
+    progress: watch::Receiver<Fill>,
+}
+
+/// The cache, shared by all requests.
+pub struct Cache {
+    root: PathBuf,
+    pub offline: bool,
+    tag_ttl: Option<Duration>,
+    pool: PgPool,
+    inflight: Mutex<HashMap<PathBuf, InFlight>>,
+}
+
+impl Cache {
+    /// `None` without `[cache] path`.
+    pub fn new(config: &CacheConfig, pool: PgPool) -> std::io::Result<Option<Arc<Self>>> {
+        let Some(root) = &config.path else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(root.join("tmp"))?;
+        Ok(Some(Arc::new(Self {
+            root: root.clone(),
+            offline: config.offline,
+            tag_ttl: config.tag_ttl.0,
+            pool,
+            inflight: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    fn path(&self, upstream: &str, kind: &str, digest: &str) -> Option<PathBuf> {
+        let hex = digest.strip_prefix("sha256:")?;
+        Some(self.root.join(upstream).join(kind).join("sha256").join(hex))
+    }
+
+    fn touch(&self, upstream: &str, digest: &str, repo: &str, media_type: Option<&str>, size: u64) {
+        let (pool, up, d, r, m) = (
+            self.pool.clone(),
+            upstream.to_owned(),
+            digest.to_owned(),
+            repo.to_owned(),
+            media_type.map(str::to_owned),
+        );
+        tokio::spawn(async move {
+            if let Err(error) =
+                shimmer_store::cache::touch(&pool, &up, &d, &r, m.as_deref(), size as i64).await
+            {
+                tracing::debug!(%error, "cache entry not recorded");
+            }
+        });
+    }
+
+    /// Answers a blob `GET`/`HEAD` from the cache, filling it on a miss. `None`: not for the cache
+    /// (a ranged request or a `HEAD` on a miss), forward it as usual.
+    pub async fn blob(
+        self: &Arc<Self>,
+        up: &Arc<Upstream>,
+        repo: &str,
+        digest: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Option<Response>, OciError> {
+        let Some(path) = self.path(&up.backend.name, "blobs", digest) else {
+            return Ok(None);
+        };
+        if let Ok(meta) = tokio::fs::metadata(&path).await {
+            self.touch(&up.backend.name, digest, repo, None, meta.len());
+            return serve_file(
+                &path,
+                meta.len(),
+                headers,
+                method,
+                digest,
+                "application/octet-stream",
+            )
+            .await
+            .map(Some);
+        }
+        if self.offline {
+            return Err(OciError::new(
+                StatusCode::NOT_FOUND,
+                "BLOB_UNKNOWN",
+                "blob is not cached and this registry is offline",
+            ));
+        }
+        if *method != Method::GET || headers.contains_key(header::RANGE) {
+            return Ok(None);
+        }
+        let (tmp, mut progress) = self.join_or_start(up, repo, digest, &path);
+        let fill = progress
+            .wait_for(|f| !matches!(f, Fill::Connecting))
+            .await
+            .map(|f| f.clone())
+            .unwrap_or(Fill::Failed {
+                status: None,
+                message: "download ended".into(),
+            });
+        let total = match fill {
+            Fill::Failed {
+                status: Some(StatusCode::NOT_FOUND),
+                ..
+            } => {
+                return Err(OciError::new(
+                    StatusCode::NOT_FOUND,
+                    "BLOB_UNKNOWN",
+                    "blob unknown to the upstream",
+                ));
+            }
+            Fill::Failed { message, .. } => {
+                tracing::warn!(upstream = %up.backend.name, %digest, %message, "blob fill failed");
+                return Err(OciError::backend_unavailable(&up.backend.name));
+            }
+            Fill::Streaming { total, .. } => total,
+            Fill::Done { total } => Some(total),
+            Fill::Connecting => None,
+        };
+        let mut resp = Response::new(Body::from_stream(tail(tmp, path, progress)));
+        let h = resp.headers_mut();
+        if let Some(total) = total {
+            h.insert(header::CONTENT_LENGTH, total.into());
+        }
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        if let Ok(v) = HeaderValue::from_str(digest) {
+            h.insert(DOCKER_CONTENT_DIGEST, v);
+        }
+        Ok(Some(resp))
+    }
+
+    /// The download of `path` in progress, or a new one.
+    fn join_or_start(
+        self: &Arc<Self>,
+        up: &Arc<Upstream>,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+    ) -> (PathBuf, watch::Receiver<Fill>) {
+        let mut inflight = self.inflight.lock().expect("inflight map poisoned");
+        if let Some(f) = inflight.get(path) {
+            return (f.tmp.clone(), f.progress.clone());
+        }
+        let tmp = self.root.join("tmp").join(format!(
+            "{}-{}",
+            digest.trim_start_matches("sha256:"),
+            std::process::id() as u64 * 1_000_003 + rand_suffix()
+        ));
+        let (tx, rx) = watch::channel(Fill::Connecting);
+        inflight.insert(
+            path.to_owned(),
+            InFlight {
+                tmp: tmp.clone(),
+                progress: rx.clone(),
+            },
+        );
+        let (this, up, repo, digest, path, t) = (
+            self.clone(),
+            up.clone(),
+            repo.to_owned(),
+            digest.to_owned(),
+            path.to_owned(),
+            tmp.clone(),
+        );
+        tokio::spawn(async move {
+            let result = this.download(&up, &repo, &digest, &t, &path, &tx).await;
+            if let Err(message) = result {
+                let _ = tokio::fs::remove_file(&t).await;
+                tx.send_replace(Fill::Failed {
+                    status: None,
+                    message,
+                });
+            }
+            this.inflight
+                .lock()
+                .expect("inflight map poisoned")
+                .remove(&path);
+        });
+        (tmp, rx)
+    }
+
+    async fn download(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        digest: &str,
+        tmp: &Path,
+        path: &Path,
+        tx: &watch::Sender<Fill>,
+    ) -> Result<(), String> {
+        let mut file = tokio::fs::File::create(tmp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut req = up
+            .backend
+            .client
+            .get(up.backend.url(&format!("/v2/{repo}/blobs/{digest}"), None));
+        if let Some(auth) = &up.authorization {
+            req = req.header(header::AUTHORIZATION, auth.clone());
+        }
+        let mut resp = req.send().await.map_err(|e| e.to_string())?;
+        for _ in 0..5 {
+            if !resp.status().is_redirection() {
+                break;
+            }
+            let next = resp
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok())
+                .ok_or("redirect without a location")?;
+            // Object storage gets no credentials.
+            resp = reqwest::Client::new()
+                .get(next)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if resp.status() != StatusCode::OK {
+            let _ = tokio::fs::remove_file(tmp).await;
+            tx.send_replace(Fill::Failed {
+                status: Some(resp.status()),
+                message: format!("upstream answered {}", resp.status()),
+            });
+            return Ok(());
+        }
+        let total = resp.content_length();
+        tx.send_replace(Fill::Streaming { total, written: 0 });
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+            hasher.update(&chunk);
+            written += chunk.len() as u64;
+            tx.send_replace(Fill::Streaming { total, written });
+        }
+        file.flush().await.map_err(|e| e.to_string())?;
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != digest || total.is_some_and(|t| t != written) {
+            return Err(format!(
+                "upstream sent {actual} ({written} bytes) for {digest}: not cached"
+            ));
+        }
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tokio::fs::rename(tmp, path)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.touch(&up.backend.name, digest, repo, None, written);
+        tx.send_replace(Fill::Done { total: written });
+        Ok(())
+    }
+
+    /// Answers a manifest `GET`/`HEAD` from the cache, filling it on a miss and revalidating
+    /// tags after the TTL. An unreachable or failing upstream is answered from the cache.
+    pub async fn manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Response, OciError> {
+        let upstream = up.backend.name.as_str();
+        let unknown = || {
+            OciError::new(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                "manifest unknown",
+            )
+        };
+        if reference.starts_with("sha256:") {
+            if let Some(r) = self
+                .cached_manifest(upstream, repo, reference, method)
+                .await
+            {
+                return Ok(r);
+            }
+            if self.offline {
+                return Err(unknown());
+            }
+            let (bytes, media_type) = self.fetch_manifest(up, repo, reference, headers).await?;
+            return Ok(self
+                .store_and_answer(upstream, repo, reference, bytes, media_type, method)
+                .await);
+        }
+
+        let cached = shimmer_store::cache::tag(&self.pool, upstream, repo, reference)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cache tags unavailable");
+                None
+            });
+        let fresh = cached.as_ref().is_some_and(|c| {
+            self.offline
+                || self
+                    .tag_ttl
+                    .is_none_or(|ttl| c.age_secs < ttl.as_secs_f64())
+        });
+        if fresh
+            && let Some(c) = &cached
+            && let Some(r) = self
+                .cached_manifest(upstream, repo, &c.digest, method)
+                .await
+        {
+            return Ok(r);
+        }
+        if self.offline {
+            return Err(unknown());
+        }
+        // Revalidate with a HEAD (registries count GETs against rate limits).
+        let head = self
+            .upstream_request(up, Method::HEAD, repo, reference, headers)
+            .send()
+            .await;
+        let upstream_digest = match &head {
+            Ok(r) if r.status() == StatusCode::OK => r
+                .headers()
+                .get(&DOCKER_CONTENT_DIGEST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => return Err(unknown()),
+            Ok(r) => {
+                tracing::warn!(%upstream, status = %r.status(), "upstream failing; serving the cached tag");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%upstream, %error, "upstream unreachable; serving the cached tag");
+                None
+            }
+        };
+        if let Some(c) = &cached {
+            let unchanged = upstream_digest.as_deref() == Some(c.digest.as_str());
+            if (unchanged || upstream_digest.is_none())
+                && let Some(r) = self
+                    .cached_manifest(upstream, repo, &c.digest, method)
+                    .await
+            {
+                if unchanged {
+                    let _ = shimmer_store::cache::set_tag(
+                        &self.pool,
+                        upstream,
+                        repo,
+                        reference,
+                        &c.digest,
+                        c.media_type.as_deref(),
+                    )
+                    .await;
+                }
+                return Ok(r);
+            }
+        }
+        if upstream_digest.is_none() && head.is_err() {
+            return Err(OciError::backend_unavailable(upstream));
+        }
+        let (bytes, media_type) = self.fetch_manifest(up, repo, reference, headers).await?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let _ = shimmer_store::cache::set_tag(
+            &self.pool,
+            upstream,
+            repo,
+            reference,
+            &digest,
+            media_type.as_deref(),
+        )
+        .await;
+        Ok(self
+            .store_and_answer(upstream, repo, &digest, bytes, media_type, method)
+            .await)
+    }
+
+    fn upstream_request(
+        &self,
+        up: &Upstream,
+        method: Method,
+        repo: &str,
+        reference: &str,
+        headers: &HeaderMap,
+    ) -> reqwest::RequestBuilder {
+        let mut req = up.backend.client.request(
+            method,
+            up.backend
+                .url(&format!("/v2/{repo}/manifests/{reference}"), None),
+        );
+        for v in headers.get_all(header::ACCEPT) {
+            req = req.header(header::ACCEPT, v.clone());
+        }
+        if let Some(auth) = &up.authorization {
+            req = req.header(header::AUTHORIZATION, auth.clone());
+        }
+        req
+    }
+
+    async fn fetch_manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        headers: &HeaderMap,
+    ) -> Result<(Bytes, Option<String>), OciError> {
+        let name = &up.backend.name;
+        let resp = self
+            .upstream_request(up, Method::GET, repo, reference, headers)
+            .send()
+            .await
+            .map_err(|error| {
+                tracing::warn!(upstream = %name, %error, "upstream unreachable");
+                OciError::backend_unavailable(name)
+            })?;
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => {
+                return Err(OciError::new(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    "manifest unknown",
+                ));
+            }
+            s => {
+                tracing::warn!(upstream = %name, status = %s, "upstream failed a manifest GET");
+                return Err(OciError::backend_unavailable(name));
+            }
+        }
+        let media_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MANIFEST_LIMIT as u64)
+        {
+            return Err(OciError::backend_unavailable(name));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|_| OciError::backend_unavailable(name))?;
+        if bytes.len() > MANIFEST_LIMIT {
+            return Err(OciError::backend_unavailable(name));
+        }
+        if reference.starts_with("sha256:") {
+            let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+            if actual != reference {
+                tracing::warn!(upstream = %name, %reference, %actual, "upstream manifest does not match its digest");
+                return Err(OciError::backend_unavailable(name));
+            }
+        }
+        Ok((bytes, media_type))
+    }
+
+    async fn store_and_answer(
+        &self,
+        upstream: &str,
+        repo: &str,
+        digest: &str,
+        bytes: Bytes,
+        media_type: Option<String>,
+        method: &Method,
+    ) -> Response {
+        if let Some(path) = self.path(upstream, "manifests", digest) {
+            let tmp = self.root.join("tmp").join(format!(
+                "m-{}-{}",
+                digest.trim_start_matches("sha256:"),
+                rand_suffix()
+            ));
+            let stored = async {
+                tokio::fs::create_dir_all(path.parent().expect("cache paths have parents")).await?;
+                tokio::fs::write(&tmp, &bytes).await?;
+                tokio::fs::write(
+                    path.with_extension("type"),
+                    media_type.as_deref().unwrap_or(""),
+                )
+                .await?;
+                tokio::fs::rename(&tmp, &path).await
+            }
+            .await;
+            if let Err(error) = stored {
+                tracing::warn!(%error, "manifest not cached");
+            }
+            self.touch(
+                upstream,
+                digest,
+                repo,
+                media_type.as_deref(),
+                bytes.len() as u64,
+            );
+        }
+        manifest_response(digest, media_type.as_deref(), bytes, method)
+    }
+
+    async fn cached_manifest(
+        &self,
+        upstream: &str,
+        repo: &str,
+        digest: &str,
+        method: &Method,
+    ) -> Option<Response> {
+        let path = self.path(upstream, "manifests", digest)?;
+        let bytes = tokio::fs::read(&path).await.ok()?;
+        let media_type = tokio::fs::read_to_string(path.with_extension("type"))
+            .await
+            .ok()
+            .filter(|m| !m.is_empty());
+        self.touch(
+            upstream,
+            digest,
+            repo,
+            media_type.as_deref(),
+            bytes.len() as u64,
+        );
+        Some(manifest_response(
+            digest,
+            media_type.as_deref(),
+            Bytes::from(bytes),
+            method,
+        ))
+    }
+}
+
+fn manifest_response(
+    digest: &str,
+    media_type: Option<&str>,
+    bytes: Bytes,
+    method: &Method,
+) -> Response {
+    let len = bytes.len();
+    let mut resp = Response::new(if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    });
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, len.into());
+    if let Some(v) = media_type.and_then(|m| HeaderValue::from_str(m).ok()) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(digest) {
+        h.insert(DOCKER_CONTENT_DIGEST, v.clone());
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// Streams a download as it grows: reads what has been written, waits for more, ends when it is
+/// done, and fails (aborting the client's transfer) if the download fails.
+fn tail(
+    tmp: PathBuf,
+    done_path: PathBuf,
+    progress: watch::Receiver<Fill>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    struct State {
+        tmp: PathBuf,
+        done_path: PathBuf,
+        progress: watch::Receiver<Fill>,
+        file: Option<tokio::fs::File>,
+        pos: u64,
+        finished: bool,
+    }
+    let state = State {
+        tmp,
+        done_path,
+        progress,
+        file: None,
+        pos: 0,
+        finished: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        loop {
+            let fill = st.progress.borrow_and_update().clone();
+            let available = match &fill {
+                Fill::Streaming { written, .. } => *written,
+                Fill::Done { total } => *total,
+                Fill::Failed { message, .. } => {
+                    st.finished = true;
+                    return Some((Err(std::io::Error::other(message.clone())), st));
+                }
+                Fill::Connecting => 0,
+            };
+            if st.pos < available {
+                if st.file.is_none() {
+                    // The download may have been renamed into place already.
+                    let opened = match tokio::fs::File::open(&st.tmp).await {
+                        Ok(f) => Ok(f),
+                        Err(_) => tokio::fs::File::open(&st.done_path).await,
+                    };
+                    match opened {
+                        Ok(mut f) => {
+                            if let Err(e) = f.seek(SeekFrom::Start(st.pos)).await {
+                                st.finished = true;
+                                return Some((Err(e), st));
+                            }
+                            st.file = Some(f);
+                        }
+                        Err(e) => {
+                            st.finished = true;
+                            return Some((Err(e), st));
+                        }
+                    }
+                }
+                let want = (available - st.pos).min(READ_CHUNK as u64) as usize;
+                let mut buf = vec![0u8; want];
+                let file = st.file.as_mut().expect("opened above");
+                match file.read(&mut buf).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        buf.truncate(n);
+                        st.pos += n as u64;
+                        return Some((Ok(Bytes::from(buf)), st));
+                    }
+                    Err(e) => {
+                        st.finished = true;
+                        return Some((Err(e), st));
+                    }
+                }
+            }
+            if matches!(fill, Fill::Done { .. }) && st.pos >= available {
+                return None;
+            }
+            if st.progress.changed().await.is_err() {
+                // The download task ended; its last state decides.
+                let last = st.progress.borrow().clone();
+                if !matches!(last, Fill::Done { .. }) {
+                    st.finished = true;
+                    return Some((Err(std::io::Error::other("download ended early")), st));
+                }
+            }
+        }
+    })
+}
+
+/// Serves a cached file, honouring one `Range: bytes=a-b` (or `a-`, `-n`).
+async fn serve_file(
+    path: &Path,
+    size: u64,
+    headers: &HeaderMap,
+    method: &Method,
+    digest: &str,
+    content_type: &'static str,
+) -> Result<Response, OciError> {
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, size));
+    let (status, start, len) = match range {
+        None => (StatusCode::OK, 0, size),
+        Some(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        Some(None) => {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            resp.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+            return Ok(resp);
+        }
+    };
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|_| OciError::not_found("cached blob vanished"))?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|_| OciError::not_found("cached blob vanished"))?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            READ_CHUNK,
+        ))
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, len.into());
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(digest) {
+        h.insert(DOCKER_CONTENT_DIGEST, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1))
+                .expect("ascii"),
+        );
+    }
+    Ok(resp)
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` against `size`; `None` if unsatisfiable or malformed.
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.saturating_sub(n), size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ N
+        .fetch_add(1, Ordering::Relaxed)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=95-200", 100), Some((95, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-2", 100), None);
+        assert_eq!(parse_range("bytes=0-1,4-5", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

@@ -1,0 +1,286 @@
+//! The pull-through cache in front of upstreams chosen by `ns`.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use testkit::{
+    containerd::{ConnectionCounter, Containerd},
+    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    recorder::Recorder,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+};
+
+use crate::harness::{Shim, docker, http};
+
+fn config(upstream_url: &str, cache_dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        "[cache]\npath = \"{}\"\n{extra}\n[[upstream]]\nname = \"a\"\nhosts = [\"registry-a.test\"]\nurl = \"{upstream_url}\"\n",
+        cache_dir.display()
+    )
+}
+
+fn image(layout: &OciLayout, tag: &str, layer: LayerSpec) -> testkit::oci::Descriptor {
+    let d = layout.add_image(ImageSpec {
+        layers: vec![layer],
+        ..Default::default()
+    });
+    layout.tag(tag, &d);
+    d
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_cached_pull_survives_the_upstream_stopping_and_offline_mode_never_calls_it() {
+    let mut up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    image(
+        &layout,
+        "v1",
+        LayerSpec::bytes(tar_gz(&[("f", b"cached content")])),
+    );
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "team/app:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let shim = Shim::start(&config(&rec.url(), &cache_dir, "")).await;
+    let fallback = ConnectionCounter::start().await;
+
+    let first = Containerd::start().await;
+    first.mirror("registry-a.test", &shim.url(), &fallback.url());
+    first
+        .fetch("registry-a.test/team/app:v1", &[])
+        .await
+        .unwrap();
+    let upstream_requests = rec.requests().len();
+    assert!(upstream_requests >= 3);
+
+    up.stop().await;
+    let second = Containerd::start().await;
+    second.mirror("registry-a.test", &shim.url(), &fallback.url());
+    second
+        .fetch("registry-a.test/team/app:v1", &[])
+        .await
+        .expect("served from the cache with the upstream stopped");
+    assert_eq!(fallback.connections(), 0);
+
+    // Offline: a new shim on the same cache never contacts the upstream.
+    let offline = Shim::start_with_database(
+        &config(&rec.url(), &cache_dir, "offline = true"),
+        shim.state.config.database.url.expose(),
+    )
+    .await;
+    up.start_again().await;
+    let before = rec.requests().len();
+    let third = Containerd::start().await;
+    third.mirror("registry-a.test", &offline.url(), &fallback.url());
+    third
+        .fetch("registry-a.test/team/app:v1", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.requests().len(),
+        before,
+        "offline mode reached the upstream"
+    );
+    let missing = http()
+        .get(format!(
+            "{}/v2/team/other/manifests/v9?ns=registry-a.test",
+            offline.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(rec.requests().len(), before);
+}
+
+#[tokio::test]
+async fn ten_concurrent_misses_of_a_256_mib_blob_cause_one_upstream_get() {
+    let up = Registry::start(RegistryOptions {
+        log_level: "warn".into(),
+        ..Default::default()
+    })
+    .await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let d = image(&layout, "big", LayerSpec::random_gzip(256 * 1024 * 1024, 3));
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap();
+    skopeo::copy(
+        &layout.skopeo_ref("big"),
+        &docker(&up.host_port(), "team/big:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let shim = Shim::start(&config(&rec.url(), &tmp.path().join("cache"), "")).await;
+
+    let url = format!("{}/v2/team/big/blobs/{blob}?ns=registry-a.test", shim.url());
+    let pulls = (0..10).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut resp = http().get(&url).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let mut n = 0u64;
+            while let Some(chunk) = resp.chunk().await.unwrap() {
+                n += chunk.len() as u64;
+            }
+            n
+        })
+    });
+    for p in pulls {
+        assert_eq!(p.await.unwrap(), size);
+    }
+    let gets = rec
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path_and_query.contains(&blob))
+        .count();
+    assert_eq!(gets, 1, "one upstream GET for ten concurrent misses");
+    // The cached copy is whole and right, and Range is answered from it.
+    let part = http()
+        .get(&url)
+        .header(header::RANGE, "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()[header::CONTENT_RANGE],
+        format!("bytes 100-199/{size}").as_str()
+    );
+    let expected = &layout.read_blob(&blob)[100..200];
+    assert_eq!(part.bytes().await.unwrap().as_ref(), expected);
+}
+
+#[tokio::test]
+async fn a_corrupt_upstream_blob_fails_the_transfer_and_is_not_cached() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 249) as u8).collect();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "team/c:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    // Corrupt the registry's stored copy in place: a real server now serves wrong bytes.
+    let hex = blob.trim_start_matches("sha256:");
+    let stored = files_under(&up.data_dir())
+        .into_iter()
+        .find(|p| p.ends_with(format!("{}/{hex}/data", &hex[..2])))
+        .expect("blob file in the registry's storage");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&stored, bytes).unwrap();
+
+    let cache_dir = tmp.path().join("cache");
+    let shim = Shim::start(&config(&rec.url(), &cache_dir, "")).await;
+    let url = format!("{}/v2/team/c/blobs/{blob}?ns=registry-a.test", shim.url());
+    let result = async {
+        let resp = http().get(&url).send().await?;
+        resp.bytes().await
+    }
+    .await;
+    assert!(result.is_err(), "the client's transfer must fail");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cached: Vec<_> = files_under(&cache_dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(hex))
+        .collect();
+    assert!(cached.is_empty(), "nothing of it was kept: {cached:?}");
+    // A second try goes upstream again (nothing was cached).
+    let _ = async { http().get(&url).send().await?.bytes().await }.await;
+    let gets = rec
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query.contains(hex))
+        .count();
+    assert_eq!(gets, 2);
+}
+
+#[tokio::test]
+async fn a_moved_tag_is_seen_after_the_ttl_not_before() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let one = image(&layout, "one", LayerSpec::bytes(tar_gz(&[("f", b"first")])));
+    let two = image(
+        &layout,
+        "two",
+        LayerSpec::bytes(tar_gz(&[("f", b"second")])),
+    );
+    skopeo::copy(
+        &layout.skopeo_ref("one"),
+        &docker(&up.host_port(), "team/t:latest"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let shim = Shim::start(&config(
+        &up.url(),
+        &tmp.path().join("cache"),
+        "tag_ttl = \"2s\"",
+    ))
+    .await;
+    let head = || async {
+        let r = http()
+            .head(format!(
+                "{}/v2/team/t/manifests/latest?ns=registry-a.test",
+                shim.url()
+            ))
+            .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().contains_key(header::CONTENT_LENGTH));
+        r.headers()["docker-content-digest"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(head().await, one.digest);
+    skopeo::copy(
+        &layout.skopeo_ref("two"),
+        &docker(&up.host_port(), "team/t:latest"),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        head().await,
+        one.digest,
+        "within the TTL the cached tag is served"
+    );
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(head().await, two.digest, "after the TTL the move is seen");
+}

@@ -1,0 +1,76 @@
+//! The pull-through cache's tags and entries.
+
+use sqlx::PgPool;
+
+/// What a cached tag resolved to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CachedTag {
+    pub digest: String,
+    pub media_type: Option<String>,
+    /// Seconds since the tag was last checked upstream.
+    pub age_secs: f64,
+}
+
+pub async fn tag(
+    pool: &PgPool,
+    upstream: &str,
+    repository: &str,
+    tag: &str,
+) -> Result<Option<CachedTag>, sqlx::Error> {
+    sqlx::query_as(
+        "select digest, media_type, extract(epoch from now() - checked_at)::float8 as age_secs
+         from cache_tags where upstream = $1 and repository = $2 and tag = $3",
+    )
+    .bind(upstream)
+    .bind(repository)
+    .bind(tag)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records that `tag` resolves to `digest`, checked now.
+pub async fn set_tag(
+    pool: &PgPool,
+    upstream: &str,
+    repository: &str,
+    tag: &str,
+    digest: &str,
+    media_type: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into cache_tags (upstream, repository, tag, digest, media_type) values ($1, $2, $3, $4, $5)
+         on conflict (upstream, repository, tag) do update
+             set digest = excluded.digest, media_type = excluded.media_type, checked_at = now()",
+    )
+    .bind(upstream)
+    .bind(repository)
+    .bind(tag)
+    .bind(digest)
+    .bind(media_type)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a cached blob or manifest (or refreshes its last access).
+pub async fn touch(
+    pool: &PgPool,
+    upstream: &str,
+    digest: &str,
+    repository: &str,
+    media_type: Option<&str>,
+    size: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into cache_entries (upstream, digest, repository, media_type, size_bytes) values ($1, $2, $3, $4, $5)
+         on conflict (upstream, digest) do update set last_access = now()",
+    )
+    .bind(upstream)
+    .bind(digest)
+    .bind(repository)
+    .bind(media_type)
+    .bind(size)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
