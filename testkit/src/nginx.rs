@@ -25,6 +25,7 @@ impl Nginx {
             r#"
 {user}
 daemon off;
+master_process off;
 worker_processes 1;
 pid {p}/nginx.pid;
 error_log {p}/error.log warn;
