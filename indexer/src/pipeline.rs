@@ -517,13 +517,17 @@ async fn finish(
     run: &Run,
 ) -> Result<Outcome, IndexError> {
     version.bytes_downloaded = run.downloaded as i64;
+    if outcome.note.is_none() {
+        outcome.note = run.note.clone();
+    }
+    if let (None, Some(note)) = (&version.meta, &outcome.note) {
+        // Why a manifest was not read as a package stays visible on the version.
+        version.meta = Some(json!({ "note": note }));
+    }
     packages::store_version(pool, &version, &[], &[], &[]).await?;
     outcome.kind = version.kind;
     outcome.bytes_downloaded = run.downloaded;
     outcome.image_bytes = version.image_bytes as u64;
-    if outcome.note.is_none() {
-        outcome.note = run.note.clone();
-    }
     Ok(outcome)
 }
 

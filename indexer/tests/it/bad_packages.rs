@@ -268,3 +268,103 @@ async fn images_and_artifacts_are_recorded_without_layer_downloads() {
     );
     assert_eq!(env.count("select count(*) from objects").await, 0);
 }
+
+#[tokio::test]
+async fn a_roleless_image_over_the_flatten_limit_is_not_downloaded_and_says_why() {
+    let env = Env::start_with("[indexer]\nflatten_limit_bytes = 1000\n").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let image = testkit::xpkg_image::PackageImage {
+        roles: testkit::xpkg_image::Roles::None,
+        examples_yaml: None,
+        ..xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"))
+    };
+    xpkg_image::write(&layout, "old", &image);
+    env.push(&layout, "old", "xpkg/provider-old", &[]).await;
+    env.index_all().await;
+    let (kind, note, downloaded, size): (String, Option<String>, i64, i64) =
+        sqlx::query_as("select kind, meta->>'note', bytes_downloaded, image_bytes from versions")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "image");
+    let note = note.unwrap_or_default();
+    assert!(
+        note.contains("not flattening") && note.contains("limit 1000"),
+        "{note}"
+    );
+    assert!(
+        downloaded < size,
+        "no layer was downloaded ({downloaded} of {size})"
+    );
+}
+
+/// A registry that serves a manifest whose bytes are not JSON (with a matching digest).
+///
+/// Hand-written fake, and only for this: docker-registry refuses to store such a manifest, so a
+/// real server cannot be made to produce the fault.
+async fn registry_serving_garbage_manifest(body: &'static [u8]) -> String {
+    use axum::{Router, http::header, routing::get};
+    let digest = testkit::skopeo::digest_of(body);
+    let app = Router::new()
+        .route("/v2/", get(|| async { "{}" }))
+        .fallback(move || {
+            let digest = digest.clone();
+            async move {
+                (
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            "application/vnd.oci.image.manifest.v1+json".to_owned(),
+                        ),
+                        (
+                            header::HeaderName::from_static("docker-content-digest"),
+                            digest,
+                        ),
+                    ],
+                    body,
+                )
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_manifest_that_is_not_json_is_rejected_and_recorded() {
+    let env = Env::start().await;
+    const BODY: &[u8] = b"this is not { json";
+    let url = registry_serving_garbage_manifest(BODY).await;
+    let reader = shimmer_indexer::registry::BackendReader::from_config(
+        &shimmer_config::BackendConfig::new("fake", url.parse().unwrap()),
+    )
+    .unwrap();
+    let digest = testkit::skopeo::digest_of(BODY);
+    let outcome = shimmer_indexer::pipeline::index(
+        &env.pool,
+        &reader,
+        "bad/manifest",
+        &digest,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.kind, "rejected");
+    assert_eq!(
+        outcome.rejection.as_deref(),
+        Some("manifest is not valid JSON")
+    );
+    let stored: (String, Option<String>) = sqlx::query_as("select kind, rejection from versions")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored,
+        (
+            "rejected".to_owned(),
+            Some("manifest is not valid JSON".to_owned())
+        )
+    );
+}
