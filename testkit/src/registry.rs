@@ -20,6 +20,17 @@ pub struct RegistryOptions {
     pub proxy_remote_url: Option<String>,
     /// `log.level`; "info" logs each request.
     pub log_level: String,
+    /// Serve HTTPS with this certificate and key (PEM files); with `client_ca`, demand client
+    /// certificates signed by it (mutual TLS).
+    pub tls: Option<RegistryTls>,
+}
+
+/// TLS files for [`RegistryOptions::tls`].
+#[derive(Debug, Clone)]
+pub struct RegistryTls {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for RegistryOptions {
@@ -29,6 +40,7 @@ impl Default for RegistryOptions {
             htpasswd: None,
             proxy_remote_url: None,
             log_level: "info".to_owned(),
+            tls: None,
         }
     }
 }
@@ -42,6 +54,7 @@ pub struct Registry {
     process: Option<Daemon>,
     dir: TempDir,
     port: u16,
+    tls: bool,
 }
 
 impl Registry {
@@ -56,6 +69,7 @@ impl Registry {
             process: None,
             dir,
             port: 0,
+            tls: opts.tls.is_some(),
         };
         for _ in 0..5 {
             registry.port = crate::free_port();
@@ -70,7 +84,8 @@ impl Registry {
 
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
-        format!("http://{}", self.host_port())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.host_port())
     }
 
     /// `127.0.0.1:PORT`, as used in `docker://127.0.0.1:PORT/repo:tag`.
@@ -120,12 +135,20 @@ impl Registry {
         let uri: http::Uri = format!("{}/v2/", self.url()).parse().expect("registry uri");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(response) = client.get(uri.clone()).await {
-                let status = response.status().as_u16();
-                if status == 200 || status == 401 {
-                    self.process = Some(process);
-                    return true;
-                }
+            // An HTTPS registry is up once it accepts connections (the plain client cannot ask).
+            let up = if self.tls {
+                tokio::net::TcpStream::connect(self.host_port())
+                    .await
+                    .is_ok()
+            } else {
+                client
+                    .get(uri.clone())
+                    .await
+                    .is_ok_and(|r| matches!(r.status().as_u16(), 200 | 401))
+            };
+            if up {
+                self.process = Some(process);
+                return true;
             }
             if process.has_exited() {
                 return false;
@@ -165,6 +188,16 @@ fn config_yaml(opts: &RegistryOptions, dir: &Path, port: u16) -> String {
             "auth:\n  htpasswd: {{realm: testkit, path: {}}}\n",
             json(&dir.join("htpasswd").to_string_lossy())
         );
+    }
+    if let Some(tls) = &opts.tls {
+        yaml += &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            json(&tls.certificate.to_string_lossy()),
+            json(&tls.key.to_string_lossy())
+        );
+        if let Some(ca) = &tls.client_ca {
+            yaml += &format!("    clientcas: [{}]\n", json(&ca.to_string_lossy()));
+        }
     }
     if let Some(remote) = &opts.proxy_remote_url {
         yaml += &format!("proxy: {{remoteurl: {}}}\n", json(remote));

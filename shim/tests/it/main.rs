@@ -10,4 +10,5 @@ mod push_pull;
 mod redirects;
 mod routing;
 mod shutdown;
+mod tls;
 mod uploads;
