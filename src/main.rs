@@ -22,7 +22,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every component in one process (the default).
-    Serve,
+    Serve {
+        /// Fill the cache from this list of image references before serving.
+        #[arg(long)]
+        preload: Option<PathBuf>,
+    },
     /// Run only the OCI endpoint.
     Shim,
     /// Apply database migrations and exit.
@@ -36,12 +40,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fill the pull-through cache from a file of image references (`host/repo:tag` or
+    /// `host/repo@sha256:...`, one per line; `#` comments).
+    Preload {
+        list: PathBuf,
+        /// Only these platforms of an index (`os/arch`, repeatable; default all).
+        #[arg(long = "platform")]
+        platforms: Vec<String>,
+        /// Blobs fetched at once per image.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Inspect or move the pull-through cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Queue every manifest a backend holds that the store has not seen.
     Reconcile {
         /// Only this backend (default: all).
         #[arg(long)]
         backend: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// What is cached per upstream, with sizes.
+    Ls,
+    /// Copy the cache and its metadata into DIR (for an air-gapped site).
+    Export { dir: PathBuf },
+    /// Load a cache exported with `cache export`.
+    Import { dir: PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,9 +92,20 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
-            match cli.command.unwrap_or(Command::Serve) {
-                Command::Serve => serve(config, true).await,
+            match cli.command.unwrap_or(Command::Serve { preload: None }) {
+                Command::Serve { preload: list } => {
+                    if let Some(list) = list {
+                        preload(config.clone(), &list, &[], 4).await?;
+                    }
+                    serve(config, true).await
+                }
                 Command::Shim => serve(config, false).await,
+                Command::Preload {
+                    list,
+                    platforms,
+                    concurrency,
+                } => preload(config, &list, &platforms, concurrency).await,
+                Command::Cache { action } => cache(config, action).await,
                 Command::Indexer => indexer_only(config).await,
                 Command::Index { reference, json } => index_one(config, &reference, json).await,
                 Command::Reconcile { backend } => reconcile(config, backend.as_deref()).await,
@@ -202,6 +243,84 @@ async fn index_one(config: Arc<Config>, reference: &str, json: bool) -> anyhow::
             "  downloaded {} of {} image bytes",
             outcome.bytes_downloaded, outcome.image_bytes
         );
+    }
+    Ok(())
+}
+
+async fn shim_state(config: &Arc<Config>) -> anyhow::Result<shimmer_shim::AppState> {
+    let pool = shimmer_store::connect_lazy(&config.database)?;
+    shimmer_store::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    shimmer_shim::AppState::new(config.clone(), pool)
+}
+
+async fn preload(
+    config: Arc<Config>,
+    list: &std::path::Path,
+    platforms: &[String],
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(list).with_context(|| format!("reading {}", list.display()))?;
+    let refs = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(shimmer_shim::preload::ImageRef::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let state = shim_state(&config).await?;
+    let total = refs.len();
+    let mut failed = 0;
+    for (i, r) in refs.iter().enumerate() {
+        match shimmer_shim::preload::preload(&state, r, platforms, concurrency).await {
+            Ok(l) => println!(
+                "[{}/{total}] {}/{}:{}  {} manifests, {} blobs, {} bytes",
+                i + 1,
+                r.host,
+                r.repository,
+                r.reference,
+                l.manifests,
+                l.blobs,
+                l.bytes
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "[{}/{total}] {}/{}:{}  failed: {e}",
+                    i + 1,
+                    r.host,
+                    r.repository,
+                    r.reference
+                );
+            }
+        }
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {total} references failed to preload"
+    );
+    Ok(())
+}
+
+async fn cache(config: Arc<Config>, action: CacheAction) -> anyhow::Result<()> {
+    let state = shim_state(&config).await?;
+    match action {
+        CacheAction::Ls => {
+            println!("{:<20} {:>10} {:>16}", "UPSTREAM", "ENTRIES", "BYTES");
+            for (upstream, entries, bytes) in shimmer_shim::preload::list(&state.pool).await? {
+                println!("{upstream:<20} {entries:>10} {bytes:>16}");
+            }
+        }
+        CacheAction::Export { dir } => {
+            let bytes = shimmer_shim::preload::export(&state, &dir).await?;
+            println!("exported {bytes} bytes to {}", dir.display());
+        }
+        CacheAction::Import { dir } => {
+            let bytes = shimmer_shim::preload::import(&state, &dir).await?;
+            println!("imported {bytes} bytes from {}", dir.display());
+        }
     }
     Ok(())
 }

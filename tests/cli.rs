@@ -238,3 +238,146 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
         .unwrap();
     assert_eq!(kind, "package");
 }
+
+/// Preload a list, carry the cache to another site (`cache export` / `import`), and pull
+/// everything in the list there with containerd, offline, the upstream stopped.
+#[tokio::test]
+async fn preload_export_import_then_pull_offline() {
+    use std::time::Duration;
+    use testkit::{
+        containerd::{ConnectionCounter, Containerd},
+        oci::{ImageSpec, IndexSpec, LayerSpec, tar_gz},
+    };
+
+    let mut upstream = Registry::start(RegistryOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(dir.path().join("layout"));
+    let single = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"single")]))],
+        ..Default::default()
+    });
+    layout.tag("single", &single);
+    let amd = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"amd64")]))],
+        ..Default::default()
+    });
+    let arm = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"arm64")]))],
+        ..Default::default()
+    });
+    let index = layout.add_index(IndexSpec {
+        manifests: vec![
+            amd.with_platform("linux", "amd64"),
+            arm.with_platform("linux", "arm64"),
+        ],
+        ..Default::default()
+    });
+    layout.tag("multi", &index);
+    for (tag, repo, extra) in [
+        ("single", "team/one:v1", &[][..]),
+        ("multi", "team/two:v1", &["--all"][..]),
+    ] {
+        skopeo::copy(
+            &layout.skopeo_ref(tag),
+            &format!("docker://{}/{repo}", upstream.host_port()),
+            extra,
+        )
+        .await
+        .unwrap();
+    }
+    let list = dir.path().join("images.txt");
+    std::fs::write(
+        &list,
+        "# what the cluster needs\nregistry-a.test/team/one:v1\nregistry-a.test/team/two:v1\n",
+    )
+    .unwrap();
+
+    let upstream_url = upstream.url();
+    let site = |name: &str, db: &str, extra: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{}\"\n[database]\nurl = \"{db}\"\n[cache]\npath = \"{}\"\n{extra}\n[[upstream]]\nname = \"a\"\nhosts = [\"registry-a.test\"]\nurl = \"{}\"\n",
+                testkit::free_port(),
+                dir.path().join(format!("{name}-cache")).display(),
+                upstream_url
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let online_db = testkit::pg::fresh_database().await;
+    let online = site("online", &online_db.url, "");
+    let run = |args: &[&str], config: &std::path::Path| {
+        let out = shimmer()
+            .args(args)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let progress = run(&["preload", list.to_str().unwrap()], &online);
+    assert!(progress.contains("[2/2]"), "{progress}");
+    let ls = run(&["cache", "ls"], &online);
+    assert!(
+        ls.lines().any(|l| l.starts_with('a') && !l.contains(" 0 ")),
+        "{ls}"
+    );
+    let export = dir.path().join("export");
+    run(&["cache", "export", export.to_str().unwrap()], &online);
+
+    upstream.stop().await;
+    let offline_db = testkit::pg::fresh_database().await;
+    let offline = site("offline", &offline_db.url, "offline = true");
+    run(&["cache", "import", export.to_str().unwrap()], &offline);
+    let listen = std::fs::read_to_string(&offline).unwrap();
+    let addr = listen
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("listen = ")
+        .trim_matches('"')
+        .to_owned();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
+        .args(["shim", "--config"])
+        .arg(&offline)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let health = format!("http://{addr}/healthz");
+    testkit::wait_until("the offline shim answers", Duration::from_secs(20), || {
+        let health = health.clone();
+        async move {
+            tokio::net::TcpStream::connect(
+                health
+                    .trim_start_matches("http://")
+                    .trim_end_matches("/healthz"),
+            )
+            .await
+            .is_ok()
+        }
+    })
+    .await;
+    let fallback = ConnectionCounter::start().await;
+    let ctrd = Containerd::start().await;
+    ctrd.mirror(
+        "registry-a.test",
+        &format!("http://{addr}"),
+        &fallback.url(),
+    );
+    ctrd.fetch("registry-a.test/team/one:v1", &[])
+        .await
+        .expect("single image offline");
+    ctrd.fetch("registry-a.test/team/two:v1", &["--all-platforms"])
+        .await
+        .expect("index offline");
+    assert_eq!(fallback.connections(), 0);
+    server.start_kill().unwrap();
+}

@@ -14,6 +14,7 @@ pub mod forward;
 pub mod health;
 pub mod metrics;
 pub mod path;
+pub mod preload;
 pub mod rewrite;
 pub mod routing;
 pub mod upstream;

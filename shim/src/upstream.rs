@@ -68,6 +68,11 @@ impl Upstreams {
     }
 }
 
+/// Whether `host` is Docker Hub under any of its names.
+pub fn is_docker_hub(host: &str) -> bool {
+    normalize_registry_host(host) == "docker.io"
+}
+
 /// Splits the `ns` parameter out of a query string, keeping every other pair verbatim.
 pub fn take_ns(query: Option<&str>) -> (Option<String>, Option<String>) {
     let Some(q) = query else {
