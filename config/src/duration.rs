@@ -1,4 +1,4 @@
-//! Durations written as `500ms`, `30s`, `10m`, `2h` (or a bare number of seconds).
+//! Durations written as `500ms`, `30s`, `10m`, `2h`, `7d` (or a bare number of seconds).
 
 use std::time::Duration;
 
@@ -21,6 +21,19 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     }
 }
 
+/// The same for optional durations (`Option<Duration>`).
+pub mod option {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(deserialize_with = "super::deserialize")] Duration);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+    }
+}
+
 /// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`.
 pub fn parse(text: &str) -> Option<Duration> {
     let t = text.trim();
@@ -32,6 +45,7 @@ pub fn parse(text: &str) -> Option<Duration> {
         "s" => Some(Duration::from_secs(n)),
         "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
         "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        "d" => Some(Duration::from_secs(n.checked_mul(86400)?)),
         _ => None,
     }
 }
@@ -48,6 +62,7 @@ mod tests {
         assert_eq!(parse("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse("10"), None);
         assert_eq!(parse("m"), None);
-        assert_eq!(parse("5d"), None);
+        assert_eq!(parse("5d"), Some(Duration::from_secs(5 * 86400)));
+        assert_eq!(parse("5w"), None);
     }
 }

@@ -272,6 +272,14 @@ pub struct CacheConfig {
     /// How long a cached tag is served before it is revalidated with a `HEAD` upstream:
     /// a duration (`"10m"`), `"0"` (always revalidate) or `"never"` (pin). Digests never are.
     pub tag_ttl: TagTtl,
+    /// Most bytes kept; least recently used content goes first. 0: no limit.
+    pub max_bytes: u64,
+    /// Content not used for this long is removed. Unset: kept however old.
+    #[serde(with = "duration::option")]
+    pub max_age: Option<Duration>,
+    /// How often eviction runs in the background.
+    #[serde(with = "duration")]
+    pub eviction_interval: Duration,
 }
 
 impl Default for CacheConfig {
@@ -280,6 +288,9 @@ impl Default for CacheConfig {
             path: None,
             offline: false,
             tag_ttl: TagTtl(Some(Duration::from_secs(600))),
+            max_bytes: 0,
+            max_age: None,
+            eviction_interval: Duration::from_secs(300),
         }
     }
 }

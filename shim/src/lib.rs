@@ -131,9 +131,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let retry = state.enqueuer.spawn_retry_loop();
+    let c = &state.config.cache;
+    let eviction = state
+        .cache
+        .as_ref()
+        .filter(|_| c.max_bytes > 0 || c.max_age.is_some())
+        .map(|cache| cache.spawn_eviction(c.max_bytes, c.max_age, c.eviction_interval));
     let result = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     retry.abort();
+    if let Some(e) = eviction {
+        e.abort();
+    }
     result
 }

@@ -74,3 +74,39 @@ pub async fn touch(
     .await?;
     Ok(())
 }
+
+/// A cached entry as eviction sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Entry {
+    pub upstream: String,
+    pub digest: String,
+    pub size_bytes: i64,
+    /// Seconds since last use.
+    pub idle_secs: f64,
+}
+
+/// Every entry, least recently used first.
+pub async fn entries(pool: &PgPool) -> Result<Vec<Entry>, sqlx::Error> {
+    sqlx::query_as(
+        "select upstream, digest, size_bytes, extract(epoch from now() - last_access)::float8 as idle_secs
+         from cache_entries order by last_access, digest",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Forgets an entry and any tag that resolved to it.
+pub async fn forget(pool: &PgPool, upstream: &str, digest: &str) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("delete from cache_entries where upstream = $1 and digest = $2")
+        .bind(upstream)
+        .bind(digest)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from cache_tags where upstream = $1 and digest = $2")
+        .bind(upstream)
+        .bind(digest)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}

@@ -284,3 +284,103 @@ async fn a_moved_tag_is_seen_after_the_ttl_not_before() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(head().await, two.digest, "after the TTL the move is seen");
 }
+
+#[tokio::test]
+async fn eviction_keeps_the_size_limit_by_lru_and_never_orphans_a_kept_manifest() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let noise = |seed: u32| -> Vec<u8> {
+        let mut x = seed;
+        (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    };
+    for (tag, seed) in [("old", 1), ("new", 2), ("stale", 3)] {
+        image(
+            &layout,
+            tag,
+            LayerSpec::bytes(tar_gz(&[("f", &noise(seed))])),
+        );
+        skopeo::copy(
+            &layout.skopeo_ref(tag),
+            &docker(&up.host_port(), &format!("team/{tag}:v1")),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    let shim = Shim::start(&config(&up.url(), &tmp.path().join("cache"), "")).await;
+    let cache = shim.state.cache.clone().unwrap();
+    for tag in ["old", "new", "stale"] {
+        let r = shimmer_shim::preload::ImageRef::parse(&format!("registry-a.test/team/{tag}:v1"))
+            .unwrap();
+        shimmer_shim::preload::preload(&shim.state, &r, &[], 2)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // entries are recorded off the request path
+    let sizes = |repo: &'static str| {
+        let pool = shim.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("select coalesce(sum(size_bytes), 0)::bigint from cache_entries where repository = $1")
+                .bind(repo)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let (old, new) = (sizes("team/old").await, sizes("team/new").await);
+    assert!(old > 200_000 && new > 200_000);
+    // "stale" was last used two days ago, "old" an hour ago, "new" just now.
+    sqlx::query("update cache_entries set last_access = now() - interval '2 days' where repository = 'team/stale'")
+        .execute(&shim.pool)
+        .await
+        .unwrap();
+    sqlx::query("update cache_entries set last_access = now() - interval '1 hour' where repository = 'team/old'")
+        .execute(&shim.pool)
+        .await
+        .unwrap();
+
+    let evicted = cache
+        .evict_once((new + old / 2) as u64, Some(Duration::from_secs(86400)))
+        .await
+        .unwrap();
+    assert!(evicted.entries >= 4, "{evicted:?}");
+    assert_eq!(sizes("team/stale").await, 0, "past max_age");
+    assert_eq!(
+        sizes("team/old").await,
+        0,
+        "least recently used, over the size limit"
+    );
+    assert_eq!(sizes("team/new").await, new, "kept whole");
+    // What is kept is still served, from the cache, with the upstream gone.
+    drop(up);
+    let r = http()
+        .get(format!(
+            "{}/v2/team/new/manifests/v1?ns=registry-a.test",
+            shim.url()
+        ))
+        .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let m: serde_json::Value = r.json().await.unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let b = http()
+        .get(format!(
+            "{}/v2/team/new/blobs/{layer}?ns=registry-a.test",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(b.status(), StatusCode::OK);
+    assert_eq!(skopeo::digest_of(&b.bytes().await.unwrap()), layer);
+}
