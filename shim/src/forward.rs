@@ -55,7 +55,16 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     let (parts, body) = req.into_parts();
     let endpoint = parse_endpoint(parts.uri.path())?;
     check_method(&endpoint, &parts.method)?;
-    let (ns, query) = upstream::take_ns(parts.uri.query());
+    let (mut ns, query) = upstream::take_ns(parts.uri.query());
+    // The host-in-path form for clients that cannot send `ns`:
+    // `/v2/registry.k8s.io/pause/manifests/3.9`, for configured upstream hosts only.
+    let endpoint = match (&ns, endpoint.name().and_then(|n| n.split_once('/'))) {
+        (None, Some((host, rest))) if state.upstreams.get(host).is_some() => {
+            ns = Some(host.to_owned());
+            endpoint.renamed(rest.to_owned())
+        }
+        _ => endpoint,
+    };
     let (routed, upstream) = match &ns {
         Some(ns) => {
             let up = state.upstreams.get(ns).ok_or_else(|| {

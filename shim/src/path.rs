@@ -55,6 +55,21 @@ impl Endpoint {
         }
     }
 
+    /// The same endpoint for another repository name.
+    pub fn renamed(&self, new: String) -> Endpoint {
+        let mut e = self.clone();
+        match &mut e {
+            Self::Base | Self::Catalog => {}
+            Self::Tags { name }
+            | Self::Manifest { name, .. }
+            | Self::Blob { name, .. }
+            | Self::UploadStart { name }
+            | Self::UploadSession { name, .. }
+            | Self::Referrers { name, .. } => *name = new,
+        }
+        e
+    }
+
     /// A low-cardinality label for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

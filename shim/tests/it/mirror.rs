@@ -212,3 +212,35 @@ async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_onl
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(r).await, "UNSUPPORTED");
 }
+
+#[tokio::test]
+async fn the_host_in_path_form_reaches_the_same_upstream() {
+    let a = Registry::start(RegistryOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let d = image(&layout, "v1", "in path");
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&a.host_port(), "team/p:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let shim = Shim::start(&upstream_toml("a", "registry-a.test", &a.url())).await;
+    // skopeo sends no ns: it names the upstream host in the repository path.
+    let raw = skopeo::inspect_raw(&shim.docker("registry-a.test/team/p:v1"), &[])
+        .await
+        .unwrap();
+    assert_eq!(skopeo::digest_of(&raw), d.digest);
+    // A host that is not configured is just part of a repository name (no route here: 404).
+    let r = http()
+        .get(format!(
+            "{}/v2/registry-z.test/team/p/manifests/v1",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "NAME_UNKNOWN");
+}
