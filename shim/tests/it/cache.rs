@@ -384,3 +384,110 @@ async fn eviction_keeps_the_size_limit_by_lru_and_never_orphans_a_kept_manifest(
     assert_eq!(b.status(), StatusCode::OK);
     assert_eq!(skopeo::digest_of(&b.bytes().await.unwrap()), layer);
 }
+
+/// The pull checks of the OCI conformance suite that matter for a cache, against the cache in
+/// front of a docker-registry: manifests and blobs by tag and digest with GET and HEAD, Range,
+/// and the 404 codes. (The suite itself is Go and not packaged here; these follow its pull
+/// workflow.) Each check runs twice: a miss, then a hit.
+#[tokio::test]
+async fn oci_pull_conformance_through_the_cache() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let body: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &body)])));
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "conformance/repo:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let manifest = layout.read_blob(&d.digest);
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let layer_bytes = layout.read_blob(&layer);
+    let shim = Shim::start(&config(&up.url(), &tmp.path().join("cache"), "")).await;
+    let base = format!("{}/v2/conformance/repo", shim.url());
+    let q = "?ns=registry-a.test";
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let c = http();
+    for round in ["miss", "hit"] {
+        for reference in ["v1", d.digest.as_str()] {
+            let url = format!("{base}/manifests/{reference}{q}");
+            let head = c
+                .head(&url)
+                .header(header::ACCEPT, accept)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.status(), StatusCode::OK, "{round} HEAD {reference}");
+            assert_eq!(head.headers()["docker-content-digest"], d.digest.as_str());
+            assert_eq!(
+                head.headers()[header::CONTENT_LENGTH],
+                manifest.len().to_string().as_str()
+            );
+            let get = c
+                .get(&url)
+                .header(header::ACCEPT, accept)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(get.status(), StatusCode::OK, "{round} GET {reference}");
+            assert_eq!(get.headers()[header::CONTENT_TYPE], accept);
+            assert_eq!(
+                get.bytes().await.unwrap().as_ref(),
+                manifest.as_slice(),
+                "{round}: bytes as pushed"
+            );
+        }
+        let url = format!("{base}/blobs/{layer}{q}");
+        let get = c.get(&url).send().await.unwrap();
+        assert_eq!(get.status(), StatusCode::OK, "{round} GET blob");
+        assert_eq!(get.headers()["docker-content-digest"], layer.as_str());
+        assert_eq!(get.bytes().await.unwrap().as_ref(), layer_bytes.as_slice());
+        let head = c.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), StatusCode::OK, "{round} HEAD blob");
+        assert_eq!(
+            head.headers()[header::CONTENT_LENGTH],
+            layer_bytes.len().to_string().as_str()
+        );
+        let part = c
+            .get(&url)
+            .header(header::RANGE, "bytes=10-29")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT, "{round} Range");
+        assert_eq!(part.bytes().await.unwrap().as_ref(), &layer_bytes[10..30]);
+    }
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let r = c
+        .get(format!("{base}/manifests/nope{q}"))
+        .header(header::ACCEPT, accept)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(crate::harness::error_code(r).await, "MANIFEST_UNKNOWN");
+    let r = c
+        .get(format!("{base}/manifests/{missing}{q}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(crate::harness::error_code(r).await, "MANIFEST_UNKNOWN");
+    let r = c
+        .get(format!("{base}/blobs/{missing}{q}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(crate::harness::error_code(r).await, "BLOB_UNKNOWN");
+    let r = c
+        .head(format!("{base}/blobs/{missing}{q}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
