@@ -744,7 +744,9 @@ fn tail(
         loop {
             let fill = st.progress.borrow_and_update().clone();
             let available = match &fill {
-                Fill::Streaming { written, .. } => *written,
+                // The last byte is held back until the digest is checked, so a client that
+                // counts bytes against Content-Length cannot mistake a corrupt blob for a whole one.
+                Fill::Streaming { written, .. } => written.saturating_sub(1),
                 Fill::Done { total } => *total,
                 Fill::Failed { message, .. } => {
                     st.finished = true;
