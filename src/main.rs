@@ -33,6 +33,8 @@ enum Command {
     Migrate,
     /// Run only indexer workers.
     Indexer,
+    /// Run only the marketplace web server (`[web] listen`).
+    Web,
     /// Index one reference now (`REPO:TAG` or `REPO@sha256:...`) and print what was found.
     Index {
         reference: String,
@@ -107,6 +109,7 @@ fn main() -> anyhow::Result<()> {
                 } => preload(config, &list, &platforms, concurrency).await,
                 Command::Cache { action } => cache(config, action).await,
                 Command::Indexer => indexer_only(config).await,
+                Command::Web => web_only(config).await,
                 Command::Index { reference, json } => index_one(config, &reference, json).await,
                 Command::Reconcile { backend } => reconcile(config, backend.as_deref()).await,
                 Command::Migrate => {
@@ -150,6 +153,20 @@ async fn serve(config: Arc<Config>, all: bool) -> anyhow::Result<()> {
     } else {
         None
     };
+    let web = if all && config.web.enabled {
+        let listener = TcpListener::bind(config.web.listen)
+            .await
+            .with_context(|| format!("binding web.listen {}", config.web.listen))?;
+        println!("shimmer: marketplace at http://{}/", listener.local_addr()?);
+        Some(tokio::spawn(shimmer_web::serve_on(
+            listener,
+            &config,
+            state.pool.clone(),
+            wait_for(rx.clone()),
+        )))
+    } else {
+        None
+    };
     shutdown_signal().await;
     tracing::info!(?drain, "shutting down: draining in-flight requests");
     let _ = tx.send(true);
@@ -157,10 +174,22 @@ async fn serve(config: Arc<Config>, all: bool) -> anyhow::Result<()> {
         Ok(joined) => joined??,
         Err(_) => tracing::warn!("drain timed out; exiting with requests in flight"),
     }
+    if let Some(w) = web {
+        let _ = tokio::time::timeout(drain, w).await;
+    }
     if let Some(w) = workers {
         let _ = tokio::time::timeout(drain, w).await;
     }
     Ok(())
+}
+
+async fn web_only(config: Arc<Config>) -> anyhow::Result<()> {
+    let pool = shimmer_store::connect_lazy(&config.database)?;
+    let listener = TcpListener::bind(config.web.listen)
+        .await
+        .with_context(|| format!("binding web.listen {}", config.web.listen))?;
+    println!("shimmer: marketplace at http://{}/", listener.local_addr()?);
+    shimmer_web::serve_on(listener, &config, pool, shutdown_signal()).await
 }
 
 async fn indexer_only(config: Arc<Config>) -> anyhow::Result<()> {
@@ -213,6 +242,7 @@ async fn index_one(config: Arc<Config>, reference: &str, json: bool) -> anyhow::
     let reader = indexer.backend(&backend).context("backend is configured")?;
     let options = shimmer_indexer::pipeline::Options {
         force: true,
+        visibility: config.visibility(&backend, &repo),
         ..indexer.options().clone()
     };
     let outcome =

@@ -128,6 +128,25 @@ pub enum ClientAuth {
     Drop,
 }
 
+/// Whether the marketplace shows a backend's or route's packages to everyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Listed for everyone.
+    Public,
+    /// Indexed, but shown only to requests with a reader token.
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Private => "private",
+        }
+    }
+}
+
 /// `[[backend]]`: a registry the shim forwards to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,6 +171,9 @@ pub struct BackendConfig {
     pub repository_prefix: String,
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// `public` or `private` in the marketplace; unset: public only if the backend serves the
+    /// manifest without credentials (the indexer checks).
+    pub visibility: Option<Visibility>,
     #[serde(default = "default_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
     /// Longest silence while reading a response (not a cap on a whole blob transfer).
@@ -182,6 +204,7 @@ impl BackendConfig {
             password_file: None,
             repository_prefix: String::new(),
             client_auth: ClientAuth::Auto,
+            visibility: None,
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
         }
@@ -224,6 +247,8 @@ impl BackendConfig {
 pub struct RouteConfig {
     pub prefix: String,
     pub backend: String,
+    /// Overrides the backend's `visibility` for the repositories this route covers.
+    pub visibility: Option<Visibility>,
 }
 
 /// `[[upstream]]`: a read-only registry the shim pulls from for clients that name it with
@@ -396,13 +421,30 @@ impl Default for IndexerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
+    /// Run the marketplace in `shimmer serve`.
+    pub enabled: bool,
     pub listen: SocketAddr,
+    /// Absolute base (a CDN host) for the immutable URLs: content-addressed docs and static
+    /// assets. Unset: they are relative to the page.
+    pub public_url: Option<Url>,
+    /// Tokens that let a request (`Authorization: Bearer <token>`) see private packages.
+    pub reader_tokens: Vec<Secret>,
+    /// `max-age` of pages that change (home, package, version, search).
+    #[serde(with = "duration")]
+    pub page_max_age: Duration,
+    /// Hits per search page.
+    pub page_size: u32,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             listen: "127.0.0.1:8080".parse().expect("valid address"),
+            public_url: None,
+            reader_tokens: Vec::new(),
+            page_max_age: Duration::from_secs(60),
+            page_size: 20,
         }
     }
 }
@@ -452,6 +494,22 @@ impl ConfigError {
 }
 
 impl Config {
+    /// The configured visibility of a backend's repository: the longest matching route's, else
+    /// the backend's; `None` when neither says (the indexer then asks the backend).
+    pub fn visibility(&self, backend: &str, repository: &str) -> Option<Visibility> {
+        let route = self
+            .routes
+            .iter()
+            .filter(|r| r.backend == backend && repository.starts_with(r.prefix.as_str()))
+            .max_by_key(|r| r.prefix.len());
+        route.and_then(|r| r.visibility).or_else(|| {
+            self.backends
+                .iter()
+                .find(|b| b.name == backend)
+                .and_then(|b| b.visibility)
+        })
+    }
+
     /// Reads `path` (required when `explicit`, optional otherwise), then `SHIMMER_*` variables,
     /// then checks the result.
     pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {

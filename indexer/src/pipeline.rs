@@ -41,6 +41,9 @@ pub struct Options {
     pub flatten_limit: u64,
     /// Index again a manifest already stored (the CLI's `shimmer index`); the worker does not.
     pub force: bool,
+    /// The configured visibility of the repository; `None`: public only if the backend serves
+    /// the manifest without credentials.
+    pub visibility: Option<shimmer_config::Visibility>,
 }
 
 impl Default for Options {
@@ -49,6 +52,7 @@ impl Default for Options {
             limits: Limits::default(),
             flatten_limit: 64 * 1024 * 1024,
             force: false,
+            visibility: None,
         }
     }
 }
@@ -176,7 +180,11 @@ pub async fn index(
         rejection: None,
         bytes_downloaded: 0,
         image_bytes: 0,
-        visibility: "public".into(),
+        visibility: match options.visibility {
+            Some(v) => v.as_str().into(),
+            None if backend.anonymous_can_read(repository, &digest).await => "public".into(),
+            None => "private".into(),
+        },
     };
     let mut outcome = Outcome {
         repository: repository.to_owned(),

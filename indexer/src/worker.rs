@@ -170,19 +170,17 @@ impl Indexer {
             .backends
             .get(&job.backend)
             .ok_or_else(|| anyhow::anyhow!("no backend named {:?} is configured", job.backend))?;
+        let options = Options {
+            visibility: self.config.visibility(&job.backend, &job.repository),
+            ..self.options.clone()
+        };
         // Index the digest the shim saw; record the tag it came by.
-        let outcome = pipeline::index(
-            &self.pool,
-            backend,
-            &job.repository,
-            &job.digest,
-            &self.options,
-        )
-        .await?;
+        let outcome =
+            pipeline::index(&self.pool, backend, &job.repository, &job.digest, &options).await?;
         if !job.reference.contains(':') {
             let tagged = Options {
                 force: false,
-                ..self.options.clone()
+                ..options
             };
             pipeline::index(
                 &self.pool,

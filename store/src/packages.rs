@@ -138,6 +138,7 @@ pub async fn store_version(
              backend = excluded.backend,
              package_type = coalesce(excluded.package_type, packages.package_type),
              name = coalesce(excluded.name, packages.name),
+             visibility = excluded.visibility,
              updated_at = now()
          returning id",
     )
@@ -203,6 +204,7 @@ pub async fn store_version(
     if let Some(tag) = &v.tag {
         move_tag(&mut tx, package_id, tag, version_id, &v.manifest_digest).await?;
     }
+    refresh_latest(&mut tx, package_id).await?;
     tx.commit().await?;
     Ok(Stored {
         package_id,
@@ -210,6 +212,64 @@ pub async fn store_version(
         created,
         objects_new,
     })
+}
+
+/// A tag as a semantic version (`v1.2.3` or `1.2.3`), when it is one.
+pub fn tag_semver(tag: &str) -> Option<semver::Version> {
+    semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
+}
+
+/// Picks the package's latest version (the highest semver tag of a Crossplane package version;
+/// else the most recently moved tag; else the last indexed untagged package version) and copies
+/// its text into the package row for search.
+async fn refresh_latest(
+    tx: &mut Transaction<'_, Postgres>,
+    package_id: i64,
+) -> Result<(), sqlx::Error> {
+    let tagged: Vec<(String, i64)> = sqlx::query_as(
+        "select t.tag, t.version_id from tags t join versions v on v.id = t.version_id
+         where t.package_id = $1 and v.kind = 'package'
+         order by t.updated_at desc, t.tag",
+    )
+    .bind(package_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let best = tagged
+        .iter()
+        .filter_map(|(t, id)| tag_semver(t).map(|v| (v, t, *id)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, t, id)| (Some(t.clone()), id))
+        .or_else(|| tagged.first().map(|(t, id)| (Some(t.clone()), *id)));
+    let best = match best {
+        Some(b) => Some(b),
+        None => sqlx::query_as::<_, (i64,)>(
+            "select id from versions where package_id = $1 and kind = 'package'
+             order by indexed_at desc, id desc limit 1",
+        )
+        .bind(package_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|(id,)| (None, id)),
+    };
+    let (tag, version_id) = match best {
+        Some((t, id)) => (t, Some(id)),
+        None => (None, None),
+    };
+    sqlx::query(
+        "update packages p set latest_version_id = $2, latest_tag = $3,
+             description = v.meta->>'description',
+             maintainer = v.meta->>'maintainer',
+             keywords = concat_ws(' ', v.meta->>'friendly_name', v.meta->>'provider_family',
+                                  v.package_type)
+         from (select $2::bigint as id) s left join versions v on v.id = s.id
+         where p.id = $1",
+    )
+    .bind(package_id)
+    .bind(version_id)
+    .bind(tag)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Points `tag` at a version, keeping every digest it ever named in `tag_history`.

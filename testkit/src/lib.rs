@@ -8,6 +8,7 @@
 //! if the thread that started it dies (`setpriv --pdeathsig`), so a killed test binary does not
 //! leave registries or databases running.
 
+pub mod chromium;
 pub mod containerd;
 mod daemon;
 pub mod nginx;

@@ -1,1 +1,203 @@
-//! The marketplace web (see issue 4).
+//! The marketplace: server-rendered pages (askama) and a JSON API over what the indexer stored.
+//!
+//! Two kinds of responses, so a CDN carries the weight:
+//! - content-addressed (`/docs/sha256:<hex>` and its `.yaml`/`.json`, `/icons/sha256:<hex>`,
+//!   `/static/<name>.<hash>.<ext>`): immutable, cached for a year, `ETag` = the digest;
+//! - pages that change (home, package, version, search, status, and their JSON twins): a short
+//!   `max-age` and an `ETag` of the body, answered `304` when it still matches.
+//!
+//! Private packages (see `Visibility`) are left out of everything unless the request carries a
+//! configured reader token (`Authorization: Bearer <token>` or the `shimmer_token` cookie);
+//! responses that may contain them are `Cache-Control: private`.
+
+mod api;
+mod assets;
+mod db;
+mod http;
+mod markdown;
+mod pages;
+mod schema;
+mod views;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    http::{HeaderMap, HeaderValue, header},
+    routing::get,
+};
+use shimmer_config::Config;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tower_http::{compression::CompressionLayer, set_header::SetResponseHeaderLayer};
+
+pub use assets::Assets;
+
+/// What every handler reads.
+pub struct AppState {
+    pub pool: PgPool,
+    /// Prefix of immutable URLs: `""` (same host) or a CDN base without a trailing slash.
+    pub public_base: String,
+    reader_tokens: Vec<String>,
+    pub page_max_age: Duration,
+    pub page_size: u32,
+    /// The registry host clients pull from, for the install lines.
+    pub registry_host: String,
+    pub assets: Assets,
+}
+
+impl AppState {
+    pub fn new(config: &Config, pool: PgPool) -> Self {
+        let public_base = config
+            .web
+            .public_url
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let registry_host = match &config.server.public_url {
+            Some(u) => {
+                let host = u.host_str().unwrap_or("localhost");
+                match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.to_owned(),
+                }
+            }
+            None => config.server.listen.to_string(),
+        };
+        Self {
+            pool,
+            assets: Assets::new(&public_base),
+            public_base,
+            reader_tokens: config
+                .web
+                .reader_tokens
+                .iter()
+                .map(|t| t.expose().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+            page_max_age: config.web.page_max_age,
+            page_size: config.web.page_size.clamp(1, 100),
+            registry_host,
+        }
+    }
+
+    /// Whether the request carries a reader token (and may see private packages).
+    pub fn is_reader(&self, headers: &HeaderMap) -> bool {
+        if self.reader_tokens.is_empty() {
+            return false;
+        }
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().strip_prefix("shimmer_token="));
+        bearer.into_iter().chain(cookie).any(|t| {
+            self.reader_tokens
+                .iter()
+                .any(|r| constant_time_eq(r.as_bytes(), t.as_bytes()))
+        })
+    }
+
+    /// The URL of an object's docs page (absolute on the CDN host when one is configured).
+    pub fn docs_url(&self, digest: &str) -> String {
+        format!("{}/docs/{digest}", self.public_base)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The content security policy of every response: nothing but this origin's (or the CDN's)
+/// styles, scripts and images, no plugins, frames, forms elsewhere or inline code.
+fn content_security_policy(public_base: &str) -> String {
+    let cdn = if public_base.is_empty() {
+        String::new()
+    } else {
+        format!(" {public_base}")
+    };
+    format!(
+        "default-src 'none'; style-src 'self'{cdn}; script-src 'self'{cdn}; img-src 'self'{cdn}; \
+         form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// The marketplace's routes with compression and security headers.
+pub fn router(state: Arc<AppState>) -> Router {
+    let csp = HeaderValue::from_str(&content_security_policy(&state.public_base))
+        .expect("policy is ASCII");
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/search", get(pages::search))
+        .route("/status", get(pages::status))
+        .route("/packages/{*path}", get(pages::package))
+        .route("/docs/{id}", get(pages::docs))
+        .route("/icons/{digest}", get(pages::icon))
+        .route("/static/{name}", get(assets::serve))
+        .route("/api/v1/packages/{*path}", get(api::package))
+        .route("/api/v1/packages", get(api::packages))
+        .route("/api/v1/search", get(api::search))
+        .route("/api/v1/objects/{digest}", get(api::object))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/{*rest}", get(api::not_found))
+        .route("/api/v1", get(api::not_found))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(pages::not_found)
+        .with_state(state)
+        .layer(CompressionLayer::new().gzip(true).br(true))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::VARY,
+            HeaderValue::from_static("Accept-Encoding, Authorization, Cookie"),
+        ))
+}
+
+/// Serves the marketplace on `[web] listen` until `shutdown` turns true, then drains.
+pub async fn serve(
+    config: &Config,
+    pool: PgPool,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.web.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the web listener {}: {e}", config.web.listen))?;
+    serve_on(listener, config, pool, async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    })
+    .await
+}
+
+/// Serves the marketplace on a bound listener until `shutdown` completes.
+pub fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: &Config,
+    pool: PgPool,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+    let app = router(Arc::new(AppState::new(config, pool)));
+    async move {
+        let addr: SocketAddr = listener.local_addr()?;
+        tracing::info!(%addr, "marketplace listening");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! `/api/v1`: the catalogue as JSON, with the pages' caching rules. Errors are
+//! `{"error": {"status": 404, "message": "..."}}`.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    AppState, db,
+    http::{Caching, WebError, cached},
+    pages::{CheckedSearch, SearchParams, check_search, parse_docs_id},
+    views::{self, package_url, split_version_path, version_url},
+};
+
+pub struct ApiError(WebError);
+
+impl<E: Into<WebError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.0.status,
+            Json(json!({"error": {"status": self.0.status.as_u16(), "message": self.0.message}})),
+        )
+            .into_response();
+        r.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        r
+    }
+}
+
+fn json_response(
+    headers: &HeaderMap,
+    caching: Caching,
+    etag: Option<&str>,
+    value: &Value,
+) -> Response {
+    cached(
+        headers,
+        caching,
+        etag,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+fn page_caching(state: &AppState, reader: bool) -> Caching {
+    Caching::Page {
+        max_age: state.page_max_age.as_secs(),
+        public: !reader,
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError(WebError::not_found("No such API endpoint."))
+}
+
+/// `GET /api/v1/packages`: the recently indexed packages.
+pub async fn packages(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let reader = state.is_reader(&headers);
+    let list = db::recent(&state.pool, reader, 1000).await?;
+    let packages: Vec<Value> = list
+        .iter()
+        .map(|p| {
+            json!({"repository": p.repository, "package_type": p.package_type, "name": p.name,
+                   "latest_version": p.latest_tag, "description": p.description,
+                   "url": package_url(&p.repository)})
+        })
+        .collect();
+    Ok(json_response(
+        &headers,
+        page_caching(&state, reader),
+        None,
+        &json!({ "packages": packages }),
+    ))
+}
+
+/// `GET /api/v1/packages/{repository}` and `.../versions/{version}`.
+pub async fn package(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let reader = state.is_reader(&headers);
+    let pool = &state.pool;
+    let path = path.trim_end_matches('/');
+    if let Some(p) = db::package(pool, reader, path).await? {
+        let rows = db::versions(pool, p.id).await?;
+        let (semver, other, untagged) = views::version_lists(&p.repository, &rows);
+        let versions: Vec<Value> = semver
+            .iter()
+            .chain(&other)
+            .chain(&untagged)
+            .map(|l| {
+                json!({"version": l.label, "manifest_digest": l.manifest_digest, "kind": l.kind,
+                       "indexed_at": l.when, "url": l.url,
+                       "api_url": format!("/api/v1{}", l.url)})
+            })
+            .collect();
+        let value = json!({
+            "repository": p.repository, "package_type": p.package_type, "name": p.name,
+            "description": p.description, "maintainer": p.maintainer, "visibility": p.visibility,
+            "latest_version": p.latest_tag, "url": package_url(&p.repository),
+            "versions": versions,
+        });
+        return Ok(json_response(
+            &headers,
+            page_caching(&state, reader),
+            None,
+            &value,
+        ));
+    }
+    let (repository, reference) = split_version_path(path)
+        .ok_or_else(|| WebError::not_found(format!("No package named {path} is indexed.")))?;
+    let p = db::package(pool, reader, repository)
+        .await?
+        .ok_or_else(|| WebError::not_found(format!("No package named {repository} is indexed.")))?;
+    let v = db::version(pool, p.id, reference)
+        .await?
+        .ok_or_else(|| WebError::not_found(format!("{repository} has no version {reference}.")))?;
+    let loaded = views::load(pool, reader, &v).await?;
+    let objects: Vec<Value> = loaded
+        .contents
+        .iter()
+        .map(|c| {
+            json!({"digest": c.digest, "apiVersion": c.api_version, "kind": c.kind,
+                   "name": c.name, "class": c.class, "docs_url": state.docs_url(&c.digest)})
+        })
+        .collect();
+    let body = views::version_body(&state, &p.repository, reference, &v, loaded);
+    let value = json!({
+        "repository": p.repository, "version": reference, "url": version_url(&p.repository, reference),
+        "tags": v.tags, "manifest_digest": v.manifest_digest, "index_digest": v.index_digest,
+        "kind": v.kind, "package_type": v.package_type, "media_type": v.media_type,
+        "artifact_type": v.artifact_type, "rejection": v.rejection,
+        "crossplane_version": v.crossplane_version, "meta": v.meta, "lint": v.lint,
+        "dependencies": body.dependencies, "apis": body.apis, "examples": body.examples,
+        "contents_digest": v.contents_digest, "objects": objects,
+        "bytes_downloaded": v.bytes_downloaded, "image_bytes": v.image_bytes,
+        "indexed_at": v.indexed_at, "install": body.install,
+    });
+    Ok(json_response(
+        &headers,
+        page_caching(&state, reader),
+        None,
+        &value,
+    ))
+}
+
+/// `GET /api/v1/search?q=&type=&group=&page=`.
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<SearchParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let CheckedSearch {
+        q,
+        package_type,
+        group,
+        page,
+    } = check_search(&params)?;
+    if q.is_empty() {
+        return Err(WebError::bad_request("q is required.").into());
+    }
+    let reader = state.is_reader(&headers);
+    let size = i64::from(state.page_size);
+    let hits = db::search(
+        &state.pool,
+        reader,
+        &db::Query {
+            q: &q,
+            package_type,
+            group: group.as_deref(),
+            limit: size,
+            offset: (page - 1) * size,
+        },
+    )
+    .await?;
+    let total = hits.first().map(|h| h.total).unwrap_or(0);
+    let hits: Vec<Value> = hits
+        .iter()
+        .map(|h| {
+            let mut v = serde_json::to_value(h).unwrap_or(Value::Null);
+            v["url"] = Value::from(match &h.version {
+                Some(ver) => version_url(&h.repository, ver),
+                None => package_url(&h.repository),
+            });
+            if let Some(d) = &h.object_digest {
+                v["docs_url"] = Value::from(state.docs_url(d));
+            }
+            v
+        })
+        .collect();
+    let value = json!({"q": q, "page": page, "page_size": size, "total": total, "hits": hits});
+    Ok(json_response(
+        &headers,
+        page_caching(&state, reader),
+        None,
+        &value,
+    ))
+}
+
+/// `GET /api/v1/objects/{digest}`: a stored object, immutable.
+pub async fn object(
+    State(state): State<Arc<AppState>>,
+    Path(digest): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (digest, _) = parse_docs_id(&digest)
+        .filter(|(_, f)| *f == "html")
+        .ok_or_else(|| WebError::bad_request("Objects are named by sha256:<64 hex digits>."))?;
+    let reader = state.is_reader(&headers);
+    let (o, public) = db::object(&state.pool, reader, digest)
+        .await?
+        .ok_or_else(|| WebError::not_found(format!("No object {digest} is indexed.")))?;
+    let value = json!({"digest": o.digest, "apiVersion": o.api_version, "kind": o.kind,
+                       "name": o.name, "class": o.class, "size_bytes": o.size_bytes,
+                       "docs_url": state.docs_url(&o.digest), "body": o.body});
+    Ok(json_response(
+        &headers,
+        Caching::Immutable { public },
+        Some(digest),
+        &value,
+    ))
+}
+
+/// `GET /api/v1/status`: job counts, and for readers the open jobs with their errors.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let reader = state.is_reader(&headers);
+    let counts: serde_json::Map<String, Value> = db::job_counts(&state.pool)
+        .await?
+        .into_iter()
+        .map(|(s, n)| (s, Value::from(n)))
+        .collect();
+    let mut value = json!({ "counts": counts });
+    if reader {
+        value["jobs"] =
+            serde_json::to_value(db::open_jobs(&state.pool, 200).await?).unwrap_or(Value::Null);
+    }
+    Ok(json_response(
+        &headers,
+        Caching::Page {
+            max_age: 0,
+            public: !reader,
+        },
+        None,
+        &value,
+    ))
+}

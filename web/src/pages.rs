@@ -1,0 +1,871 @@
+//! The HTML pages.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{
+    AppState, db,
+    http::{Caching, WebError, cached},
+    schema,
+    views::{
+        self, Head, VersionBody, VersionLink, package_url, split_version_path, urlencode,
+        version_url,
+    },
+};
+
+/// What the base layout needs.
+pub struct Layout {
+    pub css: String,
+    pub js: String,
+    pub q: String,
+}
+
+impl Layout {
+    fn new(state: &AppState, q: &str) -> Self {
+        Self {
+            css: state.assets.css_url.clone(),
+            js: state.assets.js_url.clone(),
+            q: q.to_owned(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: String,
+    message: String,
+}
+
+/// An error as a page (never the internal cause: that is logged where it happens).
+pub struct PageError {
+    state: Arc<AppState>,
+    error: WebError,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        error_page(&self.state, self.error.status, &self.error.message)
+    }
+}
+
+fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+    let page = ErrorPage {
+        layout: Layout::new(state, ""),
+        status: format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error")
+        ),
+        message: message.to_owned(),
+    };
+    let body = page
+        .render()
+        .unwrap_or_else(|_| format!("{} {message}", status.as_u16()));
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub fn not_found_page(state: &AppState, message: &str) -> Response {
+    error_page(state, StatusCode::NOT_FOUND, message)
+}
+
+pub async fn not_found(State(state): State<Arc<AppState>>) -> Response {
+    not_found_page(&state, "There is no page at this address.")
+}
+
+trait OrPage<T> {
+    fn or_page(self, state: &Arc<AppState>) -> Result<T, PageError>;
+}
+
+impl<T, E: Into<WebError>> OrPage<T> for Result<T, E> {
+    fn or_page(self, state: &Arc<AppState>) -> Result<T, PageError> {
+        self.map_err(|e| PageError {
+            state: state.clone(),
+            error: e.into(),
+        })
+    }
+}
+
+fn page_caching(state: &AppState, reader: bool) -> Caching {
+    Caching::Page {
+        max_age: state.page_max_age.as_secs(),
+        public: !reader,
+    }
+}
+
+fn html(headers: &HeaderMap, caching: Caching, etag: Option<&str>, body: String) -> Response {
+    cached(headers, caching, etag, "text/html; charset=utf-8", body)
+}
+
+pub struct Card {
+    pub url: String,
+    pub title: String,
+    pub package_type: Option<String>,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    counts: db::Counts,
+    recent: Vec<Card>,
+}
+
+pub async fn home(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let reader = state.is_reader(&headers);
+    let counts = db::counts(&state.pool, reader).await.or_page(&state)?;
+    let recent = db::recent(&state.pool, reader, 12)
+        .await
+        .or_page(&state)?
+        .into_iter()
+        .map(|p| Card {
+            url: package_url(&p.repository),
+            title: p.name.clone().unwrap_or_else(|| p.repository.clone()),
+            package_type: p.package_type,
+            version: p.latest_tag,
+            description: p.description,
+            icon: p
+                .icon_digest
+                .map(|d| format!("{}/icons/{d}", state.public_base)),
+        })
+        .collect();
+    let body = HomePage {
+        layout: Layout::new(&state, ""),
+        counts,
+        recent,
+    }
+    .render()
+    .or_page(&state)?;
+    Ok(html(&headers, page_caching(&state, reader), None, body))
+}
+
+#[derive(Template)]
+#[template(path = "package.html")]
+struct PackagePage {
+    layout: Layout,
+    head: Head,
+    semver: Vec<VersionLink>,
+    other: Vec<VersionLink>,
+    untagged: Vec<VersionLink>,
+    latest: Option<VersionBody>,
+}
+
+#[derive(Template)]
+#[template(path = "version.html")]
+struct VersionPage {
+    layout: Layout,
+    head: Head,
+    body: VersionBody,
+}
+
+/// `/packages/<repository>` and `/packages/<repository>/versions/<tag or digest>`.
+pub async fn package(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let reader = state.is_reader(&headers);
+    let pool = &state.pool;
+    let path = path.trim_end_matches('/');
+    if let Some(package) = db::package(pool, reader, path).await.or_page(&state)? {
+        let rows = db::versions(pool, package.id).await.or_page(&state)?;
+        let (semver, other, untagged) = views::version_lists(&package.repository, &rows);
+        let latest = match package.latest_version_id {
+            Some(id) => db::version_by_id(pool, id).await.or_page(&state)?,
+            None => None,
+        };
+        let body = match &latest {
+            Some(v) => {
+                let loaded = views::load(pool, reader, v).await.or_page(&state)?;
+                let label = package
+                    .latest_tag
+                    .clone()
+                    .unwrap_or_else(|| v.manifest_digest.clone());
+                Some(views::version_body(
+                    &state,
+                    &package.repository,
+                    &label,
+                    v,
+                    loaded,
+                ))
+            }
+            None => None,
+        };
+        let page = PackagePage {
+            layout: Layout::new(&state, ""),
+            head: views::head(&state, &package, latest.as_ref()),
+            semver,
+            other,
+            untagged,
+            latest: body,
+        }
+        .render()
+        .or_page(&state)?;
+        return Ok(html(&headers, page_caching(&state, reader), None, page));
+    }
+    let Some((repository, reference)) = split_version_path(path) else {
+        return Err(WebError::not_found(format!(
+            "No package named {path} is indexed."
+        )))
+        .or_page(&state);
+    };
+    let Some(package) = db::package(pool, reader, repository)
+        .await
+        .or_page(&state)?
+    else {
+        return Err(WebError::not_found(format!(
+            "No package named {repository} is indexed."
+        )))
+        .or_page(&state);
+    };
+    let Some(version) = db::version(pool, package.id, reference)
+        .await
+        .or_page(&state)?
+    else {
+        return Err(WebError::not_found(format!(
+            "{repository} has no version {reference}."
+        )))
+        .or_page(&state);
+    };
+    let loaded = views::load(pool, reader, &version).await.or_page(&state)?;
+    let page = VersionPage {
+        layout: Layout::new(&state, ""),
+        head: views::head(&state, &package, Some(&version)),
+        body: views::version_body(&state, &package.repository, reference, &version, loaded),
+    }
+    .render()
+    .or_page(&state)?;
+    // A version named by digest never changes: its page may be cached long.
+    Ok(html(&headers, page_caching(&state, reader), None, page))
+}
+
+/// A `sha256:<64 hex>` digest, and the representation asked for (`html`, `yaml`, `json`).
+pub fn parse_docs_id(id: &str) -> Option<(&str, &str)> {
+    let (digest, format) = match id.rsplit_once('.') {
+        Some((d, f @ ("yaml" | "json"))) => (d, f),
+        _ => (id, "html"),
+    };
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then_some((digest, format))
+}
+
+pub struct SchemaVersionView {
+    pub name: String,
+    pub served: bool,
+    pub storage: bool,
+    pub deprecated: bool,
+    pub warning: Option<String>,
+    pub tree: Option<String>,
+}
+
+pub struct ApiFacts {
+    pub group: String,
+    pub kind: String,
+    pub plural: Option<String>,
+    pub scope: Option<String>,
+    pub short_names: String,
+}
+
+pub struct ExampleYaml {
+    pub label: String,
+    pub yaml: String,
+}
+
+pub struct CompositionView {
+    pub composite: String,
+    pub mode: String,
+    pub steps: Vec<(String, String)>,
+    pub resources: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "docs.html")]
+struct DocsPage {
+    layout: Layout,
+    title: String,
+    class: String,
+    api_version: String,
+    digest: String,
+    yaml_url: String,
+    json_url: String,
+    api: Option<ApiFacts>,
+    versions: Vec<SchemaVersionView>,
+    examples: Vec<ExampleYaml>,
+    composition: Option<CompositionView>,
+    yaml: String,
+}
+
+pub fn to_yaml(v: &Value) -> String {
+    serde_saphyr::to_string(v)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+/// `/docs/sha256:<hex>` (and `.yaml`, `.json`): an object's docs, immutable.
+pub async fn docs(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Some((digest, format)) = parse_docs_id(&id) else {
+        return Err(WebError::not_found(
+            "Docs addresses look like /docs/sha256:<64 hex digits>.",
+        ))
+        .or_page(&state);
+    };
+    let reader = state.is_reader(&headers);
+    let Some((object, public)) = db::object(&state.pool, reader, digest)
+        .await
+        .or_page(&state)?
+    else {
+        return Err(WebError::not_found(format!(
+            "No object {digest} is indexed."
+        )))
+        .or_page(&state);
+    };
+    let caching = Caching::Immutable { public };
+    match format {
+        "json" => {
+            let body = serde_json::to_vec_pretty(&object.body).unwrap_or_default();
+            return Ok(cached(
+                &headers,
+                caching,
+                Some(digest),
+                "application/json",
+                body,
+            ));
+        }
+        "yaml" => {
+            return Ok(cached(
+                &headers,
+                caching,
+                Some(digest),
+                "application/yaml; charset=utf-8",
+                to_yaml(&object.body),
+            ));
+        }
+        _ => {}
+    }
+    let body = &object.body;
+    let mut api = None;
+    let mut versions = Vec::new();
+    let mut examples = Vec::new();
+    let mut composition = None;
+    let title;
+    if matches!(object.class.as_str(), "crd" | "xrd") {
+        let group = body["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let kind = body["spec"]["names"]["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        title = format!("{kind} ({group})");
+        for v in schema::versions(body) {
+            versions.push(SchemaVersionView {
+                tree: v.schema.as_ref().map(|s| schema::render_tree(&v.name, s)),
+                name: v.name,
+                served: v.served,
+                storage: v.storage,
+                deprecated: v.deprecated,
+                warning: v.deprecation_warning,
+            });
+        }
+        for e in db::examples_for(&state.pool, digest, &group, &kind)
+            .await
+            .or_page(&state)?
+        {
+            let name = e.body["metadata"]["name"].as_str().unwrap_or_default();
+            examples.push(ExampleYaml {
+                label: format!(
+                    "{} {}",
+                    e.api_version.as_deref().unwrap_or_default(),
+                    e.example_id.as_deref().unwrap_or(name)
+                ),
+                yaml: to_yaml(&e.body),
+            });
+        }
+        api = Some(ApiFacts {
+            plural: body["spec"]["names"]["plural"].as_str().map(str::to_owned),
+            scope: body["spec"]["scope"].as_str().map(str::to_owned),
+            short_names: body["spec"]["names"]["shortNames"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+            group,
+            kind,
+        });
+    } else {
+        title = format!(
+            "{} {}",
+            object.kind,
+            object.name.as_deref().unwrap_or_default()
+        );
+        if object.class == "composition" {
+            composition = Some(composition_view(body));
+        }
+    }
+    let page = DocsPage {
+        layout: Layout::new(&state, ""),
+        title,
+        class: object.class.clone(),
+        api_version: object.api_version.clone(),
+        digest: digest.to_owned(),
+        yaml_url: format!("{}.yaml", state.docs_url(digest)),
+        json_url: format!("{}.json", state.docs_url(digest)),
+        api,
+        versions,
+        examples,
+        composition,
+        yaml: to_yaml(body),
+    }
+    .render()
+    .or_page(&state)?;
+    Ok(html(&headers, caching, Some(digest), page))
+}
+
+/// What a Composition composes: its composite type, its mode, its function pipeline and the
+/// resources it (or a patch-and-transform step) names.
+pub fn composition_view(body: &Value) -> CompositionView {
+    let spec = &body["spec"];
+    let composite = format!(
+        "{} {}",
+        spec["compositeTypeRef"]["kind"]
+            .as_str()
+            .unwrap_or_default(),
+        spec["compositeTypeRef"]["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+    );
+    let mode = spec["mode"].as_str().map(str::to_owned).unwrap_or_else(|| {
+        if spec["pipeline"].is_array() {
+            "Pipeline"
+        } else {
+            "Resources"
+        }
+        .into()
+    });
+    let mut steps = Vec::new();
+    let mut resources = Vec::new();
+    let mut add_resources = |list: &Value| {
+        for r in list.as_array().into_iter().flatten() {
+            let base = &r["base"];
+            resources.push((
+                r["name"].as_str().unwrap_or("(unnamed)").to_owned(),
+                format!(
+                    "{} {}",
+                    base["kind"].as_str().unwrap_or_default(),
+                    base["apiVersion"].as_str().unwrap_or_default()
+                ),
+            ));
+        }
+    };
+    add_resources(&spec["resources"]);
+    for step in spec["pipeline"].as_array().into_iter().flatten() {
+        steps.push((
+            step["step"].as_str().unwrap_or_default().to_owned(),
+            step["functionRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ));
+        add_resources(&step["input"]["resources"]);
+    }
+    CompositionView {
+        composite,
+        mode,
+        steps,
+        resources,
+    }
+}
+
+/// `/icons/<manifest digest>`: a version's icon, only as an image: a raster data URI is served
+/// with its own type, an SVG with a policy that forbids scripts and everything else.
+pub async fn icon(
+    State(state): State<Arc<AppState>>,
+    Path(digest): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let reader = state.is_reader(&headers);
+    let row = db::icon(&state.pool, reader, &digest)
+        .await
+        .or_page(&state)?;
+    let Some((uri, data, public)) = row else {
+        return Err(WebError::not_found("No such icon.")).or_page(&state);
+    };
+    let Some((content_type, bytes)) = decode_icon(uri.as_deref(), data.as_deref()) else {
+        return Err(WebError::not_found(
+            "This package's icon is not an image shimmer serves.",
+        ))
+        .or_page(&state);
+    };
+    let mut resp = cached(
+        &headers,
+        Caching::Immutable { public },
+        Some(&digest),
+        content_type,
+        bytes,
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    Ok(resp)
+}
+
+const ICON_LIMIT: usize = 1024 * 1024;
+
+/// The image type and bytes of an icon data URI (`data:image/png;base64,...`) or of old
+/// packages' bare base64 `iconData`, recognised by its magic bytes. Anything else: `None`.
+pub fn decode_icon(uri: Option<&str>, data: Option<&str>) -> Option<(&'static str, Vec<u8>)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bytes = if let Some(rest) = uri.and_then(|u| u.strip_prefix("data:")) {
+        let (params, payload) = rest.split_once(',')?;
+        if params.ends_with(";base64") {
+            b64.decode(payload.trim()).ok()?
+        } else {
+            url::form_urlencoded::parse(payload.as_bytes())
+                .map(|(k, v)| {
+                    if v.is_empty() {
+                        k.into_owned()
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect::<String>()
+                .into_bytes()
+        }
+    } else {
+        b64.decode(data?.trim()).ok()?
+    };
+    if bytes.len() > ICON_LIMIT {
+        return None;
+    }
+    let t = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        "image/jpeg"
+    } else if bytes.starts_with(b"GIF8") {
+        "image/gif"
+    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        "image/webp"
+    } else if String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).contains("<svg") {
+        "image/svg+xml"
+    } else {
+        return None;
+    };
+    Some((t, bytes))
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct SearchParams {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default, rename = "type")]
+    pub package_type: String,
+    #[serde(default)]
+    pub group: String,
+    pub page: Option<String>,
+}
+
+pub const PACKAGE_TYPES: [&str; 3] = ["Provider", "Configuration", "Function"];
+
+/// Search parameters after checking.
+pub struct CheckedSearch {
+    pub q: String,
+    pub package_type: Option<&'static str>,
+    pub group: Option<String>,
+    pub page: i64,
+}
+
+/// Checked search parameters: query text up to 256 characters, a known package type, a page
+/// number from 1 to 1000.
+pub fn check_search(params: &SearchParams) -> Result<CheckedSearch, WebError> {
+    let q = params.q.trim().to_owned();
+    if q.chars().count() > 256 {
+        return Err(WebError::bad_request(
+            "The query is longer than 256 characters.",
+        ));
+    }
+    let package_type = match params.package_type.as_str() {
+        "" => None,
+        t => Some(
+            PACKAGE_TYPES
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(t))
+                .copied()
+                .ok_or_else(|| {
+                    WebError::bad_request(format!(
+                        "type must be one of {}.",
+                        PACKAGE_TYPES.join(", ")
+                    ))
+                })?,
+        ),
+    };
+    let group = Some(params.group.trim().to_owned()).filter(|g| !g.is_empty());
+    let page = match params.page.as_deref() {
+        None | Some("") => 1,
+        Some(p) => p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=1000).contains(p))
+            .ok_or_else(|| WebError::bad_request("page must be a number from 1 to 1000."))?,
+    };
+    Ok(CheckedSearch {
+        q,
+        package_type,
+        group,
+        page,
+    })
+}
+
+pub struct HitView {
+    pub hit_type: String,
+    pub repository: String,
+    pub version: Option<String>,
+    pub package_type: Option<String>,
+    pub description: Option<String>,
+    pub group: String,
+    pub kind: String,
+    pub docs_url: String,
+    pub package_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    layout: Layout,
+    q: String,
+    package_type: String,
+    group: String,
+    types: [&'static str; 3],
+    total: i64,
+    first: i64,
+    hits: Vec<HitView>,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<SearchParams>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let CheckedSearch {
+        q,
+        package_type,
+        group,
+        page,
+    } = check_search(&params).or_page(&state)?;
+    let reader = state.is_reader(&headers);
+    let size = i64::from(state.page_size);
+    let hits = if q.is_empty() {
+        vec![]
+    } else {
+        db::search(
+            &state.pool,
+            reader,
+            &db::Query {
+                q: &q,
+                package_type,
+                group: group.as_deref(),
+                limit: size,
+                offset: (page - 1) * size,
+            },
+        )
+        .await
+        .or_page(&state)?
+    };
+    let total = hits.first().map(|h| h.total).unwrap_or(0);
+    let link = |p: i64| {
+        format!(
+            "/search?q={}&type={}&group={}&page={p}",
+            urlencode(&q),
+            urlencode(package_type.unwrap_or_default()),
+            urlencode(group.as_deref().unwrap_or_default())
+        )
+    };
+    let body = SearchPage {
+        layout: Layout::new(&state, &q),
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page * size < total).then(|| link(page + 1)),
+        q: q.clone(),
+        package_type: package_type.unwrap_or_default().to_owned(),
+        group: group.clone().unwrap_or_default(),
+        types: PACKAGE_TYPES,
+        total,
+        first: (page - 1) * size + 1,
+        hits: hits
+            .into_iter()
+            .map(|h| HitView {
+                package_url: match &h.version {
+                    Some(v) => version_url(&h.repository, v),
+                    None => package_url(&h.repository),
+                },
+                docs_url: h
+                    .object_digest
+                    .as_deref()
+                    .map(|d| state.docs_url(d))
+                    .unwrap_or_default(),
+                hit_type: h.hit_type,
+                repository: h.repository,
+                version: h.version,
+                package_type: h.package_type,
+                description: h.description,
+                group: h.group.unwrap_or_default(),
+                kind: h.kind.unwrap_or_default(),
+            })
+            .collect(),
+    }
+    .render()
+    .or_page(&state)?;
+    Ok(html(&headers, page_caching(&state, reader), None, body))
+}
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage {
+    layout: Layout,
+    counts: Vec<(String, i64)>,
+    jobs: Option<Vec<db::JobView>>,
+}
+
+/// Queued, running and failed jobs; the job list (repositories, errors) only for readers.
+pub async fn status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let reader = state.is_reader(&headers);
+    let counts = db::job_counts(&state.pool).await.or_page(&state)?;
+    let jobs = if reader {
+        Some(db::open_jobs(&state.pool, 200).await.or_page(&state)?)
+    } else {
+        None
+    };
+    let body = StatusPage {
+        layout: Layout::new(&state, ""),
+        counts,
+        jobs,
+    }
+    .render()
+    .or_page(&state)?;
+    Ok(html(
+        &headers,
+        Caching::Page {
+            max_age: 0,
+            public: !reader,
+        },
+        None,
+        body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_ids_are_sha256_digests_with_an_optional_format() {
+        let hex = "a".repeat(64);
+        let d = format!("sha256:{hex}");
+        assert_eq!(parse_docs_id(&d), Some((d.as_str(), "html")));
+        assert_eq!(
+            parse_docs_id(&format!("{d}.yaml")),
+            Some((d.as_str(), "yaml"))
+        );
+        assert_eq!(
+            parse_docs_id(&format!("{d}.json")),
+            Some((d.as_str(), "json"))
+        );
+        assert_eq!(parse_docs_id(&format!("{d}.exe")), None);
+        assert_eq!(parse_docs_id("sha256:abc"), None);
+        assert_eq!(parse_docs_id(&format!("sha512:{hex}")), None);
+        assert_eq!(parse_docs_id(&format!("sha256:{}", "A".repeat(64))), None);
+    }
+
+    #[test]
+    fn icons_are_served_only_as_images() {
+        let png = base64::engine::general_purpose::STANDARD.encode(b"\x89PNG\r\n\x1a\nrest");
+        let (t, _) = decode_icon(Some(&format!("data:image/png;base64,{png}")), None).unwrap();
+        assert_eq!(t, "image/png");
+        let (t, _) = decode_icon(None, Some(&png)).unwrap();
+        assert_eq!(t, "image/png");
+        let svg = base64::engine::general_purpose::STANDARD
+            .encode(b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>");
+        let (t, _) = decode_icon(Some(&format!("data:image/svg+xml;base64,{svg}")), None).unwrap();
+        assert_eq!(t, "image/svg+xml");
+        let html = base64::engine::general_purpose::STANDARD.encode(b"<html><script>x</script>");
+        assert!(decode_icon(Some(&format!("data:text/html;base64,{html}")), None).is_none());
+        assert!(decode_icon(Some("https://example.com/icon.png"), None).is_none());
+    }
+
+    #[test]
+    fn search_parameters_are_checked() {
+        let p = |q: &str, t: &str, page: Option<&str>| SearchParams {
+            q: q.into(),
+            package_type: t.into(),
+            group: String::new(),
+            page: page.map(str::to_owned),
+        };
+        assert!(check_search(&p("x", "provider", Some("2"))).is_ok());
+        assert!(check_search(&p(&"x".repeat(300), "", None)).is_err());
+        assert!(check_search(&p("x", "Helm", None)).is_err());
+        assert!(check_search(&p("x", "", Some("0"))).is_err());
+        assert!(check_search(&p("x", "", Some("abc"))).is_err());
+    }
+
+    #[test]
+    fn compositions_are_summarised() {
+        let c = serde_json::json!({"spec": {
+            "compositeTypeRef": {"apiVersion": "aws.platform.upbound.io/v1alpha1", "kind": "XNetwork"},
+            "mode": "Pipeline",
+            "pipeline": [{"step": "patch-and-transform", "functionRef": {"name": "function-patch-and-transform"},
+                "input": {"resources": [{"name": "vpc", "base": {"apiVersion": "ec2.aws.upbound.io/v1beta1", "kind": "VPC"}}]}}]}});
+        let v = composition_view(&c);
+        assert_eq!(v.composite, "XNetwork aws.platform.upbound.io/v1alpha1");
+        assert_eq!(v.mode, "Pipeline");
+        assert_eq!(
+            v.steps,
+            vec![(
+                "patch-and-transform".into(),
+                "function-patch-and-transform".into()
+            )]
+        );
+        assert_eq!(
+            v.resources,
+            vec![("vpc".into(), "VPC ec2.aws.upbound.io/v1beta1".into())]
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! An OpenAPI v3 schema (a CRD's or XRD's `openAPIV3Schema`) as a collapsible field tree: one
+//! `<details>` per field with children, an anchor per field path (`#<version>.spec.forProvider`),
+//! type, format, required, default, enum values, validation (bounds, pattern, CEL rules),
+//! `x-kubernetes-*` markers and the description as sanitised markdown. Every string from the
+//! schema is escaped; the tree is capped in depth and size so a hostile schema cannot make a
+//! page without end.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::markdown::{escape, render};
+
+/// Deepest level rendered.
+const MAX_DEPTH: usize = 40;
+/// Most fields rendered per version.
+const MAX_FIELDS: usize = 20_000;
+
+/// One served version's schema, found in a CRD or XRD.
+#[derive(Debug, Clone)]
+pub struct VersionSchema {
+    pub name: String,
+    pub served: bool,
+    pub storage: bool,
+    pub deprecated: bool,
+    pub deprecation_warning: Option<String>,
+    pub schema: Option<Value>,
+}
+
+/// The versions of a CRD (`apiextensions.k8s.io/v1` and `v1beta1`) or XRD, with their schemas.
+pub fn versions(body: &Value) -> Vec<VersionSchema> {
+    let spec = &body["spec"];
+    // v1beta1 CRDs may carry one schema for all versions.
+    let shared = spec["validation"]["openAPIV3Schema"].clone();
+    let mut out: Vec<VersionSchema> = spec["versions"]
+        .as_array()
+        .map(|vs| {
+            vs.iter()
+                .filter_map(|v| {
+                    let name = v["name"].as_str()?.to_owned();
+                    let schema = match &v["schema"]["openAPIV3Schema"] {
+                        Value::Null if !shared.is_null() => Some(shared.clone()),
+                        Value::Null => None,
+                        s => Some(s.clone()),
+                    };
+                    Some(VersionSchema {
+                        name,
+                        served: v["served"].as_bool().unwrap_or(true),
+                        storage: v["storage"]
+                            .as_bool()
+                            .or(v["referenceable"].as_bool())
+                            .unwrap_or(false),
+                        deprecated: v["deprecated"].as_bool().unwrap_or(false),
+                        deprecation_warning: v["deprecationWarning"].as_str().map(str::to_owned),
+                        schema,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if out.is_empty()
+        && let Some(name) = spec["version"].as_str()
+    {
+        out.push(VersionSchema {
+            name: name.to_owned(),
+            served: true,
+            storage: true,
+            deprecated: false,
+            deprecation_warning: None,
+            schema: (!shared.is_null()).then_some(shared),
+        });
+    }
+    out
+}
+
+/// The field tree of `schema` as HTML; anchors are `<version>.<path>`.
+pub fn render_tree(version: &str, schema: &Value) -> String {
+    let mut r = Renderer {
+        out: String::new(),
+        fields: 0,
+    };
+    r.out.push_str("<ul class=\"tree\">");
+    r.children(version, schema, 0);
+    r.out.push_str("</ul>");
+    if r.fields >= MAX_FIELDS {
+        r.out
+            .push_str("<p class=\"note\">This schema is longer than the page shows.</p>");
+    }
+    r.out
+}
+
+struct Renderer {
+    out: String,
+    fields: usize,
+}
+
+impl Renderer {
+    /// The fields under `schema`: its properties, its items (`[]`) and its additional
+    /// properties (`{key}`).
+    fn children(&mut self, path: &str, schema: &Value, depth: usize) {
+        if depth >= MAX_DEPTH {
+            self.out
+                .push_str("<li class=\"note\">(nested deeper than shown)</li>");
+            return;
+        }
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if let Some(props) = schema["properties"].as_object() {
+            for (name, child) in props {
+                let p = format!("{path}.{}", anchor_part(name));
+                self.field(&p, name, child, required.contains(&name.as_str()), depth);
+            }
+        }
+        if schema["items"].is_object() {
+            self.field(&format!("{path}[]"), "[]", &schema["items"], false, depth);
+        }
+        if schema["additionalProperties"].is_object() {
+            self.field(
+                &format!("{path}{{}}"),
+                "{key}",
+                &schema["additionalProperties"],
+                false,
+                depth,
+            );
+        }
+    }
+
+    fn field(&mut self, path: &str, name: &str, schema: &Value, required: bool, depth: usize) {
+        if self.fields >= MAX_FIELDS {
+            return;
+        }
+        self.fields += 1;
+        let id = escape(path);
+        let has_children = schema["properties"].is_object()
+            || schema["items"]["properties"].is_object()
+            || schema["additionalProperties"]["properties"].is_object();
+        let mut summary = String::new();
+        let _ = write!(
+            summary,
+            "<a class=\"name\" href=\"#{id}\">{}</a> <span class=\"type\">{}</span>",
+            escape(name),
+            escape(&type_of(schema))
+        );
+        if required {
+            summary.push_str(" <span class=\"required\">required</span>");
+        }
+        for marker in markers(schema) {
+            let _ = write!(
+                summary,
+                " <span class=\"marker\">{}</span>",
+                escape(&marker)
+            );
+        }
+        let mut body = String::new();
+        if let Some(d) = schema["description"].as_str() {
+            let _ = write!(body, "<div class=\"desc\">{}</div>", render(d));
+        }
+        let constraints = constraints(schema);
+        if !constraints.is_empty() {
+            body.push_str("<dl class=\"constraints\">");
+            for (k, v) in constraints {
+                let _ = write!(
+                    body,
+                    "<dt>{}</dt><dd><code>{}</code></dd>",
+                    escape(k),
+                    escape(&v)
+                );
+            }
+            body.push_str("</dl>");
+        }
+        if has_children {
+            let open = if depth == 0 && name == "spec" {
+                " open"
+            } else {
+                ""
+            };
+            let _ = write!(
+                self.out,
+                "<li><details id=\"{id}\"{open}><summary>{summary}</summary>{body}<ul>"
+            );
+            // Arrays and maps of objects show their element's fields directly.
+            let inner = if schema["properties"].is_object() {
+                schema
+            } else if schema["items"]["properties"].is_object() {
+                &schema["items"]
+            } else {
+                &schema["additionalProperties"]
+            };
+            let inner_path = if std::ptr::eq(inner, schema) {
+                path.to_owned()
+            } else if std::ptr::eq(inner, &schema["items"]) {
+                format!("{path}[]")
+            } else {
+                format!("{path}{{}}")
+            };
+            self.children(&inner_path, inner, depth + 1);
+            self.out.push_str("</ul></details></li>");
+        } else {
+            let _ = write!(
+                self.out,
+                "<li><div class=\"leaf\" id=\"{id}\"><div class=\"summary\">{summary}</div>{body}</div></li>"
+            );
+        }
+    }
+}
+
+/// A path component usable in an anchor: no whitespace.
+fn anchor_part(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect()
+}
+
+/// `string`, `[]object`, `map[string]integer`, `int-or-string`...
+fn type_of(schema: &Value) -> String {
+    if schema["x-kubernetes-int-or-string"].as_bool() == Some(true) {
+        return "int-or-string".into();
+    }
+    match schema["type"].as_str() {
+        Some("array") => format!("[]{}", type_of(&schema["items"])),
+        Some("object") if schema["additionalProperties"].is_object() => {
+            format!("map[string]{}", type_of(&schema["additionalProperties"]))
+        }
+        Some(t) => t.to_owned(),
+        None if schema["properties"].is_object() => "object".into(),
+        None => "any".into(),
+    }
+}
+
+fn markers(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(obj) = schema.as_object() {
+        for (k, v) in obj {
+            if let Some(marker) = k.strip_prefix("x-kubernetes-") {
+                match (marker, v) {
+                    ("validations" | "int-or-string", _) => {}
+                    (_, Value::Bool(true)) => out.push(k.clone()),
+                    (_, Value::String(s)) => out.push(format!("{k}: {s}")),
+                    (_, Value::Array(a)) => out.push(format!(
+                        "{k}: {}",
+                        a.iter().map(plain).collect::<Vec<_>>().join(", ")
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if schema["nullable"].as_bool() == Some(true) {
+        out.push("nullable".into());
+    }
+    out
+}
+
+/// Format, default, enum values, bounds, pattern and CEL rules, as label and value.
+fn constraints(schema: &Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(f) = schema["format"].as_str() {
+        out.push(("format", f.to_owned()));
+    }
+    if !schema["default"].is_null() {
+        out.push(("default", schema["default"].to_string()));
+    }
+    if let Some(e) = schema["enum"].as_array() {
+        out.push(("enum", e.iter().map(plain).collect::<Vec<_>>().join(", ")));
+    }
+    for (key, label) in [
+        ("minimum", "minimum"),
+        ("maximum", "maximum"),
+        ("exclusiveMinimum", "exclusive minimum"),
+        ("exclusiveMaximum", "exclusive maximum"),
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minItems", "min items"),
+        ("maxItems", "max items"),
+        ("minProperties", "min properties"),
+        ("maxProperties", "max properties"),
+        ("multipleOf", "multiple of"),
+        ("pattern", "pattern"),
+    ] {
+        match &schema[key] {
+            Value::Null => {}
+            v => out.push((label, plain(v))),
+        }
+    }
+    if let Some(rules) = schema["x-kubernetes-validations"].as_array() {
+        for rule in rules {
+            let text = match (rule["rule"].as_str(), rule["message"].as_str()) {
+                (Some(r), Some(m)) => format!("{r}  ({m})"),
+                (Some(r), None) => r.to_owned(),
+                _ => continue,
+            };
+            out.push(("CEL rule", text));
+        }
+    }
+    out
+}
+
+/// A JSON value as people write it: strings without quotes.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_tree_shows_every_facet_of_a_field_and_escapes_it() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"spec": {"type": "object", "required": ["region"], "properties": {
+                "region": {"type": "string", "description": "The **region**. <script>x()</script>",
+                           "enum": ["us-east-1", "eu-west-1"], "pattern": "^[a-z]+$"},
+                "size": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 10,
+                         "default": 3},
+                "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+                "rules": {"type": "array", "items": {"type": "object", "properties": {
+                    "port": {"x-kubernetes-int-or-string": true}}},
+                    "x-kubernetes-list-type": "atomic"},
+                "<b>evil</b>": {"type": "string"}
+            }, "x-kubernetes-validations": [{"rule": "self.size < 5", "message": "too big"}]}}
+        });
+        let html = render_tree("v1", &schema);
+        assert!(html.contains("id=\"v1.spec\" open"), "{html}");
+        assert!(html.contains("id=\"v1.spec.region\""), "{html}");
+        assert!(html.contains("href=\"#v1.spec.rules[].port\""), "{html}");
+        assert!(html.contains("<strong>region</strong>"), "{html}");
+        assert!(html.contains("us-east-1, eu-west-1"), "{html}");
+        assert!(html.contains("^[a-z]+$"), "{html}");
+        assert!(
+            html.contains("int32") && html.contains("<dd><code>3</code></dd>"),
+            "{html}"
+        );
+        assert!(html.contains("map[string]string"), "{html}");
+        assert!(
+            html.contains("[]object") && html.contains("int-or-string"),
+            "{html}"
+        );
+        assert!(html.contains("x-kubernetes-list-type: atomic"), "{html}");
+        assert!(html.contains("self.size &lt; 5  (too big)"), "{html}");
+        assert!(html.contains("required"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<b>evil"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;evil&lt;/b&gt;"), "{html}");
+    }
+
+    #[test]
+    fn versions_come_from_v1_and_v1beta1_crds() {
+        let v1 = json!({"spec": {"versions": [
+            {"name": "v1beta1", "served": true, "storage": false, "deprecated": true,
+             "schema": {"openAPIV3Schema": {"type": "object"}}},
+            {"name": "v1", "served": true, "storage": true,
+             "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
+        let vs = versions(&v1);
+        assert_eq!(vs.len(), 2);
+        assert!(vs[0].deprecated && !vs[0].storage && vs[1].storage);
+        let beta = json!({"spec": {"version": "v1alpha1",
+            "validation": {"openAPIV3Schema": {"type": "object"}}}});
+        let vs = versions(&beta);
+        assert_eq!(vs[0].name, "v1alpha1");
+        assert!(vs[0].schema.is_some());
+    }
+
+    #[test]
+    fn a_deep_schema_is_cut_off() {
+        let mut s = json!({"type": "string"});
+        for _ in 0..100 {
+            s = json!({"type": "object", "properties": {"a": s}});
+        }
+        let html = render_tree("v1", &s);
+        assert!(html.contains("nested deeper than shown"));
+    }
+}

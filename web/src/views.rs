@@ -1,0 +1,525 @@
+//! What pages and the JSON API show, built from the stored rows: version lists in semver order,
+//! install lines, metadata facts, dependencies, API types, examples and indexing cost.
+
+use serde::Serialize;
+use serde_json::Value;
+use shimmer_store::packages::tag_semver;
+use sqlx::PgPool;
+
+use crate::{
+    AppState,
+    db::{self, ApiType, ContentEntry, Example, Package, Version, VersionRow},
+    markdown,
+};
+
+/// `s` for a query string value.
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `/packages/<repository>`.
+pub fn package_url(repository: &str) -> String {
+    format!("/packages/{repository}")
+}
+
+/// `/packages/<repository>/versions/<tag or digest>`.
+pub fn version_url(repository: &str, version: &str) -> String {
+    format!("/packages/{repository}/versions/{version}")
+}
+
+/// Splits `acme/provider-x/versions/v1.0.0` into repository and version. A repository whose
+/// own name ends in `/versions/<x>` is found by trying the whole path first (the caller does).
+pub fn split_version_path(path: &str) -> Option<(&str, &str)> {
+    let (repo, version) = path.rsplit_once("/versions/")?;
+    (!repo.is_empty() && !version.is_empty() && !version.contains('/')).then_some((repo, version))
+}
+
+/// One entry of a package's version list.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionLink {
+    pub label: String,
+    pub url: String,
+    pub when: String,
+    pub kind: String,
+    pub manifest_digest: String,
+}
+
+/// A package's versions: semver tags (newest first), other tags (most recent first), and
+/// manifests no tag points at.
+pub fn version_lists(
+    repository: &str,
+    rows: &[VersionRow],
+) -> (Vec<VersionLink>, Vec<VersionLink>, Vec<VersionLink>) {
+    let mut semver = Vec::new();
+    let mut other = Vec::new();
+    let mut untagged = Vec::new();
+    for row in rows {
+        let link = |label: &str| VersionLink {
+            label: label.to_owned(),
+            url: version_url(repository, label),
+            when: row.indexed_at.clone(),
+            kind: row.kind.clone(),
+            manifest_digest: row.manifest_digest.clone(),
+        };
+        if row.tags.is_empty() {
+            untagged.push(link(&row.manifest_digest));
+        }
+        for tag in &row.tags {
+            match tag_semver(tag) {
+                Some(v) => semver.push((v, link(tag))),
+                None => other.push(link(tag)),
+            }
+        }
+    }
+    semver.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.label.cmp(&b.1.label)));
+    (
+        semver.into_iter().map(|(_, l)| l).collect(),
+        other,
+        untagged,
+    )
+}
+
+/// The package header: title, icon, type and the facts of the version shown.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub title: String,
+    pub repository: String,
+    pub url: String,
+    pub package_type: Option<String>,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub private: bool,
+    pub facts: Vec<(String, String, Option<String>)>,
+}
+
+pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> Head {
+    let meta = version
+        .and_then(|v| v.meta.as_ref())
+        .cloned()
+        .unwrap_or(Value::Null);
+    let s = |k: &str| meta[k].as_str().map(str::to_owned);
+    let mut facts = Vec::new();
+    if let Some(m) = s("maintainer") {
+        facts.push(("Maintainer".into(), m, None));
+    }
+    if let Some(src) = s("source") {
+        let link = (src.starts_with("https://") || src.starts_with("http://")).then(|| src.clone());
+        facts.push(("Source".into(), src, link));
+    }
+    if let Some(l) = s("license") {
+        facts.push(("License".into(), l, None));
+    }
+    if let Some(f) = s("provider_family") {
+        let link = format!("/search?q={}", urlencode(&f));
+        facts.push(("Family".into(), f, Some(link)));
+    }
+    let has_icon = meta["icon_uri"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("data:"))
+        || meta["icon_data"].is_string();
+    Head {
+        title: s("friendly_name")
+            .or_else(|| package.name.clone())
+            .unwrap_or_else(|| {
+                package
+                    .repository
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            }),
+        repository: package.repository.clone(),
+        url: package_url(&package.repository),
+        package_type: package.package_type.clone(),
+        description: s("description").or_else(|| package.description.clone()),
+        icon: version
+            .filter(|_| has_icon)
+            .map(|v| format!("{}/icons/{}", state.public_base, v.manifest_digest)),
+        private: package.visibility == "private",
+        facts,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiVersionView {
+    pub name: String,
+    pub served: bool,
+    pub storage: bool,
+    pub deprecated: bool,
+    #[serde(skip)]
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiView {
+    pub group: String,
+    pub kind: String,
+    pub plural: Option<String>,
+    pub definition: String,
+    pub scope: String,
+    pub deprecated: bool,
+    pub storage_version: Option<String>,
+    pub versions: Vec<ApiVersionView>,
+    pub object_digest: String,
+    pub docs_url: String,
+}
+
+pub fn api_view(state: &AppState, a: &ApiType) -> ApiView {
+    let versions = a
+        .versions
+        .as_array()
+        .map(|vs| {
+            vs.iter()
+                .map(|v| {
+                    let name = v["name"].as_str().unwrap_or_default().to_owned();
+                    let served = v["served"].as_bool().unwrap_or(false);
+                    let storage = v["storage"].as_bool().unwrap_or(false);
+                    let deprecated = v["deprecated"].as_bool().unwrap_or(false);
+                    let mut title = Vec::new();
+                    title.push(if served { "served" } else { "not served" });
+                    if storage {
+                        title.push("storage");
+                    }
+                    if deprecated {
+                        title.push("deprecated");
+                    }
+                    ApiVersionView {
+                        name,
+                        served,
+                        storage,
+                        deprecated,
+                        title: title.join(", "),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ApiView {
+        group: a.api_group.clone(),
+        kind: a.kind.clone(),
+        plural: a.plural.clone(),
+        definition: a.definition.clone(),
+        scope: a.scope.clone().unwrap_or_default(),
+        deprecated: a.deprecated,
+        storage_version: a.storage_version.clone(),
+        versions,
+        object_digest: a.object_digest.clone(),
+        docs_url: state.docs_url(&a.object_digest),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DependencyView {
+    pub package: String,
+    pub kind: String,
+    pub constraint: String,
+    /// The package's page, when shimmer has indexed it.
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExampleView {
+    pub label: String,
+    pub url: String,
+    pub supporting: bool,
+    pub digest: String,
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub example_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectLink {
+    pub kind: String,
+    pub name: String,
+    pub class: String,
+    pub url: String,
+}
+
+/// Everything shown about one version.
+#[derive(Debug, Clone)]
+pub struct VersionBody {
+    pub label: String,
+    pub kind: String,
+    pub media_type: Option<String>,
+    pub artifact_type: Option<String>,
+    pub rejection: Option<String>,
+    pub manifest_digest: String,
+    pub index_digest: Option<String>,
+    pub tags: Vec<String>,
+    pub indexed_at: String,
+    pub install: Vec<String>,
+    pub cost: String,
+    pub meta_facts: Vec<(String, String)>,
+    pub dependencies: Vec<DependencyView>,
+    pub apis: Vec<ApiView>,
+    pub others: Vec<ObjectLink>,
+    pub examples: Vec<ExampleView>,
+    pub lint: Vec<(String, String)>,
+    pub readme: Option<String>,
+    pub extension_docs: Vec<(String, String)>,
+}
+
+/// Loads and shapes a version's content.
+pub struct Loaded {
+    pub apis: Vec<ApiType>,
+    pub examples: Vec<Example>,
+    pub contents: Vec<ContentEntry>,
+    pub dependencies: Vec<DependencyView>,
+}
+
+pub async fn load(pool: &PgPool, reader: bool, v: &Version) -> sqlx::Result<Loaded> {
+    let apis = db::apis(pool, v.id).await?;
+    let examples = db::examples(pool, v.id).await?;
+    let contents = match &v.contents_digest {
+        Some(d) => db::contents(pool, d).await?,
+        None => vec![],
+    };
+    let mut dependencies = Vec::new();
+    if let Some(deps) = v.meta.as_ref().and_then(|m| m["depends_on"].as_array()) {
+        for d in deps {
+            let package = d["package"].as_str().unwrap_or_default().to_owned();
+            let link = db::find_dependency(pool, reader, &package)
+                .await?
+                .map(|r| package_url(&r));
+            dependencies.push(DependencyView {
+                kind: d["kind"].as_str().unwrap_or("unknown").to_owned(),
+                constraint: d["version_constraint"]
+                    .as_str()
+                    .unwrap_or("any version")
+                    .to_owned(),
+                package,
+                link,
+            });
+        }
+    }
+    Ok(Loaded {
+        apis,
+        examples,
+        contents,
+        dependencies,
+    })
+}
+
+pub fn human_bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub fn version_body(
+    state: &AppState,
+    repository: &str,
+    label: &str,
+    v: &Version,
+    loaded: Loaded,
+) -> VersionBody {
+    let meta = v.meta.clone().unwrap_or(Value::Null);
+    let s = |k: &str| meta[k].as_str().map(str::to_owned);
+    let host = &state.registry_host;
+    let mut install = Vec::new();
+    if let Some(t) = &v.package_type {
+        let reference = match v.tags.first() {
+            Some(tag) => format!("{host}/{repository}:{tag}"),
+            None => format!("{host}/{repository}@{}", v.manifest_digest),
+        };
+        install.push(format!(
+            "crossplane xpkg install {} {reference}",
+            t.to_lowercase()
+        ));
+    }
+    install.push(format!(
+        "docker pull {host}/{repository}@{}",
+        v.manifest_digest
+    ));
+    let cost = if v.image_bytes > 0 {
+        format!(
+            "downloaded {} of the image's {} ({:.1}%)",
+            human_bytes(v.bytes_downloaded),
+            human_bytes(v.image_bytes),
+            v.bytes_downloaded as f64 * 100.0 / v.image_bytes as f64
+        )
+    } else {
+        format!("downloaded {}", human_bytes(v.bytes_downloaded))
+    };
+    let mut meta_facts = Vec::new();
+    for (label, key) in [
+        ("Name", "name"),
+        ("Friendly name", "friendly_name"),
+        ("Meta API version", "api_version"),
+        ("Maintainer", "maintainer"),
+        ("Source", "source"),
+        ("License", "license"),
+        ("Provider family", "provider_family"),
+        ("Controller image", "controller_image"),
+        ("Note", "note"),
+        ("Examples", "examples_rejection"),
+    ] {
+        if let Some(value) = s(key) {
+            meta_facts.push((label.to_owned(), value));
+        }
+    }
+    if let Some(c) = &v.crossplane_version {
+        meta_facts.push(("Crossplane version".into(), c.clone()));
+    }
+    if let Some(caps) = meta["capabilities"].as_array().filter(|c| !c.is_empty()) {
+        let caps: Vec<&str> = caps.iter().filter_map(Value::as_str).collect();
+        meta_facts.push(("Capabilities".into(), caps.join(", ")));
+    }
+    let apis: Vec<ApiView> = loaded.apis.iter().map(|a| api_view(state, a)).collect();
+    let defined: std::collections::HashSet<&str> = loaded
+        .apis
+        .iter()
+        .map(|a| a.object_digest.as_str())
+        .collect();
+    let others = loaded
+        .contents
+        .iter()
+        .filter(|c| c.class != "meta" && !defined.contains(c.digest.as_str()))
+        .map(|c| ObjectLink {
+            kind: c.kind.clone(),
+            name: c.name.clone().unwrap_or_default(),
+            class: c.class.clone(),
+            url: state.docs_url(&c.digest),
+        })
+        .collect();
+    let examples = loaded
+        .examples
+        .iter()
+        .map(|e| {
+            let name = e.body["metadata"]["name"].as_str().unwrap_or_default();
+            ExampleView {
+                label: format!(
+                    "{} {}",
+                    e.kind.as_deref().unwrap_or("object"),
+                    e.example_id.as_deref().unwrap_or(name)
+                ),
+                url: state.docs_url(&e.object_digest),
+                supporting: e.supporting,
+                digest: e.object_digest.clone(),
+                group: e.api_group.clone(),
+                kind: e.kind.clone(),
+                example_id: e.example_id.clone(),
+            }
+        })
+        .collect();
+    let lint = v
+        .lint
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|f| {
+                    (
+                        f["severity"].as_str().unwrap_or("warning").to_owned(),
+                        f["message"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut readme = s("readme").map(|r| markdown::render(&r));
+    let mut extension_docs = Vec::new();
+    if let Some(files) = meta["extensions"].as_array() {
+        for f in files {
+            let (Some(folder), Some(path), Some(text)) =
+                (f["folder"].as_str(), f["path"].as_str(), f["text"].as_str())
+            else {
+                continue;
+            };
+            if !(path.ends_with(".md") || path.ends_with(".markdown") || path.ends_with(".txt")) {
+                continue;
+            }
+            let html = markdown::render(text);
+            if folder == "readme" && readme.is_none() {
+                readme = Some(html);
+            } else {
+                extension_docs.push((format!("{folder}: {path}"), html));
+            }
+        }
+    }
+    VersionBody {
+        label: label.to_owned(),
+        kind: v.kind.clone(),
+        media_type: v.media_type.clone(),
+        artifact_type: v.artifact_type.clone(),
+        rejection: v.rejection.clone(),
+        manifest_digest: v.manifest_digest.clone(),
+        index_digest: v.index_digest.clone(),
+        tags: v.tags.clone(),
+        indexed_at: v.indexed_at.clone(),
+        install,
+        cost,
+        meta_facts,
+        dependencies: loaded.dependencies,
+        apis,
+        others,
+        examples,
+        lint,
+        readme,
+        extension_docs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(tags: &[&str], digest: &str) -> VersionRow {
+        VersionRow {
+            manifest_digest: digest.into(),
+            kind: "package".into(),
+            package_type: None,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            indexed_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn versions_are_listed_in_semver_order_with_other_tags_apart() {
+        let rows = [
+            row(&["v1.10.0"], "sha256:a"),
+            row(&["v1.9.0", "latest"], "sha256:b"),
+            row(&["v2.0.0-rc.1"], "sha256:c"),
+            row(&["v1.2.0"], "sha256:d"),
+            row(&["main"], "sha256:e"),
+            row(&[], "sha256:f"),
+            row(&["v2.0.0"], "sha256:g"),
+        ];
+        let (semver, other, untagged) = version_lists("acme/p", &rows);
+        let labels: Vec<_> = semver.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["v2.0.0", "v2.0.0-rc.1", "v1.10.0", "v1.9.0", "v1.2.0"]
+        );
+        let labels: Vec<_> = other.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["latest", "main"]);
+        assert_eq!(untagged[0].url, "/packages/acme/p/versions/sha256:f");
+    }
+
+    #[test]
+    fn version_paths_split_at_the_last_versions_segment() {
+        assert_eq!(
+            split_version_path("acme/p/versions/v1"),
+            Some(("acme/p", "v1"))
+        );
+        assert_eq!(split_version_path("acme/p"), None);
+        assert_eq!(split_version_path("acme/p/versions/"), None);
+        assert_eq!(split_version_path("a/versions/b/c"), None);
+    }
+
+    #[test]
+    fn bytes_read_like_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}

@@ -1,0 +1,109 @@
+//! The JSON API: packages, versions with their APIs, objects, search, status, and its errors.
+
+use crate::harness::Env;
+
+#[tokio::test]
+async fn json_api_answers_packages_versions_objects_search_and_status() {
+    let env = Env::with_catalogue().await;
+    let p = env
+        .json("/api/v1/packages/crossplane-contrib/provider-kubernetes")
+        .await;
+    assert_eq!(p["repository"], "crossplane-contrib/provider-kubernetes");
+    assert_eq!(p["package_type"], "Provider");
+    assert_eq!(p["latest_version"], "v1.2.1");
+    let versions: Vec<&str> = p["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["v1.2.1", "v0.18.0"]);
+
+    let v = env
+        .json("/api/v1/packages/crossplane-contrib/provider-kubernetes/versions/v1.2.1")
+        .await;
+    assert_eq!(v["version"], "v1.2.1");
+    assert_eq!(v["kind"], "package");
+    let apis = v["apis"].as_array().unwrap();
+    let stored = env
+        .scalar(
+            "select count(*) from api_types a join tags t on t.version_id = a.version_id
+             join packages p on p.id = t.package_id
+             where t.tag = 'v1.2.1' and p.repository = 'crossplane-contrib/provider-kubernetes'",
+        )
+        .await;
+    assert_eq!(apis.len() as i64, stored);
+    let object = apis
+        .iter()
+        .find(|a| a["kind"] == "Object" && a["group"] == "kubernetes.crossplane.io")
+        .expect("the Object API");
+    let names: Vec<&str> = object["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"v1alpha2"), "{names:?}");
+    let docs_url = object["docs_url"].as_str().unwrap();
+    assert!(docs_url.starts_with("/docs/sha256:"));
+    assert_eq!(env.get(docs_url).await.status(), 200);
+    let digest = docs_url.trim_start_matches("/docs/");
+    let o = env.json(&format!("/api/v1/objects/{digest}")).await;
+    assert_eq!(o["kind"], "CustomResourceDefinition");
+    assert_eq!(o["body"]["spec"]["names"]["kind"], "Object");
+    assert!(v["bytes_downloaded"].as_i64().unwrap() > 0);
+    assert!(v["image_bytes"].as_i64().unwrap() > 0);
+
+    let s = env
+        .json("/api/v1/search?q=Object.kubernetes.crossplane.io")
+        .await;
+    let first = &s["hits"][0];
+    assert_eq!(first["type"], "api");
+    assert_eq!(
+        first["repository"],
+        "crossplane-contrib/provider-kubernetes"
+    );
+    assert_eq!(first["version"], "v1.2.1");
+    assert_eq!(first["group"], "kubernetes.crossplane.io");
+    assert_eq!(first["kind"], "Object");
+
+    let st = env.json("/api/v1/status").await;
+    assert_eq!(
+        st["counts"]["done"].as_i64().unwrap(),
+        env.scalar("select count(*) from index_jobs where state = 'done'")
+            .await
+    );
+    assert!(st.get("jobs").is_none(), "job details are for readers");
+
+    // Errors: the envelope, the right status, never cached.
+    for (path, status, says) in [
+        ("/api/v1/search", 400, "q is required"),
+        ("/api/v1/search?q=x&page=0", 400, "page must be"),
+        ("/api/v1/search?q=x&type=Helm", 400, "type must be one of"),
+        (
+            "/api/v1/packages/acme/nothing",
+            404,
+            "No package named acme/nothing",
+        ),
+        (
+            "/api/v1/packages/crossplane-contrib/provider-kubernetes/versions/v0.0.0",
+            404,
+            "has no version",
+        ),
+        ("/api/v1/objects/sha256:xyz", 400, "sha256:<64 hex digits>"),
+        ("/api/v1/nothing/here", 404, "No such API endpoint"),
+    ] {
+        let r = env.get(path).await;
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["status"], status);
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{path}: {e}"
+        );
+    }
+    let long = "x".repeat(300);
+    let r = env.get(&format!("/api/v1/search?q={long}")).await;
+    assert_eq!(r.status(), 400);
+}

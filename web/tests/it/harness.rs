@@ -1,0 +1,241 @@
+//! A registry, a shim in front of it, a fresh database, the indexer and the web server.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::header::HeaderMap;
+use shimmer_config::Config;
+use shimmer_indexer::worker::Indexer;
+use shimmer_store::PgPool;
+use testkit::{
+    oci::OciLayout,
+    pg::TestDatabase,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+    xpkg_image::{self, PackageImage},
+    xpkg_source,
+};
+use tokio::net::TcpListener;
+
+pub const READER_TOKEN: &str = "reader-token-7f3a";
+
+pub struct Env {
+    _registry: Registry,
+    pub shim: String,
+    pub web: String,
+    pub pool: PgPool,
+    pub indexer: Arc<Indexer>,
+    pub layout_dir: tempfile::TempDir,
+    pub layout: OciLayout,
+    _db: TestDatabase,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Env {
+    /// Repositories under `private/` are private; everything else is public.
+    pub async fn start() -> Env {
+        Self::start_with(RegistryOptions::default(), "").await
+    }
+
+    pub async fn start_with(options: RegistryOptions, extra: &str) -> Env {
+        let registry = Registry::start(RegistryOptions {
+            log_level: "warn".into(),
+            ..options.clone()
+        })
+        .await;
+        let db = testkit::pg::fresh_database().await;
+        let creds = match &options.htpasswd {
+            Some((u, p)) => format!("username = \"{u}\"\npassword = \"{p}\"\n"),
+            None => String::new(),
+        };
+        let toml = format!(
+            "{extra}
+[database]
+url = \"{}\"
+[web]
+reader_tokens = [\"{READER_TOKEN}\"]
+page_size = 5
+[[backend]]
+name = \"primary\"
+url = \"{}\"
+{creds}
+[[route]]
+prefix = \"\"
+backend = \"primary\"
+[[route]]
+prefix = \"private/\"
+backend = \"primary\"
+visibility = \"private\"
+",
+            db.url,
+            registry.url()
+        );
+        let config = Arc::new(Config::from_toml(&toml).unwrap());
+        let pool = shimmer_store::connect_lazy(&config.database).unwrap();
+        shimmer_store::migrate(&pool).await.unwrap();
+        let state = shimmer_shim::AppState::new(config.clone(), pool.clone()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shim = listener.local_addr().unwrap().to_string();
+        let shim_task = tokio::spawn(async move {
+            let _ = shimmer_shim::run(listener, state, std::future::pending()).await;
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let web = format!("http://{}", listener.local_addr().unwrap());
+        let serve = shimmer_web::serve_on(listener, &config, pool.clone(), std::future::pending());
+        let web_task = tokio::spawn(async move {
+            let _ = serve.await;
+        });
+        let indexer = Indexer::new(config.clone(), pool.clone()).unwrap();
+        let layout_dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(layout_dir.path().join("layout"));
+        Env {
+            _registry: registry,
+            shim,
+            web,
+            pool,
+            indexer,
+            layout,
+            layout_dir,
+            _db: db,
+            _tasks: vec![shim_task, web_task],
+        }
+    }
+
+    /// Builds the package image of `shared/testdata/xpkg-sources/<source>` and pushes it
+    /// through the shim as `repo:tag`.
+    pub async fn push_source(&self, source: &str, repo: &str, tag: &str) {
+        let image = xpkg_image::from_source(&xpkg_source::testdata_root().join(source));
+        self.push_image(&image, repo, tag).await;
+    }
+
+    pub async fn push_image(&self, image: &PackageImage, repo: &str, tag: &str) {
+        self.push_image_with(image, repo, tag, &[]).await;
+    }
+
+    /// Pushes with `user:password` credentials (for a backend that demands them).
+    pub async fn push_source_with_creds(&self, source: &str, repo: &str, tag: &str, creds: &str) {
+        let image = xpkg_image::from_source(&xpkg_source::testdata_root().join(source));
+        self.push_image_with(&image, repo, tag, &["--dest-creds", creds])
+            .await;
+    }
+
+    async fn push_image_with(&self, image: &PackageImage, repo: &str, tag: &str, extra: &[&str]) {
+        let local = format!("{}-{tag}", repo.replace('/', "-"));
+        xpkg_image::write(&self.layout, &local, image);
+        skopeo::copy(
+            &self.layout.skopeo_ref(&local),
+            &format!("docker://{}/{repo}:{tag}", self.shim),
+            extra,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+    }
+
+    /// Runs two workers until nothing is queued or running.
+    pub async fn index_all(&self) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let run = tokio::spawn(self.indexer.clone().run(2, rx));
+        let pool = self.pool.clone();
+        testkit::wait_until("the queue is drained", Duration::from_secs(120), || {
+            let pool = pool.clone();
+            async move {
+                let counts = shimmer_store::jobs::counts(&pool).await.unwrap();
+                !counts
+                    .iter()
+                    .any(|(s, n)| (s == "queued" || s == "running") && *n > 0)
+            }
+        })
+        .await;
+        tx.send(true).unwrap();
+        run.await.unwrap();
+    }
+
+    /// The usual catalogue: two versions of provider-kubernetes, provider-nop, a function and
+    /// a configuration that depends on providers.
+    pub async fn with_catalogue() -> Env {
+        let env = Env::start().await;
+        env.push_source(
+            "provider-kubernetes-v0.18.0",
+            "crossplane-contrib/provider-kubernetes",
+            "v0.18.0",
+        )
+        .await;
+        env.push_source(
+            "provider-kubernetes-v1.2.1",
+            "crossplane-contrib/provider-kubernetes",
+            "v1.2.1",
+        )
+        .await;
+        env.push_source(
+            "provider-nop-main",
+            "crossplane-contrib/provider-nop",
+            "main",
+        )
+        .await;
+        env.push_source(
+            "function-patch-and-transform-v0.10.8",
+            "crossplane-contrib/function-patch-and-transform",
+            "v0.10.8",
+        )
+        .await;
+        env.push_source(
+            "configuration-aws-network-v0.15.0",
+            "upbound/configuration-aws-network",
+            "v0.15.0",
+        )
+        .await;
+        env.index_all().await;
+        env
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_with(path, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        client()
+            .get(format!("{}{path}", self.web))
+            .headers(h)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn text(&self, path: &str) -> String {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.text().await.unwrap()
+    }
+
+    pub fn db_url(&self) -> String {
+        self._db.url.clone()
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// A client that neither follows redirects nor decompresses (tests look at the wire).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}

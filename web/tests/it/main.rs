@@ -1,0 +1,10 @@
+//! Integration tests of the marketplace: real packages pushed with skopeo through a real shim to
+//! a real docker-registry, indexed into a real PostgreSQL, read over HTTP and in headless
+//! Chromium.
+
+mod api;
+mod browser;
+mod harness;
+mod pages;
+mod search;
+mod visibility;

@@ -1,0 +1,460 @@
+//! The HTML pages: what they show, their caching headers, and hostile package content.
+
+use base64::Engine;
+use testkit::{xpkg_image, xpkg_source};
+
+use crate::harness::{Env, client};
+
+/// The provider-nop source with its meta replaced by `meta`.
+pub fn with_meta(source: &str, meta: &str) -> xpkg_image::PackageImage {
+    let mut image = xpkg_image::from_source(&xpkg_source::testdata_root().join(source));
+    let text = String::from_utf8(image.package_yaml.clone()).unwrap();
+    let rest: Vec<&str> = text.split("\n---\n").skip(1).collect();
+    image.package_yaml = format!("---\n{meta}\n---\n{}", rest.join("\n---\n")).into_bytes();
+    image
+}
+
+pub const HOSTILE_META: &str = r#"apiVersion: meta.pkg.crossplane.io/v1
+kind: Provider
+metadata:
+  name: provider-hostile
+  annotations:
+    friendly-name.meta.crossplane.io: "<img src=x onerror=\"document.body.dataset.pwned=1\">Hostile"
+    meta.crossplane.io/maintainer: "\"><script>document.body.dataset.pwned=2</script>"
+    meta.crossplane.io/source: "javascript:document.body.dataset.pwned=3"
+    meta.crossplane.io/description: "<script>document.body.dataset.pwned=4</script> A provider"
+    meta.crossplane.io/iconURI: "data:image/svg+xml;base64,PHN2ZyB4bWxucz0naHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmcnPjxzY3JpcHQ+YWxlcnQoMSk8L3NjcmlwdD48L3N2Zz4="
+    meta.crossplane.io/readme: |
+      # Hostile readme
+
+      <script>document.body.dataset.pwned=5</script>
+      <a href="javascript:document.body.dataset.pwned=6">click</a>
+      <b onclick="document.body.dataset.pwned=7">bold text</b>
+      [link](javascript:document.body.dataset.pwned=8)
+      <iframe src="https://example.invalid"></iframe>
+      <img src="x" onerror="document.body.dataset.pwned=9">
+      <style>body { display: none }</style>
+
+      A [safe link](https://example.com).
+spec: {}"#;
+
+#[tokio::test]
+async fn pages_show_packages_versions_apis_and_docs() {
+    let env = Env::with_catalogue().await;
+    let db_packages = env
+        .scalar("select count(*) from packages where latest_version_id is not null")
+        .await;
+    let missing: Vec<(String, String)> = sqlx::query_as(
+        "select p.repository, coalesce(string_agg(v.kind || ':' || coalesce(v.rejection, ''), ','), '')
+         from packages p left join versions v on v.package_id = p.id
+         group by p.repository",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(db_packages, 4, "packages and their versions: {missing:?}");
+    let db_apis = env
+        .scalar(
+            "select count(*) from api_types a join packages p on p.latest_version_id = a.version_id",
+        )
+        .await;
+
+    let home = env.text("/").await;
+    assert!(
+        home.contains(&format!("<span id=\"count-packages\">{db_packages}</span>")),
+        "{home}"
+    );
+    assert!(
+        home.contains(&format!("<span id=\"count-apis\">{db_apis}</span>")),
+        "{home}"
+    );
+    for repo in [
+        "crossplane-contrib/provider-kubernetes",
+        "crossplane-contrib/function-patch-and-transform",
+        "upbound/configuration-aws-network",
+    ] {
+        assert!(
+            home.contains(&format!("href=\"/packages/{repo}\"")),
+            "{repo} on home"
+        );
+    }
+
+    // Package: versions newest first, the latest version's APIs linking to their docs.
+    let pkg = env
+        .text("/packages/crossplane-contrib/provider-kubernetes")
+        .await;
+    let v1 = pkg.find(">v1.2.1</a>").expect("v1.2.1 listed");
+    let v0 = pkg.find(">v0.18.0</a>").expect("v0.18.0 listed");
+    assert!(v1 < v0, "semver order");
+    assert!(pkg.contains("Latest version: v1.2.1"), "{pkg}");
+    let latest_apis = env
+        .scalar(
+            "select count(*) from api_types a join packages p on p.latest_version_id = a.version_id
+             where p.repository = 'crossplane-contrib/provider-kubernetes'",
+        )
+        .await;
+    assert_eq!(
+        pkg.matches("class=\"api-link\"").count() as i64,
+        latest_apis
+    );
+
+    // Version page: install line, digests, cost, APIs (v0.18.0 has no examples; v1.2.1 does).
+    let latest = env
+        .text("/packages/crossplane-contrib/provider-kubernetes/versions/v1.2.1")
+        .await;
+    assert!(latest.contains("Examples ("), "examples listed");
+    let page = env
+        .text("/packages/crossplane-contrib/provider-kubernetes/versions/v0.18.0")
+        .await;
+    assert!(!page.contains("Examples ("));
+    assert!(
+        page.contains("crossplane xpkg install provider ")
+            && page.contains("/crossplane-contrib/provider-kubernetes:v0.18.0"),
+        "{page}"
+    );
+    let digest: String = sqlx::query_scalar(
+        "select v.manifest_digest from versions v join tags t on t.version_id = v.id where t.tag = 'v0.18.0'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(page.contains(&digest));
+    assert!(page.contains("id=\"cost\">downloaded "), "{page}");
+    // The same page by digest.
+    let by_digest = env
+        .get(&format!(
+            "/packages/crossplane-contrib/provider-kubernetes/versions/{digest}"
+        ))
+        .await;
+    assert_eq!(by_digest.status(), 200);
+
+    // Docs of the Object CRD: a field tree with anchors, its examples.
+    let object: String = sqlx::query_scalar(
+        "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
+         where p.repository = 'crossplane-contrib/provider-kubernetes'
+           and a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let docs = env.text(&format!("/docs/{object}")).await;
+    assert!(
+        docs.contains("<h1 class=\"docs-title\">Object (kubernetes.crossplane.io)</h1>"),
+        "{docs}"
+    );
+    assert!(
+        docs.contains("id=\"v1alpha2.spec.forProvider.manifest\""),
+        "field anchor"
+    );
+    assert!(
+        docs.contains("href=\"#v1alpha2.spec.forProvider.manifest\""),
+        "field link"
+    );
+    assert!(docs.contains("<span class=\"required\">required</span>"));
+    assert!(
+        docs.contains("x-kubernetes-embedded-resource")
+            || docs.contains("x-kubernetes-preserve-unknown-fields")
+    );
+    assert!(
+        docs.contains("kind: Object"),
+        "an example of the kind is shown"
+    );
+
+    // A Configuration: dependencies with constraints, a Composition summary.
+    let conf = env
+        .text("/packages/upbound/configuration-aws-network")
+        .await;
+    assert!(conf.contains("Dependencies"), "{conf}");
+    assert!(conf.contains("provider-aws-ec2"), "{conf}");
+    let composition: String =
+        sqlx::query_scalar("select o.digest from objects o where o.class = 'composition' limit 1")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    let comp = env.text(&format!("/docs/{composition}")).await;
+    assert!(
+        comp.contains("Composite type") && comp.contains("Mode"),
+        "{comp}"
+    );
+
+    // Real 404 pages that say what is missing and nothing internal.
+    for (path, says) in [
+        ("/packages/acme/nothing", "No package named acme/nothing"),
+        (
+            "/packages/crossplane-contrib/provider-kubernetes/versions/v9.9.9",
+            "has no version v9.9.9",
+        ),
+        (
+            "/docs/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "No object",
+        ),
+        ("/docs/sha256:not-a-digest", "Docs addresses look like"),
+        ("/no/such/page", "There is no page"),
+        ("/static/style.0000.css", "No such file"),
+    ] {
+        let r = env.get(path).await;
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+        let body = r.text().await.unwrap();
+        assert!(body.contains(says), "{path}: {body}");
+        assert!(body.contains("<h1 id=\"error-title\">404 Not Found</h1>"));
+    }
+    let r = env.get("/search?q=x&page=nope").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("page must be a number"));
+}
+
+#[tokio::test]
+async fn docs_are_content_addressed_immutable_and_shared_between_versions() {
+    let env = Env::start().await;
+    let meta = |description: &str| {
+        format!(
+            "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-nop\n  annotations:\n    meta.crossplane.io/description: {description}\nspec: {{}}"
+        )
+    };
+    env.push_image(
+        &with_meta("provider-nop-main", &meta("first")),
+        "acme/provider-nop",
+        "v1.0.0",
+    )
+    .await;
+    env.push_image(
+        &with_meta("provider-nop-main", &meta("second")),
+        "acme/provider-nop",
+        "v1.0.1",
+    )
+    .await;
+    env.index_all().await;
+    let a = env
+        .json("/api/v1/packages/acme/provider-nop/versions/v1.0.0")
+        .await;
+    let b = env
+        .json("/api/v1/packages/acme/provider-nop/versions/v1.0.1")
+        .await;
+    assert_ne!(a["manifest_digest"], b["manifest_digest"]);
+    let docs_a: Vec<&str> = a["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["docs_url"].as_str().unwrap())
+        .collect();
+    let docs_b: Vec<&str> = b["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["docs_url"].as_str().unwrap())
+        .collect();
+    assert!(!docs_a.is_empty());
+    assert_eq!(docs_a, docs_b, "two versions sharing a CRD link to one URL");
+    let url = docs_a[0];
+    let digest = url.trim_start_matches("/docs/");
+    assert!(digest.starts_with("sha256:") && digest.len() == 71);
+
+    // Immutable, ETag = digest, 304 when it matches; .yaml and .json too.
+    for suffix in ["", ".yaml", ".json"] {
+        let r = env.get(&format!("{url}{suffix}")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(r.headers()["etag"], format!("\"{digest}\"").as_str());
+        let body = r.text().await.unwrap();
+        match suffix {
+            ".yaml" => assert!(body.contains("kind: CustomResourceDefinition"), "{body}"),
+            ".json" => {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                assert_eq!(v["kind"], "CustomResourceDefinition");
+            }
+            _ => assert!(body.contains("<h1 class=\"docs-title\">NopResource")),
+        }
+        let r = env
+            .get_with(
+                &format!("{url}{suffix}"),
+                &[("if-none-match", &format!("\"{digest}\""))],
+            )
+            .await;
+        assert_eq!(r.status(), 304);
+        assert!(r.bytes().await.unwrap().is_empty());
+    }
+
+    // Pages that change: a short max-age and an ETag of the body, 304 while it matches.
+    let r = env.get("/packages/acme/provider-nop").await;
+    assert_eq!(r.headers()["cache-control"], "public, max-age=60");
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!("href=\"{url}\"")),
+        "the package page points at the immutable URL"
+    );
+    let r = env
+        .get_with("/packages/acme/provider-nop", &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(r.status(), 304);
+
+    // Security headers everywhere.
+    let r = env.get("/").await;
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+
+    // Static assets at hashed, immutable URLs.
+    let home = r.text().await.unwrap();
+    let css = home
+        .split('"')
+        .find(|s| s.starts_with("/static/style.") && s.ends_with(".css"))
+        .expect("a hashed stylesheet URL")
+        .to_owned();
+    let r = env.get(&css).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+
+    // Compressed with gzip and brotli when asked.
+    for enc in ["gzip", "br"] {
+        let r = env.get_with(url, &[("accept-encoding", enc)]).await;
+        assert_eq!(r.headers()["content-encoding"], enc);
+        let plain = env.get(url).await.bytes().await.unwrap().len();
+        let packed = r.bytes().await.unwrap().len();
+        assert!(packed < plain, "{enc}: {packed} < {plain}");
+    }
+}
+
+#[tokio::test]
+async fn a_cdn_base_makes_immutable_urls_absolute() {
+    let env = Env::start().await;
+    env.push_source("provider-nop-main", "acme/provider-nop", "v1.0.0")
+        .await;
+    env.index_all().await;
+    let db_url = env.db_url();
+    let config = shimmer_config::Config::from_toml(&format!(
+        "[database]\nurl = \"{db_url}\"\n[web]\npublic_url = \"https://cdn.example.com/\"\n"
+    ))
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(shimmer_web::serve_on(
+        listener,
+        &config,
+        env.pool.clone(),
+        std::future::pending(),
+    ));
+    let v: serde_json::Value = client()
+        .get(format!(
+            "{base}/api/v1/packages/acme/provider-nop/versions/v1.0.0"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let docs = v["apis"][0]["docs_url"].as_str().unwrap();
+    assert!(
+        docs.starts_with("https://cdn.example.com/docs/sha256:"),
+        "{docs}"
+    );
+    let r = client().get(format!("{base}/")).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("https://cdn.example.com"), "{csp}");
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("href=\"https://cdn.example.com/static/style."),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_package_content_is_escaped_and_sanitised() {
+    let env = Env::start().await;
+    env.push_image(
+        &with_meta("provider-nop-main", HOSTILE_META),
+        "acme/provider-hostile",
+        "v1.0.0",
+    )
+    .await;
+    env.index_all().await;
+    let page = env
+        .text("/packages/acme/provider-hostile/versions/v1.0.0")
+        .await;
+    let pkg = env.text("/packages/acme/provider-hostile").await;
+    for html in [&page, &pkg] {
+        assert!(html.contains("<h3>Readme</h3>"), "{html}");
+        assert!(html.contains("Hostile readme"));
+        assert!(
+            html.contains("href=\"https://example.com\""),
+            "safe links stay"
+        );
+        // Escaped text may show `onerror=` as text; no tag may carry it.
+        for tag in tags(html) {
+            if tag.starts_with("<script src=\"/static/app.") {
+                continue;
+            }
+            let t = tag.to_ascii_lowercase();
+            for bad in [
+                "<script",
+                "<iframe",
+                "<style",
+                "<img src=\"x\"",
+                " onerror",
+                " onclick",
+                "javascript:",
+            ] {
+                assert!(!t.contains(bad), "{bad} in a tag: {tag}");
+            }
+        }
+        assert!(
+            html.contains("&#60;script&#62;document.body.dataset.pwned=4&#60;/script&#62;"),
+            "description is escaped"
+        );
+    }
+    // The icon is served only as an image, an SVG with a policy that forbids its script.
+    let icon = pkg
+        .split('"')
+        .find(|s| s.starts_with("/icons/sha256:"))
+        .expect("icon URL")
+        .to_owned();
+    let r = env.get(&icon).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("sandbox"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // The raw data URI never reaches a page.
+    assert!(!pkg.contains("data:image/svg"));
+    let svg = base64::engine::general_purpose::STANDARD.decode(
+        "PHN2ZyB4bWxucz0naHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmcnPjxzY3JpcHQ+YWxlcnQoMSk8L3NjcmlwdD48L3N2Zz4=",
+    ).unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), svg.as_slice());
+}
+
+/// Every tag (`<...>`) of a page, as written.
+pub fn tags(html: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..]
+            .find('>')
+            .map(|e| start + e + 1)
+            .unwrap_or(rest.len());
+        out.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out
+}
