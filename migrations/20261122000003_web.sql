@@ -26,8 +26,23 @@ create index packages_latest on packages (latest_version_id);
 
 create index api_types_kind_lower on api_types (lower(kind));
 create index api_types_group_lower on api_types (lower(api_group));
-create index api_types_kind_trgm on api_types using gin (lower(kind) gin_trgm_ops);
-create index api_types_group_trgm on api_types using gin (lower(api_group) gin_trgm_ops);
+create index api_types_kind_prefix on api_types (lower(kind) text_pattern_ops);
+create index api_types_group_prefix on api_types (lower(api_group) text_pattern_ops);
+
+-- Every distinct kind (lowercase), for fuzzy matching: search first finds the kinds similar to
+-- the query here (a few thousand rows, not one per API type of every version), then the API types
+-- of those kinds by the btree above. Groups are matched exactly or by prefix only: they share
+-- long suffixes (`.upbound.io`), so trigram similarity on them matches nearly everything.
+create table api_kinds (kind text primary key);
+create index api_kinds_trgm on api_kinds using gin (kind gin_trgm_ops);
+insert into api_kinds select distinct lower(kind) from api_types;
+create function api_kinds_add() returns trigger language plpgsql as $$
+begin
+    insert into api_kinds values (lower(new.kind)) on conflict do nothing;
+    return new;
+end $$;
+create trigger api_types_kinds after insert on api_types
+    for each row execute function api_kinds_add();
 create index api_types_object on api_types (object_digest);
 create index examples_object on examples (object_digest);
 create index versions_contents on versions (contents_digest);

@@ -403,6 +403,22 @@ pub async fn search(
 ) -> sqlx::Result<Vec<SearchHit>> {
     let q = query.q.trim().to_lowercase();
     let (kind, group) = q.split_once('.').unwrap_or(("", ""));
+    // The end of the prefix range: every string that starts with `q` sorts below it.
+    let prefix_end = format!("{q}\u{10FFFF}");
+    // Kinds equal to, starting with, or similar to the query (or to its `Kind` part).
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "(select kind from api_kinds where kind in ($1, $3))
+         union
+         (select kind from api_kinds where kind ~>=~ $1 and kind ~<~ $2 order by kind limit 200)
+         union
+         (select kind from api_kinds where kind % $1
+          order by similarity(kind, $1) desc, kind limit 100)",
+    )
+    .bind(&q)
+    .bind(&prefix_end)
+    .bind(kind)
+    .fetch_all(pool)
+    .await?;
     sqlx::query_as(&format!(
         "with api as (
            select 'api' as hit_type, p.repository, p.latest_tag as version, p.package_type,
@@ -412,18 +428,18 @@ pub async fn search(
                        when lower(a.kind) = $2 then 1
                        when lower(a.api_group) = $2 then 2
                        when lower(a.plural) = $2 or a.short_names @> array[$2] then 2
+                       when (lower(a.kind) ~>=~ $2 and lower(a.kind) ~<~ $7)
+                         or (lower(a.api_group) ~>=~ $2 and lower(a.api_group) ~<~ $7) then 3
                        else 4 end as rank,
-                  greatest(similarity(lower(a.kind), $2), similarity(lower(a.api_group), $2))
-                    as score
+                  similarity(lower(a.kind), $2) as score
            from api_types a join packages p on p.latest_version_id = a.version_id
            where {VISIBLE}
              and ($5::text is null or p.package_type = $5)
              and ($6::text is null or a.api_group = $6)
              and ((lower(a.kind) = $3 and lower(a.api_group) = $4)
-                  or lower(a.kind) = $2 or lower(a.api_group) = $2 or lower(a.plural) = $2
-                  or a.short_names @> array[$2]
-                  or lower(a.kind) like $7 or lower(a.api_group) like $7
-                  or lower(a.kind) % $2 or lower(a.api_group) % $2)),
+                  or lower(a.kind) = any($11) or lower(a.api_group) = $2
+                  or lower(a.plural) = $2 or a.short_names @> array[$2]
+                  or (lower(a.api_group) ~>=~ $2 and lower(a.api_group) ~<~ $7))),
          pkg as (
            select 'package' as hit_type, p.repository, p.latest_tag as version, p.package_type,
                   p.description, null::text as group, null::text as kind, null::text as plural,
@@ -456,10 +472,11 @@ pub async fn search(
     .bind(group)
     .bind(query.package_type)
     .bind(query.group)
-    .bind(format!("{}%", like_escape(&q)))
+    .bind(&prefix_end)
     .bind(like_escape(&q))
     .bind(query.limit)
     .bind(query.offset)
+    .bind(&kinds)
     .fetch_all(pool)
     .await
 }

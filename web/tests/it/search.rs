@@ -104,14 +104,14 @@ async fn search_ranks_exact_kinds_first_and_filters_and_pages() {
     );
 
     // Pages of five, without overlap, adding up to the total.
-    let first = env.json("/api/v1/search?q=crossplane.io").await;
+    let first = env.json("/api/v1/search?q=kubernetes").await;
     let total = first["total"].as_i64().unwrap();
     assert!(total > 5, "{first}");
     let mut seen = std::collections::BTreeSet::new();
     let pages = (total + 4) / 5;
     for page in 1..=pages {
         let s = env
-            .json(&format!("/api/v1/search?q=crossplane.io&page={page}"))
+            .json(&format!("/api/v1/search?q=kubernetes&page={page}"))
             .await;
         for h in s["hits"].as_array().unwrap() {
             assert!(
@@ -123,7 +123,7 @@ async fn search_ranks_exact_kinds_first_and_filters_and_pages() {
     assert_eq!(seen.len() as i64, total);
 
     // The page shows the same, readable without JavaScript.
-    let html = env.text("/search?q=crossplane.io").await;
+    let html = env.text("/search?q=kubernetes").await;
     assert!(
         html.contains(&format!("<span id=\"total\">{total}</span>")),
         "{html}"

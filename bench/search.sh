@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Benchmark of marketplace search (not a test): a generated catalogue of 500 packages and
+# 100,000 API types in a private PostgreSQL, `shimmer web` in release mode, and oha sending each
+# query for a while; prints p50/p99 latency (loopback, so ≈ server time) and request rates.
+#
+#   bench/search.sh                     # needs: postgresql (apt), oha (cargo install oha)
+#   PACKAGES=500 APIS_PER_PACKAGE=200 DURATION=10s bench/search.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+NPKG=${PACKAGES:-500}
+PER=${APIS_PER_PACKAGE:-200}
+DURATION=${DURATION:-5s}
+CONNECTIONS=${CONNECTIONS:-4}
+
+export PATH="$HOME/.cargo/bin:$PATH"
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release -q -p shimmer
+SHIMMER=$PWD/target/release/shimmer
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+WORK=$(mktemp -d /tmp/shimmer-search-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1 || true
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; exit 1; }
+
+PG=$(free_port); WEB=$(free_port)
+mkdir -p "$WORK/pg"
+[[ $(id -u) -eq 0 ]] && chown postgres: "$WORK" "$WORK/pg"
+as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C --no-sync >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/log" -w start \
+    -o "-p $PG -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null
+psql -q -h 127.0.0.1 -p "$PG" -U postgres -c "create database shimmer"
+SQL() { psql -q -h 127.0.0.1 -p "$PG" -U postgres -d shimmer -tAc "$1"; }
+cat >"$WORK/shimmer.toml" <<EOF
+[database]
+url = "postgres://postgres@127.0.0.1:$PG/shimmer"
+[web]
+listen = "127.0.0.1:$WEB"
+[log]
+filter = "warn"
+EOF
+"$SHIMMER" migrate --config "$WORK/shimmer.toml"
+
+echo "generating $NPKG packages with $PER API types each..." >&2
+T0=$(date +%s.%N)
+SQL "
+with fam as (select array['aws','gcp','azure','kubernetes','helm','github','vault','datadog','cloudflare','upjet'] a)
+insert into packages (backend, repository, package_type, name, visibility)
+select 'primary', 'bench/provider-' || fam.a[1 + i % 10] || '-' || i,
+       case i % 10 when 0 then 'Configuration' when 1 then 'Function' else 'Provider' end,
+       'provider-' || fam.a[1 + i % 10] || '-' || i, 'public'
+from generate_series(1, $NPKG) i, fam;
+insert into versions (package_id, manifest_digest, kind, package_type, meta)
+select id, 'sha256:' || encode(sha256(('m' || id)::text::bytea), 'hex'), 'package', package_type,
+       jsonb_build_object('description', 'Crossplane ' || name || ' manages ' ||
+         (array['storage','networking','databases','identity','compute','observability'])[1 + id % 6]
+         || ' resources', 'maintainer', 'Team ' || (id % 37))
+from packages;
+insert into tags (package_id, tag, version_id) select package_id, 'v1.' || (id % 20) || '.0', id from versions;
+update packages p set latest_version_id = v.id, latest_tag = 'v1.' || (v.id % 20) || '.0',
+       description = v.meta->>'description', maintainer = v.meta->>'maintainer'
+from versions v where v.package_id = p.id;
+insert into objects (digest, api_version, kind, name, class, body, size_bytes)
+select 'sha256:' || encode(sha256(('o' || i)::text::bytea), 'hex'), 'apiextensions.k8s.io/v1',
+       'CustomResourceDefinition', 'crd' || i, 'crd', '{}', 2
+from generate_series(1, $NPKG * $PER) i;
+with words as (select array['Bucket','Instance','Cluster','Role','Policy','User','Group','Network',
+       'Subnet','Route','Table','Queue','Topic','Function','Key','Secret','Certificate','Zone',
+       'Record','Volume','Snapshot','Image','Registry','Repository','Gateway','LoadBalancer',
+       'Listener','Rule','Alarm','Dashboard','Stream','Pipeline','Job','Schedule','Trigger',
+       'Account','Project','Folder','Organization','Member','Binding','Endpoint','Service',
+       'Deployment','Domain','Index','Database','Server','Firewall','Address'] w,
+     array['','Policy','Attachment','Configuration'] s,
+     array['s3','ec2','iam','rds','sqs','sns','kms','route53','lambda','ecr','elb','cloudwatch',
+       'kinesis','glue','dynamodb','eks','compute','storage','network','dns'] g,
+     array['aws','gcp','azure','kubernetes','helm','github','vault','datadog','cloudflare','upjet'] f)
+insert into api_types (version_id, object_digest, definition, api_group, kind, plural,
+                       served_versions, storage_version, versions, scope)
+select v.id, 'sha256:' || encode(sha256(('o' || ((v.id - 1) * $PER + k + 1))::text::bytea), 'hex'),
+       'CustomResourceDefinition',
+       g[1 + (k + v.id) % 20] || '.' || f[1 + v.id % 10] || '.example.io',
+       w[1 + k % 50] || s[1 + (k / 50) % 4], lower(w[1 + k % 50] || s[1 + (k / 50) % 4]) || 's',
+       '{v1beta1}', 'v1beta1', '[{\"name\":\"v1beta1\",\"served\":true,\"storage\":true}]', 'Cluster'
+from versions v, generate_series(0, $PER - 1) k, words;
+analyze;"
+T1=$(date +%s.%N)
+COUNTS=$(SQL "select (select count(*) from packages) || ' packages, ' || (select count(*) from api_types) || ' API types'")
+echo "$COUNTS in $(python3 -c "print(round($T1-$T0,1))") s" >&2
+
+if [[ -n ${KEEP:-} ]]; then # leave the database up for EXPLAIN: psql -h 127.0.0.1 -p $PG -U postgres shimmer
+    trap - EXIT; echo "database left running on port $PG ($WORK)"; exit 0
+fi
+"$SHIMMER" web --config "$WORK/shimmer.toml" >"$WORK/web.log" 2>&1 & PIDS+=($!)
+wait_port "$WEB"
+
+QUERIES=(
+    "Bucket.s3.aws.example.io"
+    "Bucket"
+    "Cluster"
+    "s3.aws.example.io"
+    "provider-aws-42"
+    "networking"
+    "Instnce"
+    "BucketPolicy&type=Provider"
+    "Bucket&group=s3.aws.example.io"
+    "Load"
+)
+oha_json() { # connections url -> "rps p50_ms p99_ms"
+    oha --no-tui -z "$DURATION" -c "$1" --output-format json "$2" 2>/dev/null |
+        python3 -c 'import json,sys; j=json.load(sys.stdin); s=j["summary"]; p=j["latencyPercentiles"]; print(round(s["requestsPerSec"]), round(p["p50"]*1000,2), round(p["p99"]*1000,2))'
+}
+echo "| query | hits | p50 ms | p99 ms | requests/s (1 conn) | requests/s ($CONNECTIONS conns) | p99 ms ($CONNECTIONS conns) |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for q in "${QUERIES[@]}"; do
+    url="http://127.0.0.1:$WEB/api/v1/search?q=$q"
+    hits=$(curl -s "$url" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
+    read -r rps1 p50 p99 < <(oha_json 1 "$url")
+    read -r rpsn _ p99n < <(oha_json "$CONNECTIONS" "$url")
+    echo "| \`${q//&/ }\` | $hits | $p50 | $p99 | $rps1 | $rpsn | $p99n |"
+done
+echo
+echo "catalogue: $COUNTS; latency with one connection (server time; loopback), throughput also with $CONNECTIONS; $DURATION per run; $(nproc) cores"
