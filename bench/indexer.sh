@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Benchmark of the indexer (not a test): a synthetic provider as large as the real AWS provider
+# (about 2,000 CRDs, ~90 MB of YAML, made by copying the real ec2 CRDs under new group names) plus
+# a 64 MiB controller layer, pushed through the shim and indexed with `shimmer index`; then a
+# second version that changes 5% of the CRDs. Prints a Markdown table.
+#
+#   bench/indexer.sh        # needs: postgresql docker-registry skopeo time (apt)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+EC2=${SHIMMER_TESTDATA:-$ROOT/../shared/testdata/xpkg-sources}/provider-aws-ec2-v2.6.0
+COPIES=${COPIES:-10}
+
+missing=()
+for p in postgresql docker-registry skopeo time python3; do
+    dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    [[ $(id -u) -eq 0 ]] || { echo "install: apt-get install -y ${missing[*]}" >&2; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+cargo build --release -q -p shimmer
+SHIMMER=$ROOT/target/release/shimmer
+
+WORK=$(mktemp -d /tmp/shimmer-bench-indexer.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1 || true
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; exit 1; }
+
+PG=$(free_port); REG=$(free_port); SHIM=$(free_port)
+mkdir -p "$WORK/pg" "$WORK/data"
+[[ $(id -u) -eq 0 ]] && chown postgres: "$WORK/pg"
+as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C --no-sync >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/log" -w start \
+    -o "-p $PG -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null
+psql -q -h 127.0.0.1 -p "$PG" -U postgres -c "create database shimmer"
+SQL() { psql -h 127.0.0.1 -p "$PG" -U postgres -d shimmer -tAc "$1"; }
+
+cat >"$WORK/registry.yml" <<EOF
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $WORK/data}}
+http: {addr: 127.0.0.1:$REG, secret: bench}
+EOF
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!)
+cat >"$WORK/shimmer.toml" <<EOF
+[server]
+listen = "127.0.0.1:$SHIM"
+[database]
+url = "postgres://postgres@127.0.0.1:$PG/shimmer"
+[log]
+filter = "warn"
+[[backend]]
+name = "primary"
+url = "http://127.0.0.1:$REG"
+[[route]]
+prefix = ""
+backend = "primary"
+EOF
+"$SHIMMER" migrate --config "$WORK/shimmer.toml"
+"$SHIMMER" shim --config "$WORK/shimmer.toml" >"$WORK/shim.log" 2>&1 & PIDS+=($!)
+wait_port "$REG"; wait_port "$SHIM"
+
+echo "generating the synthetic provider..." >&2
+python3 - "$EC2" "$WORK/layout" "$COPIES" <<'PY'
+import gzip, hashlib, io, json, os, sys, tarfile
+ec2, out, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
+crds = sorted(os.path.join(ec2, "crds", f) for f in os.listdir(os.path.join(ec2, "crds")))
+texts = [open(p, encoding="utf-8").read() for p in crds]
+meta = """apiVersion: meta.pkg.crossplane.io/v1
+kind: Provider
+metadata:
+  name: provider-bench-big
+  annotations:
+    meta.crossplane.io/maintainer: shimmer benchmark
+    meta.crossplane.io/description: A synthetic provider as large as the AWS provider.
+spec:
+  crossplane:
+    version: ">=v1.14.0"
+"""
+def package(changed):
+    docs, n = ["---\n" + meta], 0
+    for i in range(copies):
+        for t in texts:
+            doc = t.replace("ec2.aws.", f"svc{i:02d}.aws.")
+            if n in changed:
+                # A changed CRD: one more label, as a regenerated CRD would differ.
+                doc = doc.replace("\nmetadata:\n", "\nmetadata:\n  labels:\n    bench.shimmer.dev/revision: v2\n", 1)
+            docs.append("---\n" + doc + ("" if doc.endswith("\n") else "\n"))
+            n += 1
+    return "".join(docs).encode(), n
+os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
+def put(b):
+    h = hashlib.sha256(b).hexdigest(); open(f"{out}/blobs/sha256/{h}", "wb").write(b)
+    return {"digest": "sha256:" + h, "size": len(b)}
+def tar(name, data):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+    return raw.getvalue()
+runtime_raw = tar("provider", os.urandom(64 * 1024 * 1024))
+runtime = put(gzip.compress(runtime_raw, compresslevel=1))
+index = {"schemaVersion": 2, "manifests": []}
+total, _ = package(set())
+for tag, changed in (("v1", set()), ("v2", set(range(0, 20 * copies * len(texts) // 20, 20)))):
+    data, n = package(changed)
+    raw = tar("package.yaml", data)
+    base = put(gzip.compress(raw, compresslevel=6))
+    layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **base, "annotations": {"io.crossplane.xpkg": "base"}},
+              {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **runtime}]
+    cfg = {"architecture": "amd64", "os": "linux", "config": {"Labels": {"io.crossplane.xpkg:" + base["digest"]: "base"}},
+           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest(), "sha256:" + hashlib.sha256(runtime_raw).hexdigest()]}}
+    c = put(json.dumps(cfg).encode())
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **c}, "layers": layers}
+    md = put(json.dumps(m).encode())
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", **md,
+                               "annotations": {"org.opencontainers.image.ref.name": tag}})
+    print(f"{tag}: {n} CRDs, {len(data) / 1e6:.1f} MB of YAML, {len(changed)} changed", file=sys.stderr)
+json.dump(index, open(f"{out}/index.json", "w"))
+open(f"{out}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+PY
+
+rows() { SQL "select (select count(*) from objects), (select count(*) from api_types), (select count(*) from versions), (select count(*) from contents)"; }
+index() { # tag -> "seconds peak_kib json"
+    skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/layout:$1" "docker://127.0.0.1:$SHIM/bench/provider-big:$1"
+    /usr/bin/time -v -o "$WORK/time.$1" "$SHIMMER" index --config "$WORK/shimmer.toml" --json "bench/provider-big:$1" >"$WORK/out.$1"
+    local wall rss
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/time.$1" | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.$1")
+    echo "$wall $rss"
+}
+echo "indexing v1..." >&2
+read -r T1 R1 < <(index v1)
+IFS='|' read -r O1 A1 V1 C1 < <(rows)
+echo "indexing v2 (5% of the CRDs changed)..." >&2
+read -r T2 R2 < <(index v2)
+IFS='|' read -r O2 A2 V2 C2 < <(rows)
+field() { python3 -c "import json,sys; print(json.load(open('$1'))['$2'])"; }
+D1=$(field "$WORK/out.v1" bytes_downloaded); S1=$(field "$WORK/out.v1" image_bytes); N1=$(field "$WORK/out.v1" objects)
+APIS=$(python3 -c "import json; print(len(json.load(open('$WORK/out.v1'))['apis']))")
+NEW2=$(field "$WORK/out.v2" objects_new)
+cat <<EOF
+
+| measure | v1 (first version) | v2 (5% of CRDs changed) |
+|---|---|---|
+| objects in the package / API types | $N1 / $APIS | $N1 / $APIS |
+| time to index (s) | $T1 | $T2 |
+| peak RSS of \`shimmer index\` (MiB) | $((R1 / 1024)) | $((R2 / 1024)) |
+| bytes downloaded / image size | $D1 / $S1 ($(awk -v a="$D1" -v b="$S1" 'BEGIN{printf "%.1f%%", 100*a/b}')) | same shape |
+| objects written | $O1 | $((O2 - O1)) (objects_new = $NEW2) |
+| api_types rows written | $A1 | $((A2 - A1)) |
+| versions / contents rows written | $V1 / $C1 | $((V2 - V1)) / $((C2 - C1)) |
+
+Targets: v1 under 30 s and under 1 GiB RSS; v2 writes only the changed objects.
+EOF

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Benchmark of the shim (not a test): the same requests direct to a docker-registry, through nginx
+# as a plain reverse proxy, and through `shimmer shim`, measured in one run, printed as a Markdown
+# table of figures and ratios to going direct (the machine is noisy: compare within a run).
+#
+#   bench/shim.sh            # needs: docker-registry skopeo nginx (apt), oha (cargo install oha)
+#   ROUNDS=5 DURATION=10s bench/shim.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8s}
+CONNECTIONS=${CONNECTIONS:-16}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+for p in docker-registry skopeo nginx python3 curl; do need "$p" || missing+=("$p"); done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "install: apt-get install -y ${missing[*]}" >&2; exit 1
+    fi
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+need oha || cargo install oha --locked
+cargo build --release -q -p shimmer
+SHIMMER=$PWD/target/release/shimmer
+
+WORK=$(mktemp -d /tmp/shimmer-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+REG=$(free_port); SHIM=$(free_port); NGX=$(free_port)
+mkdir -p "$WORK/data" "$WORK/nginx"
+cat >"$WORK/registry.yml" <<EOF
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $WORK/data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$REG, secret: bench}
+EOF
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!)
+cat >"$WORK/shimmer.toml" <<EOF
+[server]
+listen = "127.0.0.1:$SHIM"
+[database]
+url = "postgres://postgres@127.0.0.1:1/none"
+acquire_timeout = "200ms"
+migrate_on_start = false
+[log]
+filter = "error"
+[[backend]]
+name = "primary"
+url = "http://127.0.0.1:$REG"
+[[route]]
+prefix = ""
+backend = "primary"
+EOF
+"$SHIMMER" shim --config "$WORK/shimmer.toml" >"$WORK/shim.log" 2>&1 & PIDS+=($!); SHIM_PID=$!
+user=""; [[ $(id -u) -eq 0 ]] && user="user root;"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+$user
+daemon off;
+master_process off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log error;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    upstream registry { server 127.0.0.1:$REG; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGX;
+        client_max_body_size 0;
+        location / {
+            proxy_pass http://registry;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
+    }
+}
+EOF
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!)
+wait_port "$REG"; wait_port "$SHIM"; wait_port "$NGX"
+
+echo "seeding images..." >&2
+python3 - "$WORK" <<'PY'
+import gzip, hashlib, io, json, os, sys, tarfile
+work = sys.argv[1]
+def layout(name, layers):
+    d = f"{work}/{name}"; os.makedirs(f"{d}/blobs/sha256", exist_ok=True)
+    def put(b):
+        h = hashlib.sha256(b).hexdigest(); open(f"{d}/blobs/sha256/{h}", "wb").write(b)
+        return {"digest": "sha256:" + h, "size": len(b)}
+    descs, diffs = [], []
+    for data in layers:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as t:
+            ti = tarfile.TarInfo("f"); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+        diffs.append("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
+        g = gzip.compress(raw.getvalue(), compresslevel=1)
+        descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **put(g)})
+    cfg = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diffs}}
+    c = {"mediaType": "application/vnd.oci.image.config.v1+json", **put(json.dumps(cfg).encode())}
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": c, "layers": descs}
+    md = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **put(json.dumps(m).encode()),
+          "annotations": {"org.opencontainers.image.ref.name": "v1"}}
+    json.dump({"schemaVersion": 2, "manifests": [md]}, open(f"{d}/index.json", "w"))
+    open(f"{d}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+layout("big", [os.urandom(256 * 1024 * 1024)])
+layout("small", [os.urandom(64 * 1024) for _ in range(10)])
+PY
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/big:v1" "docker://127.0.0.1:$REG/bench/big:v1"
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/small:v1" "docker://127.0.0.1:$REG/bench/small:v1"
+BLOB=$(python3 -c "import json;print(json.load(open('$WORK/big/blobs/sha256/'+json.load(open('$WORK/big/index.json'))['manifests'][0]['digest'][7:]))['layers'][0]['digest'])")
+ACCEPT="application/vnd.oci.image.manifest.v1+json"
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Peak RSS of the shim while the traffic below passes (VmRSS sampled every 20 ms).
+echo 0 >"$WORK/rss"
+( peak=0; while kill -0 "$SHIM_PID" 2>/dev/null; do
+    r=$(awk '/VmRSS/ {print $2}' "/proc/$SHIM_PID/status" 2>/dev/null || echo 0)
+    ((r > peak)) && peak=$r && echo "$peak" >"$WORK/rss"
+    sleep 0.02; done ) & PIDS+=($!)
+
+declare -A BLOB_MBS MAN_GET MAN_GET_P50 MAN_GET_P99 MAN_HEAD MAN_HEAD_P50 MAN_HEAD_P99 PULL_SMALL PULL_BIG
+targets=(direct nginx shim)
+port_of() { case $1 in direct) echo "$REG" ;; nginx) echo "$NGX" ;; shim) echo "$SHIM" ;; esac; }
+
+echo "blob GET throughput..." >&2
+for t in "${targets[@]}"; do
+    p=$(port_of "$t")
+    BLOB_MBS[$t]=$(for _ in $(seq "$ROUNDS"); do
+        curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$p/v2/bench/big/blobs/$BLOB"
+    done | median | awk '{printf "%.0f", $1/1048576}')
+done
+
+oha_run() { # method url -> "rps p50_ms p99_ms"
+    oha --no-tui -z "$DURATION" -c "$CONNECTIONS" -m "$1" -H "Accept: $ACCEPT" --output-format json "$2" 2>/dev/null |
+        python3 -c 'import json,sys; j=json.load(sys.stdin); s=j["summary"]; p=j["latencyPercentiles"]; print(round(s["requestsPerSec"]), round(p["p50"]*1000,2), round(p["p99"]*1000,2))'
+}
+echo "manifest GET and HEAD request rates..." >&2
+for t in "${targets[@]}"; do
+    p=$(port_of "$t")
+    read -r MAN_GET[$t] MAN_GET_P50[$t] MAN_GET_P99[$t] < <(oha_run GET "http://127.0.0.1:$p/v2/bench/small/manifests/v1")
+    read -r MAN_HEAD[$t] MAN_HEAD_P50[$t] MAN_HEAD_P99[$t] < <(oha_run HEAD "http://127.0.0.1:$p/v2/bench/small/manifests/v1")
+done
+
+echo "full image pulls with skopeo..." >&2
+pull() { # port image -> seconds
+    local out="$WORK/pull"; rm -rf "$out"
+    local s; s=$(date +%s.%N)
+    skopeo --insecure-policy copy -q --src-tls-verify=false "docker://127.0.0.1:$1/bench/$2:v1" "dir:$out"
+    echo "$(date +%s.%N) - $s" | bc -l
+}
+for t in "${targets[@]}"; do
+    p=$(port_of "$t")
+    PULL_SMALL[$t]=$(for _ in $(seq "$ROUNDS"); do pull "$p" small; done | median | awk '{printf "%.3f", $1}')
+    PULL_BIG[$t]=$(for _ in 1; do pull "$p" big; done | median | awk '{printf "%.2f", $1}')
+done
+
+echo "1 GiB blob pushed and pulled through the shim (memory)..." >&2
+head -c $((1024 * 1024 * 1024)) /dev/urandom >"$WORK/gib"
+GIB=sha256:$(sha256sum "$WORK/gib" | cut -d' ' -f1)
+LOC=$(curl -s -D - -o /dev/null -X POST "http://127.0.0.1:$SHIM/v2/bench/gib/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+curl -s -o /dev/null -T "$WORK/gib" -H 'Content-Type: application/octet-stream' "http://127.0.0.1:$SHIM${LOC}&digest=$GIB"
+GOT=$(curl -s "http://127.0.0.1:$SHIM/v2/bench/gib/blobs/$GIB" | sha256sum | cut -d' ' -f1)
+[[ "sha256:$GOT" == "$GIB" ]] || { echo "1 GiB blob came back different" >&2; exit 1; }
+sleep 0.1
+RSS_KB=$(cat "$WORK/rss")
+HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SHIM_PID/status")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+inv() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.2fx", b / a; else print "-" }'; }
+cat <<EOF
+
+| measure | direct | nginx | shim | nginx/direct | shim/direct |
+|---|---|---|---|---|---|
+| 256 MiB blob GET (MiB/s, median of $ROUNDS) | ${BLOB_MBS[direct]} | ${BLOB_MBS[nginx]} | ${BLOB_MBS[shim]} | $(ratio "${BLOB_MBS[nginx]}" "${BLOB_MBS[direct]}") | $(ratio "${BLOB_MBS[shim]}" "${BLOB_MBS[direct]}") |
+| manifest GET (req/s, $CONNECTIONS conns, $DURATION) | ${MAN_GET[direct]} | ${MAN_GET[nginx]} | ${MAN_GET[shim]} | $(ratio "${MAN_GET[nginx]}" "${MAN_GET[direct]}") | $(ratio "${MAN_GET[shim]}" "${MAN_GET[direct]}") |
+| manifest GET p50 / p99 (ms) | ${MAN_GET_P50[direct]} / ${MAN_GET_P99[direct]} | ${MAN_GET_P50[nginx]} / ${MAN_GET_P99[nginx]} | ${MAN_GET_P50[shim]} / ${MAN_GET_P99[shim]} | | |
+| manifest HEAD (req/s) | ${MAN_HEAD[direct]} | ${MAN_HEAD[nginx]} | ${MAN_HEAD[shim]} | $(ratio "${MAN_HEAD[nginx]}" "${MAN_HEAD[direct]}") | $(ratio "${MAN_HEAD[shim]}" "${MAN_HEAD[direct]}") |
+| manifest HEAD p50 / p99 (ms) | ${MAN_HEAD_P50[direct]} / ${MAN_HEAD_P99[direct]} | ${MAN_HEAD_P50[nginx]} / ${MAN_HEAD_P99[nginx]} | ${MAN_HEAD_P50[shim]} / ${MAN_HEAD_P99[shim]} | | |
+| skopeo pull, 10-layer image (s) | ${PULL_SMALL[direct]} | ${PULL_SMALL[nginx]} | ${PULL_SMALL[shim]} | $(inv "${PULL_SMALL[nginx]}" "${PULL_SMALL[direct]}") | $(inv "${PULL_SMALL[shim]}" "${PULL_SMALL[direct]}") |
+| skopeo pull, 256 MiB image (s) | ${PULL_BIG[direct]} | ${PULL_BIG[nginx]} | ${PULL_BIG[shim]} | $(inv "${PULL_BIG[nginx]}" "${PULL_BIG[direct]}") | $(inv "${PULL_BIG[shim]}" "${PULL_BIG[direct]}") |
+| shim peak RSS, all of the above + 1 GiB blob up and down (MiB) | | | $((RSS_KB / 1024)) (VmHWM $((HWM_KB / 1024))) | | |
+
+Ratios are throughput ratios (higher is better; pull-time rows are inverted to match).
+Targets: blob throughput >= 0.8x direct; manifest requests/s >= 0.9x direct; peak RSS < 64 MiB.
+EOF
