@@ -715,4 +715,27 @@ mod tests {
         let err = Config::load(Path::new("/nonexistent/shimmer.toml"), true).unwrap_err();
         assert!(err.to_string().contains("--config"), "{err}");
     }
+
+    #[test]
+    fn the_shipped_example_configurations_load() {
+        for (name, text) in [
+            (
+                "shimmer.example.toml",
+                include_str!("../../shimmer.example.toml"),
+            ),
+            (
+                "deploy/shimmer.compose.toml",
+                include_str!("../../deploy/shimmer.compose.toml"),
+            ),
+        ] {
+            let config = Config::from_toml(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!config.backends.is_empty(), "{name}");
+        }
+        let example = Config::from_toml(include_str!("../../shimmer.example.toml")).unwrap();
+        assert_eq!(
+            example.visibility("primary", "internal/x"),
+            Some(Visibility::Private)
+        );
+        assert_eq!(example.visibility("primary", "acme/x"), None);
+    }
 }
