@@ -248,14 +248,11 @@ impl Cache {
         let mut file = tokio::fs::File::create(tmp)
             .await
             .map_err(|e| e.to_string())?;
-        let mut req = up
-            .backend
-            .client
-            .get(up.backend.url(&format!("/v2/{repo}/blobs/{digest}"), None));
-        if let Some(auth) = &up.authorization {
-            req = req.header(header::AUTHORIZATION, auth.clone());
-        }
-        let mut resp = req.send().await.map_err(|e| e.to_string())?;
+        let url = up.backend.url(&format!("/v2/{repo}/blobs/{digest}"), None);
+        let mut resp = up
+            .send(repo, || up.backend.client.get(url.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
         for _ in 0..5 {
             if !resp.status().is_redirection() {
                 break;
@@ -372,8 +369,7 @@ impl Cache {
         }
         // Revalidate with a HEAD (registries count GETs against rate limits).
         let head = self
-            .upstream_request(up, Method::HEAD, repo, reference, headers)
-            .send()
+            .upstream_send(up, Method::HEAD, repo, reference, headers)
             .await;
         let upstream_digest = match &head {
             Ok(r) if r.status() == StatusCode::OK => r
@@ -431,26 +427,26 @@ impl Cache {
             .await)
     }
 
-    fn upstream_request(
+    /// Sends a manifest request upstream with its credentials (token exchange included).
+    async fn upstream_send(
         &self,
         up: &Upstream,
         method: Method,
         repo: &str,
         reference: &str,
         headers: &HeaderMap,
-    ) -> reqwest::RequestBuilder {
-        let mut req = up.backend.client.request(
-            method,
-            up.backend
-                .url(&format!("/v2/{repo}/manifests/{reference}"), None),
-        );
-        for v in headers.get_all(header::ACCEPT) {
-            req = req.header(header::ACCEPT, v.clone());
-        }
-        if let Some(auth) = &up.authorization {
-            req = req.header(header::AUTHORIZATION, auth.clone());
-        }
-        req
+    ) -> reqwest::Result<reqwest::Response> {
+        let url = up
+            .backend
+            .url(&format!("/v2/{repo}/manifests/{reference}"), None);
+        up.send(repo, || {
+            let mut req = up.backend.client.request(method.clone(), url.clone());
+            for v in headers.get_all(header::ACCEPT) {
+                req = req.header(header::ACCEPT, v.clone());
+            }
+            req
+        })
+        .await
     }
 
     async fn fetch_manifest(
@@ -462,8 +458,7 @@ impl Cache {
     ) -> Result<(Bytes, Option<String>), OciError> {
         let name = &up.backend.name;
         let resp = self
-            .upstream_request(up, Method::GET, repo, reference, headers)
-            .send()
+            .upstream_send(up, Method::GET, repo, reference, headers)
             .await
             .map_err(|error| {
                 tracing::warn!(upstream = %name, %error, "upstream unreachable");

@@ -118,9 +118,6 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         .client
         .request(parts.method.clone(), url.as_str())
         .headers(request_headers(&parts.headers, forward_auth));
-    if let Some(auth) = upstream.as_ref().and_then(|u| u.authorization.clone()) {
-        out = out.header(header::AUTHORIZATION, auth);
-    }
     let mut pushed = None;
     if let Some((bytes, digest)) = manifest {
         out = out.header(header::CONTENT_LENGTH, bytes.len()).body(bytes);
@@ -132,7 +129,23 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         out = out.body(reqwest::Body::wrap_stream(body.into_data_stream()));
     }
 
-    let resp = out.send().await.map_err(|error| {
+    let sent = match (&upstream, &routed.repo) {
+        // Upstreams get configured credentials only, exchanged for a Bearer token when they
+        // ask for one; their requests have no body, so a challenged one is simply sent again.
+        (Some(up), Some((_, repo))) => {
+            let headers = request_headers(&parts.headers, false);
+            up.send(repo, || {
+                routed
+                    .backend
+                    .client
+                    .request(parts.method.clone(), url.as_str())
+                    .headers(headers.clone())
+            })
+            .await
+        }
+        _ => out.send().await,
+    };
+    let resp = sent.map_err(|error| {
         Metrics::inc(&state.metrics.backend_errors);
         tracing::warn!(backend = %routed.backend.name, %error, "backend request failed");
         OciError::backend_unavailable(&routed.backend.name)

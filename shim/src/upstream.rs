@@ -6,10 +6,14 @@
 //! another), a client's own credentials never go upstream (the upstream's come from
 //! configuration), and upstreams are read-only.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode, header};
 use shimmer_config::{Config, normalize_registry_host};
 
 use crate::backend::{Backend, BackendError};
@@ -20,10 +24,172 @@ pub const OCI_NAMESPACE: &str = "oci-namespace";
 #[derive(Debug)]
 pub struct Upstream {
     pub backend: Arc<Backend>,
-    /// `Authorization` the shim sends upstream, from configuration.
+    /// `Authorization` the shim sends upstream before any challenge, from configuration (a
+    /// static token, or Basic credentials).
     pub authorization: Option<HeaderValue>,
     /// Whether pulls from it go through the cache (when one is configured).
     pub cache: bool,
+    /// Whether `authorization` is a static token (then no token exchange happens).
+    static_token: bool,
+    /// The token service the upstream named in its `Bearer` challenge, once it has.
+    realm: Mutex<Option<Challenge>>,
+    /// Bearer tokens by scope, with when they stop being used.
+    tokens: Mutex<HashMap<String, (HeaderValue, Instant)>>,
+}
+
+/// A registry's `WWW-Authenticate: Bearer realm="...",service="..."` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: String,
+    pub service: Option<String>,
+}
+
+impl Challenge {
+    /// Parses a `Bearer` challenge; anything else (Basic, malformed) is `None`.
+    pub fn parse(value: &str) -> Option<Self> {
+        let rest = value
+            .trim()
+            .strip_prefix("Bearer ")
+            .or_else(|| value.trim().strip_prefix("bearer "))?;
+        let mut realm = None;
+        let mut service = None;
+        let mut chars = rest.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+                chars.next();
+            }
+            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+            if key.is_empty() {
+                break;
+            }
+            let mut value = String::new();
+            if chars.peek() == Some(&'"') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '"' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                value = chars.by_ref().take_while(|c| *c != ',').collect();
+            }
+            match key.trim().to_ascii_lowercase().as_str() {
+                "realm" => realm = Some(value),
+                "service" => service = Some(value),
+                _ => {}
+            }
+        }
+        let realm = realm.filter(|r| r.starts_with("https://") || r.starts_with("http://"))?;
+        Some(Self { realm, service })
+    }
+}
+
+/// How long a token is used when the service does not say (the spec's default is 60 s).
+const DEFAULT_TOKEN_LIFETIME: u64 = 60;
+
+impl Upstream {
+    /// The `Authorization` to send for a pull from `repo`: a cached Bearer token for its scope
+    /// once the upstream has challenged, else the configured credentials.
+    pub fn authorization_for(&self, repo: &str) -> Option<HeaderValue> {
+        if !self.static_token && self.realm.lock().expect("realm lock").is_some() {
+            let tokens = self.tokens.lock().expect("token lock");
+            if let Some((token, until)) = tokens.get(&scope(repo))
+                && Instant::now() < *until
+            {
+                return Some(token.clone());
+            }
+        }
+        self.authorization.clone()
+    }
+
+    /// After a 401: when the upstream asked for a Bearer token, fetches one for `repo` from
+    /// its token service with the configured credentials (anonymously without any) and returns
+    /// the header to retry with. `None`: nothing better to retry with.
+    pub async fn authorize_after(
+        &self,
+        repo: &str,
+        challenge: Option<&HeaderValue>,
+    ) -> Option<HeaderValue> {
+        if self.static_token {
+            return None;
+        }
+        let challenge = Challenge::parse(challenge?.to_str().ok()?)?;
+        *self.realm.lock().expect("realm lock") = Some(challenge.clone());
+        let scope = scope(repo);
+        let mut url = url::Url::parse(&challenge.realm).ok()?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(service) = &challenge.service {
+                q.append_pair("service", service);
+            }
+            q.append_pair("scope", &scope);
+        }
+        let mut req = self.backend.client.get(url);
+        if let Some((user, pass)) = &self.backend.credentials {
+            req = req.basic_auth(user, Some(pass.expose()));
+        }
+        let resp = match req.send().await {
+            Ok(r) if r.status() == StatusCode::OK => r,
+            Ok(r) => {
+                tracing::warn!(upstream = %self.backend.name, status = %r.status(), "token service refused");
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(upstream = %self.backend.name, %error, "token service unreachable");
+                return None;
+            }
+        };
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+            expires_in: Option<u64>,
+        }
+        let body: TokenResponse = resp.json().await.ok()?;
+        let token = body.token.or(body.access_token).filter(|t| !t.is_empty())?;
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+        value.set_sensitive(true);
+        // Renew a little early.
+        let lifetime = body.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME).max(10);
+        let until = Instant::now() + Duration::from_secs(lifetime - lifetime / 10);
+        let mut tokens = self.tokens.lock().expect("token lock");
+        if tokens.len() > 10_000 {
+            tokens.retain(|_, (_, u)| Instant::now() < *u);
+        }
+        tokens.insert(scope, (value.clone(), until));
+        Some(value)
+    }
+
+    /// Sends a bodiless request built by `build` with this upstream's credentials; on a 401
+    /// with a Bearer challenge, exchanges the credentials for a token and sends it again once.
+    pub async fn send(
+        &self,
+        repo: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut req = build();
+        if let Some(auth) = self.authorization_for(repo) {
+            req = req.header(header::AUTHORIZATION, auth);
+        }
+        let resp = req.send().await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        match self
+            .authorize_after(repo, resp.headers().get(header::WWW_AUTHENTICATE))
+            .await
+        {
+            Some(auth) => build().header(header::AUTHORIZATION, auth).send().await,
+            None => Ok(resp),
+        }
+    }
+}
+
+/// The token scope of a pull from `repo`.
+fn scope(repo: &str) -> String {
+    format!("repository:{repo}:pull")
 }
 
 /// Upstreams by normalised host name.
@@ -54,6 +220,9 @@ impl Upstreams {
                 backend,
                 authorization,
                 cache: u.cache,
+                static_token: u.token.is_some(),
+                realm: Mutex::new(None),
+                tokens: Mutex::new(HashMap::new()),
             });
             for h in &u.hosts {
                 by_host.insert(normalize_registry_host(h), upstream.clone());
@@ -149,5 +318,24 @@ mod tests {
                 .unwrap(),
             "Basic dTpw"
         );
+    }
+
+    #[test]
+    fn bearer_challenges_are_parsed_and_others_are_not() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+        )
+        .unwrap();
+        assert_eq!(c.realm, "https://auth.docker.io/token");
+        assert_eq!(c.service.as_deref(), Some("registry.docker.io"));
+        let c =
+            Challenge::parse(r#"Bearer service="s", realm="http://127.0.0.1:9/token""#).unwrap();
+        assert_eq!(c.realm, "http://127.0.0.1:9/token");
+        assert_eq!(Challenge::parse(r#"Basic realm="x""#), None);
+        assert_eq!(
+            Challenge::parse(r#"Bearer realm="file:///etc/passwd""#),
+            None
+        );
+        assert_eq!(Challenge::parse("Bearer"), None);
     }
 }

@@ -23,6 +23,17 @@ pub struct RegistryOptions {
     /// Serve HTTPS with this certificate and key (PEM files); with `client_ca`, demand client
     /// certificates signed by it (mutual TLS).
     pub tls: Option<RegistryTls>,
+    /// Demand registry Bearer tokens from this token service (`auth.token`).
+    pub token_auth: Option<TokenAuth>,
+}
+
+/// `auth.token` of a registry: who issues tokens and the certificate that signs them.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub root_cert_bundle: PathBuf,
 }
 
 /// TLS files for [`RegistryOptions::tls`].
@@ -41,6 +52,7 @@ impl Default for RegistryOptions {
             proxy_remote_url: None,
             log_level: "info".to_owned(),
             tls: None,
+            token_auth: None,
         }
     }
 }
@@ -201,6 +213,15 @@ fn config_yaml(opts: &RegistryOptions, dir: &Path, port: u16) -> String {
     }
     if let Some(remote) = &opts.proxy_remote_url {
         yaml += &format!("proxy: {{remoteurl: {}}}\n", json(remote));
+    }
+    if let Some(t) = &opts.token_auth {
+        yaml += &format!(
+            "auth:\n  token: {{realm: {}, service: {}, issuer: {}, rootcertbundle: {}}}\n",
+            json(&t.realm),
+            json(&t.service),
+            json(&t.issuer),
+            json(&t.root_cert_bundle.to_string_lossy())
+        );
     }
     yaml
 }

@@ -244,3 +244,101 @@ async fn the_host_in_path_form_reaches_the_same_upstream() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "NAME_UNKNOWN");
 }
+
+#[tokio::test]
+async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_credentials() {
+    let tokens = testkit::token::TokenServer::start("mirror", "upstream-secret").await;
+    let up = Registry::start(RegistryOptions {
+        token_auth: Some(tokens.registry_auth()),
+        ..Default::default()
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let d = image(&layout, "v1", "behind a token service");
+    // skopeo does the token dance itself against the real registry.
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "team/p:v1"),
+        &["--dest-creds", "mirror:upstream-secret"],
+    )
+    .await
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let cache_dir = tmp.path().join("cache");
+    for cached in [false, true] {
+        let cache = if cached {
+            format!("[cache]\npath = \"{}\"\n", cache_dir.display())
+        } else {
+            String::new()
+        };
+        let shim = Shim::start(&format!(
+            "{cache}{}username = \"mirror\"\npassword = \"upstream-secret\"\n",
+            upstream_toml("t", "registry-t.test", &up.url())
+        ))
+        .await;
+        let before = tokens.requests().len();
+        let r = http()
+            .get(format!(
+                "{}/v2/team/p/manifests/v1?ns=registry-t.test",
+                shim.url()
+            ))
+            .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+            .basic_auth("client", Some("client-password"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "cached: {cached}");
+        assert_eq!(r.headers()["docker-content-digest"], d.digest.as_str());
+        let r = http()
+            .get(format!(
+                "{}/v2/team/p/blobs/{blob}?ns=registry-t.test",
+                shim.url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            testkit::skopeo::digest_of(&r.bytes().await.unwrap()),
+            blob,
+            "the blob arrived whole"
+        );
+        // A real client through the host-in-path form.
+        let out = tmp.path().join(format!("pulled-{cached}"));
+        skopeo::copy(
+            &docker(&shim.host_port, "registry-t.test/team/p:v1"),
+            &format!("dir:{}", out.display()),
+            &[],
+        )
+        .await
+        .unwrap();
+        // The token service saw shimmer's configured credentials, for the right scope and
+        // service, never the client's; and one token served the repository's requests.
+        let asked = &tokens.requests()[before..];
+        assert!(!asked.is_empty(), "a token was fetched");
+        assert!(asked.len() <= 2, "tokens are reused: {asked:?}");
+        for t in asked {
+            assert_eq!(
+                t.authorization.as_deref(),
+                Some("Basic bWlycm9yOnVwc3RyZWFtLXNlY3JldA=="),
+                "{t:?}"
+            );
+            assert_eq!(t.scope.as_deref(), Some("repository:team/p:pull"));
+            assert_eq!(t.service.as_deref(), Some(testkit::token::SERVICE));
+        }
+    }
+    // Without credentials the token carries no access: the upstream's 401 reaches the client.
+    let shim = Shim::start(&upstream_toml("t", "registry-t.test", &up.url())).await;
+    let r = http()
+        .get(format!(
+            "{}/v2/team/p/manifests/v1?ns=registry-t.test",
+            shim.url()
+        ))
+        .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

@@ -1,0 +1,240 @@
+//! A registry token service (the `realm` of a `WWW-Authenticate: Bearer` challenge), for a real
+//! docker-registry run with `auth.token`. Hand-written because no token server is packaged
+//! here (Docker Hub's, Harbor's and docker_auth are not): it implements only what the
+//! distribution token spec asks — `GET /token?service=&scope=` with optional Basic
+//! credentials, answering `{"token", "access_token", "expires_in"}` with an RS256 JWT whose
+//! `x5c` header carries the signing certificate the registry trusts. Keys and signatures come
+//! from the `openssl` command. Every request is recorded, so tests can see who asked with what.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+
+use crate::registry::TokenAuth;
+
+pub const SERVICE: &str = "testkit-registry";
+pub const ISSUER: &str = "testkit-token-issuer";
+
+/// One token request as received.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub scope: Option<String>,
+    pub service: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
+struct Inner {
+    dir: TempDir,
+    cert_der_b64: String,
+    user: String,
+    password: String,
+    requests: Mutex<Vec<TokenRequest>>,
+}
+
+/// A running token service on a free loopback port.
+pub struct TokenServer {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = tokio::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+impl TokenServer {
+    /// Grants pull and push on any repository to `user`:`password`; anonymous requests get a
+    /// token with no access (as public registries do for private repositories).
+    pub async fn start(user: &str, password: &str) -> TokenServer {
+        let dir = tempfile::tempdir().expect("token server dir");
+        openssl(
+            dir.path(),
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=testkit-token-signer",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+            ],
+        )
+        .await;
+        let der = openssl(dir.path(), &["x509", "-in", "cert.pem", "-outform", "DER"]).await;
+        let inner = Arc::new(Inner {
+            dir,
+            cert_der_b64: STANDARD.encode(der),
+            user: user.to_owned(),
+            password: password.to_owned(),
+            requests: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind token server");
+        let addr = listener.local_addr().expect("token server address");
+        let app = Router::new()
+            .route("/token", get(token))
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TokenServer { addr, inner, task }
+    }
+
+    /// The registry's `auth.token` settings for this service.
+    pub fn registry_auth(&self) -> TokenAuth {
+        TokenAuth {
+            realm: format!("http://{}/token", self.addr),
+            service: SERVICE.to_owned(),
+            issuer: ISSUER.to_owned(),
+            root_cert_bundle: self.cert_path(),
+        }
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.inner.dir.path().join("cert.pem")
+    }
+
+    /// Every token request so far.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.inner.requests.lock().expect("requests lock").clone()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    service: Option<String>,
+    scope: Option<String>,
+}
+
+async fn token(
+    State(inner): State<Arc<Inner>>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    inner
+        .requests
+        .lock()
+        .expect("requests lock")
+        .push(TokenRequest {
+            scope: q.scope.clone(),
+            service: q.service.clone(),
+            authorization: authorization.clone(),
+        });
+    let granted = match authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Basic "))
+    {
+        None => false,
+        Some(b64) => {
+            let expected = format!("{}:{}", inner.user, inner.password);
+            if STANDARD.decode(b64).ok().as_deref() != Some(expected.as_bytes()) {
+                return (StatusCode::UNAUTHORIZED, "wrong credentials").into_response();
+            }
+            true
+        }
+    };
+    // scope = repository:<name>:<actions>
+    let access: Vec<serde_json::Value> = q
+        .scope
+        .iter()
+        .filter(|_| granted)
+        .filter_map(|s| {
+            let mut parts = s.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({
+                "type": kind, "name": name,
+                "actions": actions.split(',').collect::<Vec<_>>(),
+            }))
+        })
+        .collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [inner.cert_der_b64]});
+    let claims = serde_json::json!({
+        "iss": ISSUER, "sub": if granted { inner.user.as_str() } else { "" }, "aud": SERVICE,
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_id()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let input_path = inner.dir.path().join(format!("input-{}", rand_id()));
+    std::fs::write(&input_path, &signing_input).expect("write signing input");
+    let signature = openssl(
+        inner.dir.path(),
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            "key.pem",
+            &input_path.to_string_lossy(),
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_file(&input_path);
+    let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature));
+    Json(serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300})).into_response()
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish()
+}
