@@ -4,10 +4,14 @@
 
 use testkit::chromium;
 
-use crate::{
-    harness::Env,
-    pages::{HOSTILE_META, with_meta},
-};
+use crate::{harness::Env, pages::hostile_image};
+
+/// Where screenshots go for a person to look at: `target/web-screenshots/`.
+fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
 
 #[tokio::test]
 async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
@@ -18,12 +22,8 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
         "v1.2.1",
     )
     .await;
-    env.push_image(
-        &with_meta("provider-nop-main", HOSTILE_META),
-        "acme/provider-hostile",
-        "v1.0.0",
-    )
-    .await;
+    env.push_image(&hostile_image(), "acme/provider-hostile", "v1.0.0")
+        .await;
     env.index_all().await;
 
     // A hostile package: none of its script, handlers or links ran (each would have set
@@ -87,21 +87,59 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     assert!(dom.contains("class=\"kind\""), "{dom}");
     assert!(dom.contains(&format!("href=\"/docs/{object}\"")), "{dom}");
 
-    // A screenshot renders (the stylesheet loaded: a styled page is not blank).
-    let shot = env.layout_dir.path().join("home.png");
-    chromium::screenshot(
-        &format!(
-            "{}/packages/crossplane-contrib/provider-kubernetes",
-            env.web
-        ),
-        &shot,
-    )
-    .await
-    .unwrap();
-    let png = std::fs::read(&shot).unwrap();
+    // The hostile CRD's docs: nothing in its descriptions ran.
+    let hostile: String =
+        sqlx::query_scalar("select object_digest from api_types where kind = 'Hostile'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    let dom = chromium::dump_dom(&format!("{}/docs/{hostile}", env.web))
+        .await
+        .unwrap();
+    assert!(dom.contains("hostile field"), "{dom}");
     assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "{} bytes",
-        png.len()
+        !dom.contains("data-pwned"),
+        "hostile CRD content ran:\n{dom}"
     );
+
+    // A visit: home, a search, a package, a version, a CRD's docs; the rendered text is
+    // checked and each page is photographed for a person to look at.
+    let dir = screenshot_dir();
+    let visit = [
+        ("home", "/".to_owned(), "Recently indexed"),
+        (
+            "search",
+            "/search?q=ProviderConfig".to_owned(),
+            "ProviderConfig",
+        ),
+        (
+            "package",
+            "/packages/crossplane-contrib/provider-kubernetes".to_owned(),
+            "Latest version: v1.2.1",
+        ),
+        (
+            "version",
+            "/packages/crossplane-contrib/provider-kubernetes/versions/v1.2.1".to_owned(),
+            "API types (",
+        ),
+        (
+            "docs",
+            format!("/docs/{object}"),
+            "Object (kubernetes.crossplane.io)",
+        ),
+    ];
+    for (name, path, text) in visit {
+        let url = format!("{}{path}", env.web);
+        let dom = chromium::dump_dom(&url).await.unwrap();
+        assert!(dom.contains(text), "{name}: {text:?} not in\n{dom}");
+        let shot = dir.join(format!("{name}.png"));
+        chromium::screenshot(&url, &shot).await.unwrap();
+        let png = std::fs::read(&shot).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+        println!("screenshot of {path}: {}", shot.display());
+    }
 }

@@ -24,7 +24,7 @@ pub struct Env {
     pub web: String,
     pub pool: PgPool,
     pub indexer: Arc<Indexer>,
-    pub layout_dir: tempfile::TempDir,
+    _layout_dir: tempfile::TempDir,
     pub layout: OciLayout,
     _db: TestDatabase,
     _tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -94,7 +94,7 @@ visibility = \"private\"
             pool,
             indexer,
             layout,
-            layout_dir,
+            _layout_dir: layout_dir,
             _db: db,
             _tasks: vec![shim_task, web_task],
         }

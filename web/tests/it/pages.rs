@@ -38,6 +38,42 @@ metadata:
       A [safe link](https://example.com).
 spec: {}"#;
 
+/// A CRD whose descriptions and field names carry markup and script.
+pub const HOSTILE_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: hostiles.evil.example.com
+spec:
+  group: evil.example.com
+  names: {kind: Hostile, plural: hostiles, listKind: HostileList, singular: hostile}
+  scope: Cluster
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: "<script>document.body.dataset.pwned=10</script>"
+        properties:
+          spec:
+            type: object
+            description: "<img src=x onerror=\"document.body.dataset.pwned=11\"> [x](javascript:document.body.dataset.pwned=12) <b onclick=\"document.body.dataset.pwned=14\">hostile field</b>"
+            properties:
+              "<b onmouseover=document.body.dataset.pwned=15>f</b>":
+                type: string
+                description: "<a href=\"javascript:document.body.dataset.pwned=13\">y</a>"
+                enum: ["<script>document.body.dataset.pwned=16</script>"]"#;
+
+/// provider-nop with a hostile meta (readme, description, names, icon) and a hostile CRD.
+pub fn hostile_image() -> xpkg_image::PackageImage {
+    let mut image = with_meta("provider-nop-main", HOSTILE_META);
+    image.package_yaml.extend_from_slice(b"\n---\n");
+    image.package_yaml.extend_from_slice(HOSTILE_CRD.as_bytes());
+    image.package_yaml.push(b'\n');
+    image
+}
+
 #[tokio::test]
 async fn pages_show_packages_versions_apis_and_docs() {
     let env = Env::with_catalogue().await;
@@ -380,13 +416,32 @@ async fn a_cdn_base_makes_immutable_urls_absolute() {
 #[tokio::test]
 async fn hostile_package_content_is_escaped_and_sanitised() {
     let env = Env::start().await;
-    env.push_image(
-        &with_meta("provider-nop-main", HOSTILE_META),
-        "acme/provider-hostile",
-        "v1.0.0",
-    )
-    .await;
+    env.push_image(&hostile_image(), "acme/provider-hostile", "v1.0.0")
+        .await;
     env.index_all().await;
+    let hostile_crd: String =
+        sqlx::query_scalar("select object_digest from api_types where kind = 'Hostile'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    let docs = env.text(&format!("/docs/{hostile_crd}")).await;
+    assert!(docs.contains("hostile field"), "{docs}");
+    for tag in tags(&docs) {
+        if tag.starts_with("<script src=\"/static/app.") {
+            continue;
+        }
+        let t = tag.to_ascii_lowercase();
+        for bad in [
+            "<script",
+            "<img",
+            " onerror",
+            " onclick",
+            " onmouseover",
+            "javascript:",
+        ] {
+            assert!(!t.contains(bad), "{bad} in a docs tag: {tag}");
+        }
+    }
     let page = env
         .text("/packages/acme/provider-hostile/versions/v1.0.0")
         .await;
@@ -457,4 +512,127 @@ pub fn tags(html: &str) -> Vec<&str> {
         rest = &rest[end..];
     }
     out
+}
+
+/// `provider-kubernetes-v1.2.1` -> (`upbound/provider-kubernetes`, `v1.2.1`).
+fn repo_and_tag(dir: &std::path::Path) -> (String, String) {
+    let name = dir.file_name().unwrap().to_str().unwrap();
+    let (repo, tag) = name.rsplit_once('-').unwrap();
+    (format!("upbound/{repo}"), tag.to_owned())
+}
+
+#[tokio::test]
+async fn every_page_of_every_real_package_renders() {
+    let env = Env::start().await;
+    let dirs = xpkg_source::package_dirs();
+    for dir in &dirs {
+        let (repo, tag) = repo_and_tag(dir);
+        let image = xpkg_image::from_source(dir);
+        env.push_image(&image, &repo, &tag).await;
+    }
+    env.index_all().await;
+    let repos: Vec<String> = sqlx::query_scalar("select repository from packages order by 1")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert!(repos.len() >= 7, "{repos:?}");
+    let mut docs = std::collections::BTreeSet::new();
+    for repo in &repos {
+        let p = env.json(&format!("/api/v1/packages/{repo}")).await;
+        assert!(
+            env.text(&format!("/packages/{repo}"))
+                .await
+                .contains("<h2>Versions</h2>")
+        );
+        for v in p["versions"].as_array().unwrap() {
+            let url = v["url"].as_str().unwrap();
+            let html = env.text(url).await;
+            assert!(html.contains("class=\"version-title\""), "{url}");
+            let api = env.json(v["api_url"].as_str().unwrap()).await;
+            for a in api["apis"].as_array().unwrap() {
+                docs.insert(a["docs_url"].as_str().unwrap().to_owned());
+            }
+            for o in api["objects"].as_array().unwrap() {
+                if o["class"] != "meta" {
+                    docs.insert(o["docs_url"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    let stored: i64 = env
+        .scalar("select count(distinct object_digest) from api_types")
+        .await;
+    assert!(
+        docs.len() as i64 >= stored,
+        "every API's docs: {} < {stored}",
+        docs.len()
+    );
+    for url in &docs {
+        let r = env.get(url).await;
+        assert_eq!(r.status(), 200, "{url}");
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("<h1 class=\"docs-title\">"),
+            "{url}"
+        );
+    }
+
+    // A known field's description appears under its path.
+    let (object, body): (String, serde_json::Value) = sqlx::query_as(
+        "select a.object_digest, o.body from api_types a join objects o on o.digest = a.object_digest
+         join tags t on t.version_id = a.version_id join packages p on p.id = t.package_id
+         where p.repository = 'upbound/provider-kubernetes' and t.tag = 'v1.2.1'
+           and a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let v1alpha2 = body["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1alpha2")
+        .unwrap();
+    let description =
+        v1alpha2["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["deletionPolicy"]
+            ["description"]
+            .as_str()
+            .unwrap();
+    let html = env.text(&format!("/docs/{object}")).await;
+    let at = html
+        .find("id=\"v1alpha2.spec.deletionPolicy\"")
+        .expect("the field's anchor");
+    let field = &html[at..at + html[at..].find("</li>").unwrap()];
+    let first_words: Vec<&str> = description.split_whitespace().take(6).collect();
+    assert!(
+        field.contains(&first_words.join(" ")),
+        "{first_words:?} under the path: {field}"
+    );
+    // A deprecated version is marked.
+    let v1alpha1 = &html[html
+        .find("<section class=\"schema-version\" id=\"v1alpha1\">")
+        .unwrap()..];
+    let heading = &v1alpha1[..v1alpha1.find("</h2>").unwrap()];
+    assert!(heading.contains("badge deprecated"), "{heading}");
+    let version_page = env
+        .text("/packages/upbound/provider-kubernetes/versions/v1.2.1")
+        .await;
+    assert!(
+        version_page
+            .contains("class=\"apiversion deprecated\" title=\"served, deprecated\">v1alpha1"),
+        "deprecated marked in the API table"
+    );
+
+    // Dependencies link to the packages shimmer has indexed.
+    let conf = env
+        .text("/packages/upbound/configuration-aws-network/versions/v0.15.0")
+        .await;
+    assert!(
+        conf.contains("<a href=\"/packages/upbound/provider-aws-ec2\">xpkg.upbound.io/upbound/provider-aws-ec2</a>"),
+        "{conf}"
+    );
+    assert!(conf.contains("xpkg.upbound.io/crossplane-contrib/function-auto-ready"));
+    assert!(!conf.contains("<a href=\"/packages/crossplane-contrib/function-auto-ready\">"));
 }
