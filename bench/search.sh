@@ -17,28 +17,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 command -v oha >/dev/null || cargo install oha --locked
 cargo build --release -q -p shimmer
 SHIMMER=$PWD/target/release/shimmer
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-WORK=$(mktemp -d /tmp/shimmer-search-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -m immediate -w stop >/dev/null 2>&1 || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; exit 1; }
-
+source bench/lib.sh
+bench_workdir search
 PG=$(free_port); WEB=$(free_port)
-mkdir -p "$WORK/pg"
-[[ $(id -u) -eq 0 ]] && chown postgres: "$WORK" "$WORK/pg"
-as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C --no-sync >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/log" -w start \
-    -o "-p $PG -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null
-psql -q -h 127.0.0.1 -p "$PG" -U postgres -c "create database shimmer"
+start_pg "$PG"
 SQL() { psql -q -h 127.0.0.1 -p "$PG" -U postgres -d shimmer -tAc "$1"; }
 cat >"$WORK/shimmer.toml" <<EOF
 [database]

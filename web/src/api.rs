@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::{
     AppState, db,
     http::{Caching, WebError, cached},
-    pages::{CheckedSearch, SearchParams, check_search, parse_docs_id},
+    pages::{CheckedSearch, SearchParams, check_search, page_caching, parse_docs_id, run_search},
     views::{self, package_url, split_version_path, version_url},
 };
 
@@ -54,13 +54,6 @@ fn json_response(
         "application/json",
         serde_json::to_vec(value).unwrap_or_default(),
     )
-}
-
-fn page_caching(state: &AppState, reader: bool) -> Caching {
-    Caching::Page {
-        max_age: state.page_max_age.as_secs(),
-        public: !reader,
-    }
 }
 
 pub async fn not_found() -> ApiError {
@@ -179,18 +172,7 @@ pub async fn search(
     }
     let reader = state.is_reader(&headers);
     let size = i64::from(state.page_size);
-    let hits = db::search(
-        &state.pool,
-        reader,
-        &db::Query {
-            q: &q,
-            package_type,
-            group: group.as_deref(),
-            limit: size,
-            offset: (page - 1) * size,
-        },
-    )
-    .await?;
+    let hits = run_search(&state, reader, &q, package_type, group.as_deref(), page).await?;
     let total = hits.first().map(|h| h.total).unwrap_or(0);
     let hits: Vec<Value> = hits
         .iter()

@@ -103,7 +103,7 @@ impl<T, E: Into<WebError>> OrPage<T> for Result<T, E> {
     }
 }
 
-fn page_caching(state: &AppState, reader: bool) -> Caching {
+pub fn page_caching(state: &AppState, reader: bool) -> Caching {
     Caching::Page {
         max_age: state.page_max_age.as_secs(),
         public: !reader,
@@ -678,6 +678,30 @@ struct SearchPage {
     next: Option<String>,
 }
 
+/// One page of search hits (the page size is the configuration's).
+pub async fn run_search(
+    state: &AppState,
+    reader: bool,
+    q: &str,
+    package_type: Option<&str>,
+    group: Option<&str>,
+    page: i64,
+) -> sqlx::Result<Vec<db::SearchHit>> {
+    let size = i64::from(state.page_size);
+    db::search(
+        &state.pool,
+        reader,
+        &db::Query {
+            q,
+            package_type,
+            group,
+            limit: size,
+            offset: (page - 1) * size,
+        },
+    )
+    .await
+}
+
 pub async fn search(
     State(state): State<Arc<AppState>>,
     Query(params): Query<SearchParams>,
@@ -694,19 +718,9 @@ pub async fn search(
     let hits = if q.is_empty() {
         vec![]
     } else {
-        db::search(
-            &state.pool,
-            reader,
-            &db::Query {
-                q: &q,
-                package_type,
-                group: group.as_deref(),
-                limit: size,
-                offset: (page - 1) * size,
-            },
-        )
-        .await
-        .or_page(&state)?
+        run_search(&state, reader, &q, package_type, group.as_deref(), page)
+            .await
+            .or_page(&state)?
     };
     let total = hits.first().map(|h| h.total).unwrap_or(0);
     let link = |p: i64| {
