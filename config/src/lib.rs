@@ -174,6 +174,10 @@ pub struct BackendConfig {
     /// `public` or `private` in the marketplace; unset: public only if the backend serves the
     /// manifest without credentials (the indexer checks).
     pub visibility: Option<Visibility>,
+    /// Serve blob pulls through the pull-through cache (`[cache] path`); each request is still
+    /// authorised by the backend (a `HEAD` with the client's own headers) first.
+    #[serde(default)]
+    pub cache: bool,
     #[serde(default = "default_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
     /// Longest silence while reading a response (not a cap on a whole blob transfer).
@@ -205,6 +209,7 @@ impl BackendConfig {
             repository_prefix: String::new(),
             client_auth: ClientAuth::Auto,
             visibility: None,
+            cache: false,
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
         }

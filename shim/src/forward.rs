@@ -97,7 +97,14 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
             )
         }
         None => match resolve(state, &endpoint)? {
-            Some(routed) => (routed, None),
+            Some(routed) => {
+                if let Some(resp) =
+                    backend_blob_from_cache(state, &routed, &endpoint, &parts).await?
+                {
+                    return Ok(resp);
+                }
+                (routed, None)
+            }
             None => return Ok(local_answer(&endpoint)),
         },
     };
@@ -203,6 +210,52 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
 }
 
 /// Manifests and blobs of a caching upstream come from the cache; `None` sends the request on.
+/// A blob `GET`/`HEAD` on a backend with `cache = true`: the backend first authorises the
+/// client (a `HEAD` of the blob with the client's own headers, credentials as the backend's
+/// `client_auth` allows); only a `200` lets the cache answer (filling it on a miss). Anything
+/// else falls through to the ordinary pass-through, so the client gets the backend's own answer.
+async fn backend_blob_from_cache(
+    state: &AppState,
+    routed: &Routed,
+    endpoint: &Endpoint,
+    parts: &http::request::Parts,
+) -> Result<Option<Response>, OciError> {
+    let (Endpoint::Blob { digest, .. }, Some(up), Some((_, repo))) = (
+        endpoint,
+        state.upstreams.backend_cache(&routed.backend.name),
+        &routed.repo,
+    ) else {
+        return Ok(None);
+    };
+    if state.cache.is_none() || !matches!(parts.method, Method::GET | Method::HEAD) {
+        return Ok(None);
+    }
+    let forward_auth = routed.backend.forwards_client_auth().await;
+    let url = routed
+        .backend
+        .url(&format!("/v2/{repo}/blobs/{digest}"), None);
+    let allowed = routed
+        .backend
+        .client
+        .head(url.as_str())
+        .headers(request_headers(&parts.headers, forward_auth))
+        .send()
+        .await
+        .map(|r| {
+            routed.backend.observe(r.status());
+            r.status() == StatusCode::OK
+        })
+        .unwrap_or(false);
+    if !allowed {
+        return Ok(None);
+    }
+    let cached = Endpoint::Blob {
+        name: repo.clone(),
+        digest: digest.clone(),
+    };
+    from_cache(state, up, &cached, &parts.method, &parts.headers).await
+}
+
 async fn from_cache(
     state: &AppState,
     up: &Arc<upstream::Upstream>,

@@ -192,10 +192,11 @@ fn scope(repo: &str) -> String {
     format!("repository:{repo}:pull")
 }
 
-/// Upstreams by normalised host name.
+/// Upstreams by normalised host name, and the cache side of backends with `cache = true`.
 #[derive(Debug, Default)]
 pub struct Upstreams {
     by_host: HashMap<String, Arc<Upstream>>,
+    backends: HashMap<String, Arc<Upstream>>,
 }
 
 impl Upstreams {
@@ -228,7 +229,42 @@ impl Upstreams {
                 by_host.insert(normalize_registry_host(h), upstream.clone());
             }
         }
-        Ok(Self { by_host })
+        let mut backends = HashMap::new();
+        for b in config.backends.iter().filter(|b| b.cache) {
+            // Fills use shimmer's own credentials for the backend (the client's request has
+            // been authorised by the backend before the cache is consulted).
+            let cfg = shimmer_config::BackendConfig {
+                repository_prefix: String::new(),
+                ..b.clone()
+            };
+            let backend = Backend::from_config(&cfg)?;
+            let authorization = backend.credentials.as_ref().map(|(user, pass)| {
+                let mut v = HeaderValue::from_str(&format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{user}:{}", pass.expose()))
+                ))
+                .expect("credentials are header-safe");
+                v.set_sensitive(true);
+                v
+            });
+            backends.insert(
+                b.name.clone(),
+                Arc::new(Upstream {
+                    backend,
+                    authorization,
+                    cache: true,
+                    static_token: false,
+                    realm: Mutex::new(None),
+                    tokens: Mutex::new(HashMap::new()),
+                }),
+            );
+        }
+        Ok(Self { by_host, backends })
+    }
+
+    /// The cache side of a backend with `cache = true`.
+    pub fn backend_cache(&self, backend: &str) -> Option<&Arc<Upstream>> {
+        self.backends.get(backend)
     }
 
     /// The upstream configured for the host `ns` names, if any.

@@ -491,3 +491,98 @@ async fn oci_pull_conformance_through_the_cache() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache() {
+    let reg = Registry::start(RegistryOptions {
+        htpasswd: Some(("alice".into(), "alice-pass".into())),
+        ..Default::default()
+    })
+    .await;
+    let rec = Recorder::start(&reg.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let shim = Shim::start(&format!(
+        "[cache]\npath = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\ncache = true\n\
+         username = \"alice\"\npassword = \"alice-pass\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+        cache_dir.display(),
+        rec.url()
+    ))
+    .await;
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &shim.docker("team/p:v1"),
+        &["--dest-creds", "alice:alice-pass"],
+    )
+    .await
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let url = format!("{}/v2/team/p/blobs/{blob}", shim.url());
+    let gets = || {
+        rec.requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path_and_query.contains(&blob))
+            .count()
+    };
+    let heads = || {
+        rec.requests()
+            .into_iter()
+            .filter(|r| r.method == "HEAD" && r.path_and_query.contains(&blob))
+            .count()
+    };
+    assert_eq!(gets(), 0);
+    let pushed_heads = heads();
+    for round in 1..=3 {
+        let r = http()
+            .get(&url)
+            .basic_auth("alice", Some("alice-pass"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "round {round}");
+        assert_eq!(
+            skopeo::digest_of(&r.bytes().await.unwrap()),
+            blob,
+            "round {round}"
+        );
+        assert_eq!(
+            gets(),
+            1,
+            "one fill from the backend, then the cache (round {round})"
+        );
+        assert_eq!(
+            heads(),
+            pushed_heads + round,
+            "the backend authorised every request"
+        );
+    }
+    assert!(
+        files_under(&cache_dir)
+            .iter()
+            .any(|p| p.ends_with(blob.trim_start_matches("sha256:"))),
+        "the blob is in the cache"
+    );
+    // Without credentials, or with wrong ones, the backend's own answer: nothing from the cache.
+    for auth in [None, Some(("alice", "wrong"))] {
+        let mut req = http().get(&url);
+        if let Some((u, p)) = auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert!(
+            !r.bytes()
+                .await
+                .unwrap()
+                .windows(16)
+                .any(|w| w == &data[..16])
+        );
+    }
+    // Both refused requests were passed through to the backend, which answered them itself.
+    assert_eq!(gets(), 3);
+}
