@@ -123,7 +123,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     let mut out = routed
         .backend
         .client
-        .request(parts.method.clone(), url.as_str())
+        .request(parts.method.clone(), url.clone())
         .headers(request_headers(&parts.headers, forward_auth));
     let mut pushed = None;
     if let Some((bytes, digest)) = manifest {
@@ -145,7 +145,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                 routed
                     .backend
                     .client
-                    .request(parts.method.clone(), url.as_str())
+                    .request(parts.method.clone(), url.clone())
                     .headers(headers.clone())
             })
             .await
@@ -237,7 +237,7 @@ async fn backend_blob_from_cache(
     let allowed = routed
         .backend
         .client
-        .head(url.as_str())
+        .head(url)
         .headers(request_headers(&parts.headers, forward_auth))
         .send()
         .await
