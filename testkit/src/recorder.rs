@@ -33,9 +33,15 @@ impl RecordedRequest {
     }
 }
 
+/// Edits the head of an upstream response before the recorder returns it, given the request
+/// that produced it: lets a real registry behind the recorder stand in for a behaviour
+/// docker-registry 2.8 lacks (e.g. a `Link` header on tag lists, which newer registries send).
+pub type ResponseHook = Arc<dyn Fn(&RecordedRequest, &mut http::response::Parts) + Send + Sync>;
+
 /// An HTTP reverse proxy on a free loopback port that records each request and forwards it
 /// verbatim (Host included, bodies streamed both ways), returning the upstream response
-/// unchanged: no redirect following, no decompression, no added headers.
+/// unchanged: no redirect following, no decompression, no added headers (unless started with a
+/// [`ResponseHook`]).
 pub struct Recorder {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
@@ -46,16 +52,27 @@ struct Shared {
     upstream: String,
     client: Client<HttpConnector, Body>,
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    hook: Option<ResponseHook>,
 }
 
 impl Recorder {
     /// Starts recording and forwarding to `upstream` (`http://host:port`).
     pub async fn start(upstream: &str) -> Recorder {
+        Self::start_inner(upstream, None).await
+    }
+
+    /// The same, with `hook` editing each upstream response head on its way back.
+    pub async fn start_with_hook(upstream: &str, hook: ResponseHook) -> Recorder {
+        Self::start_inner(upstream, Some(hook)).await
+    }
+
+    async fn start_inner(upstream: &str, hook: Option<ResponseHook>) -> Recorder {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_owned(),
             client: http_client(),
             requests: requests.clone(),
+            hook,
         });
         let app = Router::new().fallback(forward).with_state(shared);
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -107,22 +124,23 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    let recorded = RecordedRequest {
+        method: parts.method.to_string(),
+        path_and_query: path_and_query.clone(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (n.as_str().to_owned(), value)
+            })
+            .collect(),
+    };
     shared
         .requests
         .lock()
         .expect("recorder lock")
-        .push(RecordedRequest {
-            method: parts.method.to_string(),
-            path_and_query: path_and_query.clone(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                    (n.as_str().to_owned(), value)
-                })
-                .collect(),
-        });
+        .push(recorded.clone());
     let uri: Uri = match format!("{}{path_and_query}", shared.upstream).parse() {
         Ok(uri) => uri,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("recorder: {e}")).into_response(),
@@ -138,6 +156,9 @@ async fn forward(State(shared): State<Arc<Shared>>, request: Request) -> Respons
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             remove_hop_by_hop(&mut parts.headers);
+            if let Some(hook) = &shared.hook {
+                hook(&recorded, &mut parts);
+            }
             Response::from_parts(parts, Body::new(body))
         }
         Err(e) => (StatusCode::BAD_GATEWAY, format!("recorder: upstream: {e}")).into_response(),

@@ -35,7 +35,11 @@ pub const ISSUER: &str = "testkit-token-issuer";
 /// One token request as received.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    /// The first `scope` parameter.
     pub scope: Option<String>,
+    /// Every `scope` parameter (clients ask for several at once, e.g. for a cross-repository
+    /// mount: push on the target, pull on the source).
+    pub scopes: Vec<String>,
     pub service: Option<String>,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
@@ -143,17 +147,20 @@ impl TokenServer {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct TokenQuery {
-    service: Option<String>,
-    scope: Option<String>,
-}
-
 async fn token(
     State(inner): State<Arc<Inner>>,
-    Query(q): Query<TokenQuery>,
+    Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
+    let scopes: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let service = params
+        .iter()
+        .find(|(k, _)| k == "service")
+        .map(|(_, v)| v.clone());
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -163,8 +170,9 @@ async fn token(
         .lock()
         .expect("requests lock")
         .push(TokenRequest {
-            scope: q.scope.clone(),
-            service: q.service.clone(),
+            scope: scopes.first().cloned(),
+            scopes: scopes.clone(),
+            service,
             authorization: authorization.clone(),
         });
     let granted = match authorization
@@ -181,8 +189,7 @@ async fn token(
         }
     };
     // scope = repository:<name>:<actions>
-    let access: Vec<serde_json::Value> = q
-        .scope
+    let access: Vec<serde_json::Value> = scopes
         .iter()
         .filter(|_| granted)
         .filter_map(|s| {

@@ -125,3 +125,20 @@ pub async fn error_code(resp: reqwest::Response) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Every file of a `dir:` copy with the sha256 of its contents (read in pieces: layers can be
+/// large).
+pub fn dir_digests(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mut file = std::fs::File::open(e.path()).unwrap();
+            let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+            std::io::copy(&mut file, &mut hasher).unwrap();
+            let digest = format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)));
+            (name, digest)
+        })
+        .collect()
+}

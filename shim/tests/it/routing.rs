@@ -3,6 +3,7 @@
 use reqwest::{StatusCode, header};
 use testkit::{
     oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    pg::PgServer,
     recorder::Recorder,
     registry::{Registry, RegistryOptions},
     skopeo,
@@ -26,10 +27,15 @@ async fn two_backends_are_routed_by_longest_prefix() {
         Registry::start(RegistryOptions::default()).await,
         Registry::start(RegistryOptions::default()).await,
     );
+    // Logging relays in front of both: which requests reached each backend.
+    let (a_rec, b_rec) = (
+        Recorder::start(&a.url()).await,
+        Recorder::start(&b.url()).await,
+    );
     let toml = format!(
         "{}{}",
-        backend_toml("a", &a.url(), "acme/"),
-        backend_toml("b", &b.url(), "acme/private/")
+        backend_toml("a", &a_rec.url(), "acme/"),
+        backend_toml("b", &b_rec.url(), "acme/private/")
     );
     let shim = Shim::start(&toml).await;
     let tmp = tempfile::tempdir().unwrap();
@@ -81,6 +87,28 @@ async fn two_backends_are_routed_by_longest_prefix() {
     assert!(
         err.contains("NAME_UNKNOWN") || err.contains("not routed"),
         "{err}"
+    );
+    // Each backend got its own repository's requests, and neither any for the unrouted name.
+    let (to_a, to_b) = (a_rec.requests(), b_rec.requests());
+    assert!(
+        to_a.iter()
+            .any(|r| r.path_and_query.starts_with("/v2/acme/public/"))
+    );
+    assert!(
+        to_b.iter()
+            .any(|r| r.path_and_query.starts_with("/v2/acme/private/x/"))
+    );
+    for r in to_a.iter().chain(&to_b) {
+        assert!(
+            !r.path_and_query.contains("elsewhere"),
+            "a backend was asked about an unrouted name: {r:?}"
+        );
+    }
+    assert!(
+        !to_a
+            .iter()
+            .any(|r| r.path_and_query.contains("acme/private/")),
+        "the shorter prefix's backend saw the longer prefix's repository"
     );
 }
 
@@ -218,4 +246,54 @@ async fn health_and_readiness() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_code(r).await, "UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn readyz_names_the_database_while_postgresql_is_down() {
+    let pg = PgServer::start().await;
+    let db_url = pg.create_database("shim_ready").await;
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start_with_database(&backend_toml("primary", &reg.url(), ""), &db_url).await;
+    let c = http();
+    let ready = || async {
+        let r = c
+            .get(format!("{}/readyz", shim.url()))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, v) = ready().await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["ready"], true);
+    assert_eq!(v["database"]["ok"], true);
+    assert_eq!(v["backends"]["primary"]["ok"], true);
+
+    pg.stop().await;
+    let (status, v) = ready().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["ready"], false);
+    assert_eq!(v["database"]["ok"], false, "{v}");
+    assert_eq!(
+        v["backends"]["primary"]["ok"], true,
+        "only the database is down: {v}"
+    );
+    // Liveness does not depend on the database.
+    let r = c
+        .get(format!("{}/healthz", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    pg.restart().await;
+    testkit::wait_until(
+        "readyz recovers with the database",
+        std::time::Duration::from_secs(20),
+        || async { ready().await.0 == StatusCode::OK },
+    )
+    .await;
+    let (_, v) = ready().await;
+    assert_eq!(v["database"]["ok"], true, "{v}");
 }

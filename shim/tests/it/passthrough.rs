@@ -1,0 +1,286 @@
+//! Endpoints passed through unchanged: manifest and blob `DELETE`, `ETag`s, tag-list pagination
+//! by `Link`, and `_catalog` through a backend with a repository prefix.
+
+use std::sync::Arc;
+
+use reqwest::{StatusCode, header};
+use testkit::{
+    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    recorder::Recorder,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+};
+
+use crate::harness::{Shim, backend_toml, docker, error_code, http};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A one-layer OCI image tagged `v1`; returns the layout, the manifest digest and the layer's.
+fn small_image(dir: &std::path::Path, content: &[u8]) -> (OciLayout, String, String) {
+    let layout = OciLayout::create(dir.join("layout"));
+    let image = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", content)]))],
+        ..Default::default()
+    });
+    layout.tag("v1", &image);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&layout.read_blob(&image.digest)).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    (layout, image.digest, layer)
+}
+
+/// `[[backend]]` + `[[route]]` for a backend storing shim names under `repository_prefix`.
+fn prefixed_backend_toml(name: &str, url: &str, route: &str, repository_prefix: &str) -> String {
+    backend_toml(name, url, route).replacen(
+        "\n\n[[route]]",
+        &format!("\nrepository_prefix = \"{repository_prefix}\"\n\n[[route]]"),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn manifest_and_blob_delete_reach_the_backend_and_etags_pass_through() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, digest, layer) = small_image(tmp.path(), b"to be deleted");
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/del:v1"), &[])
+        .await
+        .unwrap();
+    let c = http();
+    let manifest_url = format!("{}/v2/acme/del/manifests/{digest}", shim.url());
+
+    // ETag: the backend's, unchanged, on manifests and blobs; a conditional GET gets its 304.
+    for path in [
+        format!("/v2/acme/del/manifests/{digest}"),
+        format!("/v2/acme/del/blobs/{layer}"),
+    ] {
+        let direct = c
+            .get(format!("{}{path}", reg.url()))
+            .header(header::ACCEPT, OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        let via = c
+            .get(format!("{}{path}", shim.url()))
+            .header(header::ACCEPT, OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(via.status(), StatusCode::OK, "{path}");
+        let etag = via.headers()[header::ETAG].clone();
+        assert_eq!(etag, direct.headers()[header::ETAG], "{path}");
+        let r = c
+            .get(format!("{}{path}", shim.url()))
+            .header(header::ACCEPT, OCI_MANIFEST)
+            .header(header::IF_NONE_MATCH, etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path}");
+    }
+
+    // Manifest DELETE by digest: 202, then the backend no longer has it.
+    let r = c.delete(&manifest_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        r.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+    let r = c
+        .get(&manifest_url)
+        .header(header::ACCEPT, OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
+    let direct = c
+        .get(format!("{}/v2/acme/del/manifests/{digest}", reg.url()))
+        .header(header::ACCEPT, OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        direct.status(),
+        StatusCode::NOT_FOUND,
+        "deleted on the backend"
+    );
+
+    // Blob DELETE likewise.
+    let blob_url = format!("{}/v2/acme/del/blobs/{layer}", shim.url());
+    let r = c.delete(&blob_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = c.get(&blob_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+}
+
+/// docker-registry 2.8 ignores `n` and `last` on tag lists and never sends a `Link` for them.
+/// A relay in front of it adds the `Link` a newer registry sends (a stand-in for that
+/// behaviour; the tags themselves come from the real registry), once relative and once
+/// absolute, with opaque query state, pointing at the backend's own repository name.
+#[tokio::test]
+async fn tag_list_link_points_at_the_shim_and_maps_back_to_the_exact_backend_url() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let relay = Recorder::start_with_hook(
+        &reg.url(),
+        Arc::new(|req, resp| {
+            let host = req.header("host").unwrap_or_default().to_owned();
+            let link = match req.path_and_query.as_str() {
+                "/v2/mirror/acme/pag/tags/list?n=2" => {
+                    r#"</v2/mirror/acme/pag/tags/list?n=2&last=b>; rel="next""#.to_owned()
+                }
+                "/v2/mirror/acme/pag/tags/list?n=1" => format!(
+                    r#"<http://{host}/v2/mirror/acme/pag/tags/list?n=1&last=a%2Bz&_state=opaque%3D%3D>; rel="next""#
+                ),
+                _ => return,
+            };
+            resp.headers.insert(header::LINK, link.parse().unwrap());
+        }),
+    )
+    .await;
+    let shim = Shim::start(&prefixed_backend_toml(
+        "primary",
+        &relay.url(),
+        "",
+        "mirror/",
+    ))
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, _) = small_image(tmp.path(), b"paginated");
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/pag:a"), &[])
+        .await
+        .unwrap();
+    let c = http();
+    let raw = skopeo::inspect_raw(&shim.docker("acme/pag:a"), &[])
+        .await
+        .unwrap();
+    for tag in ["b", "c"] {
+        let r = c
+            .put(format!("{}/v2/acme/pag/manifests/{tag}", shim.url()))
+            .header(header::CONTENT_TYPE, OCI_MANIFEST)
+            .body(raw.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+
+    for (first, expected_link, backend_next) in [
+        (
+            "/v2/acme/pag/tags/list?n=2",
+            r#"</v2/acme/pag/tags/list?n=2&last=b>; rel="next""#,
+            "/v2/mirror/acme/pag/tags/list?n=2&last=b",
+        ),
+        (
+            "/v2/acme/pag/tags/list?n=1",
+            r#"</v2/acme/pag/tags/list?n=1&last=a%2Bz&_state=opaque%3D%3D>; rel="next""#,
+            "/v2/mirror/acme/pag/tags/list?n=1&last=a%2Bz&_state=opaque%3D%3D",
+        ),
+    ] {
+        let r = c
+            .get(format!("{}{first}", shim.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let link = r.headers()[header::LINK].to_str().unwrap().to_owned();
+        assert_eq!(link, expected_link);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["name"], "acme/pag", "the shim's name, not the backend's");
+
+        let next = link.split('<').nth(1).unwrap().split('>').next().unwrap();
+        let r = c.get(format!("{}{next}", shim.url())).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get(header::LINK).is_none(), "the last page");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["name"], "acme/pag");
+        let mut tags: Vec<_> = v["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect();
+        tags.sort();
+        assert_eq!(tags, ["a", "b", "c"]);
+        let reached = relay.requests();
+        assert!(
+            reached.iter().any(|r| r.path_and_query == backend_next),
+            "the backend did not get {backend_next} verbatim: {:?}",
+            reached.last()
+        );
+    }
+}
+
+#[tokio::test]
+async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_repositories_only() {
+    let (main, other) = (
+        Registry::start(RegistryOptions::default()).await,
+        Registry::start(RegistryOptions::default()).await,
+    );
+    let toml = format!(
+        "{}{}",
+        prefixed_backend_toml("main", &main.url(), "", "mirror/"),
+        backend_toml("other", &other.url(), "acme/private/")
+    );
+    let shim = Shim::start(&toml).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, _) = small_image(tmp.path(), b"catalog");
+    // Straight to the backend: two under the prefix, one under it that the shim routes to
+    // another backend, one outside the prefix.
+    for repo in [
+        "mirror/acme/a",
+        "mirror/acme/b",
+        "mirror/acme/private/shadow",
+        "plain/c",
+    ] {
+        skopeo::copy(
+            &layout.skopeo_ref("v1"),
+            &docker(&main.host_port(), &format!("{repo}:v1")),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    let c = http();
+    let r = c
+        .get(format!("{}/v2/_catalog", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["acme/a", "acme/b"]),
+        "{v}"
+    );
+
+    // Page by page, following the Link (its `last` is the backend's name, carried opaquely).
+    let mut next = Some(format!("{}/v2/_catalog?n=1", shim.url()));
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        pages += 1;
+        assert!(pages <= 10, "pagination does not end");
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        if let Some(link) = r.headers().get(header::LINK) {
+            let link = link.to_str().unwrap();
+            let target = link.split('<').nth(1).unwrap().split('>').next().unwrap();
+            assert!(target.starts_with("/v2/_catalog?"), "{link}");
+            next = Some(format!("{}{target}", shim.url()));
+        }
+        let v: serde_json::Value = r.json().await.unwrap();
+        seen.extend(
+            v["repositories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(seen, ["acme/a", "acme/b"]);
+    assert!(pages >= 4, "one backend repository per page: {pages}");
+}
