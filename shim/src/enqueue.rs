@@ -104,9 +104,11 @@ impl Enqueuer {
             return;
         }
         retry.push_back(pending);
+        // While a batch is being retried its jobs are out of the buffer but still waiting: never
+        // lower the gauge here (the retry loop sets it once the batch is done).
         self.metrics
             .enqueue_pending
-            .store(retry.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_max(retry.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Flushes the retry buffer every couple of seconds, forever.
@@ -118,22 +120,25 @@ impl Enqueuer {
                 tick.tick().await;
                 let batch: Vec<Pending> = {
                     let mut retry = this.retry.lock().expect("retry buffer poisoned");
-                    this.metrics
-                        .enqueue_pending
-                        .store(0, std::sync::atomic::Ordering::Relaxed);
                     retry.drain(..).collect()
                 };
                 // `write` puts a job back if the database is still away.
                 for pending in batch {
                     this.write(pending).await;
                 }
+                let retry = this.retry.lock().expect("retry buffer poisoned");
+                this.metrics
+                    .enqueue_pending
+                    .store(retry.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
         })
     }
 
-    /// Jobs waiting in memory for the database.
+    /// Jobs waiting in memory for the database (those being retried right now included).
     pub fn pending(&self) -> usize {
-        self.retry.lock().expect("retry buffer poisoned").len()
+        self.metrics
+            .enqueue_pending
+            .load(std::sync::atomic::Ordering::Relaxed) as usize
     }
 }
 

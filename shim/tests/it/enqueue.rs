@@ -184,13 +184,15 @@ async fn push_succeeds_with_the_database_down_and_the_job_arrives_later() {
         || async { shim.state.enqueuer.pending() >= 1 },
     )
     .await;
-    let metrics = http()
-        .get(format!("{}/metrics", shim.url()))
-        .send()
-        .await
-        .unwrap();
-    let text = metrics.text().await.unwrap();
-    assert!(!text.contains("shimmer_enqueue_failures_total 0"), "{text}");
+    // While the database is down: exactly the one pushed job waits in memory (the pull by tag
+    // above is of a digest this process has seen, so it adds none), nothing was written and
+    // nothing dropped. Each attempt (the first and every retry) counts as a failure.
+    let down = metrics(&shim).await;
+    assert_eq!(down["shimmer_enqueue_pending"], 1, "{down:?}");
+    assert_eq!(down["shimmer_jobs_enqueued_total"], 0, "{down:?}");
+    assert_eq!(down["shimmer_enqueue_dropped_total"], 0, "{down:?}");
+    assert!(down["shimmer_enqueue_failures_total"] >= 1, "{down:?}");
+    assert_eq!(shim.state.enqueuer.pending(), 1);
 
     pg.restart().await;
     let queued = wait_for_jobs(&shim.pool, 1).await;
@@ -200,4 +202,39 @@ async fn push_succeeds_with_the_database_down_and_the_job_arrives_later() {
             .any(|j| j.digest == digest && j.source == "push"),
         "{queued:?}"
     );
+    // Once written: nothing waits, exactly one job was enqueued, and the failures stay counted.
+    testkit::wait_until(
+        "the retried job is counted as written",
+        Duration::from_secs(10),
+        || async { metrics(&shim).await["shimmer_jobs_enqueued_total"] == 1 },
+    )
+    .await;
+    let up = metrics(&shim).await;
+    assert_eq!(up["shimmer_enqueue_pending"], 0, "{up:?}");
+    assert_eq!(up["shimmer_jobs_enqueued_total"], 1, "{up:?}");
+    assert_eq!(up["shimmer_enqueue_dropped_total"], 0, "{up:?}");
+    assert!(
+        up["shimmer_enqueue_failures_total"] >= down["shimmer_enqueue_failures_total"],
+        "{up:?}"
+    );
+    assert_eq!(shim.state.enqueuer.pending(), 0);
+}
+
+/// The shim's `/metrics`, as name -> value.
+async fn metrics(shim: &Shim) -> std::collections::HashMap<String, u64> {
+    let text = http()
+        .get(format!("{}/metrics", shim.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
