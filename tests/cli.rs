@@ -381,3 +381,142 @@ async fn preload_export_import_then_pull_offline() {
     assert_eq!(fallback.connections(), 0);
     server.start_kill().unwrap();
 }
+/// `shimmer shim` on SIGTERM: stops accepting connections at once, finishes the blob download
+/// in flight (all of it, the right bytes), then exits 0; afterwards nothing listens.
+#[tokio::test]
+async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
+    use std::time::Duration;
+    use testkit::oci::{ImageSpec, LayerSpec};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+    let registry = Registry::start(RegistryOptions::default()).await;
+    let db = testkit::pg::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(dir.path().join("layout"));
+    let image = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::random_gzip(64 * 1024 * 1024, 11)],
+        ..Default::default()
+    });
+    layout.tag("big", &image);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&layout.read_blob(&image.digest)).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let size = manifest["layers"][0]["size"].as_u64().unwrap();
+    skopeo::copy(
+        &layout.skopeo_ref("big"),
+        &format!("docker://{}/acme/big:v1", registry.host_port()),
+        &[],
+    )
+    .await
+    .unwrap();
+    let config = dir.path().join("shimmer.toml");
+    // The drain may take far longer than this test waits, so an exit within the wait below is
+    // the drain finishing, not timing out.
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"120s\"\n[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+            db.url,
+            registry.url()
+        ),
+    )
+    .unwrap();
+    assert!(
+        shimmer()
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
+        .args(["shim", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // It prints the address it bound (port 0: no race for a free port).
+    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("shimmer: OCI endpoint at http://") {
+                return rest.trim_end_matches("/v2/").to_owned();
+            }
+        }
+        panic!("shimmer shim exited without printing its address");
+    })
+    .await
+    .expect("shimmer shim prints its address");
+
+    // A client that reads slowly: the first 64 KiB of a 64 MiB blob, then nothing for a while.
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(
+        format!("GET /v2/acme/big/blobs/{layer} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        received.extend_from_slice(&buf[..n]);
+        if let Some(i) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {size}\r\n")),
+        "{head}"
+    );
+    let mut body = received.split_off(head_end);
+
+    let pid = server.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    testkit::wait_until(
+        "the shim refuses new connections",
+        Duration::from_secs(20),
+        || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(&addr).await.is_err() }
+        },
+    )
+    .await;
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the shim exited with a download in flight"
+    );
+
+    while (body.len() as u64) < size {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "the download was cut off at {} of {size} bytes",
+            body.len()
+        );
+        body.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(body.len() as u64, size);
+    assert_eq!(skopeo::digest_of(&body), layer);
+    drop(conn);
+
+    let status = tokio::time::timeout(Duration::from_secs(60), server.wait())
+        .await
+        .expect("the shim exits once the download is done")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "something still listens on {addr}"
+    );
+}
