@@ -26,6 +26,13 @@ enum Command {
         /// Fill the cache from this list of image references before serving.
         #[arg(long)]
         preload: Option<PathBuf>,
+        /// With `--preload`: only these platforms of an index (`os/arch[/variant]`,
+        /// repeatable; default all).
+        #[arg(long = "preload-platform")]
+        preload_platforms: Vec<String>,
+        /// With `--preload`: blobs fetched at once per image.
+        #[arg(long, default_value_t = 4)]
+        preload_concurrency: usize,
     },
     /// Run only the OCI endpoint.
     Shim,
@@ -46,7 +53,7 @@ enum Command {
     /// `host/repo@sha256:...`, one per line; `#` comments).
     Preload {
         list: PathBuf,
-        /// Only these platforms of an index (`os/arch`, repeatable; default all).
+        /// Only these platforms of an index (`os/arch[/variant]`, repeatable; default all).
         #[arg(long = "platform")]
         platforms: Vec<String>,
         /// Blobs fetched at once per image.
@@ -94,10 +101,25 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
-            match cli.command.unwrap_or(Command::Serve { preload: None }) {
-                Command::Serve { preload: list } => {
+            let command = cli.command.unwrap_or(Command::Serve {
+                preload: None,
+                preload_platforms: Vec::new(),
+                preload_concurrency: 4,
+            });
+            match command {
+                Command::Serve {
+                    preload: list,
+                    preload_platforms,
+                    preload_concurrency,
+                } => {
                     if let Some(list) = list {
-                        preload(config.clone(), &list, &[], 4).await?;
+                        preload(
+                            config.clone(),
+                            &list,
+                            &preload_platforms,
+                            preload_concurrency,
+                        )
+                        .await?;
                     }
                     serve(config, true).await
                 }
@@ -338,9 +360,15 @@ async fn cache(config: Arc<Config>, action: CacheAction) -> anyhow::Result<()> {
     let state = shim_state(&config).await?;
     match action {
         CacheAction::Ls => {
-            println!("{:<20} {:>10} {:>16}", "UPSTREAM", "ENTRIES", "BYTES");
-            for (upstream, entries, bytes) in shimmer_shim::preload::list(&state.pool).await? {
-                println!("{upstream:<20} {entries:>10} {bytes:>16}");
+            println!(
+                "{:<20} {:>10} {:>10} {:>16}",
+                "UPSTREAM", "MANIFESTS", "BLOBS", "BYTES"
+            );
+            for l in shimmer_shim::preload::list(&state).await? {
+                println!(
+                    "{:<20} {:>10} {:>10} {:>16}",
+                    l.upstream, l.manifests, l.blobs, l.bytes
+                );
             }
         }
         CacheAction::Export { dir } => {

@@ -93,10 +93,10 @@ async fn index_prints_one_json_object() {
             .all(|a| a["group"].is_string() && a["kind"].is_string() && a["versions"].is_array())
     );
     assert!(v["objects"].as_u64().unwrap() >= 2);
-    assert_eq!(
-        v["objects_new"],
-        v["objects"].as_u64().unwrap() + v["examples"].as_u64().unwrap()
-    );
+    // `objects` counts the version's distinct objects, examples included; a first run stores
+    // them all.
+    assert_eq!(v["objects_new"], v["objects"]);
+    assert!(v["objects"].as_u64().unwrap() > v["examples"].as_u64().unwrap());
     assert!(v["bytes_downloaded"].as_u64().unwrap() > 0);
     assert!(v["image_bytes"].as_u64().unwrap() > 0);
     // Again: the same objects, none new.
@@ -106,6 +106,70 @@ async fn index_prints_one_json_object() {
     ));
     assert_eq!(again["objects_new"], 0);
     assert_eq!(again["objects"], v["objects"]);
+    assert_eq!(again["package_type"], "Function");
+}
+
+#[tokio::test]
+async fn index_json_of_a_non_package_has_a_null_package_type() {
+    let registry = Registry::start(RegistryOptions::default()).await;
+    let db = testkit::pg::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(dir.path().join("layout"));
+    let layer = testkit::oci::tar_gz(&[("app", b"#!/bin/sh\necho hi\n")]);
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/app"]},
+        "rootfs": {"type": "layers", "diff_ids": [testkit::oci::diff_id(&layer)]},
+    }))
+    .unwrap();
+    let image = layout.add_image(testkit::oci::ImageSpec {
+        config,
+        layers: vec![testkit::oci::LayerSpec::bytes(layer)],
+        ..Default::default()
+    });
+    layout.tag("v1", &image);
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &format!("docker://{}/apps/web:v1", registry.host_port()),
+        &[],
+    )
+    .await
+    .unwrap();
+    let config = dir.path().join("shimmer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+            db.url,
+            registry.url()
+        ),
+    )
+    .unwrap();
+    let out = shimmer()
+        .args(["index", "apps/web:v1", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let object = v.as_object().unwrap();
+    assert!(
+        object.contains_key("package_type") && v["package_type"].is_null(),
+        "package_type is present and null: {v}"
+    );
+    assert_eq!(v["kind"], "image");
+    assert!(v["name"].is_null(), "{v}");
+    assert_eq!(v["apis"], serde_json::json!([]));
+    assert_eq!(
+        (v["objects"].as_u64(), v["objects_new"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(v["manifest_digest"], image.digest.as_str());
+    assert!(v["image_bytes"].as_u64().unwrap() > 0, "{v}");
 }
 
 /// A `shimmer indexer` process SIGKILLed in the middle of a job: after its lease runs out a
@@ -154,7 +218,7 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
     std::fs::write(
         &config,
         format!(
-            "[database]\nurl = \"{}\"\n[indexer]\nworkers = 1\nlease = \"2s\"\npoll_interval = \"200ms\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+            "[database]\nurl = \"{}\"\n[indexer]\nworkers = 1\nlease = \"2s\"\npoll_interval = \"200ms\"\nretry_base = \"1s\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
             db.url,
             slow.url()
         ),
@@ -267,8 +331,8 @@ async fn preload_export_import_then_pull_offline() {
     });
     let index = layout.add_index(IndexSpec {
         manifests: vec![
-            amd.with_platform("linux", "amd64"),
-            arm.with_platform("linux", "arm64"),
+            amd.clone().with_platform("linux", "amd64"),
+            arm.clone().with_platform("linux", "arm64"),
         ],
         ..Default::default()
     });
@@ -323,20 +387,107 @@ async fn preload_export_import_then_pull_offline() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
+    // What each image is made of, by digest and size, from the layout that was pushed.
+    let parts = |manifests: &[&testkit::oci::Descriptor]| {
+        let mut ms = std::collections::BTreeMap::new();
+        let mut blobs = std::collections::BTreeMap::new();
+        for m in manifests {
+            let bytes = layout.read_blob(&m.digest);
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            ms.insert(m.digest.clone(), bytes.len() as u64);
+            for d in
+                std::iter::once(&v["config"]).chain(v["layers"].as_array().into_iter().flatten())
+            {
+                if let Some(digest) = d["digest"].as_str() {
+                    blobs.insert(digest.to_owned(), layout.read_blob(digest).len() as u64);
+                }
+            }
+        }
+        (ms, blobs)
+    };
+    let expect = |manifests: &[&testkit::oci::Descriptor]| {
+        let (ms, blobs) = parts(manifests);
+        let bytes: u64 = ms.values().sum::<u64>() + blobs.values().sum::<u64>();
+        (ms.len() as u64, blobs.len() as u64, bytes)
+    };
+    let ls_of = |out: &str| -> Option<(u64, u64, u64)> {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some("a"))?;
+        let n: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        Some((n[0], n[1], n[2]))
+    };
+
     let progress = run(&["preload", list.to_str().unwrap()], &online);
     assert!(progress.contains("[2/2]"), "{progress}");
+    // Every entry is recorded before the preload command exits, exactly once.
     let ls = run(&["cache", "ls"], &online);
-    assert!(
-        ls.lines().any(|l| l.starts_with('a') && !l.contains(" 0 ")),
-        "{ls}"
+    assert_eq!(
+        ls_of(&ls),
+        Some(expect(&[&single, &index, &amd, &arm])),
+        "(manifests, blobs, bytes): {ls}"
     );
     let export = dir.path().join("export");
     run(&["cache", "export", export.to_str().unwrap()], &online);
 
+    // A platform variant is honoured: arm64 without a variant is v8.
+    let arm_db = testkit::pg::fresh_database().await;
+    let arm_site = site("arm", &arm_db.url, "");
+    run(
+        &[
+            "preload",
+            "--platform",
+            "linux/arm64/v8",
+            list.to_str().unwrap(),
+        ],
+        &arm_site,
+    );
+    assert_eq!(
+        ls_of(&run(&["cache", "ls"], &arm_site)),
+        Some(expect(&[&single, &index, &arm])),
+        "only the arm64 child of the index"
+    );
+
     upstream.stop().await;
     let offline_db = testkit::pg::fresh_database().await;
     let offline = site("offline", &offline_db.url, "offline = true");
+    // An export with one corrupted blob is refused whole, naming the file.
+    let bad = dir.path().join("export-bad");
+    copy_dir(&export, &bad);
+    let (_, blobs) = parts(&[&single]);
+    let victim = blobs.keys().next().unwrap().trim_start_matches("sha256:");
+    let victim_path = bad.join("cache/a/blobs/sha256").join(victim);
+    let mut bytes = std::fs::read(&victim_path).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&victim_path, bytes).unwrap();
+    let out = shimmer()
+        .args(["cache", "import", bad.to_str().unwrap(), "--config"])
+        .arg(&offline)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a corrupted import must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("do not match their digest") && err.contains(victim),
+        "{err}"
+    );
+    assert_eq!(
+        ls_of(&run(&["cache", "ls"], &offline)),
+        None,
+        "nothing imported"
+    );
+    assert!(!dir.path().join("offline-cache/a").exists());
+
     run(&["cache", "import", export.to_str().unwrap()], &offline);
+    assert_eq!(
+        ls_of(&run(&["cache", "ls"], &offline)),
+        Some(expect(&[&single, &index, &amd, &arm])),
+        "the import holds what was exported"
+    );
     let listen = std::fs::read_to_string(&offline).unwrap();
     let addr = listen
         .lines()
@@ -380,6 +531,18 @@ async fn preload_export_import_then_pull_offline() {
         .expect("index offline");
     assert_eq!(fallback.connections(), 0);
     server.start_kill().unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }
 /// `shimmer shim` on SIGTERM: stops accepting connections at once, finishes the blob download
 /// in flight (all of it, the right bytes), then exits 0; afterwards nothing listens.

@@ -276,8 +276,11 @@ pub struct UpstreamConfig {
     pub password: Option<Secret>,
     pub password_env: Option<String>,
     pub password_file: Option<PathBuf>,
-    /// A static bearer token instead of Basic credentials.
+    /// A static bearer token instead of Basic credentials: `token`, or the name of an
+    /// environment variable holding it (`token_env`), or a file holding it (`token_file`).
     pub token: Option<Secret>,
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
     #[serde(default = "default_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
     #[serde(default = "default_read_timeout", with = "duration")]
@@ -302,6 +305,10 @@ pub struct CacheConfig {
     /// How long a cached tag is served before it is revalidated with a `HEAD` upstream:
     /// a duration (`"10m"`), `"0"` (always revalidate) or `"never"` (pin). Digests never are.
     pub tag_ttl: TagTtl,
+    /// Longest wait for an upstream to revalidate a cached tag; past it the cached copy is
+    /// served (a slow upstream must not stall pulls for the whole `read_timeout`).
+    #[serde(with = "duration")]
+    pub revalidate_timeout: Duration,
     /// Most bytes kept; least recently used content goes first. 0: no limit.
     pub max_bytes: u64,
     /// Content not used for this long is removed. Unset: kept however old.
@@ -318,6 +325,7 @@ impl Default for CacheConfig {
             path: None,
             offline: false,
             tag_ttl: TagTtl(Some(Duration::from_secs(600))),
+            revalidate_timeout: Duration::from_secs(3),
             max_bytes: 0,
             max_age: None,
             eviction_interval: Duration::from_secs(300),
@@ -351,6 +359,40 @@ impl<'de> Deserialize<'de> for TagTtl {
 }
 
 impl UpstreamConfig {
+    /// The static bearer token, from `token`, `token_env` or `token_file` (first set wins, as
+    /// for passwords).
+    pub fn resolve_token(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(t) = &self.token {
+            return Ok(Some(t.clone()));
+        }
+        if let Some(var) = &self.token_env {
+            return std::env::var(var)
+                .map(|v| Some(Secret::new(v)))
+                .map_err(|_| {
+                    ConfigError::invalid(
+                        format!("upstream.{}.token_env", self.name),
+                        format!("environment variable {var} is not set"),
+                    )
+                });
+        }
+        if let Some(path) = &self.token_file {
+            return std::fs::read_to_string(path)
+                .map(|v| Some(Secret::new(v.trim_end_matches(['\r', '\n']))))
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        format!("upstream.{}.token_file", self.name),
+                        format!("{}: {e}", path.display()),
+                    )
+                });
+        }
+        Ok(None)
+    }
+
+    /// Whether a static token is configured (in any of its three forms).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some() || self.token_env.is_some() || self.token_file.is_some()
+    }
+
     /// The backend settings the shim's HTTP client is built from (no client credentials ever
     /// pass: `client_auth = drop`).
     pub fn as_backend(&self) -> BackendConfig {
@@ -719,6 +761,103 @@ mod tests {
     fn explicit_missing_file_is_an_error() {
         let err = Config::load(Path::new("/nonexistent/shimmer.toml"), true).unwrap_err();
         assert!(err.to_string().contains("--config"), "{err}");
+    }
+
+    #[test]
+    fn tag_ttl_zero_always_revalidates_never_pins_and_durations_parse() {
+        let ttl = |v: &str| {
+            Config::from_toml(&format!("[cache]\ntag_ttl = {v}\n"))
+                .map(|c| c.cache.tag_ttl)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(ttl("\"0\""), Ok(TagTtl(Some(Duration::ZERO))));
+        assert_eq!(ttl("0"), Ok(TagTtl(Some(Duration::ZERO))));
+        assert_eq!(ttl("\"never\""), Ok(TagTtl(None)));
+        assert_eq!(ttl("\"10m\""), Ok(TagTtl(Some(Duration::from_secs(600)))));
+        assert_eq!(ttl("90"), Ok(TagTtl(Some(Duration::from_secs(90)))));
+        let err = ttl("\"sometimes\"").unwrap_err();
+        assert!(err.contains("tag_ttl"), "{err}");
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.cache.tag_ttl, TagTtl(Some(Duration::from_secs(600))));
+        assert_eq!(c.cache.revalidate_timeout, Duration::from_secs(3));
+    }
+
+    const UPSTREAM: &str =
+        "[[upstream]]\nname = \"up\"\nhosts = [\"registry.test\"]\nurl = \"http://127.0.0.1:1\"\n";
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn upstream_secrets_come_from_env_or_files_and_do_not_print() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SHIMMER_TEST_UP_PASSWORD", "pw-from-env");
+            jail.set_env("SHIMMER_TEST_UP_TOKEN", "token-from-env");
+            jail.create_file("password.txt", "pw-from-file\n")?;
+            jail.create_file("token.txt", "token-from-file\r\n")?;
+            let dir = jail.directory().to_owned();
+            let load = |extra: &str| {
+                let c = Config::from_toml(&format!("{UPSTREAM}{extra}")).unwrap();
+                c.upstreams[0].clone()
+            };
+            let u = load("username = \"me\"\npassword_env = \"SHIMMER_TEST_UP_PASSWORD\"\n");
+            let p = u.as_backend().resolve_password().unwrap().unwrap();
+            assert_eq!(p.expose(), "pw-from-env");
+            let u = load(&format!(
+                "username = \"me\"\npassword_file = \"{}\"\n",
+                dir.join("password.txt").display()
+            ));
+            let p = u.as_backend().resolve_password().unwrap().unwrap();
+            assert_eq!(
+                p.expose(),
+                "pw-from-file",
+                "one trailing newline is dropped"
+            );
+            let u = load("token_env = \"SHIMMER_TEST_UP_TOKEN\"\n");
+            assert!(u.has_token());
+            assert_eq!(
+                u.resolve_token().unwrap().unwrap().expose(),
+                "token-from-env"
+            );
+            let u = load(&format!(
+                "token_file = \"{}\"\n",
+                dir.join("token.txt").display()
+            ));
+            assert_eq!(
+                u.resolve_token().unwrap().unwrap().expose(),
+                "token-from-file"
+            );
+            let u = load("token = \"inline\"\ntoken_env = \"SHIMMER_TEST_UP_TOKEN\"\n");
+            assert_eq!(
+                u.resolve_token().unwrap().unwrap().expose(),
+                "inline",
+                "first set wins"
+            );
+            let u = load("");
+            assert!(!u.has_token());
+            assert_eq!(u.resolve_token().unwrap(), None);
+
+            // Missing sources are errors naming the key.
+            let u = load("token_env = \"SHIMMER_TEST_UP_UNSET\"\n");
+            let err = u.resolve_token().unwrap_err().to_string();
+            assert!(err.contains("upstream.up.token_env"), "{err}");
+            let u = load("token_file = \"/nonexistent/token\"\n");
+            let err = u.resolve_token().unwrap_err().to_string();
+            assert!(err.contains("upstream.up.token_file"), "{err}");
+            let u = load("password_env = \"SHIMMER_TEST_UP_UNSET\"\n");
+            let err = u.as_backend().resolve_password().unwrap_err().to_string();
+            assert!(err.contains("password_env"), "{err}");
+            let u = load("password_file = \"/nonexistent/pw\"\n");
+            let err = u.as_backend().resolve_password().unwrap_err().to_string();
+            assert!(err.contains("password_file"), "{err}");
+
+            // Inline secrets never print.
+            let c = Config::from_toml(&format!(
+                "{UPSTREAM}password = \"hunter2-secret\"\ntoken = \"tok-secret\"\n"
+            ))
+            .unwrap();
+            let printed = format!("{c:?}");
+            assert!(!printed.contains("hunter2-secret") && !printed.contains("tok-secret"));
+            Ok(())
+        });
     }
 
     #[test]

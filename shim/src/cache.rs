@@ -9,12 +9,20 @@
 //! it grows, so the first byte does not wait for the whole blob. The digest is checked at the
 //! end; only then is the file renamed into place. On a mismatch the temp file is deleted and
 //! every client's transfer is aborted: partial or corrupt files are never served.
+//!
+//! A cached tag past its TTL is revalidated with a `HEAD` bounded by `revalidate_timeout`; when
+//! the upstream is unreachable, failing or slow, the cached copy is served, logged and counted
+//! (`shimmer_cache_stale_served_total`). A `HEAD` without `Docker-Content-Digest` cannot
+//! revalidate, so a `GET` of the tag does (the copy is never served stale forever).
 
 use std::{
     collections::HashMap,
     io::SeekFrom,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -30,7 +38,7 @@ use shimmer_config::CacheConfig;
 use shimmer_store::PgPool;
 use tokio::{
     io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt},
-    sync::watch,
+    sync::{Notify, watch},
 };
 
 use crate::{error::OciError, forward::DOCKER_CONTENT_DIGEST, upstream::Upstream};
@@ -65,8 +73,19 @@ pub struct Cache {
     root: PathBuf,
     pub offline: bool,
     tag_ttl: Option<Duration>,
+    revalidate_timeout: Duration,
     pool: PgPool,
     inflight: Mutex<HashMap<PathBuf, InFlight>>,
+    /// Cached tags served because the upstream could not revalidate them.
+    pub stale_served: AtomicU64,
+    pending: Arc<Pending>,
+}
+
+/// Entry writes still running off the request path (see [`Cache::flush`]).
+#[derive(Default)]
+struct Pending {
+    count: AtomicUsize,
+    idle: Notify,
 }
 
 impl Cache {
@@ -80,9 +99,36 @@ impl Cache {
             root: root.clone(),
             offline: config.offline,
             tag_ttl: config.tag_ttl.0,
+            revalidate_timeout: config.revalidate_timeout,
             pool,
             inflight: Mutex::new(HashMap::new()),
+            stale_served: AtomicU64::new(0),
+            pending: Arc::default(),
         })))
+    }
+
+    /// Waits until every cache entry recorded so far is in the database (requests record them
+    /// off their path; a short-lived process such as `shimmer preload` must wait before it exits).
+    pub async fn flush(&self) {
+        loop {
+            let idle = self.pending.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.pending.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// The cache's counters in Prometheus' text format.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP shimmer_cache_stale_served_total Cached tags served because the upstream could not revalidate them\n\
+             # TYPE shimmer_cache_stale_served_total counter\n\
+             shimmer_cache_stale_served_total {}\n",
+            self.stale_served.load(Ordering::Relaxed)
+        )
     }
 
     fn path(&self, upstream: &str, kind: &str, digest: &str) -> Option<PathBuf> {
@@ -98,11 +144,16 @@ impl Cache {
             repo.to_owned(),
             media_type.map(str::to_owned),
         );
+        let pending = self.pending.clone();
+        pending.count.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             if let Err(error) =
                 shimmer_store::cache::touch(&pool, &up, &d, &r, m.as_deref(), size as i64).await
             {
                 tracing::debug!(%error, "cache entry not recorded");
+            }
+            if pending.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+                pending.idle.notify_waiters();
             }
         });
     }
@@ -367,64 +418,140 @@ impl Cache {
         if self.offline {
             return Err(unknown());
         }
-        // Revalidate with a HEAD (registries count GETs against rate limits).
-        let head = self
-            .upstream_send(up, Method::HEAD, repo, reference, headers)
-            .await;
-        let upstream_digest = match &head {
-            Ok(r) if r.status() == StatusCode::OK => r
-                .headers()
-                .get(&DOCKER_CONTENT_DIGEST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            Ok(r) if r.status() == StatusCode::NOT_FOUND => return Err(unknown()),
-            Ok(r) => {
-                tracing::warn!(%upstream, status = %r.status(), "upstream failing; serving the cached tag");
-                None
-            }
-            Err(error) => {
-                tracing::warn!(%upstream, %error, "upstream unreachable; serving the cached tag");
-                None
+        let stale = match cached {
+            Some(c) if self.has_manifest(upstream, &c.digest).await => c,
+            // Nothing to compare with or fall back on: fetch the tag.
+            _ => {
+                let fetched = self.fetch_manifest(up, repo, reference, headers).await?;
+                return Ok(self
+                    .store_tag(upstream, repo, reference, fetched, method)
+                    .await);
             }
         };
-        if let Some(c) = &cached {
-            let unchanged = upstream_digest.as_deref() == Some(c.digest.as_str());
-            if (unchanged || upstream_digest.is_none())
-                && let Some(r) = self
-                    .cached_manifest(upstream, repo, &c.digest, method)
-                    .await
-            {
-                if unchanged {
-                    let _ = shimmer_store::cache::set_tag(
-                        &self.pool,
-                        upstream,
-                        repo,
-                        reference,
-                        &c.digest,
-                        c.media_type.as_deref(),
-                    )
-                    .await;
+        // Revalidate with a HEAD (registries count GETs against rate limits), bounded so a
+        // slow upstream cannot stall the pull for its whole read timeout.
+        let head = tokio::time::timeout(
+            self.revalidate_timeout,
+            self.upstream_send(up, Method::HEAD, repo, reference, headers),
+        )
+        .await;
+        let failure = match head {
+            Ok(Ok(r)) if r.status() == StatusCode::OK => {
+                let digest = r
+                    .headers()
+                    .get(&DOCKER_CONTENT_DIGEST)
+                    .and_then(|v| v.to_str().ok());
+                match digest {
+                    Some(d) if d == stale.digest => {
+                        let _ = shimmer_store::cache::set_tag(
+                            &self.pool,
+                            upstream,
+                            repo,
+                            reference,
+                            &stale.digest,
+                            stale.media_type.as_deref(),
+                        )
+                        .await;
+                        if let Some(r) = self
+                            .cached_manifest(upstream, repo, &stale.digest, method)
+                            .await
+                        {
+                            return Ok(r);
+                        }
+                        None
+                    }
+                    Some(_) => None,
+                    None => {
+                        tracing::debug!(%upstream, %repo, %reference, "HEAD without Docker-Content-Digest; revalidating with a GET");
+                        None
+                    }
                 }
-                return Ok(r);
+            }
+            Ok(Ok(r)) if r.status() == StatusCode::NOT_FOUND => return Err(unknown()),
+            Ok(Ok(r)) => Some(format!("upstream answered {}", r.status())),
+            Ok(Err(error)) => Some(format!("upstream unreachable: {error}")),
+            Err(_) => Some(format!(
+                "no answer within revalidate_timeout ({:?})",
+                self.revalidate_timeout
+            )),
+        };
+        if let Some(reason) = failure {
+            return self
+                .serve_stale(upstream, repo, reference, &stale.digest, method, &reason)
+                .await;
+        }
+        // The tag moved, or the HEAD did not say: the manifest by tag decides.
+        match tokio::time::timeout(
+            self.revalidate_timeout,
+            self.fetch_manifest(up, repo, reference, headers),
+        )
+        .await
+        {
+            Ok(Ok(fetched)) => Ok(self
+                .store_tag(upstream, repo, reference, fetched, method)
+                .await),
+            Ok(Err(e)) if e.status == StatusCode::NOT_FOUND => Err(e),
+            Ok(Err(e)) => {
+                self.serve_stale(upstream, repo, reference, &stale.digest, method, &e.message)
+                    .await
+            }
+            Err(_) => {
+                let reason = format!(
+                    "no manifest within revalidate_timeout ({:?})",
+                    self.revalidate_timeout
+                );
+                self.serve_stale(upstream, repo, reference, &stale.digest, method, &reason)
+                    .await
             }
         }
-        if upstream_digest.is_none() && head.is_err() {
-            return Err(OciError::backend_unavailable(upstream));
-        }
-        let (bytes, media_type) = self.fetch_manifest(up, repo, reference, headers).await?;
+    }
+
+    /// Answers with the cached copy of a tag the upstream could not revalidate; logged and
+    /// counted.
+    async fn serve_stale(
+        &self,
+        upstream: &str,
+        repo: &str,
+        reference: &str,
+        digest: &str,
+        method: &Method,
+        reason: &str,
+    ) -> Result<Response, OciError> {
+        self.stale_served.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%upstream, %repo, %reference, %digest, %reason, "cannot revalidate the tag; serving the cached copy");
+        self.cached_manifest(upstream, repo, digest, method)
+            .await
+            .ok_or_else(|| OciError::backend_unavailable(upstream))
+    }
+
+    /// Records what `tag` resolves to now and answers with it (storing it by digest).
+    async fn store_tag(
+        &self,
+        upstream: &str,
+        repo: &str,
+        tag: &str,
+        (bytes, media_type): (Bytes, Option<String>),
+        method: &Method,
+    ) -> Response {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         let _ = shimmer_store::cache::set_tag(
             &self.pool,
             upstream,
             repo,
-            reference,
+            tag,
             &digest,
             media_type.as_deref(),
         )
         .await;
-        Ok(self
-            .store_and_answer(upstream, repo, &digest, bytes, media_type, method)
-            .await)
+        self.store_and_answer(upstream, repo, &digest, bytes, media_type, method)
+            .await
+    }
+
+    async fn has_manifest(&self, upstream: &str, digest: &str) -> bool {
+        match self.path(upstream, "manifests", digest) {
+            Some(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
+            None => false,
+        }
     }
 
     /// Sends a manifest request upstream with its credentials (token exchange included).

@@ -79,9 +79,11 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                     "upstream {ns:?} is read-only"
                 )));
             }
-            if let Some(mut resp) =
-                from_cache(state, up, &endpoint, &parts.method, &parts.headers).await?
-            {
+            // The cache's own answers, errors included, name the upstream they are about.
+            let cached = from_cache(state, up, &endpoint, &parts.method, &parts.headers)
+                .await
+                .unwrap_or_else(|e| Some(e.into_response()));
+            if let Some(mut resp) = cached {
                 if let Ok(v) = HeaderValue::from_str(ns) {
                     resp.headers_mut().insert(upstream::OCI_NAMESPACE, v);
                 }
@@ -209,7 +211,6 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     Ok(response)
 }
 
-/// Manifests and blobs of a caching upstream come from the cache; `None` sends the request on.
 /// A blob `GET`/`HEAD` on a backend with `cache = true`: the backend first authorises the
 /// client (a `HEAD` of the blob with the client's own headers, credentials as the backend's
 /// `client_auth` allows); only a `200` lets the cache answer (filling it on a miss). Anything
@@ -256,6 +257,9 @@ async fn backend_blob_from_cache(
     from_cache(state, up, &cached, &parts.method, &parts.headers).await
 }
 
+/// Manifests and blobs of a caching upstream come from the cache; `None` sends the request on.
+/// With `offline = true` nothing is ever sent upstream, cache or not: what the cache cannot
+/// answer gets the spec's 404 (and `/v2/` is answered by the shim itself).
 async fn from_cache(
     state: &AppState,
     up: &Arc<upstream::Upstream>,
@@ -263,20 +267,33 @@ async fn from_cache(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Option<Response>, OciError> {
-    let Some(cache) = state.cache.as_ref().filter(|_| up.cache) else {
-        return Ok(None);
-    };
-    match endpoint {
-        Endpoint::Blob { name, digest } => cache.blob(up, name, digest, method, headers).await,
-        Endpoint::Manifest { name, reference } => cache
+    let cache = state.cache.as_ref().filter(|_| up.cache);
+    match (endpoint, cache) {
+        (Endpoint::Blob { name, digest }, Some(cache)) => {
+            cache.blob(up, name, digest, method, headers).await
+        }
+        (Endpoint::Manifest { name, reference }, Some(cache)) => cache
             .manifest(up, name, reference.as_str(), method, headers)
             .await
             .map(Some),
-        _ if cache.offline => Err(OciError::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "offline: only cached manifests and blobs are served",
-        )),
+        _ if state.config.cache.offline => match endpoint {
+            Endpoint::Base => Ok(Some(local_answer(endpoint))),
+            Endpoint::Blob { .. } => Err(OciError::new(
+                StatusCode::NOT_FOUND,
+                "BLOB_UNKNOWN",
+                "offline: blob is not cached",
+            )),
+            Endpoint::Manifest { .. } => Err(OciError::new(
+                StatusCode::NOT_FOUND,
+                "MANIFEST_UNKNOWN",
+                "offline: manifest is not cached",
+            )),
+            _ => Err(OciError::new(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                "offline: only cached manifests and blobs are served",
+            )),
+        },
         _ => Ok(None),
     }
 }

@@ -58,8 +58,29 @@ pub struct Loaded {
     pub bytes: u64,
 }
 
+/// Whether an index entry's `platform` is the one `wanted` names: `os/arch` or
+/// `os/arch/variant`. Without a variant any variant matches; `arm64` without a variant is `v8`
+/// (as containerd normalises it).
+pub fn platform_matches(wanted: &str, platform: &Value) -> bool {
+    let mut parts = wanted.split('/');
+    let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+    let have = |key: &str| platform[key].as_str().unwrap_or("");
+    if os != Some(have("os")) || arch != Some(have("architecture")) {
+        return false;
+    }
+    let normal = |v: &str| {
+        if have("architecture") == "arm64" && v.is_empty() {
+            "v8".to_owned()
+        } else {
+            v.to_owned()
+        }
+    };
+    variant.is_none_or(|v| normal(v) == normal(have("variant")))
+}
+
 /// Pulls `image` into the cache: its manifest, and for an index every child manifest whose
-/// platform is in `platforms` (all when empty), with their configs and layers.
+/// platform is in `platforms` (`os/arch[/variant]`; all when empty), with their configs and
+/// layers. Returns once the cache's entries for all of it are recorded.
 pub async fn preload(
     state: &AppState,
     image: &ImageRef,
@@ -81,12 +102,11 @@ pub async fn preload(
     let mut images = Vec::new();
     if let Some(children) = top["manifests"].as_array() {
         for child in children {
-            let platform = format!(
-                "{}/{}",
-                child["platform"]["os"].as_str().unwrap_or(""),
-                child["platform"]["architecture"].as_str().unwrap_or("")
-            );
-            if !platforms.is_empty() && !platforms.contains(&platform) {
+            if !platforms.is_empty()
+                && !platforms
+                    .iter()
+                    .any(|p| platform_matches(p, &child["platform"]))
+            {
                 continue;
             }
             let digest = child["digest"]
@@ -113,6 +133,8 @@ pub async fn preload(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
+    // Entries are recorded off the request path; a CLI that exits right after must not lose them.
+    cache.flush().await;
     for r in results {
         loaded.bytes += r?;
         loaded.blobs += 1;
@@ -161,14 +183,52 @@ async fn blob(
     Ok(n)
 }
 
-/// Cached bytes and entries per upstream.
-pub async fn list(pool: &shimmer_store::PgPool) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "select upstream, count(*), coalesce(sum(size_bytes), 0)::bigint
-         from cache_entries group by upstream order by upstream",
+/// What one upstream has in the cache.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub upstream: String,
+    pub manifests: u64,
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// Cached manifests, blobs and bytes per upstream (an entry is a manifest when the cache holds
+/// it under `manifests/`).
+pub async fn list(state: &AppState) -> anyhow::Result<Vec<Listed>> {
+    let root = state
+        .config
+        .cache
+        .path
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no [cache] path is configured"))?;
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "select upstream, digest, size_bytes from cache_entries order by upstream, digest",
     )
-    .fetch_all(pool)
-    .await
+    .fetch_all(&state.pool)
+    .await?;
+    let mut out: Vec<Listed> = Vec::new();
+    for (upstream, digest, size) in rows {
+        if out.last().is_none_or(|l| l.upstream != upstream) {
+            out.push(Listed {
+                upstream: upstream.clone(),
+                ..Default::default()
+            });
+        }
+        let l = out.last_mut().expect("pushed above");
+        let hex = digest.strip_prefix("sha256:").unwrap_or(&digest);
+        if root
+            .join(&upstream)
+            .join("manifests/sha256")
+            .join(hex)
+            .exists()
+        {
+            l.manifests += 1;
+        } else {
+            l.blobs += 1;
+        }
+        l.bytes += size.max(0) as u64;
+    }
+    Ok(out)
 }
 
 /// Copies the cache directory to `out` with its metadata (`metadata.json`).
@@ -196,7 +256,8 @@ pub async fn export(state: &AppState, out: &Path) -> anyhow::Result<u64> {
     Ok(copied)
 }
 
-/// Copies an exported cache into this one and records its metadata.
+/// Copies an exported cache into this one and records its metadata. Every blob and manifest
+/// is checked against its digest first; if any is corrupt, nothing is imported.
 pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
     let root = state
         .config
@@ -204,6 +265,18 @@ pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
         .path
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no [cache] path is configured"))?;
+    let exported = from.join("cache");
+    let corrupt = tokio::task::spawn_blocking(move || verify_tree(&exported)).await??;
+    anyhow::ensure!(
+        corrupt.is_empty(),
+        "refusing the import: {} file(s) do not match their digest (nothing was imported): {}",
+        corrupt.len(),
+        corrupt
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let copied = copy_tree(&from.join("cache"), root, true)?;
     let meta: Value = serde_json::from_slice(&std::fs::read(from.join("metadata.json"))?)?;
     for t in meta["tags"].as_array().into_iter().flatten() {
@@ -224,6 +297,39 @@ pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
         .await?;
     }
     Ok(copied)
+}
+
+/// The content-addressed files under an exported cache (`<upstream>/{blobs,manifests}/sha256/<hex>`)
+/// whose bytes do not hash to their name.
+fn verify_tree(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    use sha2::{Digest, Sha256};
+    let mut corrupt = Vec::new();
+    for upstream in std::fs::read_dir(dir)? {
+        let upstream = upstream?;
+        if upstream.file_name() == "tmp" || !upstream.file_type()?.is_dir() {
+            continue;
+        }
+        for kind in ["blobs", "manifests"] {
+            let Ok(files) = std::fs::read_dir(upstream.path().join(kind).join("sha256")) else {
+                continue;
+            };
+            for file in files {
+                let path = file?.path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let content_addressed =
+                    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+                if !content_addressed {
+                    continue; // `<hex>.type`: the media type, not content
+                }
+                let mut hasher = Sha256::new();
+                std::io::copy(&mut std::fs::File::open(&path)?, &mut hasher)?;
+                if hex::encode(hasher.finalize()) != name {
+                    corrupt.push(path);
+                }
+            }
+        }
+    }
+    Ok(corrupt)
 }
 
 /// Copies files under `from` to `to` (skipping `tmp/`, downloads in progress); returns bytes.
@@ -248,7 +354,54 @@ fn copy_tree(from: &Path, to: &Path, top: bool) -> std::io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::ImageRef;
+    use super::{ImageRef, platform_matches};
+
+    #[test]
+    fn platforms_match_with_and_without_variants() {
+        let p = |os: &str, arch: &str, variant: Option<&str>| {
+            let mut v = serde_json::json!({"os": os, "architecture": arch});
+            if let Some(variant) = variant {
+                v["variant"] = variant.into();
+            }
+            v
+        };
+        assert!(platform_matches("linux/amd64", &p("linux", "amd64", None)));
+        assert!(!platform_matches("linux/amd64", &p("linux", "arm64", None)));
+        assert!(!platform_matches(
+            "windows/amd64",
+            &p("linux", "amd64", None)
+        ));
+        assert!(platform_matches(
+            "linux/arm",
+            &p("linux", "arm", Some("v7"))
+        ));
+        assert!(platform_matches(
+            "linux/arm/v7",
+            &p("linux", "arm", Some("v7"))
+        ));
+        assert!(!platform_matches(
+            "linux/arm/v7",
+            &p("linux", "arm", Some("v6"))
+        ));
+        assert!(!platform_matches("linux/arm/v7", &p("linux", "arm", None)));
+        // arm64 without a variant is v8.
+        assert!(platform_matches(
+            "linux/arm64/v8",
+            &p("linux", "arm64", None)
+        ));
+        assert!(platform_matches(
+            "linux/arm64",
+            &p("linux", "arm64", Some("v8"))
+        ));
+        assert!(platform_matches(
+            "linux/arm64/v8",
+            &p("linux", "arm64", Some("v8"))
+        ));
+        assert!(!platform_matches(
+            "linux/arm64/v9",
+            &p("linux", "arm64", None)
+        ));
+    }
 
     #[test]
     fn references() {

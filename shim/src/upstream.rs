@@ -204,7 +204,8 @@ impl Upstreams {
         let mut by_host = HashMap::new();
         for u in &config.upstreams {
             let backend = Backend::from_config(&u.as_backend())?;
-            let authorization = match (&u.token, &backend.credentials) {
+            let token = u.resolve_token()?;
+            let authorization = match (&token, &backend.credentials) {
                 (Some(token), _) => Some(format!("Bearer {}", token.expose())),
                 (None, Some((user, pass))) => Some(format!(
                     "Basic {}",
@@ -213,15 +214,21 @@ impl Upstreams {
                 (None, None) => None,
             }
             .map(|v| {
-                let mut v = HeaderValue::from_str(&v).expect("credentials are header-safe");
+                let mut v = HeaderValue::from_str(&v).map_err(|_| {
+                    shimmer_config::ConfigError::Invalid {
+                        key: format!("upstream.{}.token", u.name),
+                        message: "contains characters a header cannot carry".into(),
+                    }
+                })?;
                 v.set_sensitive(true);
-                v
-            });
+                Ok::<_, BackendError>(v)
+            })
+            .transpose()?;
             let upstream = Arc::new(Upstream {
                 backend,
                 authorization,
                 cache: u.cache,
-                static_token: u.token.is_some(),
+                static_token: token.is_some(),
                 realm: Mutex::new(None),
                 tokens: Mutex::new(HashMap::new()),
             });

@@ -424,6 +424,11 @@ async fn oci_pull_conformance_through_the_cache() {
             assert_eq!(head.status(), StatusCode::OK, "{round} HEAD {reference}");
             assert_eq!(head.headers()["docker-content-digest"], d.digest.as_str());
             assert_eq!(
+                head.headers()["oci-namespace"],
+                "registry-a.test",
+                "{round}"
+            );
+            assert_eq!(
                 head.headers()[header::CONTENT_LENGTH],
                 manifest.len().to_string().as_str()
             );
@@ -435,6 +440,7 @@ async fn oci_pull_conformance_through_the_cache() {
                 .unwrap();
             assert_eq!(get.status(), StatusCode::OK, "{round} GET {reference}");
             assert_eq!(get.headers()[header::CONTENT_TYPE], accept);
+            assert_eq!(get.headers()["oci-namespace"], "registry-a.test", "{round}");
             assert_eq!(
                 get.bytes().await.unwrap().as_ref(),
                 manifest.as_slice(),
@@ -445,9 +451,15 @@ async fn oci_pull_conformance_through_the_cache() {
         let get = c.get(&url).send().await.unwrap();
         assert_eq!(get.status(), StatusCode::OK, "{round} GET blob");
         assert_eq!(get.headers()["docker-content-digest"], layer.as_str());
+        assert_eq!(get.headers()["oci-namespace"], "registry-a.test", "{round}");
         assert_eq!(get.bytes().await.unwrap().as_ref(), layer_bytes.as_slice());
         let head = c.head(&url).send().await.unwrap();
         assert_eq!(head.status(), StatusCode::OK, "{round} HEAD blob");
+        assert_eq!(
+            head.headers()["oci-namespace"],
+            "registry-a.test",
+            "{round}"
+        );
         assert_eq!(
             head.headers()[header::CONTENT_LENGTH],
             layer_bytes.len().to_string().as_str()
@@ -459,6 +471,11 @@ async fn oci_pull_conformance_through_the_cache() {
             .await
             .unwrap();
         assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT, "{round} Range");
+        assert_eq!(
+            part.headers()["oci-namespace"],
+            "registry-a.test",
+            "{round}"
+        );
         assert_eq!(part.bytes().await.unwrap().as_ref(), &layer_bytes[10..30]);
     }
     let missing = format!("sha256:{}", "0".repeat(64));
@@ -469,6 +486,7 @@ async fn oci_pull_conformance_through_the_cache() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
     assert_eq!(crate::harness::error_code(r).await, "MANIFEST_UNKNOWN");
     let r = c
         .get(format!("{base}/manifests/{missing}{q}"))
@@ -476,6 +494,7 @@ async fn oci_pull_conformance_through_the_cache() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
     assert_eq!(crate::harness::error_code(r).await, "MANIFEST_UNKNOWN");
     let r = c
         .get(format!("{base}/blobs/{missing}{q}"))
@@ -483,6 +502,7 @@ async fn oci_pull_conformance_through_the_cache() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
     assert_eq!(crate::harness::error_code(r).await, "BLOB_UNKNOWN");
     let r = c
         .head(format!("{base}/blobs/{missing}{q}"))
@@ -585,4 +605,548 @@ async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache()
     }
     // Both refused requests were passed through to the backend, which answered them itself.
     assert_eq!(gets(), 3);
+}
+
+/// A loopback listener that accepts connections and never answers: a hung upstream, a fault no
+/// real registry can be made to show on demand (hence hand-written).
+async fn hung_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    (url, task)
+}
+
+async fn manifest_digest(shim_url: &str, repo: &str, tag: &str) -> (StatusCode, String) {
+    let r = http()
+        .get(format!(
+            "{shim_url}/v2/{repo}/manifests/{tag}?ns=registry-a.test"
+        ))
+        .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("an answer, not a wait for the upstream's read timeout");
+    let status = r.status();
+    if status == StatusCode::OK {
+        assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
+    }
+    let bytes = r.bytes().await.unwrap();
+    (status, skopeo::digest_of(&bytes))
+}
+
+#[tokio::test]
+async fn a_cached_tag_is_served_when_the_upstream_fails_is_down_or_hangs() {
+    let mut up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let d = image(
+        &layout,
+        "v1",
+        LayerSpec::bytes(tar_gz(&[("f", b"stale ok")])),
+    );
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "team/s:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let ttl0 = "tag_ttl = \"0\"";
+    let shim = Shim::start(&config(&rec.url(), &cache_dir, ttl0)).await;
+    let cache = shim.state.cache.clone().unwrap();
+    assert_eq!(
+        manifest_digest(&shim.url(), "team/s", "v1").await,
+        (StatusCode::OK, d.digest.clone())
+    );
+    assert_eq!(
+        cache
+            .stale_served
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+
+    // Failing: the registry behind the relay is gone, the relay answers 502.
+    up.stop().await;
+    let before = rec.requests().len();
+    assert_eq!(
+        manifest_digest(&shim.url(), "team/s", "v1").await,
+        (StatusCode::OK, d.digest.clone()),
+        "a 5xx upstream: the cached copy"
+    );
+    assert!(
+        rec.requests().len() > before,
+        "tag_ttl = 0 asked the upstream"
+    );
+    assert_eq!(
+        cache
+            .stale_served
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let metrics = http()
+        .get(format!("{}/metrics", shim.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("shimmer_cache_stale_served_total 1"),
+        "{metrics}"
+    );
+
+    // Down: nothing listens at the upstream's address.
+    let db = shim.state.config.database.url.expose().to_owned();
+    let down = Shim::start_with_database(&config(&up.url(), &cache_dir, ttl0), &db).await;
+    assert_eq!(
+        manifest_digest(&down.url(), "team/s", "v1").await,
+        (StatusCode::OK, d.digest.clone()),
+        "an unreachable upstream: the cached copy"
+    );
+    let down_cache = down.state.cache.clone().unwrap();
+    assert_eq!(
+        down_cache
+            .stale_served
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // Hung: the upstream accepts and never answers. Its read timeout is ten minutes; the
+    // revalidation gives up after one second and the cached copy is served.
+    let (hung, _task) = hung_upstream().await;
+    let slow = Shim::start_with_database(
+        &format!(
+            "{}read_timeout = \"600s\"\n",
+            config(
+                &hung,
+                &cache_dir,
+                "tag_ttl = \"0\"\nrevalidate_timeout = \"1s\""
+            )
+        ),
+        &db,
+    )
+    .await;
+    assert_eq!(
+        manifest_digest(&slow.url(), "team/s", "v1").await,
+        (StatusCode::OK, d.digest.clone()),
+        "a hung upstream: the cached copy, within the revalidate timeout"
+    );
+    // A digest never needs the upstream.
+    let r = http()
+        .get(format!(
+            "{}/v2/team/s/manifests/{}?ns=registry-a.test",
+            slow.url(),
+            d.digest
+        ))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_head_without_a_digest_revalidates_with_a_get_so_a_moved_tag_is_seen() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    // Some registries answer HEAD without Docker-Content-Digest; docker-registry always sends
+    // it, so the relay drops it from manifest HEAD answers.
+    let rec = Recorder::start_with_hook(
+        &up.url(),
+        std::sync::Arc::new(|req, parts| {
+            if req.method == "HEAD" && req.path_and_query.contains("/manifests/") {
+                parts.headers.remove("docker-content-digest");
+            }
+        }),
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let one = image(&layout, "one", LayerSpec::bytes(tar_gz(&[("f", b"first")])));
+    let two = image(
+        &layout,
+        "two",
+        LayerSpec::bytes(tar_gz(&[("f", b"second")])),
+    );
+    skopeo::copy(
+        &layout.skopeo_ref("one"),
+        &docker(&up.host_port(), "team/h:latest"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let shim = Shim::start(&config(
+        &rec.url(),
+        &tmp.path().join("cache"),
+        "tag_ttl = \"0\"",
+    ))
+    .await;
+    assert_eq!(
+        manifest_digest(&shim.url(), "team/h", "latest").await,
+        (StatusCode::OK, one.digest.clone())
+    );
+    skopeo::copy(
+        &layout.skopeo_ref("two"),
+        &docker(&up.host_port(), "team/h:latest"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let before = rec.requests().len();
+    assert_eq!(
+        manifest_digest(&shim.url(), "team/h", "latest").await,
+        (StatusCode::OK, two.digest.clone()),
+        "a HEAD that names no digest cannot keep the stale copy"
+    );
+    let asked: Vec<_> = rec.requests()[before..]
+        .iter()
+        .map(|r| (r.method.clone(), r.path_and_query.clone()))
+        .collect();
+    assert!(
+        asked.contains(&("HEAD".into(), "/v2/team/h/manifests/latest".into()))
+            && asked.contains(&("GET".into(), "/v2/team/h/manifests/latest".into())),
+        "{asked:?}"
+    );
+    let cache = shim.state.cache.clone().unwrap();
+    assert_eq!(
+        cache
+            .stale_served
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_off() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let d = image(
+        &layout,
+        "v1",
+        LayerSpec::bytes(tar_gz(&[("f", b"upstream only")])),
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "team/o:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let upstream = format!(
+        "[[upstream]]\nname = \"a\"\nhosts = [\"registry-a.test\"]\nurl = \"{}\"\n",
+        rec.url()
+    );
+    let setups = [
+        (
+            "offline, no cache path",
+            format!("[cache]\noffline = true\n{upstream}"),
+        ),
+        (
+            "offline, upstream cache = false",
+            format!(
+                "[cache]\npath = \"{}\"\noffline = true\n{upstream}cache = false\n",
+                tmp.path().join("cache").display()
+            ),
+        ),
+    ];
+    for (what, toml) in setups {
+        let shim = Shim::start(&toml).await;
+        let base = format!("{}/v2/team/o", shim.url());
+        let q = "?ns=registry-a.test";
+        let c = http();
+        let checks = [
+            (
+                c.get(format!("{base}/manifests/v1{q}")),
+                Some("MANIFEST_UNKNOWN"),
+            ),
+            (c.head(format!("{base}/manifests/v1{q}")), None),
+            (
+                c.get(format!("{base}/manifests/{}{q}", d.digest)),
+                Some("MANIFEST_UNKNOWN"),
+            ),
+            (
+                c.get(format!("{base}/blobs/{blob}{q}")),
+                Some("BLOB_UNKNOWN"),
+            ),
+            (c.head(format!("{base}/blobs/{blob}{q}")), None),
+            (
+                c.get(format!("{base}/blobs/{blob}{q}"))
+                    .header(header::RANGE, "bytes=0-9"),
+                Some("BLOB_UNKNOWN"),
+            ),
+            (c.get(format!("{base}/tags/list{q}")), Some("NAME_UNKNOWN")),
+        ];
+        for (req, code) in checks {
+            let r = req.send().await.unwrap();
+            let url = r.url().to_string();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{what}: {url}");
+            assert_eq!(
+                r.headers()["oci-namespace"],
+                "registry-a.test",
+                "{what}: {url}"
+            );
+            if let Some(code) = code {
+                let body: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(body["errors"][0]["code"], code, "{what}: {url}");
+                assert!(
+                    body["errors"][0]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("offline"),
+                    "{what}: {body}"
+                );
+            }
+        }
+        let ping = c
+            .get(format!("{}/v2/{q}", shim.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            ping.status(),
+            StatusCode::OK,
+            "{what}: the shim answers /v2/ itself"
+        );
+        assert_eq!(
+            rec.requests(),
+            vec![],
+            "{what}: nothing reached the upstream"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pinned_tag_never_sees_the_move_upstream() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let one = image(
+        &layout,
+        "one",
+        LayerSpec::bytes(tar_gz(&[("f", b"pinned")])),
+    );
+    image(&layout, "two", LayerSpec::bytes(tar_gz(&[("f", b"moved")])));
+    skopeo::copy(
+        &layout.skopeo_ref("one"),
+        &docker(&up.host_port(), "team/pin:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let shim = Shim::start(&config(
+        &rec.url(),
+        &tmp.path().join("cache"),
+        "tag_ttl = \"never\"",
+    ))
+    .await;
+    assert_eq!(
+        manifest_digest(&shim.url(), "team/pin", "v1").await,
+        (StatusCode::OK, one.digest.clone())
+    );
+    skopeo::copy(
+        &layout.skopeo_ref("two"),
+        &docker(&up.host_port(), "team/pin:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let asked = rec.requests().len();
+    assert_eq!(
+        manifest_digest(&shim.url(), "team/pin", "v1").await,
+        (StatusCode::OK, one.digest.clone()),
+        "a pinned tag is not revalidated"
+    );
+    assert_eq!(rec.requests().len(), asked, "the upstream was not asked");
+}
+
+#[tokio::test]
+async fn eviction_keeps_an_old_blob_a_kept_manifest_needs_and_drops_an_unreferenced_one() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let noise = |seed: u32| -> Vec<u8> {
+        let mut x = seed;
+        (0..200_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    };
+    let mut layers = Vec::new();
+    for (tag, seed) in [("kept", 11), ("loose", 12)] {
+        let d = image(
+            &layout,
+            tag,
+            LayerSpec::bytes(tar_gz(&[("f", &noise(seed))])),
+        );
+        let m: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+        layers.push(m["layers"][0]["digest"].as_str().unwrap().to_owned());
+        skopeo::copy(
+            &layout.skopeo_ref(tag),
+            &docker(&up.host_port(), &format!("team/{tag}:v1")),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    let (needed, loose) = (layers[0].clone(), layers[1].clone());
+    let cache_dir = tmp.path().join("cache");
+    let shim = Shim::start(&config(&up.url(), &cache_dir, "")).await;
+    let cache = shim.state.cache.clone().unwrap();
+    let r = shimmer_shim::preload::ImageRef::parse("registry-a.test/team/kept:v1").unwrap();
+    shimmer_shim::preload::preload(&shim.state, &r, &[], 2)
+        .await
+        .unwrap();
+    // A blob pulled on its own: no cached manifest refers to it.
+    let b = http()
+        .get(format!(
+            "{}/v2/team/loose/blobs/{loose}?ns=registry-a.test",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(b.status(), StatusCode::OK);
+    assert_eq!(b.headers()["oci-namespace"], "registry-a.test");
+    b.bytes().await.unwrap();
+    cache.flush().await;
+    let size_of = |digest: String| {
+        let pool = shim.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("select size_bytes from cache_entries where digest = $1")
+                .bind(digest)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let total: i64 = sqlx::query_scalar("select sum(size_bytes)::bigint from cache_entries")
+        .fetch_one(&shim.pool)
+        .await
+        .unwrap();
+    let (needed_size, loose_size) = (
+        size_of(needed.clone()).await.unwrap(),
+        size_of(loose.clone()).await.unwrap(),
+    );
+    assert!(needed_size >= loose_size, "{needed_size} < {loose_size}");
+    // The needed layer is the least recently used of all, by far; the loose blob next.
+    sqlx::query(
+        "update cache_entries set last_access = now() - interval '3 days' where digest = $1",
+    )
+    .bind(&needed)
+    .execute(&shim.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "update cache_entries set last_access = now() - interval '1 hour' where digest = $1",
+    )
+    .bind(&loose)
+    .execute(&shim.pool)
+    .await
+    .unwrap();
+    // One blob's worth over the limit: plain LRU would drop the needed layer (oldest, and
+    // enough on its own); the rule keeps it and drops the loose blob instead.
+    let evicted = cache
+        .evict_once((total - loose_size) as u64, None)
+        .await
+        .unwrap();
+    assert_eq!(evicted.entries, 1, "{evicted:?}");
+    assert_eq!(evicted.bytes, loose_size as u64);
+    assert_eq!(size_of(needed.clone()).await, Some(needed_size), "kept");
+    assert_eq!(size_of(loose.clone()).await, None, "evicted");
+    let on_disk = files_under(&cache_dir);
+    let present = |d: &str| {
+        on_disk
+            .iter()
+            .any(|p| p.ends_with(d.trim_start_matches("sha256:")))
+    };
+    assert!(present(&needed) && !present(&loose), "{on_disk:?}");
+    // The kept image still pulls whole with the upstream gone.
+    drop(up);
+    let b = http()
+        .get(format!(
+            "{}/v2/team/kept/blobs/{needed}?ns=registry-a.test",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(b.status(), StatusCode::OK);
+    assert_eq!(skopeo::digest_of(&b.bytes().await.unwrap()), needed);
+}
+
+#[tokio::test]
+async fn an_upstream_with_cache_off_is_passed_through_and_nothing_is_stored() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "team/pt:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let cache_dir = tmp.path().join("cache");
+    let shim = Shim::start(&format!(
+        "{}cache = false\n",
+        config(&rec.url(), &cache_dir, "")
+    ))
+    .await;
+    for round in 1..=2 {
+        assert_eq!(
+            manifest_digest(&shim.url(), "team/pt", "v1").await,
+            (StatusCode::OK, d.digest.clone()),
+            "round {round}"
+        );
+        let r = http()
+            .get(format!(
+                "{}/v2/team/pt/blobs/{blob}?ns=registry-a.test",
+                shim.url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
+        assert_eq!(skopeo::digest_of(&r.bytes().await.unwrap()), blob);
+    }
+    // Every request went upstream; nothing was written to the cache directory or tables.
+    let gets = |path: &str| {
+        rec.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path_and_query.contains(path))
+            .count()
+    };
+    assert_eq!(gets("/manifests/v1"), 2);
+    assert_eq!(gets(&blob), 2);
+    shim.state.cache.clone().unwrap().flush().await;
+    assert_eq!(files_under(&cache_dir), Vec::<std::path::PathBuf>::new());
+    for table in ["cache_entries", "cache_tags"] {
+        let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(&shim.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
 }

@@ -342,3 +342,84 @@ async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_cred
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_static_token_from_a_file_reaches_the_upstream_as_bearer_never_the_clients_credentials() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let d = image(&layout, "v1", "token from a file");
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &docker(&up.host_port(), "team/tok:v1"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let token_file = tmp.path().join("upstream.token");
+    std::fs::write(&token_file, "file-token-3f9a\n").unwrap();
+    for cached in [false, true] {
+        let cache = if cached {
+            format!(
+                "[cache]\npath = \"{}\"\n",
+                tmp.path().join("cache").display()
+            )
+        } else {
+            String::new()
+        };
+        let shim = Shim::start(&format!(
+            "{cache}{}token_file = \"{}\"\n",
+            upstream_toml("a", "registry-a.test", &rec.url()),
+            token_file.display()
+        ))
+        .await;
+        assert!(
+            !format!("{:?}", shim.state.upstreams).contains("file-token-3f9a"),
+            "the token is redacted"
+        );
+        let before = rec.requests().len();
+        let r = http()
+            .get(format!(
+                "{}/v2/team/tok/manifests/v1?ns=registry-a.test",
+                shim.url()
+            ))
+            .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
+            .bearer_auth("client-own-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "cached: {cached}");
+        assert_eq!(r.headers()["docker-content-digest"], d.digest.as_str());
+        let r = http()
+            .get(format!(
+                "{}/v2/team/tok/blobs/{blob}?ns=registry-a.test",
+                shim.url()
+            ))
+            .basic_auth("client", Some("client-password"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "cached: {cached}");
+        assert_eq!(skopeo::digest_of(&r.bytes().await.unwrap()), blob);
+        let sent = &rec.requests()[before..];
+        assert!(sent.len() >= 2, "cached: {cached}: {sent:?}");
+        for s in sent {
+            assert_eq!(
+                s.header("authorization"),
+                Some("Bearer file-token-3f9a"),
+                "cached: {cached}: {s:?}"
+            );
+            assert_eq!(
+                s.headers
+                    .iter()
+                    .filter(|(n, _)| n == "authorization")
+                    .count(),
+                1,
+                "{s:?}"
+            );
+        }
+    }
+}
