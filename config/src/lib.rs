@@ -388,11 +388,6 @@ impl UpstreamConfig {
         Ok(None)
     }
 
-    /// Whether a static token is configured (in any of its three forms).
-    pub fn has_token(&self) -> bool {
-        self.token.is_some() || self.token_env.is_some() || self.token_file.is_some()
-    }
-
     /// The backend settings the shim's HTTP client is built from (no client credentials ever
     /// pass: `client_auth = drop`).
     pub fn as_backend(&self) -> BackendConfig {
@@ -672,6 +667,12 @@ impl Config {
                 format!("no backend named {p:?}"),
             ));
         }
+        if self.cache.revalidate_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "cache.revalidate_timeout",
+                "must be greater than 0 (a cached tag would never be revalidated)",
+            ));
+        }
         if self.server.max_manifest_bytes == 0 {
             return Err(ConfigError::invalid(
                 "server.max_manifest_bytes",
@@ -780,6 +781,11 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.cache.tag_ttl, TagTtl(Some(Duration::from_secs(600))));
         assert_eq!(c.cache.revalidate_timeout, Duration::from_secs(3));
+        let err = Config::from_toml("[cache]\nrevalidate_timeout = \"0s\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("cache.revalidate_timeout"),
+            "{err}"
+        );
     }
 
     const UPSTREAM: &str =
@@ -812,7 +818,6 @@ mod tests {
                 "one trailing newline is dropped"
             );
             let u = load("token_env = \"SHIMMER_TEST_UP_TOKEN\"\n");
-            assert!(u.has_token());
             assert_eq!(
                 u.resolve_token().unwrap().unwrap().expose(),
                 "token-from-env"
@@ -832,7 +837,6 @@ mod tests {
                 "first set wins"
             );
             let u = load("");
-            assert!(!u.has_token());
             assert_eq!(u.resolve_token().unwrap(), None);
 
             // Missing sources are errors naming the key.
