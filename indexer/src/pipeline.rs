@@ -33,6 +33,29 @@ const IMAGE_CONFIGS: [&str; 2] = [
 /// Largest image config read (to find role labels).
 const CONFIG_LIMIT: usize = 1024 * 1024;
 
+/// Whether a layer media type is a filesystem layer: a tar, plain or compressed (OCI, its
+/// non-distributable variants, Docker v2). Signatures, attestations, SBOMs and other artifacts
+/// put other types in `layers`; only tar layers can hold a `package.yaml`.
+pub fn is_tar_layer(media_type: &str) -> bool {
+    let m = media_type.trim().to_ascii_lowercase();
+    let m = m.as_str();
+    [
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    ]
+    .iter()
+    .any(|t| {
+        m == *t
+            || m.strip_prefix(t)
+                .is_some_and(|s| ["+gzip", "+zstd"].contains(&s))
+    }) || [
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    ]
+    .contains(&m)
+}
+
 /// Knobs of the pipeline.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -88,7 +111,9 @@ pub struct Outcome {
     pub package_type: Option<String>,
     pub name: Option<String>,
     pub apis: Vec<ApiSummary>,
+    /// Distinct objects of the version, package objects and examples alike.
     pub objects: usize,
+    /// How many of `objects` this run stored (the rest were already there).
     pub objects_new: u64,
     pub examples: usize,
     pub lint: usize,
@@ -319,11 +344,44 @@ pub async fn index(
         .iter()
         .filter_map(|l| Some((l.role()?.to_owned(), l.clone())))
         .collect();
+    // A manifest with an image config but no tar layer (a cosign signature or attestation, an
+    // artifact pushed the old way) cannot be a package: record its types, read nothing more.
+    let tar_layers: Vec<Desc> = layers
+        .iter()
+        .filter(|l| is_tar_layer(&l.media_type))
+        .cloned()
+        .collect();
+    if roles.is_empty() && !layers.is_empty() && tar_layers.is_empty() {
+        let mut types: Vec<&str> = layers.iter().map(|l| l.media_type.as_str()).collect();
+        types.dedup();
+        version.kind = "artifact".into();
+        version.media_type = Some(media_type.clone());
+        if version.artifact_type.is_none() {
+            // No `artifactType`: the layers' type is what says what it is.
+            version.artifact_type = types.first().map(|t| (*t).to_owned());
+        }
+        outcome.note = Some(format!(
+            "not a package: no layer is a tar layer ({})",
+            types.join(", ")
+        ));
+        return finish(pool, version, outcome, &run).await;
+    }
     let mut config_json = Value::Null;
     if roles.is_empty()
         && let Some(c) = &config
     {
-        let raw = read_small_blob(backend, repository, &c.digest, CONFIG_LIMIT, &mut run).await?;
+        let Some(raw) = read_small_blob(backend, repository, c, CONFIG_LIMIT, &mut run).await?
+        else {
+            // Truncated, the config would read as empty and the image as a roleless package.
+            version.kind = "image".into();
+            version.media_type = Some(media_type.clone());
+            outcome.note = Some(format!(
+                "image config is larger than the {CONFIG_LIMIT}-byte read cap ({} bytes declared); \
+                 its labels were not read and its layers were not searched for a package",
+                c.size
+            ));
+            return finish(pool, version, outcome, &run).await;
+        };
         config_json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         if let Some(labels) = config_json["config"]["Labels"].as_object() {
             for (key, role) in labels {
@@ -353,11 +411,12 @@ pub async fn index(
         }
         None => {
             // No roles at all. Only an image that looks like a package (no entrypoint or command:
-            // nothing to run) is flattened, and only up to `flatten_limit` bytes.
+            // nothing to run) is flattened, only its tar layers, and only up to `flatten_limit`
+            // bytes.
             let runnable = !config_json["config"]["Entrypoint"].is_null()
                 || !config_json["config"]["Cmd"].is_null();
-            let total: u64 = layers.iter().map(|l| l.size).sum();
-            if runnable || layers.is_empty() {
+            let total: u64 = tar_layers.iter().map(|l| l.size).sum();
+            if runnable || tar_layers.is_empty() {
                 version.kind = "image".into();
                 return finish(pool, version, outcome, &run).await;
             }
@@ -370,10 +429,14 @@ pub async fn index(
                 run.note = outcome.note.clone();
                 return finish(pool, version, outcome, &run).await;
             }
-            // Later layers win, as they would when the image is flattened.
+            // Later layers win, as they would when the image is flattened. These are ordinary
+            // image layers, where symlinks and the like are normal: they are skipped, not
+            // rejected (the base and upbound layers keep the strict policy).
+            let mut flatten_limits = options.limits.clone();
+            flatten_limits.layer.unsafe_entries = xpkg::limits::UnsafeEntryPolicy::Skip;
             let mut found = None;
-            for layer in &layers {
-                match read_layer(backend, repository, layer, &options.limits, &mut run).await? {
+            for layer in &tar_layers {
+                match read_layer(backend, repository, layer, &flatten_limits, &mut run).await? {
                     Ok(c) => {
                         if let Some(f) = c.package_yaml {
                             found = Some(f.bytes);
@@ -439,25 +502,29 @@ pub async fn index(
     store_package(pool, version, outcome, &run, parsed, extension_files).await
 }
 
-/// Reads a small blob whole, at most `limit` bytes.
+/// Reads a small blob whole; `None` (and no more bytes read) once it is over `limit` bytes, by
+/// its descriptor's size before any download or by what the stream delivers.
 async fn read_small_blob(
     backend: &BackendReader,
     repository: &str,
-    digest: &str,
+    blob: &Desc,
     limit: usize,
     run: &mut Run,
-) -> Result<Vec<u8>, IndexError> {
-    let mut stream = Box::pin(backend.blob(repository, digest).await?);
+) -> Result<Option<Vec<u8>>, IndexError> {
+    if blob.size > limit as u64 {
+        return Ok(None);
+    }
+    let mut stream = Box::pin(backend.blob(repository, &blob.digest).await?);
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(RegistryError::from)?;
         run.downloaded += chunk.len() as u64;
         if out.len() + chunk.len() > limit {
-            break;
+            return Ok(None);
         }
         out.extend_from_slice(&chunk);
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Streams one layer through the xpkg reader on a blocking thread, then drains what the reader
@@ -692,7 +759,9 @@ async fn store_package(
             versions: a.versions.iter().map(|v| v.name.clone()).collect(),
         })
         .collect();
-    outcome.objects = parsed.objects.len();
+    // Both counts are of distinct objects (package objects and examples): `objects` of this
+    // version, `objects_new` of those the store lacked, so `objects_new <= objects`.
+    outcome.objects = all.len();
     outcome.objects_new = stored.objects_new;
     outcome.examples = parsed.examples.len();
     outcome.lint = parsed.lint.len();

@@ -100,9 +100,28 @@ impl Indexer {
 
     async fn work(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
         let lease = self.config.indexer.lease;
+        let retry = jobs::Retry {
+            max_attempts: self.config.indexer.max_attempts,
+            base: self.config.indexer.retry_base,
+        };
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            // Listen before looking, so a job queued between the claim and the wait still wakes
+            // this worker.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            // A dead worker's job counts that attempt and waits out its backoff, like a failure.
+            match jobs::expire_leases(&self.pool, retry).await {
+                Ok(0) => {}
+                Ok(count) => tracing::warn!(
+                    worker = n,
+                    jobs = count,
+                    "leases expired; jobs requeued or failed"
+                ),
+                Err(error) => tracing::warn!(worker = n, %error, "cannot expire leases"),
             }
             let claimed = match jobs::claim(&self.pool, lease).await {
                 Ok(c) => c,
@@ -112,7 +131,6 @@ impl Indexer {
                 }
             };
             let Some(job) = claimed else {
-                let woken = self.wake.notified();
                 tokio::select! {
                     _ = woken => {},
                     _ = tokio::time::sleep(self.config.indexer.poll_interval) => {},

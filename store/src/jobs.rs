@@ -130,12 +130,16 @@ pub struct JobRow {
     pub media_type: Option<String>,
     pub source: String,
     pub state: String,
+    pub attempts: i32,
+    pub lease_expiries: i32,
+    pub last_error: Option<String>,
 }
 
 /// Every job, oldest first.
 pub async fn list(pool: &PgPool) -> Result<Vec<JobRow>, sqlx::Error> {
     sqlx::query_as(
-        "select id, backend, repository, reference, digest, media_type, source, state
+        "select id, backend, repository, reference, digest, media_type, source, state, attempts,
+                lease_expiries, last_error
          from index_jobs order by id",
     )
     .fetch_all(pool)
@@ -156,9 +160,10 @@ pub struct ClaimedJob {
     pub attempt: i32,
 }
 
-/// Claims the oldest runnable job: a queued one whose time has come, or a running one whose
-/// worker let its lease expire (it died). `skip locked` lets many workers claim concurrently
-/// without waiting on each other or taking the same job.
+/// Claims the oldest runnable job: a queued one whose time has come. `skip locked` lets many
+/// workers claim concurrently without waiting on each other or taking the same job. A running job
+/// whose worker let its lease expire (it died or hung) is not taken here: [`expire_leases`] first
+/// counts the expiry as an attempt and puts the job back behind a backoff, or fails it.
 pub async fn claim(
     pool: &PgPool,
     lease: std::time::Duration,
@@ -169,8 +174,7 @@ pub async fn claim(
              lease_until = now() + make_interval(secs => $1), updated_at = now()
          where id = (
              select id from index_jobs
-             where (state = 'queued' and run_after <= now())
-                or (state = 'running' and lease_until < now())
+             where state = 'queued' and run_after <= now()
              order by run_after, id
              limit 1
              for update skip locked
@@ -181,6 +185,53 @@ pub async fn claim(
     .bind(lease.as_secs_f64())
     .fetch_optional(pool)
     .await
+}
+
+/// How failed attempts are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts (failures and lease expiries alike) before a job stays `failed`.
+    pub max_attempts: i32,
+    /// The first retry delay, doubled per attempt, at most an hour.
+    pub base: std::time::Duration,
+}
+
+/// The delay before the retry that follows `attempt` (1-based): `base * 2^(attempt-1)`, at most
+/// an hour.
+pub fn backoff(base: std::time::Duration, attempt: i32) -> f64 {
+    (base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).clamp(0, 20))).min(3600.0)
+}
+
+/// Counts every running job whose lease ran out (its worker died or hung) as a failed attempt:
+/// back to the queue after the same backoff as a failure, or `failed` for good after
+/// `max_attempts`, with an error saying how often the lease expired. Without this a job that
+/// kills its worker every time would be taken over forever. Returns how many jobs it touched.
+pub async fn expire_leases(pool: &PgPool, retry: Retry) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "update index_jobs j
+         set lease_expiries = j.lease_expiries + 1,
+             state = case when j.attempts >= $1 then 'failed' else 'queued' end,
+             run_after = now() + make_interval(
+                 secs => least($2 * power(2, least(greatest(j.attempts - 1, 0), 20)), 3600)),
+             lease_until = null,
+             last_error = case
+                 when j.attempts >= $1 then format(
+                     'lease expired %s times (the worker died or hung); failed after %s attempts',
+                     j.lease_expiries + 1, j.attempts)
+                 else format('lease expired on attempt %s (the worker died or hung)', j.attempts)
+             end,
+             updated_at = now()
+         where j.id in (
+             select id from index_jobs
+             where state = 'running' and lease_until < now()
+             for update skip locked
+         )",
+    )
+    .bind(retry.max_attempts)
+    .bind(retry.base.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 /// Extends the lease of a job still held; returns false if it was lost (expired and taken).
@@ -224,8 +275,7 @@ pub async fn fail(
     max_attempts: i32,
     base: std::time::Duration,
 ) -> Result<(), sqlx::Error> {
-    let backoff =
-        (base.as_secs_f64() * 2f64.powi(job.attempt.saturating_sub(1).min(20))).min(3600.0);
+    let backoff = backoff(base, job.attempt);
     sqlx::query(
         "update index_jobs
          set state = case when attempts >= $3 then 'failed' else 'queued' end,

@@ -368,3 +368,177 @@ async fn a_manifest_that_is_not_json_is_rejected_and_recorded() {
         )
     );
 }
+
+/// The row stored for `tag`: kind, artifact type, note, rejection, bytes downloaded.
+async fn stored(
+    env: &Env,
+    tag: &str,
+) -> (String, Option<String>, Option<String>, Option<String>, i64) {
+    sqlx::query_as(
+        "select v.kind, v.artifact_type, v.meta->>'note', v.rejection, v.bytes_downloaded
+         from versions v join tags t on t.version_id = v.id where t.tag = $1",
+    )
+    .bind(tag)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap_or_else(|e| panic!("{tag} recorded: {e}"))
+}
+
+#[tokio::test]
+async fn a_cosign_signature_is_a_non_package_and_nothing_is_downloaded() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let signed = xpkg_image::write(
+        &layout,
+        "v1",
+        &xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main")),
+    );
+    // What `cosign sign` pushes: an image config with nothing to run and a simple-signing
+    // payload as the one "layer", the signature in its annotations.
+    let payload = serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": "xpkg/provider-nop"},
+            "image": {"docker-manifest-digest": signed.digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    }))
+    .unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "", "os": "", "created": "0001-01-01T00:00:00Z",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [testkit::skopeo::digest_of(&payload)]},
+    }))
+    .unwrap();
+    let mut layer = LayerSpec::bytes(payload);
+    layer.media_type = Some("application/vnd.dev.cosign.simplesigning.v1+json".into());
+    layer.annotations.insert(
+        "dev.cosignproject.cosign/signature".into(),
+        "MEUCIQDx7mVxZ3hOK2ncWe3Yy1nkSpIaEQbrJSv0ld0ls/6Z1QIgYOh8Df4vE9J4kL3uItp8sOAjrQEu1Yq1u2C4Jl0Vw0Q="
+            .into(),
+    );
+    let sig = layout.add_image(ImageSpec {
+        config,
+        layers: vec![layer],
+        ..Default::default()
+    });
+    let sig_tag = format!("{}.sig", signed.digest.replace(':', "-"));
+    layout.tag(&sig_tag, &sig);
+    env.push(&layout, &sig_tag, "xpkg/provider-nop", &[]).await;
+    env.index_all().await;
+
+    let (kind, artifact_type, note, rejection, downloaded) = stored(&env, &sig_tag).await;
+    assert_eq!(kind, "artifact", "{note:?} {rejection:?}");
+    assert_eq!(rejection, None);
+    assert_eq!(
+        artifact_type.as_deref(),
+        Some("application/vnd.dev.cosign.simplesigning.v1+json")
+    );
+    assert!(
+        note.as_deref()
+            .unwrap_or_default()
+            .contains("no layer is a tar layer"),
+        "{note:?}"
+    );
+    assert_eq!(
+        downloaded, sig.size as i64,
+        "the manifest alone was read: no config, no layer"
+    );
+    assert_eq!(env.count("select count(*) from objects").await, 0);
+}
+
+/// A gzip tar of `entries` written as they come: (path, type, link target, content).
+fn tar_with(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    for (path, kind, link, body) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_size(body.len() as u64);
+        header.set_mode(0o755);
+        if !link.is_empty() {
+            header.set_link_name(link).unwrap();
+        }
+        header.set_path(path).unwrap();
+        header.set_cksum();
+        builder.append(&header, *body).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_symlink_in_an_image_layer_does_not_fail_a_roleless_flatten() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let source = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
+    // An old package: no roles anywhere, a runtime layer as images have them (a symlink, a hard
+    // link), then the layer with package.yaml.
+    let runtime = tar_with(&[
+        ("bin/", tar::EntryType::Directory, "", b""),
+        (
+            "bin/provider",
+            tar::EntryType::Regular,
+            "",
+            b"\x7fELF not really",
+        ),
+        ("bin/sh", tar::EntryType::Symlink, "/bin/busybox", b""),
+        ("bin/nop", tar::EntryType::Link, "bin/provider", b""),
+    ]);
+    let base = tar_gz(&[("package.yaml", &source.package_yaml)]);
+    let config = testkit::oci::config_json_with_diff_ids(
+        &Default::default(),
+        &[diff_id(&runtime), diff_id(&base)],
+    );
+    let desc = layout.add_image(ImageSpec {
+        config,
+        layers: vec![LayerSpec::bytes(runtime), LayerSpec::bytes(base)],
+        ..Default::default()
+    });
+    layout.tag("old", &desc);
+    env.push(&layout, "old", "xpkg/provider-nop", &[]).await;
+    env.index_all().await;
+    let (kind, _, note, rejection, _) = stored(&env, "old").await;
+    assert_eq!(kind, "package", "{note:?} {rejection:?}");
+    let package_type: Option<String> = sqlx::query_scalar("select package_type from versions")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(package_type.as_deref(), Some("Provider"));
+}
+
+#[tokio::test]
+async fn an_image_config_over_the_read_cap_is_not_truncated_and_says_why() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let source = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
+    let base = tar_gz(&[("package.yaml", &source.package_yaml)]);
+    // A roleless image (nothing to run) whose config is 2 MiB: a truncated read would parse as
+    // nothing, and the image would be flattened as an old package.
+    let labels = [("padding".to_owned(), "x".repeat(2 << 20))].into();
+    let config = testkit::oci::config_json_with_diff_ids(&labels, &[diff_id(&base)]);
+    let desc = layout.add_image(ImageSpec {
+        config: config.clone(),
+        layers: vec![LayerSpec::bytes(base)],
+        ..Default::default()
+    });
+    layout.tag("fat", &desc);
+    env.push(&layout, "fat", "xpkg/provider-fat", &[]).await;
+    env.index_all().await;
+    let (kind, _, note, rejection, downloaded) = stored(&env, "fat").await;
+    assert_eq!(kind, "image", "{rejection:?}");
+    let note = note.unwrap_or_default();
+    assert!(
+        note.contains("larger than the 1048576-byte read cap")
+            && note.contains(&format!("{} bytes declared", config.len())),
+        "{note}"
+    );
+    assert_eq!(
+        downloaded, desc.size as i64,
+        "neither config nor layer read"
+    );
+}

@@ -17,16 +17,97 @@ fn repo_and_tag(dir: &std::path::Path) -> (String, String) {
     (format!("xpkg/{repo}"), tag.to_owned())
 }
 
-/// Definitions counted from the text, independently of the YAML parser: top-level
-/// `kind: CustomResourceDefinition|CompositeResourceDefinition` lines.
-fn definitions_in(package_yaml: &[u8]) -> usize {
-    String::from_utf8_lossy(package_yaml)
-        .lines()
-        .filter(|l| {
-            let l = l.trim_end();
-            l == "kind: CustomResourceDefinition" || l == "kind: CompositeResourceDefinition"
+/// The documents of a YAML stream, read by the test itself (a plain serde reader, none of the
+/// indexer's classification), empty documents left out.
+fn documents(stream: &[u8]) -> Vec<serde_json::Value> {
+    // Test data only; a thread with room for deep CRD schemas in debug builds.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn_scoped(scope, || {
+                let mut options = serde_saphyr::Options::default();
+                options.budget = None;
+                options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::LastWins;
+                serde_saphyr::from_slice_multiple_with_options::<serde_json::Value>(stream, options)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+    .unwrap_or_else(|e| panic!("test data parses: {e}"))
+    .into_iter()
+    .filter(|d| !d.is_null())
+    .collect()
+}
+
+/// What the sources say a package version must be stored as.
+#[derive(Debug)]
+struct Expected {
+    repo: String,
+    tag: String,
+    package_type: String,
+    name: String,
+    /// maintainer, source, license, description: as the meta's annotations set them.
+    annotations: BTreeMap<&'static str, Option<String>>,
+    crossplane_version: Option<String>,
+    depends_on: usize,
+    /// (group, kind) of every CRD and XRD, sorted.
+    apis: Vec<(String, String)>,
+    examples: usize,
+}
+
+fn expected_from(dir: &std::path::Path, image: &PackageImage) -> Expected {
+    let (repo, tag) = repo_and_tag(dir);
+    let docs = documents(&image.package_yaml);
+    // The build puts crossplane.yaml (or the meta synthesised from upbound.yaml) first.
+    let meta = &docs[0];
+    // The current `meta.crossplane.io/` keys, else the bare keys old packages use
+    // (provider-nop: `description`, `descriptionShort`).
+    let annotation = |key: &str| {
+        let annotations = &meta["metadata"]["annotations"];
+        let mut keys = vec![format!("meta.crossplane.io/{key}"), key.to_owned()];
+        if key == "description" {
+            keys.push("descriptionShort".to_owned());
+        }
+        keys.iter()
+            .find_map(|k| annotations[k.as_str()].as_str())
+            .map(str::to_owned)
+    };
+    let mut apis: Vec<(String, String)> = docs[1..]
+        .iter()
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("CustomResourceDefinition" | "CompositeResourceDefinition")
+            )
         })
-        .count()
+        .map(|d| {
+            (
+                d["spec"]["group"].as_str().unwrap().to_owned(),
+                d["spec"]["names"]["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    apis.sort();
+    Expected {
+        repo,
+        tag,
+        package_type: meta["kind"].as_str().unwrap().to_owned(),
+        name: meta["metadata"]["name"].as_str().unwrap().to_owned(),
+        annotations: ["maintainer", "source", "license", "description"]
+            .into_iter()
+            .map(|k| (k, annotation(k)))
+            .collect(),
+        crossplane_version: meta["spec"]["crossplane"]["version"]
+            .as_str()
+            .map(str::to_owned),
+        depends_on: meta["spec"]["dependsOn"].as_array().map_or(0, Vec::len),
+        apis,
+        examples: image
+            .examples_yaml
+            .as_deref()
+            .map_or(0, |e| documents(e).len()),
+    }
 }
 
 fn expected_type(repo: &str) -> &'static str {
@@ -39,28 +120,34 @@ fn expected_type(repo: &str) -> &'static str {
     }
 }
 
+/// Size of the stand-in for the controller binary in every built image.
+const RUNTIME_BYTES: u64 = 3 * 1024 * 1024;
+
 #[tokio::test]
 async fn every_real_package_at_every_version_is_indexed() {
     let env = Env::start().await;
     let tmp = tempfile::tempdir().unwrap();
     let layout = OciLayout::create(tmp.path().join("layout"));
     let mut expected = Vec::new();
-    for dir in xpkg_source::package_dirs() {
-        let (repo, tag) = repo_and_tag(&dir);
-        let image = xpkg_image::from_source(&dir);
-        let defs = definitions_in(&image.package_yaml);
-        let has_examples = image.examples_yaml.is_some();
+    for (n, dir) in xpkg_source::package_dirs().into_iter().enumerate() {
+        let image = PackageImage {
+            // The controller binary: random bytes the indexer must never download.
+            runtime_bytes: Some(RUNTIME_BYTES),
+            seed: n as u64,
+            ..xpkg_image::from_source(&dir)
+        };
+        let want = expected_from(&dir, &image);
         xpkg_image::write(
             &layout,
-            &format!("{}-{tag}", repo.replace('/', "-")),
+            &format!("{}-{}", want.repo.replace('/', "-"), want.tag),
             &image,
         );
-        expected.push((repo, tag, defs, has_examples));
+        expected.push(want);
     }
     assert!(expected.len() >= 19, "{} package trees", expected.len());
-    for (repo, tag, _, _) in &expected {
-        let ltag = format!("{}-{tag}", repo.replace('/', "-"));
-        skopeo_push(&env, &layout, &ltag, repo, tag).await;
+    for want in &expected {
+        let ltag = format!("{}-{}", want.repo.replace('/', "-"), want.tag);
+        skopeo_push(&env, &layout, &ltag, &want.repo, &want.tag).await;
     }
     env.index_all().await;
 
@@ -68,19 +155,27 @@ async fn every_real_package_at_every_version_is_indexed() {
         .count("select count(*) from index_jobs where state <> 'done'")
         .await;
     assert_eq!(failed, 0, "every job finished");
-    for (repo, tag, defs, has_examples) in &expected {
-        let row: (
+    for want in &expected {
+        let (repo, tag) = (&want.repo, &want.tag);
+        let what = format!("{repo}:{tag}");
+        /// kind, package type, name, meta, crossplane version, examples, rejection, bytes
+        /// downloaded, image bytes, version id
+        type Row = (
             String,
             Option<String>,
             Option<String>,
-            i64,
+            Option<serde_json::Value>,
+            Option<String>,
             i64,
             Option<String>,
-        ) = sqlx::query_as(
-            "select v.kind, v.package_type, v.meta->>'name',
-                    (select count(*) from api_types a where a.version_id = v.id),
+            i64,
+            i64,
+            i64,
+        );
+        let row: Row = sqlx::query_as(
+            "select v.kind, v.package_type, v.meta->>'name', v.meta, v.crossplane_version,
                     (select count(*) from examples e where e.version_id = v.id),
-                    v.rejection
+                    v.rejection, v.bytes_downloaded, v.image_bytes, v.id
              from versions v join packages p on p.id = v.package_id
              join tags t on t.version_id = v.id and t.tag = $2
              where p.repository = $1",
@@ -89,29 +184,66 @@ async fn every_real_package_at_every_version_is_indexed() {
         .bind(tag)
         .fetch_one(&env.pool)
         .await
-        .unwrap_or_else(|e| panic!("{repo}:{tag} not stored: {e}"));
-        let (kind, package_type, name, apis, examples, rejection) = row;
-        assert_eq!(kind, "package", "{repo}:{tag} {rejection:?}");
+        .unwrap_or_else(|e| panic!("{what} not stored: {e}"));
+        let (kind, package_type, name, meta, crossplane, examples, rejection, down, size, id) = row;
+        assert_eq!(kind, "package", "{what} {rejection:?}");
         assert_eq!(
             package_type.as_deref(),
-            Some(expected_type(repo)),
-            "{repo}:{tag}"
+            Some(want.package_type.as_str()),
+            "{what}"
         );
-        let short = repo.trim_start_matches("xpkg/");
-        assert!(name.is_some(), "{repo}:{tag} has a name");
+        assert_eq!(want.package_type, expected_type(repo), "{what}: test data");
+        assert_eq!(name.as_deref(), Some(want.name.as_str()), "{what}");
+        let meta = meta.unwrap_or_else(|| panic!("{what}: meta stored"));
+        assert_eq!(meta["name"].as_str(), Some(want.name.as_str()), "{what}");
+        for (key, value) in &want.annotations {
+            assert_eq!(
+                meta[*key].as_str(),
+                value.as_deref(),
+                "{what}: meta field {key}"
+            );
+        }
         assert_eq!(
-            apis as usize, *defs,
-            "{repo}:{tag}: API types vs definitions in the stream"
+            crossplane, want.crossplane_version,
+            "{what}: crossplane version"
         );
-        if *has_examples {
-            assert!(examples > 0, "{repo}:{tag}: examples stored");
-        } else {
-            assert_eq!(examples, 0, "{repo}:{tag}");
-        }
-        if short.starts_with("provider-nop") {
-            assert_eq!(name.as_deref(), Some("provider-nop"));
-        }
+        assert_eq!(
+            meta["crossplane_version"].as_str(),
+            want.crossplane_version.as_deref(),
+            "{what}"
+        );
+        assert_eq!(
+            meta["depends_on"].as_array().map_or(0, Vec::len),
+            want.depends_on,
+            "{what}: dependsOn"
+        );
+        let apis: Vec<(String, String)> = sqlx::query_as(
+            "select api_group, kind from api_types where version_id = $1 order by api_group, kind",
+        )
+        .bind(id)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(apis, want.apis, "{what}: API types");
+        assert_eq!(examples as usize, want.examples, "{what}: examples");
+        assert!(
+            size as u64 > RUNTIME_BYTES,
+            "{what}: the image holds the runtime layer ({size} bytes)"
+        );
+        assert!(
+            (down as u64) < size as u64 - RUNTIME_BYTES,
+            "{what}: downloaded {down} of {size} bytes: the runtime layer was read"
+        );
     }
+    let with_meta = expected
+        .iter()
+        .filter(|e| e.annotations.values().all(Option::is_some) && e.depends_on > 0)
+        .count();
+    assert!(with_meta > 0, "some versions set every field checked");
+    assert!(
+        expected.iter().any(|e| e.examples > 50),
+        "some versions have many examples"
+    );
 
     // Spot checks against what the sources say.
     let kinds: BTreeSet<String> = sqlx::query_scalar(

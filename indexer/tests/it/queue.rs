@@ -19,7 +19,10 @@ fn nop() -> PackageImage {
 
 #[tokio::test]
 async fn a_dead_workers_job_is_finished_by_another_once() {
-    let env = Env::start_with("[indexer]\nlease = \"1s\"\npoll_interval = \"200ms\"\n").await;
+    let env = Env::start_with(
+        "[indexer]\nlease = \"1s\"\npoll_interval = \"200ms\"\nretry_base = \"0s\"\n",
+    )
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let layout = OciLayout::create(tmp.path().join("layout"));
     xpkg_image::write(&layout, "v1", &nop());
@@ -161,5 +164,231 @@ async fn a_moved_tag_points_at_the_new_digest_and_keeps_history() {
         env.count("select count(*) from versions").await,
         2,
         "the old digest stays"
+    );
+}
+
+fn missing_job() -> NewJob {
+    NewJob {
+        backend: "primary".into(),
+        repository: "does/not-exist".into(),
+        reference: "v1".into(),
+        digest: format!("sha256:{}", "0".repeat(64)),
+        media_type: None,
+        source: JobSource::Manual,
+    }
+}
+
+/// The stored job: state, attempts, lease expiries, last error, and how long after its last
+/// update it may run again (in seconds; both timestamps written by one statement).
+async fn job_row(env: &Env) -> (String, i32, i32, Option<String>, f64) {
+    sqlx::query_as(
+        "select state, attempts, lease_expiries, last_error,
+                extract(epoch from run_after - updated_at)::float8
+         from index_jobs",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until the only job's lease has run out.
+async fn wait_for_lease_expiry(env: &Env) {
+    let pool = env.pool.clone();
+    testkit::wait_until("the lease ran out", Duration::from_secs(20), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("select lease_until < now() from index_jobs")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+}
+
+/// Claims the only job as soon as its backoff allows (at most 20 s: a correctness bound).
+async fn claim_when_due(env: &Env, lease: Duration) -> jobs::ClaimedJob {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(job) = jobs::claim(&env.pool, lease).await.unwrap() {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the job never became due again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_kills_its_worker_every_time_ends_failed_after_backoff() {
+    let env = Env::start_with(
+        "[indexer]\nmax_attempts = 2\nretry_base = \"1s\"\npoll_interval = \"100ms\"\n",
+    )
+    .await;
+    jobs::enqueue(&env.pool, &missing_job()).await.unwrap();
+    let retry = jobs::Retry {
+        max_attempts: 2,
+        base: Duration::from_secs(1),
+    };
+    let lease = Duration::from_millis(300);
+
+    // Attempt 1: the worker dies holding the job.
+    let first = jobs::claim(&env.pool, lease).await.unwrap().unwrap();
+    assert_eq!(first.attempt, 1);
+    wait_for_lease_expiry(&env).await;
+    assert_eq!(jobs::expire_leases(&env.pool, retry).await.unwrap(), 1);
+    let (state, attempts, expiries, error, delay) = job_row(&env).await;
+    assert_eq!((state.as_str(), attempts, expiries), ("queued", 1, 1));
+    assert!(
+        error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("lease expired"),
+        "{error:?}"
+    );
+    assert_eq!(delay, 1.0, "the expiry counts as an attempt: base backoff");
+    assert!(
+        jobs::claim(&env.pool, lease).await.unwrap().is_none(),
+        "not taken again before its backoff"
+    );
+
+    // Attempt 2: dies again. The workers (not this test) notice and give up on the job.
+    let second = claim_when_due(&env, lease).await;
+    assert_eq!(second.attempt, 2);
+    wait_for_lease_expiry(&env).await;
+    env.index_all().await;
+    let (state, attempts, expiries, error, _) = job_row(&env).await;
+    assert_eq!((state.as_str(), attempts, expiries), ("failed", 2, 2));
+    let error = error.unwrap_or_default();
+    assert!(error.contains("lease expired 2 times"), "{error}");
+    assert!(
+        !jobs::complete(&env.pool, &second).await.unwrap(),
+        "the dead worker's lease is void"
+    );
+}
+
+#[tokio::test]
+async fn each_retry_waits_twice_as_long_as_the_one_before() {
+    let env = Env::start_with(
+        "[indexer]\nmax_attempts = 3\nretry_base = \"1s\"\npoll_interval = \"100ms\"\n",
+    )
+    .await;
+    jobs::enqueue(&env.pool, &missing_job()).await.unwrap();
+    // Real workers fail the job (its manifest does not exist) three times; every state the job
+    // passes through between attempts is recorded from the stored timestamps.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(env.indexer.clone().run(1, rx));
+    let delays = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i32, f64)>::new()));
+    let pool = env.pool.clone();
+    testkit::wait_until("the job failed for good", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        let delays = delays.clone();
+        async move {
+            let (state, attempts, delay): (String, i32, f64) = sqlx::query_as(
+                "select state, attempts, extract(epoch from run_after - updated_at)::float8
+                 from index_jobs",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            let mut delays = delays.lock().unwrap();
+            if state == "queued" && attempts > 0 && delays.last().is_none_or(|d| d.0 != attempts) {
+                delays.push((attempts, delay));
+            }
+            state == "failed"
+        }
+    })
+    .await;
+    tx.send(true).unwrap();
+    run.await.unwrap();
+    assert_eq!(
+        *delays.lock().unwrap(),
+        vec![(1, 1.0), (2, 2.0)],
+        "retry delays after attempts 1 and 2"
+    );
+    let (state, attempts, expiries, _, _) = job_row(&env).await;
+    assert_eq!((state.as_str(), attempts, expiries), ("failed", 3, 0));
+
+    // A lease expiry backs off on the same schedule (attempt 1: the base delay).
+    jobs::enqueue(
+        &env.pool,
+        &NewJob {
+            repository: "does/not-exist-either".into(),
+            ..missing_job()
+        },
+    )
+    .await
+    .unwrap();
+    sqlx::query("delete from index_jobs where state = 'failed'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let retry = jobs::Retry {
+        max_attempts: 3,
+        base: Duration::from_secs(1),
+    };
+    let mut expected = 1.0;
+    for attempt in 1..=2 {
+        let job = claim_when_due(&env, Duration::from_millis(200)).await;
+        assert_eq!(job.attempt, attempt);
+        wait_for_lease_expiry(&env).await;
+        jobs::expire_leases(&env.pool, retry).await.unwrap();
+        let (state, _, expiries, _, delay) = job_row(&env).await;
+        assert_eq!((state.as_str(), expiries), ("queued", attempt));
+        assert_eq!(delay, expected, "after lease expiry {attempt}");
+        expected *= 2.0;
+    }
+}
+
+#[tokio::test]
+async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
+    // Polling alone would not look again for an hour: only the notification can wake them.
+    let env = Env::start_with("[indexer]\npoll_interval = \"1h\"\n").await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(env.indexer.clone().run(2, rx));
+    // Both workers find nothing and go idle.
+    let pool = env.pool.clone();
+    testkit::wait_until("the listener is connected", Duration::from_secs(20), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and query ilike 'listen%'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                > 0
+        }
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    xpkg_image::write(&layout, "v1", &nop());
+    env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
+    let pool = env.pool.clone();
+    testkit::wait_until(
+        "the pushed package is indexed",
+        Duration::from_secs(20),
+        || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("select count(*) from versions where kind = 'package'")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                    == 1
+            }
+        },
+    )
+    .await;
+    tx.send(true).unwrap();
+    run.await.unwrap();
+    assert_eq!(
+        env.count("select count(*) from index_jobs where state = 'done'")
+            .await,
+        1
     );
 }
