@@ -180,6 +180,10 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
 
     if let (Endpoint::Manifest { reference, .. }, None) = (&endpoint, &upstream) {
         enqueue(state, &routed, reference, &parts, &resp, pushed);
+        let repo = routed.repo.as_ref();
+        state
+            .pulls
+            .observe(&routed.backend.name, repo, &parts.method, &resp);
     }
 
     let ctx = rewrite::Context {

@@ -15,6 +15,7 @@ pub mod health;
 pub mod metrics;
 pub mod path;
 pub mod preload;
+pub mod pulls;
 pub mod rewrite;
 pub mod routing;
 pub mod upstream;
@@ -45,6 +46,8 @@ pub struct Inner {
     pub pool: PgPool,
     pub enqueuer: Arc<Enqueuer>,
     pub metrics: Arc<Metrics>,
+    /// Pull counts, flushed to `package_pulls` in the background.
+    pub pulls: Arc<pulls::Pulls>,
     /// Follows blob redirects to object storage: no credentials, system trust roots.
     pub redirect_client: reqwest::Client,
     public_base: String,
@@ -86,6 +89,7 @@ impl AppState {
             pool,
             enqueuer,
             metrics,
+            pulls: pulls::Pulls::new(),
             redirect_client,
             public_base,
         })))
@@ -131,6 +135,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let retry = state.enqueuer.spawn_retry_loop();
+    let pulls = state.pulls.spawn_flush_loop(state.pool.clone());
+    let (pull_counts, pool) = (state.pulls.clone(), state.pool.clone());
     let c = &state.config.cache;
     let eviction = state
         .cache
@@ -141,6 +147,8 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     retry.abort();
+    pulls.abort();
+    pull_counts.flush(&pool).await;
     if let Some(e) = eviction {
         e.abort();
     }

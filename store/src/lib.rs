@@ -6,6 +6,7 @@
 
 pub mod jobs;
 pub mod packages;
+pub mod pulls;
 
 use std::time::Duration;
 
