@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium)
+PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use crate::{
     AppState, db,
     http::{Caching, WebError, cached},
-    pages::{CheckedSearch, SearchParams, check_search, page_caching, parse_docs_id, run_search},
+    pages::{
+        CheckedSearch, SearchParams, check_search, page_caching, parse_docs_id, query_error,
+        run_search,
+    },
     views::{self, package_url, split_version_path, version_url},
 };
 
@@ -109,7 +112,7 @@ pub async fn package(
             "repository": p.repository, "package_type": p.package_type, "name": p.name,
             "description": p.description, "maintainer": p.maintainer, "visibility": p.visibility,
             "latest_version": p.latest_tag, "url": package_url(&p.repository),
-            "versions": versions,
+            "pulls": p.pulls, "versions": versions,
         });
         return Ok(json_response(
             &headers,
@@ -135,7 +138,14 @@ pub async fn package(
                    "name": c.name, "class": c.class, "docs_url": state.docs_url(&c.digest)})
         })
         .collect();
-    let body = views::version_body(&state, &p.repository, reference, &v, loaded);
+    let body = views::version_body(
+        &state,
+        &state.registry_host(&headers),
+        &p.repository,
+        reference,
+        &v,
+        loaded,
+    );
     let value = json!({
         "repository": p.repository, "version": reference, "url": version_url(&p.repository, reference),
         "tags": v.tags, "manifest_digest": v.manifest_digest, "index_digest": v.index_digest,
@@ -158,9 +168,10 @@ pub async fn package(
 /// `GET /api/v1/search?q=&type=&group=&page=`.
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<SearchParams>,
+    params: Result<Query<SearchParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
     let CheckedSearch {
         q,
         package_type,
@@ -245,5 +256,73 @@ pub async fn status(
         },
         None,
         &value,
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ApisParams {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Most definitions one `/api/v1/apis` answer lists.
+const APIS_LIMIT: i64 = 1000;
+
+/// `GET /api/v1/apis?group=&kind=`: API types by group and/or kind (one is required), each with
+/// the package versions that define it and the docs URL of each distinct definition.
+pub async fn apis(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<ApisParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let group = Some(params.group.trim()).filter(|g| !g.is_empty());
+    let kind = Some(params.kind.trim()).filter(|k| !k.is_empty());
+    if group.is_none() && kind.is_none() {
+        return Err(WebError::bad_request("group or kind is required.").into());
+    }
+    if group.is_some_and(|g| g.len() > 253) || kind.is_some_and(|k| k.len() > 253) {
+        return Err(WebError::bad_request("group and kind are at most 253 characters.").into());
+    }
+    let reader = state.is_reader(&headers);
+    let rows = db::api_definitions(&state.pool, reader, group, kind, APIS_LIMIT).await?;
+    let truncated = rows.len() as i64 >= APIS_LIMIT;
+    let mut apis: Vec<Value> = Vec::new();
+    for r in &rows {
+        let version = r
+            .tags
+            .first()
+            .cloned()
+            .unwrap_or_else(|| r.manifest_digest.clone());
+        let definer = json!({
+            "repository": r.repository, "package_type": r.package_type, "version": version,
+            "tags": r.tags, "manifest_digest": r.manifest_digest,
+            "url": version_url(&r.repository, &version),
+            "object_digest": r.object_digest, "docs_url": state.docs_url(&r.object_digest),
+            "served_versions": r.served_versions, "storage_version": r.storage_version,
+            "deprecated": r.deprecated,
+        });
+        let same = apis
+            .last()
+            .is_some_and(|a| a["group"] == r.api_group.as_str() && a["kind"] == r.kind.as_str());
+        if !same {
+            apis.push(
+                json!({"group": r.api_group, "kind": r.kind, "plural": r.plural,
+                             "scope": r.scope, "definitions": []}),
+            );
+        }
+        let api = apis.last_mut().expect("pushed above");
+        api["definitions"]
+            .as_array_mut()
+            .expect("an array")
+            .push(definer);
+    }
+    Ok(json_response(
+        &headers,
+        page_caching(&state, reader),
+        None,
+        &json!({"group": group, "kind": kind, "truncated": truncated, "apis": apis}),
     ))
 }

@@ -41,6 +41,8 @@ pub struct Package {
     pub latest_version_id: Option<i64>,
     pub description: Option<String>,
     pub maintainer: Option<String>,
+    /// Pulls through the shim, as far as it has recorded them.
+    pub pulls: i64,
 }
 
 /// One manifest of a package with the tags that point at it.
@@ -191,7 +193,9 @@ pub async fn package(
 ) -> sqlx::Result<Option<Package>> {
     sqlx::query_as(&format!(
         "select p.id, p.repository, p.backend, p.package_type, p.name, p.visibility, p.latest_tag,
-                p.latest_version_id, p.description, p.maintainer
+                p.latest_version_id, p.description, p.maintainer,
+                (select coalesce(sum(pp.count), 0)::bigint from package_pulls pp
+                 where pp.backend = p.backend and pp.repository = p.repository) as pulls
          from packages p where p.repository = $2 and {VISIBLE}"
     ))
     .bind(reader)
@@ -330,32 +334,48 @@ pub async fn object(
     })
 }
 
-/// The examples of an API type that instantiate `group`/`kind`, taken from the first indexed
-/// version that contains `definition` and has examples for it (stable once indexed, so the
-/// docs page stays immutable).
+/// The examples shown on an API type's docs page, and whether they came from a public package.
+///
+/// Rule (it keeps `/docs/sha256:<hex>` a pure function of the digest): the examples are those of
+/// the earliest-indexed version (lowest version id) that contains the object and that the
+/// request may see, for `group`/`kind`, possibly none. A version's contents and examples are
+/// written in one transaction, so once any visible version holds the object, versions indexed
+/// later never change the choice (only a package's visibility changing can). Anonymous requests
+/// consider public packages only, so a private package sharing the CRD never shows its examples
+/// there; a reader may get a private version's examples, and that answer is not cached publicly.
 pub async fn examples_for(
     pool: &PgPool,
+    reader: bool,
     definition: &str,
     group: &str,
     kind: &str,
-) -> sqlx::Result<Vec<Example>> {
-    sqlx::query_as(
-        "with first as (
-             select e.version_id from examples e join versions v on v.id = e.version_id
-             join contents c on c.digest = v.contents_digest
-             where c.objects @> array[$1::text] and e.api_group = $2 and e.kind = $3
-             order by e.version_id limit 1)
-         select e.object_digest, e.api_group, e.kind, e.api_version, e.example_id,
-                e.supporting, o.body
-         from examples e join first f on f.version_id = e.version_id
-         join objects o on o.digest = e.object_digest
-         where e.api_group = $2 and e.kind = $3 order by e.position",
-    )
+) -> sqlx::Result<(Vec<Example>, bool)> {
+    let first: Option<(i64, bool)> = sqlx::query_as(&format!(
+        "select v.id, p.visibility = 'public' from versions v
+         join contents c on c.digest = v.contents_digest
+         join packages p on p.id = v.package_id
+         where c.objects @> array[$2::text] and {VISIBLE}
+         order by v.id limit 1"
+    ))
+    .bind(reader)
     .bind(definition)
+    .fetch_optional(pool)
+    .await?;
+    let Some((version_id, public)) = first else {
+        return Ok((vec![], true));
+    };
+    let examples = sqlx::query_as(
+        "select e.object_digest, e.api_group, e.kind, e.api_version, e.example_id,
+                e.supporting, o.body
+         from examples e join objects o on o.digest = e.object_digest
+         where e.version_id = $1 and e.api_group = $2 and e.kind = $3 order by e.position",
+    )
+    .bind(version_id)
     .bind(group)
     .bind(kind)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok((examples, public))
 }
 
 /// The package that `reference` (e.g. `xpkg.upbound.io/upbound/provider-aws-ec2`) names, when
@@ -520,5 +540,52 @@ pub async fn icon(
     .bind(reader)
     .bind(manifest_digest)
     .fetch_optional(pool)
+    .await
+}
+
+/// One version that defines an API type, for `/api/v1/apis`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ApiDefinition {
+    pub api_group: String,
+    pub kind: String,
+    pub plural: Option<String>,
+    pub scope: Option<String>,
+    pub object_digest: String,
+    pub served_versions: Vec<String>,
+    pub storage_version: Option<String>,
+    pub deprecated: bool,
+    pub repository: String,
+    pub package_type: Option<String>,
+    pub manifest_digest: String,
+    pub tags: Vec<String>,
+}
+
+/// The API types whose group and/or kind equal the given ones (case-insensitively), with every
+/// visible package version that defines them, newest version first; at most `limit` rows.
+pub async fn api_definitions(
+    pool: &PgPool,
+    reader: bool,
+    group: Option<&str>,
+    kind: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<ApiDefinition>> {
+    sqlx::query_as(&format!(
+        "select a.api_group, a.kind, a.plural, a.scope, a.object_digest, a.served_versions,
+                a.storage_version, a.deprecated, p.repository, p.package_type, v.manifest_digest,
+                coalesce((select array_agg(t.tag order by t.tag) from tags t
+                          where t.version_id = v.id), '{{}}') as tags
+         from api_types a join versions v on v.id = a.version_id
+         join packages p on p.id = v.package_id
+         where {VISIBLE}
+           and ($2::text is null or lower(a.api_group) = lower($2))
+           and ($3::text is null or lower(a.kind) = lower($3))
+         order by a.api_group, a.kind, p.repository, v.id desc
+         limit $4"
+    ))
+    .bind(reader)
+    .bind(group)
+    .bind(kind)
+    .bind(limit)
+    .fetch_all(pool)
     .await
 }

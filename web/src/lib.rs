@@ -41,8 +41,11 @@ pub struct AppState {
     reader_tokens: Vec<String>,
     pub page_max_age: Duration,
     pub page_size: u32,
-    /// The registry host clients pull from, for the install lines.
-    pub registry_host: String,
+    /// The registry host clients pull from, for the install lines, when `[server] public_url`
+    /// names it; otherwise it is taken from each request (see [`AppState::registry_host`]).
+    registry_host: Option<String>,
+    /// The port the shim listens on, for install lines built from a request's `Host`.
+    registry_port: u16,
     pub assets: Assets,
 }
 
@@ -54,16 +57,13 @@ impl AppState {
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
             .unwrap_or_default();
-        let registry_host = match &config.server.public_url {
-            Some(u) => {
-                let host = u.host_str().unwrap_or("localhost");
-                match u.port() {
-                    Some(p) => format!("{host}:{p}"),
-                    None => host.to_owned(),
-                }
+        let registry_host = config.server.public_url.as_ref().map(|u| {
+            let host = u.host_str().unwrap_or("localhost");
+            match u.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_owned(),
             }
-            None => config.server.listen.to_string(),
-        };
+        });
         Self {
             pool,
             assets: Assets::new(&public_base),
@@ -78,7 +78,25 @@ impl AppState {
             page_max_age: config.web.page_max_age,
             page_size: config.web.page_size.clamp(1, 100),
             registry_host,
+            registry_port: config.server.listen.port(),
         }
+    }
+
+    /// The registry host for install lines: `[server] public_url`'s host when set; otherwise
+    /// the host name the request was addressed to (its `Host` header, when it is a plain host
+    /// name or IP literal) with the shim's listen port, as the shim normally runs beside the
+    /// web on the same machine name; `localhost` with that port when the header is absent or
+    /// malformed. Never the listen address itself (`0.0.0.0` is no place to pull from).
+    pub fn registry_host(&self, headers: &HeaderMap) -> String {
+        if let Some(h) = &self.registry_host {
+            return h.clone();
+        }
+        let name = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(host_name)
+            .unwrap_or("localhost");
+        format!("{name}:{}", self.registry_port)
     }
 
     /// Whether the request carries a reader token (and may see private packages).
@@ -108,6 +126,29 @@ impl AppState {
     pub fn docs_url(&self, digest: &str) -> String {
         format!("{}/docs/{digest}", self.public_base)
     }
+}
+
+/// The host name of a `Host` header value (`name`, `name:port`, `[v6]`, `[v6]:port`) when it is
+/// a DNS name or IP literal made of the characters those allow.
+fn host_name(value: &str) -> Option<&str> {
+    let name = if value.starts_with('[') {
+        &value[..=value.find(']')?]
+    } else {
+        value.split(':').next()?
+    };
+    let rest = &value[name.len()..];
+    let port_ok = rest.is_empty()
+        || rest.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && port_ok
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+        && !name.starts_with(['.', '-']);
+    ok.then_some(name)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -143,6 +184,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/packages/{*path}", get(api::package))
         .route("/api/v1/packages", get(api::packages))
         .route("/api/v1/search", get(api::search))
+        .route("/api/v1/apis", get(api::apis))
         .route("/api/v1/objects/{digest}", get(api::object))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/{*rest}", get(api::not_found))
@@ -199,5 +241,61 @@ pub fn serve_on(
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(extra: &str) -> AppState {
+        let config = Config::from_toml(&format!(
+            "{extra}\n[database]\nurl = \"postgres://nobody@127.0.0.1:1/none\"\n\
+             [[backend]]\nname = \"b\"\nurl = \"http://127.0.0.1:1\"\n\
+             [[route]]\nprefix = \"\"\nbackend = \"b\"\n"
+        ))
+        .unwrap();
+        let pool = shimmer_store::connect_lazy(&config.database).unwrap();
+        AppState::new(&config, pool)
+    }
+
+    fn host(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn install_lines_name_the_public_url_else_the_requested_host() {
+        let s = state("[server]\nlisten = \"0.0.0.0:5000\"");
+        assert_eq!(
+            s.registry_host(&host("web.example.com:8080")),
+            "web.example.com:5000"
+        );
+        assert_eq!(s.registry_host(&host("bad_host")), "localhost:5000");
+        assert_eq!(s.registry_host(&HeaderMap::new()), "localhost:5000");
+        let s = state("[server]\npublic_url = \"https://registry.example.com\"");
+        assert_eq!(
+            s.registry_host(&host("web.example.com")),
+            "registry.example.com"
+        );
+        let s = state("[server]\npublic_url = \"http://registry.example.com:5443/\"");
+        assert_eq!(
+            s.registry_host(&HeaderMap::new()),
+            "registry.example.com:5443"
+        );
+    }
+
+    #[test]
+    fn host_headers_are_validated() {
+        assert_eq!(host_name("example.com"), Some("example.com"));
+        assert_eq!(host_name("example.com:8080"), Some("example.com"));
+        assert_eq!(host_name("[::1]:8080"), Some("[::1]"));
+        assert_eq!(host_name("10.0.0.1"), Some("10.0.0.1"));
+        assert_eq!(host_name("bad_host"), None);
+        assert_eq!(host_name("a\"><script>"), None);
+        assert_eq!(host_name("example.com:http"), None);
+        assert_eq!(host_name(""), None);
+        assert_eq!(host_name("-x.com"), None);
     }
 }

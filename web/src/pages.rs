@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -206,6 +206,7 @@ pub async fn package(
                     .unwrap_or_else(|| v.manifest_digest.clone());
                 Some(views::version_body(
                     &state,
+                    &state.registry_host(&headers),
                     &package.repository,
                     &label,
                     v,
@@ -254,7 +255,14 @@ pub async fn package(
     let page = VersionPage {
         layout: Layout::new(&state, ""),
         head: views::head(&state, &package, Some(&version)),
-        body: views::version_body(&state, &package.repository, reference, &version, loaded),
+        body: views::version_body(
+            &state,
+            &state.registry_host(&headers),
+            &package.repository,
+            reference,
+            &version,
+            loaded,
+        ),
     }
     .render()
     .or_page(&state)?;
@@ -350,6 +358,8 @@ pub async fn docs(
         .or_page(&state);
     };
     let caching = Caching::Immutable { public };
+    let mut etag = digest.to_owned();
+    let mut public = public;
     match format {
         "json" => {
             let body = serde_json::to_vec_pretty(&object.body).unwrap_or_default();
@@ -398,10 +408,15 @@ pub async fn docs(
                 warning: v.deprecation_warning,
             });
         }
-        for e in db::examples_for(&state.pool, digest, &group, &kind)
+        let (found, from_public) = db::examples_for(&state.pool, reader, digest, &group, &kind)
             .await
-            .or_page(&state)?
-        {
+            .or_page(&state)?;
+        // Examples from a private package: this body is a reader's only, with its own tag.
+        if !from_public {
+            public = false;
+            etag = format!("{digest}-private");
+        }
+        for e in found {
             let name = e.body["metadata"]["name"].as_str().unwrap_or_default();
             examples.push(ExampleYaml {
                 label: format!(
@@ -453,7 +468,12 @@ pub async fn docs(
     }
     .render()
     .or_page(&state)?;
-    Ok(html(&headers, caching, Some(digest), page))
+    Ok(html(
+        &headers,
+        Caching::Immutable { public },
+        Some(&etag),
+        page,
+    ))
 }
 
 /// What a Composition composes: its composite type, its mode, its function pipeline and the
@@ -704,9 +724,10 @@ pub async fn run_search(
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<SearchParams>,
+    params: Result<Query<SearchParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
+    let Query(params) = params.map_err(query_error).or_page(&state)?;
     let CheckedSearch {
         q,
         package_type,
@@ -766,6 +787,17 @@ pub async fn search(
     .render()
     .or_page(&state)?;
     Ok(html(&headers, page_caching(&state, reader), None, body))
+}
+
+/// A query string axum could not read (a repeated or malformed parameter), as a 400 that says
+/// so in words (the pages show it as an error page, the API in its error envelope).
+pub fn query_error(rejection: QueryRejection) -> WebError {
+    WebError::bad_request(format!(
+        "This address's query string could not be read ({}). Check the parameters and try again.",
+        rejection
+            .body_text()
+            .trim_start_matches("Failed to deserialize query string: ")
+    ))
 }
 
 #[derive(Template)]

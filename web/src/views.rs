@@ -90,6 +90,8 @@ pub struct Head {
     pub icon: Option<String>,
     pub private: bool,
     pub facts: Vec<(String, String, Option<String>)>,
+    /// Pulls through the shim (see the README for what counts).
+    pub pulls: i64,
 }
 
 pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> Head {
@@ -137,6 +139,7 @@ pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> H
             .map(|v| format!("{}/icons/{}", state.public_base, v.manifest_digest)),
         private: package.visibility == "private",
         facts,
+        pulls: package.pulls,
     }
 }
 
@@ -316,8 +319,10 @@ pub fn human_bytes(n: i64) -> String {
     }
 }
 
+/// `host` is the registry host of the install lines ([`AppState::registry_host`]).
 pub fn version_body(
     state: &AppState,
+    host: &str,
     repository: &str,
     label: &str,
     v: &Version,
@@ -325,7 +330,6 @@ pub fn version_body(
 ) -> VersionBody {
     let meta = v.meta.clone().unwrap_or(Value::Null);
     let s = |k: &str| meta[k].as_str().map(str::to_owned);
-    let host = &state.registry_host;
     let mut install = Vec::new();
     if let Some(t) = &v.package_type {
         let reference = match v.tags.first() {

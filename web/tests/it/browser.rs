@@ -1,10 +1,15 @@
 //! The pages in a real browser (headless Chromium): styles and the script load under the
 //! page's Content-Security-Policy, a field link opens the schema tree at that field, hostile
-//! package content never runs, and search works without JavaScript.
+//! package content never runs, search works without JavaScript, and a person's visit (typing,
+//! submitting, clicking) driven over WebDriver.
 
 use testkit::chromium;
 
-use crate::{harness::Env, pages::hostile_image};
+use crate::{
+    harness::Env,
+    pages::hostile_image,
+    webdriver::{Browser, ENTER},
+};
 
 /// Where screenshots go for a person to look at: `target/web-screenshots/`.
 fn screenshot_dir() -> std::path::PathBuf {
@@ -20,6 +25,12 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
         "provider-kubernetes-v1.2.1",
         "crossplane-contrib/provider-kubernetes",
         "v1.2.1",
+    )
+    .await;
+    env.push_source(
+        "provider-kubernetes-v0.18.0",
+        "crossplane-contrib/provider-kubernetes",
+        "v0.18.0",
     )
     .await;
     env.push_image(&hostile_image(), "acme/provider-hostile", "v1.0.0")
@@ -48,7 +59,8 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
 
     // A link to a field deep in a schema opens the tree down to it (app.js, loaded under CSP).
     let object: String = sqlx::query_scalar(
-        "select object_digest from api_types where kind = 'Object' and api_group = 'kubernetes.crossplane.io'",
+        "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
+         where a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
     )
     .fetch_one(&env.pool)
     .await
@@ -102,44 +114,85 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
         "hostile CRD content ran:\n{dom}"
     );
 
-    // A visit: home, a search, a package, a version, a CRD's docs; the rendered text is
-    // checked and each page is photographed for a person to look at.
+    // A person's visit, driven over WebDriver: type a kind into the home page's search box and
+    // submit, click the package in the results, go to an older version, open a CRD's docs. The
+    // rendered text is checked at each step and each page photographed for a person to look at.
     let dir = screenshot_dir();
-    let visit = [
-        ("home", "/".to_owned(), "Recently indexed"),
-        (
-            "search",
-            "/search?q=ProviderConfig".to_owned(),
-            "ProviderConfig",
-        ),
-        (
-            "package",
-            "/packages/crossplane-contrib/provider-kubernetes".to_owned(),
-            "Latest version: v1.2.1",
-        ),
-        (
-            "version",
-            "/packages/crossplane-contrib/provider-kubernetes/versions/v1.2.1".to_owned(),
-            "API types (",
-        ),
-        (
-            "docs",
-            format!("/docs/{object}"),
-            "Object (kubernetes.crossplane.io)",
-        ),
-    ];
-    for (name, path, text) in visit {
-        let url = format!("{}{path}", env.web);
-        let dom = chromium::dump_dom(&url).await.unwrap();
-        assert!(dom.contains(text), "{name}: {text:?} not in\n{dom}");
-        let shot = dir.join(format!("{name}.png"));
-        chromium::screenshot(&url, &shot).await.unwrap();
-        let png = std::fs::read(&shot).unwrap();
+    let browser = Browser::start().await;
+    let shoot = async |name: &str| {
+        let png = browser.screenshot().await;
         assert!(
             png.starts_with(b"\x89PNG") && png.len() > 10_000,
             "{name}: {} bytes",
             png.len()
         );
-        println!("screenshot of {path}: {}", shot.display());
-    }
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        println!("screenshot of {name}: {}", path.display());
+    };
+    browser.goto(&format!("{}/", env.web)).await;
+    browser.wait_for_text("Recently indexed").await;
+    shoot("home").await;
+
+    let q = browser
+        .find("css selector", "form.search input[name=q]")
+        .await;
+    browser.type_text(&q, "ProviderConfig").await;
+    browser.type_text(&q, ENTER).await;
+    let text = browser.wait_for_text("results").await;
+    assert!(browser.url().await.contains("/search?q=ProviderConfig"));
+    assert!(text.contains("ProviderConfig"), "{text}");
+    assert!(
+        text.contains("crossplane-contrib/provider-kubernetes"),
+        "{text}"
+    );
+    shoot("search").await;
+
+    let hit = browser
+        .find(
+            "css selector",
+            "li.hit-api a[href^='/packages/crossplane-contrib/provider-kubernetes']",
+        )
+        .await;
+    browser.click(&hit).await;
+    browser.wait_for_text("API types (").await;
+    let title = browser.find("css selector", ".package-header h1 a").await;
+    browser.click(&title).await;
+    let text = browser.wait_for_text("Latest version: v1.2.1").await;
+    assert!(
+        browser
+            .url()
+            .await
+            .ends_with("/packages/crossplane-contrib/provider-kubernetes"),
+        "{}",
+        browser.url().await
+    );
+    assert!(text.contains("v0.18.0"), "{text}");
+    shoot("package").await;
+
+    let version = browser.find("link text", "v0.18.0").await;
+    browser.click(&version).await;
+    let text = browser.wait_for_text("API types (").await;
+    assert!(
+        browser.url().await.ends_with("/versions/v0.18.0"),
+        "{}",
+        browser.url().await
+    );
+    assert!(text.contains("Object"), "{text}");
+    shoot("version").await;
+
+    let docs = browser
+        .find(
+            "xpath",
+            "//a[contains(@class, 'api-link') and normalize-space(.)='Object']",
+        )
+        .await;
+    browser.click(&docs).await;
+    let text = browser
+        .wait_for_text("Object (kubernetes.crossplane.io)")
+        .await;
+    assert!(browser.url().await.contains("/docs/sha256:"));
+    assert!(text.contains("Examples"), "{text}");
+    shoot("docs").await;
+    browser.quit().await;
 }

@@ -130,6 +130,17 @@ visibility = \"private\"
         .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
     }
 
+    /// Pushes what `local` names in this environment's OCI layout through the shim.
+    pub async fn push_layout(&self, local: &str, repo: &str, tag: &str, extra: &[&str]) {
+        skopeo::copy(
+            &self.layout.skopeo_ref(local),
+            &format!("docker://{}/{repo}:{tag}", self.shim),
+            extra,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+    }
+
     /// Runs two workers until nothing is queued or running.
     pub async fn index_all(&self) {
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -4,7 +4,11 @@
 
 mod api;
 mod browser;
+mod details;
+mod examples;
 mod harness;
 mod pages;
+mod pulls;
 mod search;
 mod visibility;
+mod webdriver;

@@ -1,0 +1,97 @@
+//! The examples on an API type's docs page: never from a package the request may not see, and
+//! fixed once the page can be served (the page is immutable).
+
+use crate::{
+    harness::{Env, READER_TOKEN},
+    pages::with_meta,
+};
+
+const META: &str = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-nop\nspec: {}";
+
+/// provider-nop (its NopResource CRD) with NopResource examples of these names, or none.
+fn nop_with_examples(names: &[&str]) -> testkit::xpkg_image::PackageImage {
+    let mut image = with_meta("provider-nop-main", META);
+    image.examples_yaml = (!names.is_empty()).then(|| {
+        names
+            .iter()
+            .map(|n| {
+                format!(
+                    "apiVersion: nop.crossplane.io/v1alpha1\nkind: NopResource\nmetadata:\n  name: {n}\nspec:\n  forProvider: {{}}\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+            .into_bytes()
+    });
+    image
+}
+
+#[tokio::test]
+async fn docs_examples_never_leak_private_packages_and_never_change_once_served() {
+    let env = Env::start().await;
+    // A private package is indexed first with the CRD and an example of it ...
+    env.push_image(
+        &nop_with_examples(&["secret-example"]),
+        "private/provider-nop",
+        "v1.0.0",
+    )
+    .await;
+    env.index_all().await;
+    // ... then a public one that shares the CRD, without examples.
+    env.push_image(&nop_with_examples(&[]), "acme/provider-nop", "v1.0.0")
+        .await;
+    env.index_all().await;
+    let digest: String = sqlx::query_scalar(
+        "select distinct object_digest from api_types where kind = 'NopResource'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let url = format!("/docs/{digest}");
+
+    let r = env.get(&url).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(r.headers()["etag"], format!("\"{digest}\"").as_str());
+    let public_page = r.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&public_page);
+    assert!(
+        !text.contains("secret-example"),
+        "a private package's example on a public page"
+    );
+    assert!(text.contains("No examples for this kind."), "{text}");
+
+    // A reader sees the earliest version of all, the private one, in a response no shared cache
+    // keeps and whose tag differs from the public body's.
+    let bearer = format!("Bearer {READER_TOKEN}");
+    let r = env.get_with(&url, &[("authorization", &bearer)]).await;
+    assert_eq!(r.status(), 200);
+    let cc = r.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(cc.starts_with("private"), "{cc}");
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(etag, format!("\"{digest}\""));
+    assert!(r.text().await.unwrap().contains("secret-example"));
+
+    // A later public version with examples of the same CRD changes nothing: same bytes, same tag.
+    env.push_image(
+        &nop_with_examples(&["later-one", "later-two"]),
+        "acme/provider-nop",
+        "v1.0.1",
+    )
+    .await;
+    env.index_all().await;
+    let versions = env
+        .json("/api/v1/packages/acme/provider-nop/versions/v1.0.1")
+        .await;
+    assert_eq!(
+        versions["examples"].as_array().unwrap().len(),
+        2,
+        "the new version's examples are indexed (and listed on its version page)"
+    );
+    let r = env.get(&url).await;
+    assert_eq!(r.headers()["etag"], format!("\"{digest}\"").as_str());
+    assert_eq!(r.bytes().await.unwrap(), public_page, "docs page changed");
+}
