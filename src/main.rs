@@ -384,12 +384,18 @@ async fn cache(config: Arc<Config>, action: CacheAction) -> anyhow::Result<()> {
 }
 
 async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()> {
+    if let Some(name) = only
+        && !config.backends.iter().any(|b| b.name == name)
+    {
+        anyhow::bail!("no backend named {name:?} is configured");
+    }
     let pool = shimmer_store::connect_lazy(&config.database)?;
     shimmer_store::migrate(&pool)
         .await
         .context("applying migrations")?;
     let routes = shimmer_shim::routing::Routes::from_config(&config)?;
     let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
+    let mut failed = 0;
     for b in &config.backends {
         if only.is_some_and(|o| o != b.name) {
             continue;
@@ -398,11 +404,20 @@ async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()
         let report = shimmer_indexer::reconcile::reconcile(&pool, reader, |repo| {
             routes.route(repo).is_some_and(|r| r.name == b.name)
         })
-        .await?;
+        .await
+        .with_context(|| format!("reading the catalog of backend {}", b.name))?;
         println!(
-            "{}: {} repositories, {} tags, {} manifests queued",
-            b.name, report.repositories, report.tags, report.enqueued
+            "{}: {} repositories, {} tags, {} manifests queued, {} repositories failed",
+            b.name, report.repositories, report.tags, report.enqueued, report.failed
         );
+        for e in &report.errors {
+            eprintln!("{}: {e}", b.name);
+        }
+        failed += report.failed;
+    }
+    // Every repository that could be walked was; say so in the exit status if some could not.
+    if failed > 0 {
+        anyhow::bail!("{failed} repositories could not be reconciled (see above)");
     }
     Ok(())
 }

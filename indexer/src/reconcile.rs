@@ -10,15 +10,21 @@ use shimmer_store::{
 use crate::registry::{BackendReader, RegistryError};
 
 /// What a reconcile pass found.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Report {
     pub repositories: usize,
     pub tags: usize,
     pub enqueued: usize,
+    /// Repositories that could not be walked (logged; the pass went on without them).
+    pub failed: usize,
+    /// The first errors, `repository: error`, for the caller to show.
+    pub errors: Vec<String>,
 }
 
 /// Walks one backend; `route` says whether the shim routes a repository name to this backend
-/// (a backend may hold repositories the shim does not serve from it).
+/// (a backend may hold repositories the shim does not serve from it). Only a failure to read the
+/// catalog ends the pass; a repository that fails (its tags or a manifest unreadable, the
+/// database refusing a write) is logged, counted in [`Report::failed`], and skipped.
 pub async fn reconcile(
     pool: &PgPool,
     backend: &BackendReader,
@@ -30,30 +36,44 @@ pub async fn reconcile(
             continue;
         }
         report.repositories += 1;
-        let known = jobs::known_digests(pool, &backend.name, &repo)
-            .await
-            .map_err(|e| RegistryError::Io(std::io::Error::other(e)))?;
-        for tag in backend.tags(&repo).await? {
-            report.tags += 1;
-            let (_, digest) = backend.manifest(&repo, &tag).await?;
-            if known.contains(&digest) {
-                continue;
-            }
-            let job = NewJob {
-                backend: backend.name.clone(),
-                repository: repo.clone(),
-                reference: tag,
-                digest,
-                media_type: None,
-                source: JobSource::Reconcile,
-            };
-            if jobs::enqueue_if_unseen(pool, &job)
-                .await
-                .map_err(|e| RegistryError::Io(std::io::Error::other(e)))?
-            {
-                report.enqueued += 1;
+        if let Err(error) = repository(pool, backend, &repo, &mut report).await {
+            tracing::warn!(backend = %backend.name, repository = %repo, %error, "reconcile: repository skipped");
+            report.failed += 1;
+            if report.errors.len() < 20 {
+                report.errors.push(format!("{repo}: {error}"));
             }
         }
     }
     Ok(report)
+}
+
+async fn repository(
+    pool: &PgPool,
+    backend: &BackendReader,
+    repo: &str,
+    report: &mut Report,
+) -> Result<(), RegistryError> {
+    let db = |e: sqlx::Error| RegistryError::Io(std::io::Error::other(e));
+    let known = jobs::known_digests(pool, &backend.name, repo)
+        .await
+        .map_err(db)?;
+    for tag in backend.tags(repo).await? {
+        report.tags += 1;
+        let (_, digest) = backend.manifest(repo, &tag).await?;
+        if known.contains(&digest) {
+            continue;
+        }
+        let job = NewJob {
+            backend: backend.name.clone(),
+            repository: repo.to_owned(),
+            reference: tag,
+            digest,
+            media_type: None,
+            source: JobSource::Reconcile,
+        };
+        if jobs::enqueue_if_unseen(pool, &job).await.map_err(db)? {
+            report.enqueued += 1;
+        }
+    }
+    Ok(())
 }

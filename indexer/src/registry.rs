@@ -41,6 +41,8 @@ pub struct BackendReader {
     http: bool,
     auth: RegistryAuth,
     client: Arc<Client>,
+    /// Names asked for per catalog or tag-list page.
+    page_size: usize,
 }
 
 impl std::fmt::Debug for BackendReader {
@@ -102,6 +104,7 @@ impl BackendReader {
             http,
             auth,
             client: Arc::new(Client::new(config)),
+            page_size: 1000,
         })
     }
 
@@ -168,36 +171,68 @@ impl BackendReader {
         Ok(sized.stream.map_err(std::io::Error::other))
     }
 
+    /// Sets how many names a catalog or tag-list page asks for (default 1,000).
+    pub fn with_page_size(mut self, n: usize) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
     /// Every repository of the backend that the shim names (the prefix stripped).
     pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
         let probe = self.reference("_", "latest");
-        let mut out = Vec::new();
+        let all = self
+            .paged(|last| {
+                let probe = &probe;
+                async move {
+                    Ok(self
+                        .client
+                        .catalog(probe, &self.auth, Some(self.page_size), last.as_deref())
+                        .await?
+                        .repositories)
+                }
+            })
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|r| r.strip_prefix(&self.prefix).map(str::to_owned))
+            .collect())
+    }
+
+    /// Every tag of a repository, page by page.
+    pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+        let r = self.reference(repository, "latest");
+        self.paged(|last| {
+            let r = &r;
+            async move {
+                Ok(self
+                    .client
+                    .list_tags(r, &self.auth, Some(self.page_size), last.as_deref())
+                    .await?
+                    .tags)
+            }
+        })
+        .await
+    }
+
+    /// Follows `n`/`last` pagination (what a `Link: <…?n=…&last=…>; rel="next"` header says)
+    /// until a page comes back empty or with nothing new: a server may cap `n` below what was
+    /// asked, so a short page does not prove it was the last.
+    async fn paged<F, Fut>(&self, mut page: F) -> Result<Vec<String>, RegistryError>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<String>, RegistryError>>,
+    {
+        let mut out: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut last: Option<String> = None;
         loop {
-            let page = self
-                .client
-                .catalog(&probe, &self.auth, Some(1000), last.as_deref())
-                .await?;
-            let n = page.repositories.len();
-            last = page.repositories.last().cloned();
-            out.extend(
-                page.repositories
-                    .into_iter()
-                    .filter_map(|r| r.strip_prefix(&self.prefix).map(str::to_owned)),
-            );
-            if n < 1000 {
+            let names = page(last.clone()).await?;
+            last = names.last().cloned();
+            let before = out.len();
+            out.extend(names.into_iter().filter(|n| seen.insert(n.clone())));
+            if out.len() == before {
                 return Ok(out);
             }
         }
-    }
-
-    /// Every tag of a repository.
-    pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
-        let r = self.reference(repository, "latest");
-        Ok(self
-            .client
-            .list_tags(&r, &self.auth, None, None)
-            .await?
-            .tags)
     }
 }

@@ -392,3 +392,65 @@ async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
         1
     );
 }
+
+#[tokio::test]
+async fn reconcile_pages_through_tags_and_goes_on_past_a_failing_repository() {
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    xpkg_image::write(&layout, "v1", &nop());
+    let direct = |repo: &str, tag: &str| {
+        let to = format!("docker://{}/{repo}:{tag}", env.registry.host_port());
+        let from = layout.skopeo_ref("v1");
+        async move { skopeo::copy(&from, &to, &[]).await.unwrap() }
+    };
+    let tags = ["v1", "v2", "v3", "v4", "v5"];
+    for tag in tags {
+        direct("xpkg/provider-nop", tag).await;
+    }
+    direct("xpkg/broken", "v1").await;
+    direct("xpkg/zz-after", "v1").await;
+    // Break one repository in the registry's own storage: its tag names a manifest revision the
+    // repository no longer links, so reading the tag's manifest fails (a real server's 404).
+    let revisions = env
+        .registry
+        .data_dir()
+        .join("docker/registry/v2/repositories/xpkg/broken/_manifests/revisions");
+    std::fs::remove_dir_all(&revisions).unwrap_or_else(|e| panic!("{}: {e}", revisions.display()));
+
+    // Two names a page: the catalog (3 repositories) and the 5 tags take several pages each.
+    let reader = env
+        .indexer
+        .backend("primary")
+        .unwrap()
+        .clone()
+        .with_page_size(2);
+    // docker-registry pages in its own order, not sorted: compare as sets.
+    let mut listed = reader.tags("xpkg/provider-nop").await.unwrap();
+    listed.sort();
+    assert_eq!(listed, tags, "every tag, each once, across pages");
+    let report = shimmer_indexer::reconcile::reconcile(&env.pool, &reader, |_| true)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.repositories, report.tags, report.failed),
+        (3, 7, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.errors.len() == 1 && report.errors[0].starts_with("xpkg/broken: "),
+        "{report:?}"
+    );
+    let queued: Vec<(String, String)> =
+        sqlx::query_as("select repository, reference from index_jobs order by repository")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let repos: Vec<&str> = queued.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        repos,
+        ["xpkg/provider-nop", "xpkg/zz-after"],
+        "the repository after the broken one was still walked"
+    );
+    assert_eq!(report.enqueued, 2);
+}
