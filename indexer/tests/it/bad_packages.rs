@@ -43,6 +43,58 @@ fn big_package_layer(size: u64, prefix: &[u8], line: &[u8]) -> Vec<u8> {
     })
 }
 
+/// One gzip member of `data`; members concatenate into one stream (RFC 1952), which lets a
+/// bomb of hundreds of MiB be assembled from a few small compressed pieces.
+fn gzip_member(data: &[u8]) -> Vec<u8> {
+    gzip(|w| w.write_all(data).unwrap())
+}
+
+fn file_header(path: &str, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_path(path).unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
+/// A bomb no tar header gives away: three 100 MiB entries of zeros (none a file the indexer
+/// keeps, so no per-file cap applies), then `package.yaml`. Only the streaming cap on
+/// decompressed bytes (256 MiB) stops it; compressed it is a few hundred KiB.
+fn stream_bomb() -> Vec<u8> {
+    const MIB: u64 = 1 << 20;
+    let zeros = gzip_member(&vec![0u8; MIB as usize]);
+    let mut out = Vec::new();
+    for n in 0..3 {
+        out.extend(gzip_member(&file_header(&format!("filler-{n}"), 100 * MIB)));
+        for _ in 0..100 {
+            out.extend_from_slice(&zeros);
+        }
+    }
+    let mut tail = file_header("package.yaml", META.len() as u64);
+    tail.extend_from_slice(META.as_bytes());
+    tail.resize(tail.len() + 512 - META.len() % 512 + 1024, 0);
+    out.extend(gzip_member(&tail));
+    assert!(
+        out.len() < 1 << 20,
+        "the stream bomb is small: {}",
+        out.len()
+    );
+    out
+}
+
+/// 101,000 empty files: over the 100,000-entry cap, a few hundred KiB compressed.
+fn entries_bomb() -> Vec<u8> {
+    let block: Vec<u8> = (0..1000).flat_map(|_| file_header("f", 0)).collect();
+    let member = gzip_member(&block);
+    let mut out = Vec::new();
+    for _ in 0..101 {
+        out.extend_from_slice(&member);
+    }
+    out.extend(gzip_member(&[0u8; 1024]));
+    out
+}
+
 fn raw_tar_with(path: &str, kind: tar::EntryType) -> Vec<u8> {
     gzip(|w| {
         let mut header = tar::Header::new_gnu();
@@ -121,7 +173,35 @@ async fn hostile_packages_are_rejected_with_reasons_and_nothing_else_changes() {
         "{META}---\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
     );
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("gzip-bomb", bomb, "exceeded"),
+        (
+            "gzip-bomb",
+            bomb,
+            "=package.yaml size exceeded (limit 209715200): \"package.yaml\" is 4294967296 bytes",
+        ),
+        (
+            "stream-bomb",
+            stream_bomb(),
+            "=decompressed layer size exceeded (limit 268435456): the layer decompresses to more than 268435456 bytes",
+        ),
+        (
+            "entries-bomb",
+            entries_bomb(),
+            "=number of tar entries exceeded (limit 100000): the layer has more than 100000 entries",
+        ),
+        (
+            "deep",
+            package(&format!(
+                "{META}---\nx: {}{}\n",
+                "[".repeat(200),
+                "]".repeat(200)
+            )),
+            "YAML nesting depth exceeded (limit 128)",
+        ),
+        (
+            "documents",
+            package(&format!("{META}{}", "---\na: 1\n".repeat(50_001))),
+            "number of YAML documents exceeded (limit 50000)",
+        ),
         (
             "traversal",
             raw_tar_with("../package.yaml", tar::EntryType::Regular),
@@ -140,7 +220,7 @@ async fn hostile_packages_are_rejected_with_reasons_and_nothing_else_changes() {
                 format!("{META}---\n").as_bytes(),
                 b"k: vvvvvvvvvvvvvvvvvvvvvvvvvvv\n",
             ),
-            "exceeded",
+            "=package.yaml size exceeded (limit 209715200): \"package.yaml\" is 314572800 bytes",
         ),
         (
             "invalid-yaml",
@@ -169,10 +249,14 @@ async fn hostile_packages_are_rejected_with_reasons_and_nothing_else_changes() {
         .unwrap_or_else(|e| panic!("{tag} recorded: {e}"));
         assert_eq!(kind, "rejected", "{tag}");
         let rejection = rejection.unwrap_or_default();
-        assert!(
-            rejection.to_lowercase().contains(&reason.to_lowercase()),
-            "{tag}: {rejection}"
-        );
+        // `=`: the exact reason, naming which limit fired; otherwise a part of it.
+        match reason.strip_prefix('=') {
+            Some(exact) => assert_eq!(rejection, exact, "{tag}"),
+            None => assert!(
+                rejection.to_lowercase().contains(&reason.to_lowercase()),
+                "{tag}: {rejection}"
+            ),
+        }
     }
     assert_eq!(
         env.count("select count(*) from index_jobs where state <> 'done'")

@@ -567,3 +567,88 @@ async fn extensions_manifest_readme_and_icons_are_read() {
             .any(|f| f["folder"] == "icons" && f["path"] == "icons/icon.svg")
     );
 }
+
+/// A plain (uncompressed) tar of `files`.
+fn plain_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, body) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, path, *body).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+#[tokio::test]
+async fn a_package_with_zstd_layers_is_indexed() {
+    use testkit::oci::{ImageSpec, LayerSpec};
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let dir = xpkg_source::testdata_root().join("provider-nop-main");
+    let source = xpkg_image::from_source(&dir);
+    let want = expected_from(&dir, &source);
+    let zstd = |tar: &[u8]| {
+        ruzstd::encoding::compress_to_vec(tar, ruzstd::encoding::CompressionLevel::Fastest)
+    };
+    let base_tar = plain_tar(&[("package.yaml", &source.package_yaml)]);
+    let examples_tar = plain_tar(&[(
+        ".up/examples.yaml",
+        source.examples_yaml.as_deref().unwrap(),
+    )]);
+    let layer = |tar: &[u8], role: &str| {
+        let mut l = LayerSpec::bytes(zstd(tar));
+        l.media_type = Some("application/vnd.oci.image.layer.v1.tar+zstd".into());
+        l.annotations
+            .insert("io.crossplane.xpkg".into(), role.into());
+        l
+    };
+    let base = layer(&base_tar, "base");
+    assert!(
+        matches!(&base.source, testkit::oci::LayerSource::Bytes(b) if b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])),
+        "the base layer really is zstd"
+    );
+    let config = testkit::oci::config_json_with_diff_ids(
+        &Default::default(),
+        &[
+            testkit::skopeo::digest_of(&base_tar),
+            testkit::skopeo::digest_of(&examples_tar),
+        ],
+    );
+    let desc = layout.add_image(ImageSpec {
+        config,
+        layers: vec![base, layer(&examples_tar, "upbound")],
+        ..Default::default()
+    });
+    layout.tag("zstd", &desc);
+    env.push(&layout, "zstd", "xpkg/provider-nop", &[]).await;
+    env.index_all().await;
+
+    let (kind, package_type, rejection, examples, id): (
+        String,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+    ) = sqlx::query_as(
+        "select v.kind, v.package_type, v.rejection,
+                (select count(*) from examples e where e.version_id = v.id), v.id
+         from versions v join tags t on t.version_id = v.id where t.tag = 'zstd'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(kind, "package", "{rejection:?}");
+    assert_eq!(package_type.as_deref(), Some("Provider"));
+    let apis: Vec<(String, String)> = sqlx::query_as(
+        "select api_group, kind from api_types where version_id = $1 order by api_group, kind",
+    )
+    .bind(id)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(apis, want.apis);
+    assert_eq!(examples as usize, want.examples);
+    assert!(want.examples > 0);
+}
