@@ -4,12 +4,13 @@
 # table of figures and ratios to going direct (the machine is noisy: compare within a run).
 #
 #   bench/shim.sh            # needs: docker-registry skopeo nginx (apt), oha (cargo install oha)
-#   ROUNDS=5 DURATION=10s bench/shim.sh
+#   ROUNDS=7 REQUESTS=20000 bench/shim.sh
+#   SHIMMER=target/release/shimmer bench/shim.sh   # skip the build
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-8s}
+ROUNDS=${ROUNDS:-5}
+REQUESTS=${REQUESTS:-10000}
 CONNECTIONS=${CONNECTIONS:-16}
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -24,8 +25,11 @@ if ((${#missing[@]})); then
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 need oha || cargo install oha --locked
-cargo build --release -q -p shimmer
-SHIMMER=$PWD/target/release/shimmer
+# SHIMMER=/path/to/shimmer measures a binary built elsewhere (another branch, another profile).
+if [[ -z ${SHIMMER:-} ]]; then
+    cargo build --release -q -p shimmer
+    SHIMMER=$PWD/target/release/shimmer
+fi
 
 WORK=$(mktemp -d /tmp/shimmer-bench.XXXXXX)
 PIDS=()
@@ -47,7 +51,7 @@ log: {level: error}
 storage: {filesystem: {rootdirectory: $WORK/data}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$REG, secret: bench}
 EOF
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!)
+docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!); REG_PID=$!
 cat >"$WORK/shimmer.toml" <<EOF
 [server]
 listen = "127.0.0.1:$SHIM"
@@ -92,7 +96,7 @@ http {
     }
 }
 EOF
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!)
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!); NGX_PID=$!
 wait_port "$REG"; wait_port "$SHIM"; wait_port "$NGX"
 
 echo "seeding images..." >&2
@@ -136,27 +140,46 @@ echo 0 >"$WORK/rss"
     ((r > peak)) && peak=$r && echo "$peak" >"$WORK/rss"
     sleep 0.02; done ) & PIDS+=($!)
 
-declare -A BLOB_MBS MAN_GET MAN_GET_P50 MAN_GET_P99 MAN_HEAD MAN_HEAD_P50 MAN_HEAD_P99 PULL_SMALL PULL_BIG
+declare -A BLOB_MBS MAN_GET MAN_GET_P50 MAN_GET_P99 MAN_HEAD MAN_HEAD_P50 MAN_HEAD_P99 PULL_SMALL PULL_BIG CPU_REG CPU_PROXY
 targets=(direct nginx shim)
 port_of() { case $1 in direct) echo "$REG" ;; nginx) echo "$NGX" ;; shim) echo "$SHIM" ;; esac; }
+pid_of() { case $1 in direct) echo "" ;; nginx) echo "$NGX_PID" ;; shim) echo "$SHIM_PID" ;; esac; }
+# CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { [[ -n $1 ]] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+TCK=$(getconf CLK_TCK)
 
-echo "blob GET throughput..." >&2
-for t in "${targets[@]}"; do
-    p=$(port_of "$t")
-    BLOB_MBS[$t]=$(for _ in $(seq "$ROUNDS"); do
-        curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$p/v2/bench/big/blobs/$BLOB"
-    done | median | awk '{printf "%.0f", $1/1048576}')
+# Rounds are interleaved (direct, nginx, shim, direct, ...) so a slow spell of this shared
+# machine hits every target alike; each figure is the median of its rounds.
+echo "blob GET throughput ($ROUNDS interleaved rounds)..." >&2
+for r in $(seq "$ROUNDS"); do
+    for t in "${targets[@]}"; do
+        curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$(port_of "$t")/v2/bench/big/blobs/$BLOB" >>"$WORK/blob.$t"
+    done
 done
+for t in "${targets[@]}"; do BLOB_MBS[$t]=$(median <"$WORK/blob.$t" | awk '{printf "%.0f", $1/1048576}'); done
 
 oha_run() { # method url -> "rps p50_ms p99_ms"
-    oha --no-tui -z "$DURATION" -c "$CONNECTIONS" -m "$1" -H "Accept: $ACCEPT" --output-format json "$2" 2>/dev/null |
+    oha --no-tui -n "$REQUESTS" -c "$CONNECTIONS" -m "$1" -H "Accept: $ACCEPT" --output-format json "$2" 2>/dev/null |
         python3 -c 'import json,sys; j=json.load(sys.stdin); s=j["summary"]; p=j["latencyPercentiles"]; print(round(s["requestsPerSec"]), round(p["p50"]*1000,2), round(p["p99"]*1000,2))'
 }
-echo "manifest GET and HEAD request rates..." >&2
+echo "manifest GET and HEAD request rates ($ROUNDS interleaved rounds of $REQUESTS requests)..." >&2
+for r in $(seq "$ROUNDS"); do
+    for m in GET HEAD; do
+        for t in "${targets[@]}"; do
+            p=$(port_of "$t"); pid=$(pid_of "$t")
+            r0=$(ticks "$REG_PID"); x0=$(ticks "$pid")
+            oha_run "$m" "http://127.0.0.1:$p/v2/bench/small/manifests/v1" >>"$WORK/oha.$m.$t"
+            echo "$(( $(ticks "$REG_PID") - r0 )) $(( $(ticks "$pid") - x0 ))" >>"$WORK/cpu.$t"
+        done
+    done
+done
 for t in "${targets[@]}"; do
-    p=$(port_of "$t")
-    read -r MAN_GET[$t] MAN_GET_P50[$t] MAN_GET_P99[$t] < <(oha_run GET "http://127.0.0.1:$p/v2/bench/small/manifests/v1")
-    read -r MAN_HEAD[$t] MAN_HEAD_P50[$t] MAN_HEAD_P99[$t] < <(oha_run HEAD "http://127.0.0.1:$p/v2/bench/small/manifests/v1")
+    col() { awk -v c="$1" '{print $c}' "$WORK/oha.$2.$t" | median; }
+    MAN_GET[$t]=$(col 1 GET); MAN_GET_P50[$t]=$(col 2 GET); MAN_GET_P99[$t]=$(col 3 GET)
+    MAN_HEAD[$t]=$(col 1 HEAD); MAN_HEAD_P50[$t]=$(col 2 HEAD); MAN_HEAD_P99[$t]=$(col 3 HEAD)
+    # Microseconds of CPU per request, over all rounds of both methods.
+    read -r CPU_REG[$t] CPU_PROXY[$t] < <(awk -v n=$((ROUNDS * 2 * REQUESTS)) -v tck="$TCK" \
+        '{a += $1; b += $2} END {printf "%.0f %.0f\n", a * 1e6 / tck / n, b * 1e6 / tck / n}' "$WORK/cpu.$t")
 done
 
 echo "full image pulls with skopeo..." >&2
@@ -190,10 +213,11 @@ cat <<EOF
 | measure | direct | nginx | shim | nginx/direct | shim/direct |
 |---|---|---|---|---|---|
 | 256 MiB blob GET (MiB/s, median of $ROUNDS) | ${BLOB_MBS[direct]} | ${BLOB_MBS[nginx]} | ${BLOB_MBS[shim]} | $(ratio "${BLOB_MBS[nginx]}" "${BLOB_MBS[direct]}") | $(ratio "${BLOB_MBS[shim]}" "${BLOB_MBS[direct]}") |
-| manifest GET (req/s, $CONNECTIONS conns, $DURATION) | ${MAN_GET[direct]} | ${MAN_GET[nginx]} | ${MAN_GET[shim]} | $(ratio "${MAN_GET[nginx]}" "${MAN_GET[direct]}") | $(ratio "${MAN_GET[shim]}" "${MAN_GET[direct]}") |
+| manifest GET (req/s, $CONNECTIONS conns, median of $ROUNDS x $REQUESTS) | ${MAN_GET[direct]} | ${MAN_GET[nginx]} | ${MAN_GET[shim]} | $(ratio "${MAN_GET[nginx]}" "${MAN_GET[direct]}") | $(ratio "${MAN_GET[shim]}" "${MAN_GET[direct]}") |
 | manifest GET p50 / p99 (ms) | ${MAN_GET_P50[direct]} / ${MAN_GET_P99[direct]} | ${MAN_GET_P50[nginx]} / ${MAN_GET_P99[nginx]} | ${MAN_GET_P50[shim]} / ${MAN_GET_P99[shim]} | | |
 | manifest HEAD (req/s) | ${MAN_HEAD[direct]} | ${MAN_HEAD[nginx]} | ${MAN_HEAD[shim]} | $(ratio "${MAN_HEAD[nginx]}" "${MAN_HEAD[direct]}") | $(ratio "${MAN_HEAD[shim]}" "${MAN_HEAD[direct]}") |
 | manifest HEAD p50 / p99 (ms) | ${MAN_HEAD_P50[direct]} / ${MAN_HEAD_P99[direct]} | ${MAN_HEAD_P50[nginx]} / ${MAN_HEAD_P99[nginx]} | ${MAN_HEAD_P50[shim]} / ${MAN_HEAD_P99[shim]} | | |
+| CPU per manifest request, registry / proxy itself (us) | ${CPU_REG[direct]} / - | ${CPU_REG[nginx]} / ${CPU_PROXY[nginx]} | ${CPU_REG[shim]} / ${CPU_PROXY[shim]} | | |
 | skopeo pull, 10-layer image (s) | ${PULL_SMALL[direct]} | ${PULL_SMALL[nginx]} | ${PULL_SMALL[shim]} | $(inv "${PULL_SMALL[nginx]}" "${PULL_SMALL[direct]}") | $(inv "${PULL_SMALL[shim]}" "${PULL_SMALL[direct]}") |
 | skopeo pull, 256 MiB image (s) | ${PULL_BIG[direct]} | ${PULL_BIG[nginx]} | ${PULL_BIG[shim]} | $(inv "${PULL_BIG[nginx]}" "${PULL_BIG[direct]}") | $(inv "${PULL_BIG[shim]}" "${PULL_BIG[direct]}") |
 | shim peak RSS, all of the above + 1 GiB blob up and down (MiB) | | | $((RSS_KB / 1024)) (VmHWM $((HWM_KB / 1024))) | | |
