@@ -769,3 +769,33 @@ async fn store_package(
     outcome.image_bytes = version.image_bytes as u64;
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_tar_layer;
+
+    #[test]
+    fn tar_layers_are_told_from_other_layer_types() {
+        for t in [
+            "application/vnd.oci.image.layer.v1.tar",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "Application/VND.oci.image.layer.v1.tar+gzip",
+        ] {
+            assert!(is_tar_layer(t), "{t}");
+        }
+        for t in [
+            "",
+            "application/vnd.dev.cosign.simplesigning.v1+json",
+            "application/vnd.dsse.envelope.v1+json",
+            "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar+bzip2",
+            "application/spdx+json",
+        ] {
+            assert!(!is_tar_layer(t), "{t}");
+        }
+    }
+}

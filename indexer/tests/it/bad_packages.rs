@@ -510,7 +510,51 @@ async fn a_cosign_signature_is_a_non_package_and_nothing_is_downloaded() {
     let sig_tag = format!("{}.sig", signed.digest.replace(':', "-"));
     layout.tag(&sig_tag, &sig);
     env.push(&layout, &sig_tag, "xpkg/provider-nop", &[]).await;
+    // `cosign attest`: the same shape, a DSSE envelope as the layer.
+    let envelope =
+        br#"{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}"#;
+    let mut att_layer = LayerSpec::bytes(envelope.to_vec());
+    att_layer.media_type = Some("application/vnd.dsse.envelope.v1+json".into());
+    let att = layout.add_image(ImageSpec {
+        config: testkit::oci::config_json_with_diff_ids(
+            &Default::default(),
+            &[testkit::skopeo::digest_of(envelope)],
+        ),
+        layers: vec![att_layer],
+        ..Default::default()
+    });
+    let att_tag = format!("{}.att", signed.digest.replace(':', "-"));
+    layout.tag(&att_tag, &att);
+    env.push(&layout, &att_tag, "xpkg/provider-nop", &[]).await;
+    // A sigstore bundle the OCI 1.1 way: `artifactType`, an empty config.
+    let mut bundle_layer = LayerSpec::bytes(b"{}".to_vec());
+    bundle_layer.media_type = Some("application/vnd.dev.sigstore.bundle.v0.3+json".into());
+    let bundle = layout.add_image(ImageSpec {
+        artifact_type: Some("application/vnd.dev.sigstore.bundle.v0.3+json".into()),
+        config: b"{}".to_vec(),
+        config_media_type: Some("application/vnd.oci.empty.v1+json".into()),
+        layers: vec![bundle_layer],
+        ..Default::default()
+    });
+    layout.tag("bundle", &bundle);
+    env.push(&layout, "bundle", "xpkg/provider-nop", &[]).await;
     env.index_all().await;
+    for (tag, desc, artifact_type) in [
+        (&att_tag, &att, "application/vnd.dsse.envelope.v1+json"),
+        (
+            &"bundle".to_owned(),
+            &bundle,
+            "application/vnd.dev.sigstore.bundle.v0.3+json",
+        ),
+    ] {
+        let (kind, stored_type, note, rejection, downloaded) = stored(&env, tag).await;
+        assert_eq!(kind, "artifact", "{tag}: {note:?} {rejection:?}");
+        assert_eq!(stored_type.as_deref(), Some(artifact_type), "{tag}");
+        assert_eq!(
+            downloaded, desc.size as i64,
+            "{tag}: the manifest alone was read"
+        );
+    }
 
     let (kind, artifact_type, note, rejection, downloaded) = stored(&env, &sig_tag).await;
     assert_eq!(kind, "artifact", "{note:?} {rejection:?}");

@@ -411,6 +411,7 @@ async fn versions_share_objects_and_reindexing_adds_nothing() {
     let layout = OciLayout::create(tmp.path().join("layout"));
     let mut union = BTreeSet::new();
     let mut total = 0;
+    let mut per_version = BTreeMap::new();
     for v in ["v1.2.1", "main"] {
         let image = xpkg_image::from_source(&root.join(format!("provider-kubernetes-{v}")));
         let parsed = shimmer_indexer::xpkg::parse_package(
@@ -426,6 +427,7 @@ async fn versions_share_objects_and_reindexing_adds_nothing() {
             .chain(parsed.examples.iter().map(|e| e.digest.clone()))
             .collect();
         total += digests.len();
+        per_version.insert(v, digests.len());
         union.extend(digests);
         xpkg_image::write(&layout, v, &image);
         env.push(&layout, v, "xpkg/provider-kubernetes", &[]).await;
@@ -456,6 +458,10 @@ async fn versions_share_objects_and_reindexing_adds_nothing() {
         .await
         .unwrap();
         assert_eq!(outcome.objects_new, 0, "{v}");
+        assert_eq!(
+            outcome.objects, per_version[v],
+            "{v}: objects counts the version's distinct objects, examples included"
+        );
         assert_eq!(outcome.kind, "package");
     }
     assert_eq!(
