@@ -382,7 +382,16 @@ pub async fn index(
             ));
             return finish(pool, version, outcome, &run).await;
         };
-        config_json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        let Ok(parsed) = serde_json::from_slice::<Value>(&raw) else {
+            // Read as nothing, it would look like a roleless package image and be flattened.
+            version.kind = "image".into();
+            version.media_type = Some(media_type.clone());
+            outcome.note = Some(
+                "image config is not valid JSON; its layers were not searched for a package".into(),
+            );
+            return finish(pool, version, outcome, &run).await;
+        };
+        config_json = parsed;
         if let Some(labels) = config_json["config"]["Labels"].as_object() {
             for (key, role) in labels {
                 if let (Some(d), Some(role)) =

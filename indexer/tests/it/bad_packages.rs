@@ -656,7 +656,24 @@ async fn an_image_config_over_the_read_cap_is_not_truncated_and_says_why() {
     });
     layout.tag("fat", &desc);
     env.push(&layout, "fat", "xpkg/provider-fat", &[]).await;
+    // And a config that is not JSON at all: not read as "no config", either.
+    let garbled = layout.add_image(ImageSpec {
+        config: b"{\"config\": not json".to_vec(),
+        layers: vec![LayerSpec::bytes(tar_gz(&[(
+            "package.yaml",
+            &source.package_yaml,
+        )]))],
+        ..Default::default()
+    });
+    layout.tag("garbled", &garbled);
+    env.push(&layout, "garbled", "xpkg/provider-fat", &[]).await;
     env.index_all().await;
+    let (kind, _, note, rejection, _) = stored(&env, "garbled").await;
+    assert_eq!(kind, "image", "{rejection:?}");
+    assert_eq!(
+        note.as_deref(),
+        Some("image config is not valid JSON; its layers were not searched for a package")
+    );
     let (kind, _, note, rejection, downloaded) = stored(&env, "fat").await;
     assert_eq!(kind, "image", "{rejection:?}");
     let note = note.unwrap_or_default();
