@@ -477,7 +477,7 @@ pub async fn index(
     if let Some((_, layer)) = roles.iter().find(|(r, _)| r == "upbound") {
         match read_layer(backend, repository, layer, &options.limits, &mut run).await? {
             Ok(c) => examples_yaml = c.examples_yaml.map(|f| f.bytes),
-            Err(r) => outcome.note = Some(format!("examples layer not read: {r}")),
+            Err(r) => add_note(&mut outcome.note, format!("examples layer not read: {r}")),
         }
     }
     let mut extension_files = Vec::new();
@@ -493,7 +493,7 @@ pub async fn index(
             {
                 match read_layer(backend, repository, &layer, &options.limits, &mut run).await? {
                     Ok(c) => extension_files.extend(c.extension_files),
-                    Err(r) => outcome.note = Some(format!("extension layer not read: {r}")),
+                    Err(r) => add_note(&mut outcome.note, format!("extension layer not read: {r}")),
                 }
             }
         }
@@ -509,6 +509,17 @@ pub async fn index(
         Err(r) => return reject(pool, version, outcome, &run, r.to_string()).await,
     };
     store_package(pool, version, outcome, &run, parsed, extension_files).await
+}
+
+/// Appends `note` to the notes of a run (`; `-separated).
+fn add_note(notes: &mut Option<String>, note: String) {
+    match notes {
+        Some(n) => {
+            n.push_str("; ");
+            n.push_str(&note);
+        }
+        None => *notes = Some(note),
+    }
 }
 
 /// Reads a small blob whole; `None` (and no more bytes read) once it is over `limit` bytes, by
@@ -639,6 +650,10 @@ async fn store_package(
                 })
                 .collect::<Vec<_>>(),
         );
+    }
+    if let Some(note) = &outcome.note {
+        // A layer read around the package (examples, extensions) that hit a limit.
+        meta_json["note"] = Value::from(note.clone());
     }
     if let Some(r) = &parsed.examples_rejection {
         meta_json["examples_rejection"] = Value::from(r.to_string());

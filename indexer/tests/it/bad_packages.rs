@@ -687,3 +687,68 @@ async fn an_image_config_over_the_read_cap_is_not_truncated_and_says_why() {
         "neither config nor layer read"
     );
 }
+
+/// A gzip tar whose one entry `path` claims `size` bytes, with none of them present: the header
+/// alone must make the reader refuse it.
+fn claims_size(path: &str, size: u64) -> Vec<u8> {
+    let mut tar = file_header(path, size);
+    tar.extend_from_slice(&[0; 1024]);
+    gzip_member(&tar)
+}
+
+#[tokio::test]
+async fn examples_and_extensions_over_their_caps_leave_a_note_and_the_package_indexed() {
+    use testkit::oci::IndexSpec;
+    let env = Env::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let source = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
+    let role = |bytes: Vec<u8>, role: &str| {
+        let mut l = LayerSpec::bytes(bytes);
+        l.annotations
+            .insert("io.crossplane.xpkg".into(), role.into());
+        l
+    };
+    let package = layout.add_image(ImageSpec {
+        config: testkit::oci::config_json(&Default::default()),
+        layers: vec![
+            role(tar_gz(&[("package.yaml", &source.package_yaml)]), "base"),
+            role(claims_size(".up/examples.yaml", 65 << 20), "upbound"),
+        ],
+        ..Default::default()
+    });
+    let extensions = layout.add_image(ImageSpec {
+        config: b"{}".to_vec(),
+        config_media_type: Some("application/vnd.oci.empty.v1+json".into()),
+        layers: vec![role(claims_size("readme/README.md", 5 << 20), "readme")],
+        ..Default::default()
+    });
+    let index = layout.add_index(IndexSpec {
+        manifests: vec![
+            package.with_platform("linux", "amd64"),
+            extensions.with_annotation("io.crossplane.xpkg", "xpkg-extensions"),
+        ],
+        ..Default::default()
+    });
+    layout.tag("v1", &index);
+    env.push(&layout, "v1", "xpkg/provider-nop", &["--all"])
+        .await;
+    env.index_all().await;
+    let (kind, note, examples): (String, Option<String>, i64) = sqlx::query_as(
+        "select v.kind, v.meta->>'note', (select count(*) from examples e where e.version_id = v.id)
+         from versions v join tags t on t.version_id = v.id where t.tag = 'v1'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(kind, "package");
+    assert_eq!(examples, 0);
+    assert_eq!(
+        note.as_deref(),
+        Some(
+            "examples layer not read: .up/examples.yaml size exceeded (limit 67108864): \
+             \".up/examples.yaml\" is 68157440 bytes; extension layer not read: extension file \
+             size exceeded (limit 4194304): \"readme/README.md\" is 5242880 bytes"
+        )
+    );
+}
