@@ -27,6 +27,8 @@ pub struct Backend {
     origin: String,
     /// Path the backend's API lives under, without a trailing slash (usually empty).
     base_path: String,
+    /// The configured URL, parsed once: [`Backend::api_url`] only sets its path and query.
+    base_url: Url,
     /// Prepended to shim repository names to get backend repository names.
     pub prefix: String,
     pub client_auth: ClientAuth,
@@ -107,6 +109,7 @@ impl Backend {
             name: cfg.name.clone(),
             origin,
             base_path,
+            base_url: url.clone(),
             prefix: cfg.repository_prefix.clone(),
             client_auth: cfg.client_auth,
             auth: AtomicU8::new(AUTH_UNKNOWN),
@@ -132,6 +135,21 @@ impl Backend {
             u.push('?');
             u.push_str(q);
         }
+        u
+    }
+
+    /// [`Backend::url`], built on the parsed configured URL: no parse of its scheme and host per
+    /// request. `api_path` must be a path only (validated names, references and digests): a
+    /// `?` or `#` in it would be percent-encoded, not taken as a query or fragment.
+    pub fn api_url(&self, api_path: &str, query: Option<&str>) -> Url {
+        let mut u = self.base_url.clone();
+        if self.base_path.is_empty() {
+            u.set_path(api_path);
+        } else {
+            u.set_path(&format!("{}{api_path}", self.base_path));
+        }
+        u.set_query(query);
+        u.set_fragment(None);
         u
     }
 
@@ -216,6 +234,27 @@ mod tests {
         );
         assert!(b.owns(&"https://r.example.com:8443/other".parse().unwrap()));
         assert!(!b.owns(&"https://r.example.com/other".parse().unwrap()));
+    }
+
+    #[test]
+    fn api_urls_equal_parsed_urls() {
+        for base in [
+            "http://127.0.0.1:5001",
+            "https://r.example.com:8443/registry/",
+            "https://user@r.example.com/x?y=1#z",
+        ] {
+            let b = backend(base, "");
+            for (path, query) in [
+                ("/v2/", None),
+                ("/v2/a/b/manifests/v1.2_3-x", None),
+                ("/v2/a/blobs/sha256:0123", Some("digest=sha256%3A01&x=a+b")),
+                ("/v2/a/tags/list", Some("n=2&last=b%2Fc")),
+                ("/v2/_catalog", Some("")),
+            ] {
+                let parsed: url::Url = b.url(path, query).parse().unwrap();
+                assert_eq!(b.api_url(path, query), parsed, "{base} {path} {query:?}");
+            }
+        }
     }
 
     #[test]

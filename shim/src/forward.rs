@@ -376,18 +376,23 @@ fn backend_url(
 ) -> Result<Url, OciError> {
     let b = &routed.backend;
     let repo = routed.repo.as_ref().map(|(_, r)| r.as_str()).unwrap_or("");
+    // Paths built from validated names, references and digests: set on the backend's parsed
+    // URL (no parse of scheme and host per request).
     let url = match endpoint {
-        Endpoint::Base => b.url("/v2/", query),
-        Endpoint::Catalog => b.url("/v2/_catalog", query),
-        Endpoint::Tags { .. } => b.url(&format!("/v2/{repo}/tags/list"), query),
-        Endpoint::Manifest { reference, .. } => b.url(
-            &format!("/v2/{repo}/manifests/{}", reference.as_str()),
-            query,
-        ),
-        Endpoint::Blob { digest, .. } => b.url(&format!("/v2/{repo}/blobs/{digest}"), query),
-        Endpoint::Referrers { digest, .. } => {
-            b.url(&format!("/v2/{repo}/referrers/{digest}"), query)
+        Endpoint::Base => return Ok(b.api_url("/v2/", query)),
+        Endpoint::Catalog => return Ok(b.api_url("/v2/_catalog", query)),
+        Endpoint::Tags { .. } => return Ok(b.api_url(&format!("/v2/{repo}/tags/list"), query)),
+        Endpoint::Manifest { reference, .. } => {
+            let path = format!("/v2/{repo}/manifests/{}", reference.as_str());
+            return Ok(b.api_url(&path, query));
         }
+        Endpoint::Blob { digest, .. } => {
+            return Ok(b.api_url(&format!("/v2/{repo}/blobs/{digest}"), query));
+        }
+        Endpoint::Referrers { digest, .. } => {
+            return Ok(b.api_url(&format!("/v2/{repo}/referrers/{digest}"), query));
+        }
+        // Upload sessions carry the backend's opaque state: parsed as the backend wrote it.
         Endpoint::UploadStart { .. } => {
             let query = query.map(|q| mount_query(state, b, q)).transpose()?;
             b.url(&format!("/v2/{repo}/blobs/uploads/"), query.as_deref())

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod path;
 pub mod preload;
 pub mod pulls;
+pub mod request_id;
 pub mod rewrite;
 pub mod routing;
 pub mod upstream;
@@ -27,7 +28,7 @@ use shimmer_config::Config;
 use shimmer_store::PgPool;
 use tokio::net::TcpListener;
 use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
 
@@ -113,7 +114,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(
+                    request_id::ProcessCounter::new(),
+                ))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
                         let id = req
