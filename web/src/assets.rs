@@ -1,5 +1,10 @@
 //! The stylesheet and the small script, compiled in and served under names that carry their
 //! content hash (`style.3f2a9c1e0b7d4a55.css`), so they are immutable and cached for a year.
+//!
+//! Docs pages are immutable too, and keep naming the assets of the release that rendered them.
+//! After an upgrade such a name (same stem, another hash) gets this release's asset rather than
+//! a 404, so an old page never loses its styling; only as a page (short max-age), since that URL
+//! promised other bytes.
 
 use std::sync::Arc;
 
@@ -57,7 +62,26 @@ pub async fn serve(
     } else if name == a.js_name {
         ("text/javascript; charset=utf-8", JS, &a.js_name)
     } else {
-        return not_found_page(&state, "No such file.").into_response();
+        let earlier = if is_hashed(&name, "style", "css") {
+            Some(("text/css; charset=utf-8", CSS))
+        } else if is_hashed(&name, "app", "js") {
+            Some(("text/javascript; charset=utf-8", JS))
+        } else {
+            None
+        };
+        return match earlier {
+            Some((content_type, body)) => cached(
+                &headers,
+                Caching::Page {
+                    max_age: EARLIER_ASSET_MAX_AGE,
+                    public: true,
+                },
+                None,
+                content_type,
+                body.as_bytes().to_vec(),
+            ),
+            None => not_found_page(&state, "No such file.").into_response(),
+        };
     };
     cached(
         &headers,
@@ -66,4 +90,48 @@ pub async fn serve(
         content_type,
         body.as_bytes().to_vec(),
     )
+}
+
+/// How long an earlier release's asset name may be cached with this release's content.
+const EARLIER_ASSET_MAX_AGE: u64 = 3600;
+
+/// Whether `name` is `<stem>.<16 lowercase hex digits>.<ext>`, the form [`hashed`] makes.
+fn is_hashed(name: &str, stem: &str, ext: &str) -> bool {
+    let hash = name
+        .strip_prefix(stem)
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.strip_suffix(ext))
+        .and_then(|r| r.strip_suffix('.'));
+    hash.is_some_and(|h| {
+        h.len() == 16
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_names_are_recognised_by_form() {
+        let current = hashed("style", "css", CSS);
+        assert!(is_hashed(&current, "style", "css"));
+        assert!(is_hashed("style.0123456789abcdef.css", "style", "css"));
+        assert!(is_hashed("app.0123456789abcdef.js", "app", "js"));
+        for name in [
+            "style.0000.css",
+            "style.0123456789ABCDEF.css",
+            "style.0123456789abcdef.js",
+            "app.0123456789abcdef.css",
+            "style..css",
+            "style.0123456789abcdef0.css",
+            "../style.0123456789abcdef.css",
+        ] {
+            assert!(
+                !is_hashed(name, "style", "css") && !is_hashed(name, "app", "js"),
+                "{name}"
+            );
+        }
+    }
 }

@@ -355,6 +355,19 @@ async fn docs_are_content_addressed_immutable_and_shared_between_versions() {
         r.headers()["cache-control"],
         "public, max-age=31536000, immutable"
     );
+    let today = r.text().await.unwrap();
+
+    // An immutable docs page rendered by an earlier release names that release's stylesheet:
+    // it gets this one's, cached briefly, never a 404.
+    let r = env.get("/static/style.0123456789abcdef.css").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
+    let cc = r.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(
+        !cc.contains("immutable") && cc.contains("max-age=3600"),
+        "{cc}"
+    );
+    assert_eq!(r.text().await.unwrap(), today);
 
     // Compressed with gzip and brotli when asked.
     for enc in ["gzip", "br"] {
