@@ -65,6 +65,14 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         }
         _ => endpoint,
     };
+    // Docker Hub keeps its official images under `library/`: `docker.io/busybox` is
+    // `library/busybox` there, whichever form named it (containerd adds it itself).
+    let endpoint = match (&ns, endpoint.name()) {
+        (Some(ns), Some(name)) if !name.contains('/') && upstream::is_docker_hub(ns) => {
+            endpoint.renamed(format!("library/{name}"))
+        }
+        _ => endpoint,
+    };
     let (routed, upstream) = match &ns {
         Some(ns) => {
             let up = state.upstreams.get(ns).ok_or_else(|| {

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod docker_hub;
 mod cache;
 mod enqueue;
 mod harness;
