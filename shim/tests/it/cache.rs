@@ -11,7 +11,7 @@ use testkit::{
     skopeo,
 };
 
-use crate::harness::{Shim, docker, http};
+use crate::harness::{Shim, first_layer, http, metrics_text, push, scratch_layout};
 
 fn config(upstream_url: &str, cache_dir: &std::path::Path, extra: &str) -> String {
     format!(
@@ -29,6 +29,61 @@ fn image(layout: &OciLayout, tag: &str, layer: LayerSpec) -> testkit::oci::Descr
     d
 }
 
+/// A shim with a cache in `tmp/cache` in front of the upstream at `upstream_url`.
+async fn start_cached(upstream_url: &str, tmp: &tempfile::TempDir, extra: &str) -> Shim {
+    Shim::start(&config(upstream_url, &tmp.path().join("cache"), extra)).await
+}
+
+/// A docker-registry upstream with a recorder in front of it that logs every request.
+async fn recorded_registry() -> (Registry, Recorder) {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&up.url()).await;
+    (up, rec)
+}
+
+/// 200,000 incompressible bytes (xorshift from `seed`).
+fn noise(seed: u32) -> Vec<u8> {
+    let mut x = seed;
+    (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// How many times the shim's cache served a stale tag.
+fn stale_served(shim: &Shim) -> u64 {
+    shim.state
+        .cache
+        .as_ref()
+        .unwrap()
+        .stale_served
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `GET /v2/<repo>/blobs/<digest>` through the shim, for the `registry-a.test` upstream.
+async fn get_blob(shim: &Shim, repo: &str, digest: &str) -> reqwest::Response {
+    http()
+        .get(format!(
+            "{}/v2/{repo}/blobs/{digest}?ns=registry-a.test",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Requests with `method` the recorder saw whose path contains `needle`.
+fn count_requests(rec: &Recorder, method: &str, needle: &str) -> usize {
+    rec.requests()
+        .into_iter()
+        .filter(|r| r.method == method && r.path_and_query.contains(needle))
+        .count()
+}
+
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -44,22 +99,14 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn a_cached_pull_survives_the_upstream_stopping_and_offline_mode_never_calls_it() {
-    let mut up = Registry::start(RegistryOptions::default()).await;
-    let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (mut up, rec) = recorded_registry().await;
+    let (tmp, layout) = scratch_layout();
     image(
         &layout,
         "v1",
         LayerSpec::bytes(tar_gz(&[("f", b"cached content")])),
     );
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/app:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "v1", &up, "team/app:v1").await;
     let cache_dir = tmp.path().join("cache");
     let shim = Shim::start(&config(&rec.url(), &cache_dir, "")).await;
     let fallback = ConnectionCounter::start().await;
@@ -121,20 +168,13 @@ async fn ten_concurrent_misses_of_a_256_mib_blob_cause_one_upstream_get() {
     })
     .await;
     let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (tmp, layout) = scratch_layout();
     let d = image(&layout, "big", LayerSpec::random_gzip(256 * 1024 * 1024, 3));
     let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
     let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
     let size = manifest["layers"][0]["size"].as_u64().unwrap();
-    skopeo::copy(
-        &layout.skopeo_ref("big"),
-        &docker(&up.host_port(), "team/big:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
-    let shim = Shim::start(&config(&rec.url(), &tmp.path().join("cache"), "")).await;
+    push(&layout, "big", &up, "team/big:v1").await;
+    let shim = start_cached(&rec.url(), &tmp, "").await;
 
     let url = format!("{}/v2/team/big/blobs/{blob}?ns=registry-a.test", shim.url());
     let pulls = (0..10).map(|_| {
@@ -176,21 +216,12 @@ async fn ten_concurrent_misses_of_a_256_mib_blob_cause_one_upstream_get() {
 
 #[tokio::test]
 async fn a_corrupt_upstream_blob_fails_the_transfer_and_is_not_cached() {
-    let up = Registry::start(RegistryOptions::default()).await;
-    let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (up, rec) = recorded_registry().await;
+    let (tmp, layout) = scratch_layout();
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 249) as u8).collect();
     let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
-    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
-    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/c:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    let blob = first_layer(&layout, &d);
+    push(&layout, "v1", &up, "team/c:v1").await;
     // Corrupt the registry's stored copy in place: a real server now serves wrong bytes.
     let hex = blob.trim_start_matches("sha256:");
     let stored = files_under(&up.data_dir())
@@ -230,27 +261,15 @@ async fn a_corrupt_upstream_blob_fails_the_transfer_and_is_not_cached() {
 #[tokio::test]
 async fn a_moved_tag_is_seen_after_the_ttl_not_before() {
     let up = Registry::start(RegistryOptions::default()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (tmp, layout) = scratch_layout();
     let one = image(&layout, "one", LayerSpec::bytes(tar_gz(&[("f", b"first")])));
     let two = image(
         &layout,
         "two",
         LayerSpec::bytes(tar_gz(&[("f", b"second")])),
     );
-    skopeo::copy(
-        &layout.skopeo_ref("one"),
-        &docker(&up.host_port(), "team/t:latest"),
-        &[],
-    )
-    .await
-    .unwrap();
-    let shim = Shim::start(&config(
-        &up.url(),
-        &tmp.path().join("cache"),
-        "tag_ttl = \"2s\"",
-    ))
-    .await;
+    push(&layout, "one", &up, "team/t:latest").await;
+    let shim = start_cached(&up.url(), &tmp, "tag_ttl = \"2s\"").await;
     let head = || async {
         let r = http()
             .head(format!(
@@ -269,13 +288,7 @@ async fn a_moved_tag_is_seen_after_the_ttl_not_before() {
             .to_owned()
     };
     assert_eq!(head().await, one.digest);
-    skopeo::copy(
-        &layout.skopeo_ref("two"),
-        &docker(&up.host_port(), "team/t:latest"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "two", &up, "team/t:latest").await;
     assert_eq!(
         head().await,
         one.digest,
@@ -288,34 +301,16 @@ async fn a_moved_tag_is_seen_after_the_ttl_not_before() {
 #[tokio::test]
 async fn eviction_keeps_the_size_limit_by_lru_and_never_orphans_a_kept_manifest() {
     let up = Registry::start(RegistryOptions::default()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
-    let noise = |seed: u32| -> Vec<u8> {
-        let mut x = seed;
-        (0..200_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    };
+    let (tmp, layout) = scratch_layout();
     for (tag, seed) in [("old", 1), ("new", 2), ("stale", 3)] {
         image(
             &layout,
             tag,
             LayerSpec::bytes(tar_gz(&[("f", &noise(seed))])),
         );
-        skopeo::copy(
-            &layout.skopeo_ref(tag),
-            &docker(&up.host_port(), &format!("team/{tag}:v1")),
-            &[],
-        )
-        .await
-        .unwrap();
+        push(&layout, tag, &up, &format!("team/{tag}:v1")).await;
     }
-    let shim = Shim::start(&config(&up.url(), &tmp.path().join("cache"), "")).await;
+    let shim = start_cached(&up.url(), &tmp, "").await;
     let cache = shim.state.cache.clone().unwrap();
     for tag in ["old", "new", "stale"] {
         let r = shimmer_shim::preload::ImageRef::parse(&format!("registry-a.test/team/{tag}:v1"))
@@ -373,14 +368,7 @@ async fn eviction_keeps_the_size_limit_by_lru_and_never_orphans_a_kept_manifest(
     assert_eq!(r.status(), StatusCode::OK);
     let m: serde_json::Value = r.json().await.unwrap();
     let layer = m["layers"][0]["digest"].as_str().unwrap();
-    let b = http()
-        .get(format!(
-            "{}/v2/team/new/blobs/{layer}?ns=registry-a.test",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let b = get_blob(&shim, "team/new", layer).await;
     assert_eq!(b.status(), StatusCode::OK);
     assert_eq!(skopeo::digest_of(&b.bytes().await.unwrap()), layer);
 }
@@ -392,22 +380,14 @@ async fn eviction_keeps_the_size_limit_by_lru_and_never_orphans_a_kept_manifest(
 #[tokio::test]
 async fn oci_pull_conformance_through_the_cache() {
     let up = Registry::start(RegistryOptions::default()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (tmp, layout) = scratch_layout();
     let body: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &body)])));
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "conformance/repo:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "v1", &up, "conformance/repo:v1").await;
     let manifest = layout.read_blob(&d.digest);
-    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let layer = m["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let layer = first_layer(&layout, &d);
     let layer_bytes = layout.read_blob(&layer);
-    let shim = Shim::start(&config(&up.url(), &tmp.path().join("cache"), "")).await;
+    let shim = start_cached(&up.url(), &tmp, "").await;
     let base = format!("{}/v2/conformance/repo", shim.url());
     let q = "?ns=registry-a.test";
     let accept = "application/vnd.oci.image.manifest.v1+json";
@@ -539,21 +519,10 @@ async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache()
     )
     .await
     .unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
-    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let blob = first_layer(&layout, &d);
     let url = format!("{}/v2/team/p/blobs/{blob}", shim.url());
-    let gets = || {
-        rec.requests()
-            .into_iter()
-            .filter(|r| r.method == "GET" && r.path_and_query.contains(&blob))
-            .count()
-    };
-    let heads = || {
-        rec.requests()
-            .into_iter()
-            .filter(|r| r.method == "HEAD" && r.path_and_query.contains(&blob))
-            .count()
-    };
+    let gets = || count_requests(&rec, "GET", &blob);
+    let heads = || count_requests(&rec, "HEAD", &blob);
     assert_eq!(gets(), 0);
     let pushed_heads = heads();
     for round in 1..=3 {
@@ -641,36 +610,22 @@ async fn manifest_digest(shim_url: &str, repo: &str, tag: &str) -> (StatusCode, 
 
 #[tokio::test]
 async fn a_cached_tag_is_served_when_the_upstream_fails_is_down_or_hangs() {
-    let mut up = Registry::start(RegistryOptions::default()).await;
-    let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (mut up, rec) = recorded_registry().await;
+    let (tmp, layout) = scratch_layout();
     let d = image(
         &layout,
         "v1",
         LayerSpec::bytes(tar_gz(&[("f", b"stale ok")])),
     );
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/s:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "v1", &up, "team/s:v1").await;
     let cache_dir = tmp.path().join("cache");
     let ttl0 = "tag_ttl = \"0\"";
     let shim = Shim::start(&config(&rec.url(), &cache_dir, ttl0)).await;
-    let cache = shim.state.cache.clone().unwrap();
     assert_eq!(
         manifest_digest(&shim.url(), "team/s", "v1").await,
         (StatusCode::OK, d.digest.clone())
     );
-    assert_eq!(
-        cache
-            .stale_served
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(stale_served(&shim), 0);
 
     // Failing: the registry behind the relay is gone, the relay answers 502.
     up.stop().await;
@@ -684,20 +639,8 @@ async fn a_cached_tag_is_served_when_the_upstream_fails_is_down_or_hangs() {
         rec.requests().len() > before,
         "tag_ttl = 0 asked the upstream"
     );
-    assert_eq!(
-        cache
-            .stale_served
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
-    let metrics = http()
-        .get(format!("{}/metrics", shim.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(stale_served(&shim), 1);
+    let metrics = metrics_text(&shim).await;
     assert!(
         metrics.contains("shimmer_cache_stale_served_total 1"),
         "{metrics}"
@@ -711,13 +654,7 @@ async fn a_cached_tag_is_served_when_the_upstream_fails_is_down_or_hangs() {
         (StatusCode::OK, d.digest.clone()),
         "an unreachable upstream: the cached copy"
     );
-    let down_cache = down.state.cache.clone().unwrap();
-    assert_eq!(
-        down_cache
-            .stale_served
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(stale_served(&down), 1);
 
     // Hung: the upstream accepts and never answers. Its read timeout is ten minutes; the
     // revalidation gives up after one second and the cached copy is served.
@@ -767,38 +704,20 @@ async fn a_head_without_a_digest_revalidates_with_a_get_so_a_moved_tag_is_seen()
         }),
     )
     .await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (tmp, layout) = scratch_layout();
     let one = image(&layout, "one", LayerSpec::bytes(tar_gz(&[("f", b"first")])));
     let two = image(
         &layout,
         "two",
         LayerSpec::bytes(tar_gz(&[("f", b"second")])),
     );
-    skopeo::copy(
-        &layout.skopeo_ref("one"),
-        &docker(&up.host_port(), "team/h:latest"),
-        &[],
-    )
-    .await
-    .unwrap();
-    let shim = Shim::start(&config(
-        &rec.url(),
-        &tmp.path().join("cache"),
-        "tag_ttl = \"0\"",
-    ))
-    .await;
+    push(&layout, "one", &up, "team/h:latest").await;
+    let shim = start_cached(&rec.url(), &tmp, "tag_ttl = \"0\"").await;
     assert_eq!(
         manifest_digest(&shim.url(), "team/h", "latest").await,
         (StatusCode::OK, one.digest.clone())
     );
-    skopeo::copy(
-        &layout.skopeo_ref("two"),
-        &docker(&up.host_port(), "team/h:latest"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "two", &up, "team/h:latest").await;
     let before = rec.requests().len();
     assert_eq!(
         manifest_digest(&shim.url(), "team/h", "latest").await,
@@ -814,35 +733,20 @@ async fn a_head_without_a_digest_revalidates_with_a_get_so_a_moved_tag_is_seen()
             && asked.contains(&("GET".into(), "/v2/team/h/manifests/latest".into())),
         "{asked:?}"
     );
-    let cache = shim.state.cache.clone().unwrap();
-    assert_eq!(
-        cache
-            .stale_served
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(stale_served(&shim), 0);
 }
 
 #[tokio::test]
 async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_off() {
-    let up = Registry::start(RegistryOptions::default()).await;
-    let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (up, rec) = recorded_registry().await;
+    let (tmp, layout) = scratch_layout();
     let d = image(
         &layout,
         "v1",
         LayerSpec::bytes(tar_gz(&[("f", b"upstream only")])),
     );
-    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
-    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/o:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    let blob = first_layer(&layout, &d);
+    push(&layout, "v1", &up, "team/o:v1").await;
     let upstream = format!(
         "[[upstream]]\nname = \"a\"\nhosts = [\"registry-a.test\"]\nurl = \"{}\"\n",
         rec.url()
@@ -928,40 +832,21 @@ async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_of
 
 #[tokio::test]
 async fn a_pinned_tag_never_sees_the_move_upstream() {
-    let up = Registry::start(RegistryOptions::default()).await;
-    let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (up, rec) = recorded_registry().await;
+    let (tmp, layout) = scratch_layout();
     let one = image(
         &layout,
         "one",
         LayerSpec::bytes(tar_gz(&[("f", b"pinned")])),
     );
     image(&layout, "two", LayerSpec::bytes(tar_gz(&[("f", b"moved")])));
-    skopeo::copy(
-        &layout.skopeo_ref("one"),
-        &docker(&up.host_port(), "team/pin:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
-    let shim = Shim::start(&config(
-        &rec.url(),
-        &tmp.path().join("cache"),
-        "tag_ttl = \"never\"",
-    ))
-    .await;
+    push(&layout, "one", &up, "team/pin:v1").await;
+    let shim = start_cached(&rec.url(), &tmp, "tag_ttl = \"never\"").await;
     assert_eq!(
         manifest_digest(&shim.url(), "team/pin", "v1").await,
         (StatusCode::OK, one.digest.clone())
     );
-    skopeo::copy(
-        &layout.skopeo_ref("two"),
-        &docker(&up.host_port(), "team/pin:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "two", &up, "team/pin:v1").await;
     let asked = rec.requests().len();
     assert_eq!(
         manifest_digest(&shim.url(), "team/pin", "v1").await,
@@ -974,19 +859,7 @@ async fn a_pinned_tag_never_sees_the_move_upstream() {
 #[tokio::test]
 async fn eviction_keeps_an_old_blob_a_kept_manifest_needs_and_drops_an_unreferenced_one() {
     let up = Registry::start(RegistryOptions::default()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
-    let noise = |seed: u32| -> Vec<u8> {
-        let mut x = seed;
-        (0..200_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    };
+    let (tmp, layout) = scratch_layout();
     let mut layers = Vec::new();
     for (tag, seed) in [("kept", 11), ("loose", 12)] {
         let d = image(
@@ -994,15 +867,8 @@ async fn eviction_keeps_an_old_blob_a_kept_manifest_needs_and_drops_an_unreferen
             tag,
             LayerSpec::bytes(tar_gz(&[("f", &noise(seed))])),
         );
-        let m: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
-        layers.push(m["layers"][0]["digest"].as_str().unwrap().to_owned());
-        skopeo::copy(
-            &layout.skopeo_ref(tag),
-            &docker(&up.host_port(), &format!("team/{tag}:v1")),
-            &[],
-        )
-        .await
-        .unwrap();
+        layers.push(first_layer(&layout, &d));
+        push(&layout, tag, &up, &format!("team/{tag}:v1")).await;
     }
     let (needed, loose) = (layers[0].clone(), layers[1].clone());
     let cache_dir = tmp.path().join("cache");
@@ -1013,14 +879,7 @@ async fn eviction_keeps_an_old_blob_a_kept_manifest_needs_and_drops_an_unreferen
         .await
         .unwrap();
     // A blob pulled on its own: no cached manifest refers to it.
-    let b = http()
-        .get(format!(
-            "{}/v2/team/loose/blobs/{loose}?ns=registry-a.test",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let b = get_blob(&shim, "team/loose", &loose).await;
     assert_eq!(b.status(), StatusCode::OK);
     assert_eq!(b.headers()["oci-namespace"], "registry-a.test");
     b.bytes().await.unwrap();
@@ -1078,35 +937,19 @@ async fn eviction_keeps_an_old_blob_a_kept_manifest_needs_and_drops_an_unreferen
     assert!(present(&needed) && !present(&loose), "{on_disk:?}");
     // The kept image still pulls whole with the upstream gone.
     drop(up);
-    let b = http()
-        .get(format!(
-            "{}/v2/team/kept/blobs/{needed}?ns=registry-a.test",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let b = get_blob(&shim, "team/kept", &needed).await;
     assert_eq!(b.status(), StatusCode::OK);
     assert_eq!(skopeo::digest_of(&b.bytes().await.unwrap()), needed);
 }
 
 #[tokio::test]
 async fn an_upstream_with_cache_off_is_passed_through_and_nothing_is_stored() {
-    let up = Registry::start(RegistryOptions::default()).await;
-    let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (up, rec) = recorded_registry().await;
+    let (tmp, layout) = scratch_layout();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
-    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
-    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/pt:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    let blob = first_layer(&layout, &d);
+    push(&layout, "v1", &up, "team/pt:v1").await;
     let cache_dir = tmp.path().join("cache");
     let shim = Shim::start(&format!(
         "{}cache = false\n",
@@ -1119,14 +962,7 @@ async fn an_upstream_with_cache_off_is_passed_through_and_nothing_is_stored() {
             (StatusCode::OK, d.digest.clone()),
             "round {round}"
         );
-        let r = http()
-            .get(format!(
-                "{}/v2/team/pt/blobs/{blob}?ns=registry-a.test",
-                shim.url()
-            ))
-            .send()
-            .await
-            .unwrap();
+        let r = get_blob(&shim, "team/pt", &blob).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
         assert_eq!(skopeo::digest_of(&r.bytes().await.unwrap()), blob);

@@ -222,14 +222,7 @@ async fn push_succeeds_with_the_database_down_and_the_job_arrives_later() {
 
 /// The shim's `/metrics`, as name -> value.
 async fn metrics(shim: &Shim) -> std::collections::HashMap<String, u64> {
-    let text = http()
-        .get(format!("{}/metrics", shim.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::harness::metrics_text(shim).await;
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {

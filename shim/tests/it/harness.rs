@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use shimmer_config::Config;
 use shimmer_store::PgPool;
-use testkit::pg::TestDatabase;
+use testkit::{oci::OciLayout, pg::TestDatabase, registry::Registry, skopeo};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// A running shim.
@@ -101,6 +101,30 @@ pub fn docker(host_port: &str, repo_and_tag: &str) -> String {
     format!("docker://{host_port}/{repo_and_tag}")
 }
 
+/// A temporary directory with an empty OCI layout in `layout/`.
+pub fn scratch_layout() -> (tempfile::TempDir, OciLayout) {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    (tmp, layout)
+}
+
+/// Copies the layout's `tag` to `repo_and_tag` on the upstream registry.
+pub async fn push(layout: &OciLayout, tag: &str, up: &Registry, repo_and_tag: &str) {
+    skopeo::copy(
+        &layout.skopeo_ref(tag),
+        &docker(&up.host_port(), repo_and_tag),
+        &[],
+    )
+    .await
+    .unwrap();
+}
+
+/// The digest of the first layer of the image manifest `d` in the layout.
+pub fn first_layer(layout: &OciLayout, d: &testkit::oci::Descriptor) -> String {
+    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
+    manifest["layers"][0]["digest"].as_str().unwrap().to_owned()
+}
+
 /// Rows in the queue.
 pub async fn jobs(pool: &PgPool) -> Vec<shimmer_store::jobs::JobRow> {
     shimmer_store::jobs::list(pool).await.unwrap()
@@ -115,6 +139,18 @@ pub async fn wait_for_jobs(pool: &PgPool, n: usize) -> Vec<shimmer_store::jobs::
     )
     .await;
     jobs(pool).await
+}
+
+/// The shim's `/metrics` text.
+pub async fn metrics_text(shim: &Shim) -> String {
+    http()
+        .get(format!("{}/metrics", shim.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// An OCI error envelope's first code.

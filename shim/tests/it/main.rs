@@ -2,8 +2,8 @@
 
 mod auth;
 mod bad_input;
-mod docker_hub;
 mod cache;
+mod docker_hub;
 mod enqueue;
 mod harness;
 mod mirror;

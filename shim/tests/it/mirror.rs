@@ -10,7 +10,7 @@ use testkit::{
     skopeo,
 };
 
-use crate::harness::{Shim, docker, error_code, http};
+use crate::harness::{Shim, docker, error_code, first_layer, http, push, scratch_layout};
 
 fn upstream_toml(name: &str, host: &str, url: &str) -> String {
     format!("[[upstream]]\nname = \"{name}\"\nhosts = [\"{host}\"]\nurl = \"{url}\"\n")
@@ -31,8 +31,7 @@ async fn containerd_pulls_from_two_upstreams_chosen_by_ns() {
         Registry::start(RegistryOptions::default()).await,
         Registry::start(RegistryOptions::default()).await,
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let one = image(&layout, "one", "served by a");
     let amd = layout.add_image(ImageSpec {
         layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"amd64 from b")]))],
@@ -50,13 +49,7 @@ async fn containerd_pulls_from_two_upstreams_chosen_by_ns() {
         ..Default::default()
     });
     layout.tag("multi", &index);
-    skopeo::copy(
-        &layout.skopeo_ref("one"),
-        &docker(&a.host_port(), "team/one:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "one", &a, "team/one:v1").await;
     skopeo::copy(
         &layout.skopeo_ref("multi"),
         &docker(&b.host_port(), "team/two:v1"),
@@ -166,8 +159,7 @@ async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_onl
         upstream_toml("a", "registry-a.test", &rec.url())
     ))
     .await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "private upstream");
     skopeo::copy(
         &layout.skopeo_ref("v1"),
@@ -216,16 +208,9 @@ async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_onl
 #[tokio::test]
 async fn the_host_in_path_form_reaches_the_same_upstream() {
     let a = Registry::start(RegistryOptions::default()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "in path");
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&a.host_port(), "team/p:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    push(&layout, "v1", &a, "team/p:v1").await;
     let shim = Shim::start(&upstream_toml("a", "registry-a.test", &a.url())).await;
     // skopeo sends no ns: it names the upstream host in the repository path.
     let raw = skopeo::inspect_raw(&shim.docker("registry-a.test/team/p:v1"), &[])
@@ -253,8 +238,7 @@ async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_cred
         ..Default::default()
     })
     .await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "behind a token service");
     // skopeo does the token dance itself against the real registry.
     skopeo::copy(
@@ -264,8 +248,7 @@ async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_cred
     )
     .await
     .unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
-    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let blob = first_layer(&layout, &d);
     let cache_dir = tmp.path().join("cache");
     for cached in [false, true] {
         let cache = if cached {
@@ -347,18 +330,10 @@ async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_cred
 async fn a_static_token_from_a_file_reaches_the_upstream_as_bearer_never_the_clients_credentials() {
     let up = Registry::start(RegistryOptions::default()).await;
     let rec = Recorder::start(&up.url()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "token from a file");
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/tok:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
-    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    push(&layout, "v1", &up, "team/tok:v1").await;
+    let blob = first_layer(&layout, &d);
     let token_file = tmp.path().join("upstream.token");
     std::fs::write(&token_file, "file-token-3f9a\n").unwrap();
     for cached in [false, true] {

@@ -216,34 +216,18 @@ async fn health_and_readiness() {
     let mut reg = Registry::start(RegistryOptions::default()).await;
     let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
     let c = http();
-    let r = c
-        .get(format!("{}/healthz", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&c, &shim, "/healthz").await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = c
-        .get(format!("{}/readyz", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&c, &shim, "/readyz").await;
     assert_eq!(r.status(), StatusCode::OK);
     reg.stop().await;
-    let r = c
-        .get(format!("{}/readyz", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&c, &shim, "/readyz").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["backends"]["primary"]["ok"], false);
     assert_eq!(v["database"]["ok"], true);
     // A backend that is down: the client gets a spec error, not a hang or a leak of details.
-    let r = c
-        .get(format!("{}/v2/x/manifests/v1", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&c, &shim, "/v2/x/manifests/v1").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_code(r).await, "UNAVAILABLE");
 }
@@ -256,11 +240,7 @@ async fn readyz_names_the_database_while_postgresql_is_down() {
     let shim = Shim::start_with_database(&backend_toml("primary", &reg.url(), ""), &db_url).await;
     let c = http();
     let ready = || async {
-        let r = c
-            .get(format!("{}/readyz", shim.url()))
-            .send()
-            .await
-            .unwrap();
+        let r = get(&c, &shim, "/readyz").await;
         let status = r.status();
         (status, r.json::<serde_json::Value>().await.unwrap())
     };
@@ -280,11 +260,7 @@ async fn readyz_names_the_database_while_postgresql_is_down() {
         "only the database is down: {v}"
     );
     // Liveness does not depend on the database.
-    let r = c
-        .get(format!("{}/healthz", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&c, &shim, "/healthz").await;
     assert_eq!(r.status(), StatusCode::OK);
 
     pg.restart().await;
@@ -296,4 +272,9 @@ async fn readyz_names_the_database_while_postgresql_is_down() {
     .await;
     let (_, v) = ready().await;
     assert_eq!(v["database"]["ok"], true, "{v}");
+}
+
+/// `GET <path>` on the shim.
+async fn get(c: &reqwest::Client, shim: &Shim, path: &str) -> reqwest::Response {
+    c.get(format!("{}{path}", shim.url())).send().await.unwrap()
 }
