@@ -9,7 +9,7 @@ use testkit::{
     xpkg_image, xpkg_source,
 };
 
-use crate::harness::Env;
+use crate::harness::{Env, scratch_layout, tag_with_extensions};
 
 const META: &str =
     "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-bad\n";
@@ -141,8 +141,7 @@ fn package(yaml: &str) -> Vec<u8> {
 #[tokio::test]
 async fn hostile_packages_are_rejected_with_reasons_and_nothing_else_changes() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
 
     // A good version first.
     let good = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
@@ -284,8 +283,7 @@ async fn hostile_packages_are_rejected_with_reasons_and_nothing_else_changes() {
 #[tokio::test]
 async fn images_and_artifacts_are_recorded_without_layer_downloads() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     // Incompressible contents, so the image really is megabytes.
     let mut x = 0x2545_f491_u32;
     let app: Vec<u8> = (0..2 * 1024 * 1024)
@@ -356,8 +354,7 @@ async fn images_and_artifacts_are_recorded_without_layer_downloads() {
 #[tokio::test]
 async fn a_roleless_image_over_the_flatten_limit_is_not_downloaded_and_says_why() {
     let env = Env::start_with("[indexer]\nflatten_limit_bytes = 1000\n").await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let image = testkit::xpkg_image::PackageImage {
         roles: testkit::xpkg_image::Roles::None,
         examples_yaml: None,
@@ -471,8 +468,7 @@ async fn stored(
 #[tokio::test]
 async fn a_cosign_signature_is_a_non_package_and_nothing_is_downloaded() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let signed = xpkg_image::write(
         &layout,
         "v1",
@@ -600,8 +596,7 @@ fn tar_with(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
 #[tokio::test]
 async fn a_symlink_in_an_image_layer_does_not_fail_a_roleless_flatten() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let source = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
     // An old package: no roles anywhere, a runtime layer as images have them (a symlink, a hard
     // link), then the layer with package.yaml.
@@ -641,8 +636,7 @@ async fn a_symlink_in_an_image_layer_does_not_fail_a_roleless_flatten() {
 #[tokio::test]
 async fn an_image_config_over_the_read_cap_is_not_truncated_and_says_why() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let source = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
     let base = tar_gz(&[("package.yaml", &source.package_yaml)]);
     // A roleless image (nothing to run) whose config is 2 MiB: a truncated read would parse as
@@ -698,10 +692,8 @@ fn claims_size(path: &str, size: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn examples_and_extensions_over_their_caps_leave_a_note_and_the_package_indexed() {
-    use testkit::oci::IndexSpec;
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let source = xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"));
     let role = |bytes: Vec<u8>, role: &str| {
         let mut l = LayerSpec::bytes(bytes);
@@ -723,14 +715,7 @@ async fn examples_and_extensions_over_their_caps_leave_a_note_and_the_package_in
         layers: vec![role(claims_size("readme/README.md", 5 << 20), "readme")],
         ..Default::default()
     });
-    let index = layout.add_index(IndexSpec {
-        manifests: vec![
-            package.with_platform("linux", "amd64"),
-            extensions.with_annotation("io.crossplane.xpkg", "xpkg-extensions"),
-        ],
-        ..Default::default()
-    });
-    layout.tag("v1", &index);
+    tag_with_extensions(&layout, "v1", package, extensions);
     env.push(&layout, "v1", "xpkg/provider-nop", &["--all"])
         .await;
     env.index_all().await;

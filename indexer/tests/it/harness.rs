@@ -6,7 +6,7 @@ use shimmer_config::Config;
 use shimmer_indexer::worker::Indexer;
 use shimmer_store::PgPool;
 use testkit::{
-    oci::OciLayout,
+    oci::{Descriptor, IndexSpec, OciLayout},
     pg::TestDatabase,
     registry::{Registry, RegistryOptions},
     skopeo,
@@ -90,10 +90,62 @@ impl Env {
         run.await.unwrap();
     }
 
+    /// Versions indexed as packages.
+    pub async fn package_versions(&self) -> i64 {
+        self.count("select count(*) from versions where kind = 'package'")
+            .await
+    }
+
+    /// The (group, kind) API types stored for a version, sorted.
+    pub async fn api_types(&self, version_id: i64) -> Vec<(String, String)> {
+        sqlx::query_as(
+            "select api_group, kind from api_types where version_id = $1 order by api_group, kind",
+        )
+        .bind(version_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
             .fetch_one(&self.pool)
             .await
             .unwrap()
     }
+}
+
+/// A temporary directory with an empty OCI layout in `layout/`.
+pub fn scratch_layout() -> (tempfile::TempDir, OciLayout) {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    (tmp, layout)
+}
+
+/// Adds an index of `manifests` to the layout and tags it `tag`.
+pub fn tag_index(layout: &OciLayout, tag: &str, manifests: Vec<Descriptor>) -> Descriptor {
+    let index = layout.add_index(IndexSpec {
+        manifests,
+        ..Default::default()
+    });
+    layout.tag(tag, &index);
+    index
+}
+
+/// Tags as `tag` an index of `package` (linux/amd64) and its `extensions` image (annotated
+/// `io.crossplane.xpkg: xpkg-extensions`).
+pub fn tag_with_extensions(
+    layout: &OciLayout,
+    tag: &str,
+    package: Descriptor,
+    extensions: Descriptor,
+) -> Descriptor {
+    tag_index(
+        layout,
+        tag,
+        vec![
+            package.with_platform("linux", "amd64"),
+            extensions.with_annotation("io.crossplane.xpkg", "xpkg-extensions"),
+        ],
+    )
 }

@@ -3,12 +3,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use testkit::{
-    oci::{Flavor, IndexSpec, OciLayout},
+    oci::{Flavor, OciLayout},
     xpkg_image::{self, PackageImage, Roles},
     xpkg_source,
 };
 
-use crate::harness::Env;
+use crate::harness::{Env, scratch_layout, tag_index, tag_with_extensions};
 
 /// `provider-kubernetes-v0.9.0` -> (`xpkg/provider-kubernetes`, `v0.9.0`).
 fn repo_and_tag(dir: &std::path::Path) -> (String, String) {
@@ -126,8 +126,7 @@ const RUNTIME_BYTES: u64 = 3 * 1024 * 1024;
 #[tokio::test]
 async fn every_real_package_at_every_version_is_indexed() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let mut expected = Vec::new();
     for (n, dir) in xpkg_source::package_dirs().into_iter().enumerate() {
         let image = PackageImage {
@@ -217,13 +216,7 @@ async fn every_real_package_at_every_version_is_indexed() {
             want.depends_on,
             "{what}: dependsOn"
         );
-        let apis: Vec<(String, String)> = sqlx::query_as(
-            "select api_group, kind from api_types where version_id = $1 order by api_group, kind",
-        )
-        .bind(id)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+        let apis = env.api_types(id).await;
         assert_eq!(apis, want.apis, "{what}: API types");
         assert_eq!(examples as usize, want.examples, "{what}: examples");
         assert!(
@@ -297,8 +290,7 @@ async fn skopeo_push(env: &Env, layout: &OciLayout, ltag: &str, repo: &str, tag:
 async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
     let env = Env::start().await;
     let dir = xpkg_source::testdata_root().join("provider-nop-main");
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let base = xpkg_image::from_source(&dir);
     let variants = [
         (
@@ -348,14 +340,14 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
             ..base.clone()
         },
     );
-    let index = layout.add_index(IndexSpec {
-        manifests: vec![
+    let index = tag_index(
+        &layout,
+        "multi",
+        vec![
             amd.clone().with_platform("linux", "amd64"),
             arm.with_platform("linux", "arm64"),
         ],
-        ..Default::default()
-    });
-    layout.tag("multi", &index);
+    );
     env.push(&layout, "multi", "nop/variants", &["--all"]).await;
     env.index_all().await;
 
@@ -407,8 +399,7 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
 async fn versions_share_objects_and_reindexing_adds_nothing() {
     let env = Env::start().await;
     let root = xpkg_source::testdata_root();
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let mut union = BTreeSet::new();
     let mut total = 0;
     let mut per_version = BTreeMap::new();
@@ -481,8 +472,7 @@ async fn versions_share_objects_and_reindexing_adds_nothing() {
 #[tokio::test]
 async fn only_the_annotated_layers_are_downloaded() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let image = PackageImage {
         runtime_bytes: Some(64 * 1024 * 1024),
         ..xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"))
@@ -507,8 +497,7 @@ async fn only_the_annotated_layers_are_downloaded() {
 async fn extensions_manifest_readme_and_icons_are_read() {
     use testkit::oci::{ImageSpec, LayerSpec, tar_gz};
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let package = xpkg_image::write(
         &layout,
         "pkg",
@@ -537,14 +526,7 @@ async fn extensions_manifest_readme_and_icons_are_read() {
         ],
         ..Default::default()
     });
-    let index = layout.add_index(IndexSpec {
-        manifests: vec![
-            package.with_platform("linux", "amd64"),
-            extensions.with_annotation("io.crossplane.xpkg", "xpkg-extensions"),
-        ],
-        ..Default::default()
-    });
-    layout.tag("v1", &index);
+    tag_with_extensions(&layout, "v1", package, extensions);
     env.push(&layout, "v1", "xpkg/provider-nop", &["--all"])
         .await;
     env.index_all().await;
@@ -590,8 +572,7 @@ fn plain_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
 async fn a_package_with_zstd_layers_is_indexed() {
     use testkit::oci::{ImageSpec, LayerSpec};
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
+    let (_tmp, layout) = scratch_layout();
     let dir = xpkg_source::testdata_root().join("provider-nop-main");
     let source = xpkg_image::from_source(&dir);
     let want = expected_from(&dir, &source);
@@ -647,13 +628,7 @@ async fn a_package_with_zstd_layers_is_indexed() {
     .unwrap();
     assert_eq!(kind, "package", "{rejection:?}");
     assert_eq!(package_type.as_deref(), Some("Provider"));
-    let apis: Vec<(String, String)> = sqlx::query_as(
-        "select api_group, kind from api_types where version_id = $1 order by api_group, kind",
-    )
-    .bind(id)
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    let apis = env.api_types(id).await;
     assert_eq!(apis, want.apis);
     assert_eq!(examples as usize, want.examples);
     assert!(want.examples > 0);

@@ -11,10 +11,17 @@ use testkit::{
     xpkg_source,
 };
 
-use crate::harness::Env;
+use crate::harness::{Env, scratch_layout};
 
 fn nop() -> PackageImage {
     xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main"))
+}
+
+/// A layout holding provider-nop as `v1`.
+fn nop_layout() -> (tempfile::TempDir, OciLayout) {
+    let (tmp, layout) = scratch_layout();
+    xpkg_image::write(&layout, "v1", &nop());
+    (tmp, layout)
 }
 
 #[tokio::test]
@@ -23,9 +30,7 @@ async fn a_dead_workers_job_is_finished_by_another_once() {
         "[indexer]\nlease = \"1s\"\npoll_interval = \"200ms\"\nretry_base = \"0s\"\n",
     )
     .await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
-    xpkg_image::write(&layout, "v1", &nop());
+    let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -69,19 +74,7 @@ async fn failures_back_off_and_end_visible_with_the_error() {
         "[indexer]\nmax_attempts = 3\nretry_base = \"0s\"\npoll_interval = \"100ms\"\n",
     )
     .await;
-    jobs::enqueue(
-        &env.pool,
-        &NewJob {
-            backend: "primary".into(),
-            repository: "does/not-exist".into(),
-            reference: "v1".into(),
-            digest: format!("sha256:{}", "0".repeat(64)),
-            media_type: None,
-            source: JobSource::Manual,
-        },
-    )
-    .await
-    .unwrap();
+    jobs::enqueue(&env.pool, &missing_job()).await.unwrap();
     env.index_all().await;
     let (state, attempts, error): (String, i32, Option<String>) =
         sqlx::query_as("select state, attempts, last_error from index_jobs")
@@ -99,9 +92,7 @@ async fn failures_back_off_and_end_visible_with_the_error() {
 #[tokio::test]
 async fn reconcile_queues_what_was_pushed_around_the_shim_once() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
-    xpkg_image::write(&layout, "v1", &nop());
+    let (_tmp, layout) = nop_layout();
     skopeo::copy(
         &layout.skopeo_ref("v1"),
         &format!("docker://{}/xpkg/provider-nop:v1", env.registry.host_port()),
@@ -123,11 +114,7 @@ async fn reconcile_queues_what_was_pushed_around_the_shim_once() {
         .unwrap();
     assert_eq!(again.enqueued, 0);
     env.index_all().await;
-    assert_eq!(
-        env.count("select count(*) from versions where kind = 'package'")
-            .await,
-        1
-    );
+    assert_eq!(env.package_versions().await, 1);
 }
 
 #[tokio::test]
@@ -360,9 +347,7 @@ async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
         }
     })
     .await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
-    xpkg_image::write(&layout, "v1", &nop());
+    let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
     let pool = env.pool.clone();
     testkit::wait_until(
@@ -382,19 +367,13 @@ async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
     .await;
     tx.send(true).unwrap();
     run.await.unwrap();
-    assert_eq!(
-        env.count("select count(*) from versions where kind = 'package'")
-            .await,
-        1
-    );
+    assert_eq!(env.package_versions().await, 1);
 }
 
 #[tokio::test]
 async fn reconcile_pages_through_tags_and_goes_on_past_a_failing_repository() {
     let env = Env::start().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(tmp.path().join("layout"));
-    xpkg_image::write(&layout, "v1", &nop());
+    let (_tmp, layout) = nop_layout();
     let direct = |repo: &str, tag: &str| {
         let to = format!("docker://{}/{repo}:{tag}", env.registry.host_port());
         let from = layout.skopeo_ref("v1");
