@@ -4,24 +4,28 @@
 
 use std::time::Duration;
 
-/// The flags that keep Chromium from reaching the internet or touching the host's profile.
+/// The flags that keep headless Chromium from reaching the internet or touching the host's
+/// profile (add `--user-data-dir` with a fresh directory).
+pub const HEADLESS_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
+/// [`HEADLESS_FLAGS`], a virtual time budget for scripts, and the profile directory.
 fn base_args(profile: &std::path::Path) -> Vec<String> {
-    [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--virtual-time-budget=3000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect()
+    HEADLESS_FLAGS
+        .iter()
+        .chain(&["--virtual-time-budget=3000"])
+        .map(|s| s.to_string())
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect()
 }
 
 async fn run(extra: &[String], url: &str) -> Result<Vec<u8>, String> {

@@ -97,12 +97,7 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
     env.layout.tag("multi", &index);
     env.push_layout("multi", "acme/provider-multi", "v2.0.0", &["--all"])
         .await;
-    env.push_source(
-        "configuration-aws-network-v0.15.0",
-        "upbound/configuration-aws-network",
-        "v0.15.0",
-    )
-    .await;
+    env.push_aws_network().await;
     env.index_all().await;
 
     // The package page: the meta facts, the pull count and the non-semver tags listed apart.
@@ -253,19 +248,8 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
 #[tokio::test]
 async fn install_lines_api_types_and_malformed_queries() {
     let env = Env::start().await;
-    let meta = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-nop\nspec: {}";
-    env.push_image(
-        &with_meta("provider-nop-main", meta),
-        "acme/provider-nop",
-        "v1.0.0",
-    )
-    .await;
-    env.push_image(
-        &with_meta("provider-nop-main", meta),
-        "private/provider-nop",
-        "v3.0.0",
-    )
-    .await;
+    env.push_plain_nop("acme/provider-nop", "v1.0.0").await;
+    env.push_plain_nop("private/provider-nop", "v3.0.0").await;
     env.index_all().await;
 
     // Install lines name the host the request was addressed to (with the shim's port), never

@@ -2,15 +2,13 @@
 //! fixed once the page can be served (the page is immutable).
 
 use crate::{
-    harness::{Env, READER_TOKEN},
+    harness::{Env, NOP_META, READER_TOKEN},
     pages::with_meta,
 };
 
-const META: &str = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-nop\nspec: {}";
-
 /// provider-nop (its NopResource CRD) with NopResource examples of these names, or none.
 fn nop_with_examples(names: &[&str]) -> testkit::xpkg_image::PackageImage {
-    let mut image = with_meta("provider-nop-main", META);
+    let mut image = with_meta("provider-nop-main", NOP_META);
     image.examples_yaml = (!names.is_empty()).then(|| {
         names
             .iter()

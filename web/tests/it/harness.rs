@@ -30,6 +30,9 @@ pub struct Env {
     _tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// provider-nop's meta with nothing but its kind and name.
+pub const NOP_META: &str = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-nop\nspec: {}";
+
 impl Env {
     /// Repositories under `private/` are private; everything else is public.
     pub async fn start() -> Env {
@@ -112,6 +115,22 @@ visibility = \"private\"
     }
 
     /// Pushes with `user:password` credentials (for a backend that demands them).
+    /// Pushes provider-nop with its meta reduced to [`NOP_META`] as `repo:tag`.
+    pub async fn push_plain_nop(&self, repo: &str, tag: &str) {
+        let image = crate::pages::with_meta("provider-nop-main", NOP_META);
+        self.push_image(&image, repo, tag).await;
+    }
+
+    /// Pushes configuration-aws-network v0.15.0 (a configuration that depends on providers).
+    pub async fn push_aws_network(&self) {
+        self.push_source(
+            "configuration-aws-network-v0.15.0",
+            "upbound/configuration-aws-network",
+            "v0.15.0",
+        )
+        .await;
+    }
+
     pub async fn push_source_with_creds(&self, source: &str, repo: &str, tag: &str, creds: &str) {
         let image = xpkg_image::from_source(&xpkg_source::testdata_root().join(source));
         self.push_image_with(&image, repo, tag, &["--dest-creds", creds])
@@ -189,12 +208,7 @@ visibility = \"private\"
             "v0.10.8",
         )
         .await;
-        env.push_source(
-            "configuration-aws-network-v0.15.0",
-            "upbound/configuration-aws-network",
-            "v0.15.0",
-        )
-        .await;
+        env.push_aws_network().await;
         env.index_all().await;
         env
     }

@@ -4,18 +4,12 @@ use std::time::Duration;
 
 use testkit::skopeo;
 
-use crate::{harness::Env, pages::with_meta};
+use crate::harness::Env;
 
 #[tokio::test]
 async fn pulls_through_the_shim_are_counted_on_the_package_page_and_json() {
     let env = Env::start().await;
-    let meta = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-nop\nspec: {}";
-    env.push_image(
-        &with_meta("provider-nop-main", meta),
-        "acme/provider-nop",
-        "v1.0.0",
-    )
-    .await;
+    env.push_plain_nop("acme/provider-nop", "v1.0.0").await;
     env.index_all().await;
     // Pushing and indexing are not pulls.
     let json = env.json("/api/v1/packages/acme/provider-nop").await;

@@ -56,22 +56,12 @@ impl Browser {
         })
         .await;
         let profile = tempfile::tempdir().unwrap();
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,900",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("--user-data-dir={}", profile.path().display())])
-        .collect::<Vec<_>>();
+        let args = testkit::chromium::HEADLESS_FLAGS
+            .iter()
+            .chain(&["--window-size=1280,900"])
+            .map(|s| s.to_string())
+            .chain([format!("--user-data-dir={}", profile.path().display())])
+            .collect::<Vec<_>>();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
