@@ -14,15 +14,79 @@ fn shimmer() -> Command {
     c
 }
 
+/// A temporary directory with an empty OCI layout in `layout/`.
+fn scratch_layout() -> (tempfile::TempDir, OciLayout) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(dir.path().join("layout"));
+    (dir, layout)
+}
+
+/// Copies the layout's `tag` to `repo_and_tag` on `registry`.
+async fn push(
+    layout: &OciLayout,
+    tag: &str,
+    registry: &Registry,
+    repo_and_tag: &str,
+    extra: &[&str],
+) {
+    skopeo::copy(
+        &layout.skopeo_ref(tag),
+        &format!("docker://{}/{repo_and_tag}", registry.host_port()),
+        extra,
+    )
+    .await
+    .unwrap();
+}
+
+/// Writes `toml` to `dir/shimmer.toml` and returns its path.
+fn write_config(dir: &tempfile::TempDir, toml: &str) -> std::path::PathBuf {
+    let path = dir.path().join("shimmer.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// `[[backend]]` "primary" at `url` and a `[[route]]` sending `prefix` to it.
+fn primary_backend(url: &str, prefix: &str) -> String {
+    format!(
+        "[[backend]]\nname = \"primary\"\nurl = \"{url}\"\n[[route]]\nprefix = \"{prefix}\"\nbackend = \"primary\"\n"
+    )
+}
+
+/// `shimmer migrate --config <config>`.
+fn migrate(config: &std::path::Path) -> std::process::ExitStatus {
+    shimmer()
+        .args(["migrate", "--config"])
+        .arg(config)
+        .status()
+        .unwrap()
+}
+
+/// `shimmer index <reference> --json --config <config>`.
+fn index_json(reference: &str, config: &std::path::Path) -> std::process::Output {
+    shimmer()
+        .args(["index", reference, "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// `shimmer <command> --config <config>` in the background, killed when dropped.
+fn spawn(command: &str, config: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
+        .args([command, "--config"])
+        .arg(config)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn invalid_configuration_fails_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shimmer.toml");
-    std::fs::write(
-        &path,
+    let path = write_config(
+        &dir,
         "[server]\nlisten = \"127.0.0.1:0\"\nmax_manifest_bytes = -1\n",
-    )
-    .unwrap();
+    );
     let out = shimmer()
         .args(["migrate", "--config"])
         .arg(&path)
@@ -47,33 +111,20 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
 async fn index_prints_one_json_object() {
     let registry = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(dir.path().join("layout"));
+    let (dir, layout) = scratch_layout();
     let source = xpkg_source::testdata_root().join("function-patch-and-transform-v0.10.8");
     xpkg_image::write(&layout, "v0.10.8", &xpkg_image::from_source(&source));
-    skopeo::copy(
-        &layout.skopeo_ref("v0.10.8"),
-        &format!("docker://{}/fn/pat:v0.10.8", registry.host_port()),
-        &[],
-    )
-    .await
-    .unwrap();
-    let config = dir.path().join("shimmer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"fn/\"\nbackend = \"primary\"\n",
+    push(&layout, "v0.10.8", &registry, "fn/pat:v0.10.8", &[]).await;
+    let config = write_config(
+        &dir,
+        &format!(
+            "[database]\nurl = \"{}\"\n{}",
             db.url,
-            registry.url()
+            primary_backend(&registry.url(), "fn/")
         ),
-    )
-    .unwrap();
+    );
     let run = |reference: &str| {
-        let out = shimmer()
-            .args(["index", reference, "--json", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
+        let out = index_json(reference, &config);
         assert!(
             out.status.success(),
             "{}",
@@ -113,8 +164,7 @@ async fn index_prints_one_json_object() {
 async fn index_json_of_a_non_package_has_a_null_package_type() {
     let registry = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(dir.path().join("layout"));
+    let (dir, layout) = scratch_layout();
     let layer = testkit::oci::tar_gz(&[("app", b"#!/bin/sh\necho hi\n")]);
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
@@ -128,28 +178,16 @@ async fn index_json_of_a_non_package_has_a_null_package_type() {
         ..Default::default()
     });
     layout.tag("v1", &image);
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &format!("docker://{}/apps/web:v1", registry.host_port()),
-        &[],
-    )
-    .await
-    .unwrap();
-    let config = dir.path().join("shimmer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+    push(&layout, "v1", &registry, "apps/web:v1", &[]).await;
+    let config = write_config(
+        &dir,
+        &format!(
+            "[database]\nurl = \"{}\"\n{}",
             db.url,
-            registry.url()
+            primary_backend(&registry.url(), "")
         ),
-    )
-    .unwrap();
-    let out = shimmer()
-        .args(["index", "apps/web:v1", "--json", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    );
+    let out = index_json("apps/web:v1", &config);
     assert!(
         out.status.success(),
         "{}",
@@ -207,31 +245,16 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
         .extend_from_slice(format!("\n{padding}\n").as_bytes());
     let layout = OciLayout::create(dir.path().join("layout"));
     let desc = xpkg_image::write(&layout, "v1", &image);
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &format!("docker://{}/xpkg/provider-nop:v1", registry.host_port()),
-        &[],
-    )
-    .await
-    .unwrap();
-    let config = dir.path().join("shimmer.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[database]\nurl = \"{}\"\n[indexer]\nworkers = 1\nlease = \"2s\"\npoll_interval = \"200ms\"\nretry_base = \"1s\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+    push(&layout, "v1", &registry, "xpkg/provider-nop:v1", &[]).await;
+    let config = write_config(
+        &dir,
+        &format!(
+            "[database]\nurl = \"{}\"\n[indexer]\nworkers = 1\nlease = \"2s\"\npoll_interval = \"200ms\"\nretry_base = \"1s\"\n{}",
             db.url,
-            slow.url()
+            primary_backend(&slow.url(), "")
         ),
-    )
-    .unwrap();
-    assert!(
-        shimmer()
-            .args(["migrate", "--config"])
-            .arg(&config)
-            .status()
-            .unwrap()
-            .success()
     );
+    assert!(migrate(&config).success());
     let pool = shimmer_store::PgPool::connect(&db.url).await.unwrap();
     shimmer_store::jobs::enqueue(
         &pool,
@@ -253,12 +276,7 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
             .unwrap()
     };
 
-    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
-        .args(["indexer", "--config"])
-        .arg(&config)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut first = spawn("indexer", &config);
     testkit::wait_until(
         "the first worker runs the job",
         Duration::from_secs(20),
@@ -281,12 +299,7 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
     };
     assert_eq!(versions().await, 0, "killed before it stored anything");
 
-    let mut second = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
-        .args(["indexer", "--config"])
-        .arg(&config)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut second = spawn("indexer", &config);
     testkit::wait_until(
         "the second worker finishes the job",
         Duration::from_secs(60),
@@ -314,8 +327,7 @@ async fn preload_export_import_then_pull_offline() {
     };
 
     let mut upstream = Registry::start(RegistryOptions::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(dir.path().join("layout"));
+    let (dir, layout) = scratch_layout();
     let single = layout.add_image(ImageSpec {
         layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"single")]))],
         ..Default::default()
@@ -341,13 +353,7 @@ async fn preload_export_import_then_pull_offline() {
         ("single", "team/one:v1", &[][..]),
         ("multi", "team/two:v1", &["--all"][..]),
     ] {
-        skopeo::copy(
-            &layout.skopeo_ref(tag),
-            &format!("docker://{}/{repo}", upstream.host_port()),
-            extra,
-        )
-        .await
-        .unwrap();
+        push(&layout, tag, &upstream, repo, extra).await;
     }
     let list = dir.path().join("images.txt");
     std::fs::write(
@@ -554,8 +560,7 @@ async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
 
     let registry = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(dir.path().join("layout"));
+    let (dir, layout) = scratch_layout();
     let image = layout.add_image(ImageSpec {
         layers: vec![LayerSpec::random_gzip(64 * 1024 * 1024, 11)],
         ..Default::default()
@@ -565,33 +570,18 @@ async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
         serde_json::from_slice(&layout.read_blob(&image.digest)).unwrap();
     let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
     let size = manifest["layers"][0]["size"].as_u64().unwrap();
-    skopeo::copy(
-        &layout.skopeo_ref("big"),
-        &format!("docker://{}/acme/big:v1", registry.host_port()),
-        &[],
-    )
-    .await
-    .unwrap();
-    let config = dir.path().join("shimmer.toml");
+    push(&layout, "big", &registry, "acme/big:v1", &[]).await;
     // The drain may take far longer than this test waits, so an exit within the wait below is
     // the drain finishing, not timing out.
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"120s\"\n[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+    let config = write_config(
+        &dir,
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"120s\"\n[database]\nurl = \"{}\"\n{}",
             db.url,
-            registry.url()
+            primary_backend(&registry.url(), "")
         ),
-    )
-    .unwrap();
-    assert!(
-        shimmer()
-            .args(["migrate", "--config"])
-            .arg(&config)
-            .status()
-            .unwrap()
-            .success()
     );
+    assert!(migrate(&config).success());
     let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
         .args(["shim", "--config"])
         .arg(&config)
@@ -689,31 +679,22 @@ async fn reconcile_with_backend_walks_only_that_backend() {
     let primary = Registry::start(RegistryOptions::default()).await;
     let other = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
-    let dir = tempfile::tempdir().unwrap();
-    let layout = OciLayout::create(dir.path().join("layout"));
+    let (dir, layout) = scratch_layout();
     let source = xpkg_source::testdata_root().join("provider-nop-main");
     xpkg_image::write(&layout, "v1", &xpkg_image::from_source(&source));
     // Pushed around the shim, straight to each backend: only reconcile can find them.
     for (registry, repo) in [(&primary, "a/nop"), (&other, "b/nop")] {
-        skopeo::copy(
-            &layout.skopeo_ref("v1"),
-            &format!("docker://{}/{repo}:v1", registry.host_port()),
-            &[],
-        )
-        .await
-        .unwrap();
+        push(&layout, "v1", registry, &format!("{repo}:v1"), &[]).await;
     }
-    let config = dir.path().join("shimmer.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(
+        &dir,
+        &format!(
             "[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[backend]]\nname = \"other\"\nurl = \"{}\"\n[[route]]\nprefix = \"a/\"\nbackend = \"primary\"\n[[route]]\nprefix = \"b/\"\nbackend = \"other\"\n",
             db.url,
             primary.url(),
             other.url()
         ),
-    )
-    .unwrap();
+    );
     let reconcile = |backend: &str| {
         shimmer()
             .args(["reconcile", "--backend", backend, "--config"])
