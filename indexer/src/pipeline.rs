@@ -631,7 +631,7 @@ async fn store_package(
     mut version: VersionRecord,
     mut outcome: Outcome,
     run: &Run,
-    parsed: ParsedPackage,
+    mut parsed: ParsedPackage,
     extension_files: Vec<xpkg::layers::ExtensionFile>,
 ) -> Result<Outcome, IndexError> {
     let meta = &parsed.meta;
@@ -673,6 +673,7 @@ async fn store_package(
         .await?
         .into_iter()
         .collect();
+    // Bodies are the objects' canonical JSON, moved out of `parsed`, never copied.
     let mut records = Vec::with_capacity(missing.len());
     let mut queued = std::collections::HashSet::new();
     let mut push = |digest: &str,
@@ -680,20 +681,21 @@ async fn store_package(
                     kind: Option<&str>,
                     name: Option<&str>,
                     class: &str,
-                    value: &Value| {
+                    body: &mut dyn FnMut() -> String| {
         if missing.contains(digest) && queued.insert(digest.to_owned()) {
+            let body = body();
             records.push(ObjectRecord {
                 digest: digest.to_owned(),
                 api_version: api_version.unwrap_or_default().to_owned(),
                 kind: kind.unwrap_or_default().to_owned(),
                 name: name.map(str::to_owned),
                 class: class.to_owned(),
-                size_bytes: i32::try_from(xpkg::canonical::to_vec(value).len()).unwrap_or(i32::MAX),
-                body: value.clone(),
+                size_bytes: i32::try_from(body.len()).unwrap_or(i32::MAX),
+                body,
             });
         }
     };
-    for o in &parsed.objects {
+    for mut o in std::mem::take(&mut parsed.objects) {
         let class = serde_json::to_value(o.class)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -704,7 +706,7 @@ async fn store_package(
             o.kind.as_deref(),
             o.name.as_deref(),
             &class,
-            &o.value,
+            &mut || std::mem::take(&mut o.json),
         );
     }
     for e in &parsed.examples {
@@ -714,7 +716,10 @@ async fn store_package(
             e.kind.as_deref(),
             e.name.as_deref(),
             "example",
-            &e.value,
+            &mut || {
+                String::from_utf8(xpkg::canonical::to_vec(&e.value))
+                    .expect("canonical JSON of a Value is UTF-8")
+            },
         );
     }
     let apis: Vec<ApiRecord> = parsed

@@ -20,7 +20,9 @@ pub struct ObjectRecord {
     pub kind: String,
     pub name: Option<String>,
     pub class: String,
-    pub body: Value,
+    /// The object as JSON text (the indexer sends its canonical encoding, which it has anyway:
+    /// a `Value` per object would take several times the text's memory for a large provider).
+    pub body: String,
     pub size_bytes: i32,
 }
 
@@ -311,8 +313,9 @@ async fn insert_objects(
     for chunk in objects.chunks(CHUNK) {
         let r = sqlx::query(
             "insert into objects (digest, api_version, kind, name, class, body, size_bytes)
-             select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::jsonb[], $7::int[])
+             select o.d, o.av, o.k, o.n, o.c, o.b::jsonb, o.s
+             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::int[]) as o(d, av, k, n, c, b, s)
              on conflict (digest) do nothing",
         )
         .bind(chunk.iter().map(|o| o.digest.as_str()).collect::<Vec<_>>())
@@ -325,7 +328,7 @@ async fn insert_objects(
         .bind(chunk.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|o| o.name.as_deref()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|o| o.class.as_str()).collect::<Vec<_>>())
-        .bind(chunk.iter().map(|o| &o.body).collect::<Vec<_>>())
+        .bind(chunk.iter().map(|o| o.body.as_str()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|o| o.size_bytes).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;

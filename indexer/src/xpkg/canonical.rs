@@ -65,6 +65,11 @@ pub fn digest(value: &Value) -> String {
     format!("sha256:{}", hex::encode(hasher.0.finalize()))
 }
 
+/// The same digest, of an encoding already made by [`write`] or [`to_vec`].
+pub fn digest_of_encoding(encoding: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(encoding)))
+}
+
 struct HashWriter(Sha256);
 
 impl Write for HashWriter {
@@ -117,5 +122,6 @@ mod tests {
             hex::encode(Sha256::digest(br#"{"x":[1,"two"]}"#))
         );
         assert_eq!(digest(&value), expected);
+        assert_eq!(digest_of_encoding(&to_vec(&value)), expected);
     }
 }

@@ -187,7 +187,7 @@ impl LintFinding {
 /// `package.yaml`, as found (more than one, or a first one not at 0, is reported).
 pub fn lint(
     package_type: PackageType,
-    objects: &[(ObjectClass, &Value)],
+    objects: &[Outline<'_>],
     meta_positions: &[usize],
 ) -> Vec<LintFinding> {
     let mut findings = Vec::new();
@@ -206,21 +206,21 @@ pub fn lint(
             format!("the meta object is document {first}, not the first; Crossplane's build writes it first"),
         ));
     }
-    for (index, (class, value)) in objects.iter().enumerate().skip(1) {
-        if *class == ObjectClass::Meta {
+    for (index, object) in objects.iter().enumerate().skip(1) {
+        if object.class == ObjectClass::Meta {
             continue;
         }
-        let Some((api_version, kind)) = type_meta(value) else {
+        let Some((api_version, kind)) = object.type_meta else {
             findings.push(LintFinding::error(
                 Some(index),
                 format!(
                     "document is not a Kubernetes object (no apiVersion and kind strings): {}",
-                    shape(value)
+                    object.shape
                 ),
             ));
             continue;
         };
-        if !package_type.allows(*class) {
+        if !package_type.allows(object.class) {
             findings.push(LintFinding::error(
                 Some(index),
                 format!(
@@ -233,7 +233,28 @@ pub fn lint(
     findings
 }
 
-fn shape(value: &Value) -> &'static str {
+/// What [`lint`] reads of one document, so the document's tree need not be kept for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outline<'a> {
+    pub class: ObjectClass,
+    /// [`type_meta`] of the document.
+    pub type_meta: Option<(&'a str, &'a str)>,
+    /// What the document is when it is not a Kubernetes object: `a mapping`, `a string`, ...
+    pub shape: &'static str,
+}
+
+impl<'a> Outline<'a> {
+    pub fn of(class: ObjectClass, value: &'a Value) -> Self {
+        Self {
+            class,
+            type_meta: type_meta(value),
+            shape: shape(value),
+        }
+    }
+}
+
+/// What a document is, for messages.
+pub fn shape(value: &Value) -> &'static str {
     match value {
         Value::Object(_) => "a mapping",
         Value::Array(_) => "a sequence",
@@ -341,9 +362,9 @@ mod tests {
             json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition"});
         let comp = json!({"apiVersion": "apiextensions.crossplane.io/v1", "kind": "Composition"});
         let scalar = json!(42);
-        let objects: Vec<(ObjectClass, &Value)> = [&meta, &crd, &comp, &scalar]
+        let objects: Vec<Outline<'_>> = [&meta, &crd, &comp, &scalar]
             .into_iter()
-            .map(|v| (classify(v), v))
+            .map(|v| Outline::of(classify(v), v))
             .collect();
         let findings = lint(PackageType::Function, &objects, &[2, 5]);
         let messages: Vec<(Severity, Option<usize>, &str)> = findings

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::apis::{self, ApiType, Definition};
 use super::canonical;
-use super::classify::{self, LintFinding, ObjectClass, PackageType, type_meta};
+use super::classify::{self, LintFinding, ObjectClass, Outline, PackageType, type_meta};
 use super::examples::{self, ExampleObject};
 use super::limits::Limits;
 use super::meta::{self, PackageMeta};
@@ -40,9 +40,12 @@ pub struct ParsedPackage {
 }
 
 /// One object of `package.yaml`.
+///
+/// The document is kept as its canonical JSON encoding only: a large provider's documents as
+/// `Value` trees take several times the YAML's size, the encoding less than the YAML.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PackageObject {
-    /// `sha256:<hex>` of the canonical JSON of `value`.
+    /// `sha256:<hex>` of `json`.
     pub digest: String,
     /// What the object is.
     pub class: ObjectClass,
@@ -52,26 +55,85 @@ pub struct PackageObject {
     pub kind: Option<String>,
     /// `metadata.name`.
     pub name: Option<String>,
-    /// The document as JSON.
-    pub value: Value,
+    /// The document's canonical JSON encoding ([`canonical::write`]); serialized as the JSON
+    /// value it encodes.
+    #[serde(rename = "value", serialize_with = "as_json_value")]
+    pub json: String,
 }
 
 impl PackageObject {
+    /// The document as a JSON value, decoded from `json`.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("canonical JSON decodes")
+    }
+}
+
+fn as_json_value<S: serde::Serializer>(json: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serde_json::from_str::<Value>(json)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(serializer)
+}
+
+/// One document of `package.yaml`, reduced as soon as it is parsed to what the rest of
+/// [`parse_package`] reads of it; only a meta object keeps its tree.
+struct Document {
+    object: PackageObject,
+    shape: &'static str,
+    /// The API type of a CRD or XRD, for its position 0 and as no Function input: both are
+    /// known only once the whole stream (and so the meta) is read.
+    api: Option<ApiType>,
+    meta: Option<Value>,
+}
+
+impl Document {
     fn new(value: Value) -> Self {
+        let mut json = canonical::to_vec(&value);
+        json.shrink_to_fit();
+        let json = String::from_utf8(json).expect("canonical JSON of a Value is UTF-8");
+        let digest = canonical::digest_of_encoding(json.as_bytes());
+        let class = classify::classify(&value);
         let (api_version, kind) = type_meta(&value)
             .map(|(v, k)| (Some(v.to_owned()), Some(k.to_owned())))
             .unwrap_or_default();
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         Self {
-            digest: canonical::digest(&value),
-            class: classify::classify(&value),
-            api_version,
-            kind,
-            name: value
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            value,
+            api: apis::extract(0, &digest, class, &value, false),
+            shape: classify::shape(&value),
+            object: PackageObject {
+                digest,
+                class,
+                api_version,
+                kind,
+                name,
+                json,
+            },
+            meta: (class == ObjectClass::Meta).then_some(value),
         }
+    }
+
+    fn outline(&self) -> Outline<'_> {
+        Outline {
+            class: self.object.class,
+            type_meta: self
+                .object
+                .api_version
+                .as_deref()
+                .zip(self.object.kind.as_deref()),
+            shape: self.shape,
+        }
+    }
+}
+
+/// The documents of a stream, each reduced as the parser hands it over.
+#[derive(Default)]
+struct Documents(Vec<Document>);
+
+impl Extend<Value> for Documents {
+    fn extend<I: IntoIterator<Item = Value>>(&mut self, values: I) {
+        self.0.extend(values.into_iter().map(Document::new));
     }
 }
 
@@ -83,11 +145,12 @@ pub fn parse_package(
     examples_yaml: Option<&[u8]>,
     limits: &Limits,
 ) -> Result<ParsedPackage, Rejection> {
-    let documents = yaml::parse_stream(package_yaml, &limits.package_yaml, Stream::PackageYaml)?;
+    let Documents(mut documents) =
+        yaml::parse_stream_into(package_yaml, &limits.package_yaml, Stream::PackageYaml)?;
     let meta_positions: Vec<usize> = documents
         .iter()
         .enumerate()
-        .filter(|(_, d)| classify::meta_type(d).is_some())
+        .filter(|(_, d)| d.object.class == ObjectClass::Meta)
         .map(|(i, _)| i)
         .collect();
     let meta_position = match meta_positions.as_slice() {
@@ -100,18 +163,24 @@ pub fn parse_package(
         }
     };
 
-    let mut documents = documents;
-    let meta_document = documents.remove(meta_position);
-    let objects: Vec<PackageObject> = std::iter::once(meta_document)
-        .chain(documents)
-        .map(PackageObject::new)
-        .collect();
+    let mut meta_document = documents.remove(meta_position);
+    let meta_value = meta_document
+        .meta
+        .take()
+        .expect("a meta object keeps its value");
+    let mut documents: Vec<Document> = std::iter::once(meta_document).chain(documents).collect();
 
-    let (meta, mut lint) = meta::extract(&objects[0].value).expect("object 0 is the meta object");
-    let classes: Vec<(ObjectClass, &Value)> = objects.iter().map(|o| (o.class, &o.value)).collect();
-    lint.extend(classify::lint(meta.package_type, &classes, &meta_positions));
+    let (meta, mut lint) = meta::extract(&meta_value).expect("object 0 is the meta object");
+    let outlines: Vec<Outline<'_>> = documents.iter().map(Document::outline).collect();
+    lint.extend(classify::lint(
+        meta.package_type,
+        &outlines,
+        &meta_positions,
+    ));
+    drop(outlines);
 
-    let apis = collect_apis(meta.package_type, &objects, &mut lint);
+    let apis = collect_apis(meta.package_type, &mut documents, &mut lint);
+    let objects: Vec<PackageObject> = documents.into_iter().map(|d| d.object).collect();
 
     let (examples, examples_rejection) = match examples_yaml {
         None => (Vec::new(), None),
@@ -150,29 +219,24 @@ pub fn parse_package(
 
 fn collect_apis(
     package_type: PackageType,
-    objects: &[PackageObject],
+    documents: &mut [Document],
     lint: &mut Vec<LintFinding>,
 ) -> Vec<ApiType> {
     let mut apis: Vec<ApiType> = Vec::new();
-    for (index, object) in objects.iter().enumerate() {
-        if !matches!(object.class, ObjectClass::Crd | ObjectClass::Xrd) {
+    for (index, document) in documents.iter_mut().enumerate() {
+        let class = document.object.class;
+        if !matches!(class, ObjectClass::Crd | ObjectClass::Xrd) {
             continue;
         }
-        let function_input =
-            package_type == PackageType::Function && object.class == ObjectClass::Crd;
-        let Some(api) = apis::extract(
-            index,
-            &object.digest,
-            object.class,
-            &object.value,
-            function_input,
-        ) else {
+        let Some(mut api) = document.api.take() else {
             lint.push(LintFinding::warning(
                 Some(index),
                 "definition has no spec.group or spec.names.kind; it defines no API",
             ));
             continue;
         };
+        api.object_index = index;
+        api.function_input = package_type == PackageType::Function && class == ObjectClass::Crd;
         if let Some(first) = apis
             .iter()
             .find(|a| a.group == api.group && a.kind == api.kind)

@@ -38,6 +38,20 @@ pub fn parse_stream(
     limits: &YamlLimits,
     stream: Stream,
 ) -> Result<Vec<Value>, Rejection> {
+    parse_stream_into(input, limits, stream)
+}
+
+/// [`parse_stream`], handing each document to `C` as soon as it is parsed, so a collection that
+/// keeps less than the `Value` (a digest, the canonical encoding) never holds every document's
+/// tree at once. Same limits, same rejections.
+pub fn parse_stream_into<C>(
+    input: &[u8],
+    limits: &YamlLimits,
+    stream: Stream,
+) -> Result<C, Rejection>
+where
+    C: Default + Extend<Value> + Send,
+{
     let size_limit = match stream {
         Stream::PackageYaml => Limit::PackageYamlBytes,
         Stream::ExamplesYaml => Limit::ExamplesYamlBytes,
@@ -67,7 +81,7 @@ pub fn parse_stream(
             .name("xpkg-yaml".to_owned())
             .stack_size(stack)
             .spawn_scoped(scope, || {
-                serde_saphyr::from_slice_multiple_with_options::<Document>(
+                serde_saphyr::from_bytes_multiple_with_options::<Document, Documents<C>>(
                     input,
                     options(limits, input.len()),
                 )
@@ -77,7 +91,17 @@ pub fn parse_stream(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })?;
-    Ok(parsed.into_iter().map(|d| d.0).collect())
+    Ok(parsed.0)
+}
+
+/// The parser's collection: passes each document's value on to `C` as it arrives.
+#[derive(Default)]
+struct Documents<C>(C);
+
+impl<C: Extend<Value>> Extend<Document> for Documents<C> {
+    fn extend<I: IntoIterator<Item = Document>>(&mut self, documents: I) {
+        self.0.extend(documents.into_iter().map(|d| d.0));
+    }
 }
 
 /// Stack reserved per allowed nesting level for the parser thread (measured: well under 32 KiB

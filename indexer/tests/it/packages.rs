@@ -426,6 +426,18 @@ async fn versions_share_objects_and_reindexing_adds_nothing() {
     env.index_all().await;
     let objects = env.count("select count(*) from objects").await as usize;
     assert_eq!(objects, union.len(), "each distinct object stored once");
+    // Bodies are sent as canonical JSON text: each stored body is the object its digest names.
+    let rows: Vec<(String, String, i32)> =
+        sqlx::query_as("select digest, body::text, size_bytes from objects")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    for (digest, body, size) in rows {
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(shimmer_indexer::xpkg::canonical::digest(&value), digest);
+        let encoding = shimmer_indexer::xpkg::canonical::to_vec(&value);
+        assert_eq!(size as usize, encoding.len(), "{digest}");
+    }
     assert!(
         union.len() < total,
         "the two versions share objects ({} of {total} distinct)",

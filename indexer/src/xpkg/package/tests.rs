@@ -732,7 +732,7 @@ fn package_digest_differs_by_generator_stamp_only_where_the_crd_differs() {
                 .remove("controller-gen.kubebuilder.io/version");
             canonical::digest(&v)
         };
-        assert_eq!(unstamped(oa.value), unstamped(ob.value), "{name}");
+        assert_eq!(unstamped(oa.value()), unstamped(ob.value()), "{name}");
     }
 }
 
@@ -766,7 +766,7 @@ fn package_digest_survives_reformatting() {
 
     // The same object as JSON text (valid YAML) with every mapping's keys in another order.
     let mut json = String::new();
-    write_json_reversed(&reversed(&object.value), &mut json);
+    write_json_reversed(&reversed(&object.value()), &mut json);
     let docs = yaml::parse_stream(
         json.as_bytes(),
         &Limits::default().package_yaml,
@@ -1067,5 +1067,43 @@ fn package_serialises_for_the_store() {
     assert_eq!(
         rejection,
         serde_json::json!({"kind": "multiple_meta", "documents": [0, 3]})
+    );
+}
+
+#[test]
+fn package_objects_keep_the_canonical_encoding_of_each_document_in_order() {
+    // A meta that is not first is moved to position 0; every object keeps exactly the
+    // canonical encoding of its document, which its digest names and which decodes to it.
+    let stream = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: 'é'}\n---\n\
+                  apiVersion: meta.pkg.crossplane.io/v1\nkind: Configuration\nmetadata: {name: c}\n---\n\
+                  - 1.0\n- 2\n";
+    let docs = yaml::parse_stream(
+        stream.as_bytes(),
+        &Limits::default().package_yaml,
+        Stream::PackageYaml,
+    )
+    .unwrap();
+    let pkg = parse_package(stream.as_bytes(), None, &Limits::default()).unwrap();
+    let expected = [&docs[1], &docs[0], &docs[2]];
+    assert_eq!(pkg.objects.len(), expected.len());
+    for (object, doc) in pkg.objects.iter().zip(expected) {
+        assert_eq!(object.json.as_bytes(), canonical::to_vec(doc).as_slice());
+        assert_eq!(object.digest, canonical::digest(doc));
+        assert_eq!(&object.value(), doc);
+    }
+    assert_eq!(pkg.objects[2].json, "[1.0,2]");
+    // Serialized, an object shows its document as a JSON value, not as text.
+    let serialized = serde_json::to_value(&pkg.objects[1]).unwrap();
+    assert_eq!(serialized["value"], *expected[1]);
+    assert_eq!(
+        pkg.lint
+            .iter()
+            .map(|l| l.message.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "the meta object is document 1, not the first; Crossplane's build writes it first",
+            "ConfigMap (v1) is not allowed in a Configuration package; Crossplane's linter rejects it",
+            "document is not a Kubernetes object (no apiVersion and kind strings): a sequence",
+        ]
     );
 }
