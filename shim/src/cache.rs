@@ -214,9 +214,18 @@ impl Cache {
                     "blob unknown to the upstream",
                 ));
             }
+            // Failed before the first byte went out (a small blob can be fetched, found corrupt
+            // and dropped before this request looks): the client gets an error, not the bytes.
             Fill::Failed { message, .. } => {
                 tracing::warn!(upstream = %up.backend.name, %digest, %message, "blob fill failed");
-                return Err(OciError::backend_unavailable(&up.backend.name));
+                return Err(OciError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "UNAVAILABLE",
+                    format!(
+                        "upstream {:?} did not deliver a verified copy of {digest}",
+                        up.backend.name
+                    ),
+                ));
             }
             Fill::Streaming { total, .. } => total,
             Fill::Done { total } => Some(total),
