@@ -285,15 +285,7 @@ async fn images_and_artifacts_are_recorded_without_layer_downloads() {
     let env = Env::start().await;
     let (_tmp, layout) = scratch_layout();
     // Incompressible contents, so the image really is megabytes.
-    let mut x = 0x2545_f491_u32;
-    let app: Vec<u8> = (0..2 * 1024 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let app = testkit::oci::incompressible(0x2545_f491, 2 * 1024 * 1024);
     let layer = tar_gz(&[("app", &app)]);
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",

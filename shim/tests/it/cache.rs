@@ -43,15 +43,7 @@ async fn recorded_registry() -> (Registry, Recorder) {
 
 /// 200,000 incompressible bytes (xorshift from `seed`).
 fn noise(seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..200_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    testkit::oci::incompressible(seed, 200_000)
 }
 
 /// How many times the shim's cache served a stale tag.
@@ -219,15 +211,7 @@ async fn a_corrupt_upstream_blob_fails_the_transfer_and_is_not_cached() {
     let (up, rec) = recorded_registry().await;
     let (tmp, layout) = scratch_layout();
     // 8 MiB that gzip cannot shrink, so the download usually still runs when the answer starts.
-    let mut x = 0x2545_f491_u32;
-    let data: Vec<u8> = (0..8 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let data = testkit::oci::incompressible(0x2545_f491, 8 << 20);
     let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/c:v1").await;

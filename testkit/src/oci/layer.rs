@@ -10,6 +10,20 @@ use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
+/// `len` bytes that gzip cannot shrink (xorshift32 from `seed`, which must not be 0): layers
+/// and blobs that really are as large as they say on the wire.
+pub fn incompressible(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 /// A deterministic gzip tar holding `files` (path, content): mtime 0, mode 0644, uid/gid 0, so the
 /// same files always give the same digest.
 pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
