@@ -21,7 +21,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -41,7 +41,9 @@ use tokio::{
     sync::{Notify, watch},
 };
 
-use crate::{error::OciError, forward::DOCKER_CONTENT_DIGEST, upstream::Upstream};
+use crate::{
+    error::OciError, forward::DOCKER_CONTENT_DIGEST, metrics::Metrics, upstream::Upstream,
+};
 
 const MANIFEST_LIMIT: usize = 4 * 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
@@ -76,8 +78,8 @@ pub struct Cache {
     revalidate_timeout: Duration,
     pool: PgPool,
     inflight: Mutex<HashMap<PathBuf, InFlight>>,
-    /// Cached tags served because the upstream could not revalidate them.
-    pub stale_served: AtomicU64,
+    /// The shim's counters (`cache_stale_served`).
+    metrics: Arc<Metrics>,
     pending: Arc<Pending>,
 }
 
@@ -90,7 +92,11 @@ struct Pending {
 
 impl Cache {
     /// `None` without `[cache] path`.
-    pub fn new(config: &CacheConfig, pool: PgPool) -> std::io::Result<Option<Arc<Self>>> {
+    pub fn new(
+        config: &CacheConfig,
+        pool: PgPool,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Option<Arc<Self>>> {
         let Some(root) = &config.path else {
             return Ok(None);
         };
@@ -102,7 +108,7 @@ impl Cache {
             revalidate_timeout: config.revalidate_timeout,
             pool,
             inflight: Mutex::new(HashMap::new()),
-            stale_served: AtomicU64::new(0),
+            metrics,
             pending: Arc::default(),
         })))
     }
@@ -119,16 +125,6 @@ impl Cache {
             }
             idle.await;
         }
-    }
-
-    /// The cache's counters in Prometheus' text format.
-    pub fn render_metrics(&self) -> String {
-        format!(
-            "# HELP shimmer_cache_stale_served_total Cached tags served because the upstream could not revalidate them\n\
-             # TYPE shimmer_cache_stale_served_total counter\n\
-             shimmer_cache_stale_served_total {}\n",
-            self.stale_served.load(Ordering::Relaxed)
-        )
     }
 
     fn path(&self, upstream: &str, kind: &str, digest: &str) -> Option<PathBuf> {
@@ -526,7 +522,7 @@ impl Cache {
         method: &Method,
         reason: &str,
     ) -> Result<Response, OciError> {
-        self.stale_served.fetch_add(1, Ordering::Relaxed);
+        Metrics::inc(&self.metrics.cache_stale_served);
         tracing::warn!(%upstream, %repo, %reference, %digest, %reason, "cannot revalidate the tag; serving the cached copy");
         self.cached_manifest(upstream, repo, digest, method)
             .await

@@ -47,11 +47,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
-        state.metrics.render()
-            + &state
-                .cache
-                .as_ref()
-                .map(|c| c.render_metrics())
-                .unwrap_or_default(),
+        state.metrics.render(),
     )
 }

@@ -67,8 +67,8 @@ impl AppState {
         backend::install_crypto_provider();
         let routes = Routes::from_config(&config)?;
         let upstreams = Upstreams::from_config(&config)?;
-        let cache = cache::Cache::new(&config.cache, pool.clone())?;
         let metrics = Arc::new(Metrics::default());
+        let cache = cache::Cache::new(&config.cache, pool.clone(), metrics.clone())?;
         let enqueuer = Enqueuer::new(pool.clone(), config.server.seen_cache_size, metrics.clone());
         let redirect_client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

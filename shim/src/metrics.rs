@@ -11,6 +11,7 @@ pub struct Metrics {
     pub enqueue_failures: AtomicU64,
     pub enqueue_dropped: AtomicU64,
     pub enqueue_pending: AtomicU64,
+    pub cache_stale_served: AtomicU64,
 }
 
 impl Metrics {
@@ -55,6 +56,12 @@ impl Metrics {
                 "gauge",
                 "Index jobs waiting in memory for the database",
                 &self.enqueue_pending,
+            ),
+            (
+                "shimmer_cache_stale_served_total",
+                "counter",
+                "Cached tags served because the upstream could not revalidate them",
+                &self.cache_stale_served,
             ),
         ];
         let mut out = String::new();

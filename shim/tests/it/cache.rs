@@ -49,10 +49,8 @@ fn noise(seed: u32) -> Vec<u8> {
 /// How many times the shim's cache served a stale tag.
 fn stale_served(shim: &Shim) -> u64 {
     shim.state
-        .cache
-        .as_ref()
-        .unwrap()
-        .stale_served
+        .metrics
+        .cache_stale_served
         .load(std::sync::atomic::Ordering::Relaxed)
 }
 
