@@ -168,15 +168,7 @@ impl Indexer {
                 }
                 Some(Err(error)) => {
                     tracing::warn!(id = job.id, %error, "index job failed");
-                    let c = &self.config.indexer;
-                    let _ = jobs::fail(
-                        &self.pool,
-                        &job,
-                        &error.to_string(),
-                        c.max_attempts,
-                        c.retry_base,
-                    )
-                    .await;
+                    let _ = jobs::fail(&self.pool, &job, &error.to_string(), retry).await;
                 }
                 None => {}
             }

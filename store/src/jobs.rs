@@ -196,10 +196,11 @@ pub struct Retry {
     pub base: std::time::Duration,
 }
 
-/// The delay before the retry that follows `attempt` (1-based): `base * 2^(attempt-1)`, at most
-/// an hour.
-pub fn backoff(base: std::time::Duration, attempt: i32) -> f64 {
-    (base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).clamp(0, 20))).min(3600.0)
+/// The retry delay in seconds, as SQL over a job row, with the base delay in parameter
+/// `$base_param`: `base * 2^(attempts-1)` (attempts is 1-based), at most an hour. The one formula
+/// for failures and lease expiries alike.
+fn backoff_sql(base_param: u8) -> String {
+    format!("least(${base_param} * power(2, least(greatest(attempts - 1, 0), 20)), 3600)")
 }
 
 /// Counts every running job whose lease ran out (its worker died or hung) as a failed attempt:
@@ -207,26 +208,26 @@ pub fn backoff(base: std::time::Duration, attempt: i32) -> f64 {
 /// `max_attempts`, with an error saying how often the lease expired. Without this a job that
 /// kills its worker every time would be taken over forever. Returns how many jobs it touched.
 pub async fn expire_leases(pool: &PgPool, retry: Retry) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(
-        "update index_jobs j
-         set lease_expiries = j.lease_expiries + 1,
-             state = case when j.attempts >= $1 then 'failed' else 'queued' end,
-             run_after = now() + make_interval(
-                 secs => least($2 * power(2, least(greatest(j.attempts - 1, 0), 20)), 3600)),
+    let r = sqlx::query(&format!(
+        "update index_jobs
+         set lease_expiries = lease_expiries + 1,
+             state = case when attempts >= $1 then 'failed' else 'queued' end,
+             run_after = now() + make_interval(secs => {backoff}),
              lease_until = null,
              last_error = case
-                 when j.attempts >= $1 then format(
+                 when attempts >= $1 then format(
                      'lease expired %s times (the worker died or hung); failed after %s attempts',
-                     j.lease_expiries + 1, j.attempts)
-                 else format('lease expired on attempt %s (the worker died or hung)', j.attempts)
+                     lease_expiries + 1, attempts)
+                 else format('lease expired on attempt %s (the worker died or hung)', attempts)
              end,
              updated_at = now()
-         where j.id in (
+         where id in (
              select id from index_jobs
              where state = 'running' and lease_until < now()
              for update skip locked
          )",
-    )
+        backoff = backoff_sql(2)
+    ))
     .bind(retry.max_attempts)
     .bind(retry.base.as_secs_f64())
     .execute(pool)
@@ -272,21 +273,20 @@ pub async fn fail(
     pool: &PgPool,
     job: &ClaimedJob,
     error: &str,
-    max_attempts: i32,
-    base: std::time::Duration,
+    retry: Retry,
 ) -> Result<(), sqlx::Error> {
-    let backoff = backoff(base, job.attempt);
-    sqlx::query(
+    sqlx::query(&format!(
         "update index_jobs
          set state = case when attempts >= $3 then 'failed' else 'queued' end,
-             run_after = now() + make_interval(secs => $4),
+             run_after = now() + make_interval(secs => {backoff}),
              lease_until = null, last_error = $5, updated_at = now()
          where id = $1 and attempts = $2 and state = 'running'",
-    )
+        backoff = backoff_sql(4)
+    ))
     .bind(job.id)
     .bind(job.attempt)
-    .bind(max_attempts)
-    .bind(backoff)
+    .bind(retry.max_attempts)
+    .bind(retry.base.as_secs_f64())
     .bind(error)
     .execute(pool)
     .await?;
