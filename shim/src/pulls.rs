@@ -27,10 +27,40 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 /// Most distinct repositories held between flushes; beyond it new ones wait for the next round.
 const CAPACITY: usize = 100_000;
 
-/// Pulls counted since the last flush, by (backend, repository).
+/// Pulls counted since the last flush, by backend, then repository (nested, so counting a
+/// repository already in the map looks it up by `&str` and allocates nothing).
 #[derive(Default)]
 pub struct Pulls {
-    counts: Mutex<HashMap<(String, String), i64>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    by_backend: HashMap<String, HashMap<String, i64>>,
+    /// Distinct (backend, repository) pairs held.
+    len: usize,
+}
+
+impl Counts {
+    /// Adds `n` pulls; a pair not yet held is dropped when `CAPACITY` pairs are (unless `force`).
+    fn add(&mut self, backend: &str, repository: &str, n: i64, force: bool) {
+        if let Some(c) = self
+            .by_backend
+            .get_mut(backend)
+            .and_then(|r| r.get_mut(repository))
+        {
+            *c += n;
+            return;
+        }
+        if self.len >= CAPACITY && !force {
+            return;
+        }
+        self.len += 1;
+        self.by_backend
+            .entry(backend.to_owned())
+            .or_default()
+            .insert(repository.to_owned(), n);
+    }
 }
 
 impl Pulls {
@@ -65,29 +95,32 @@ impl Pulls {
         if method != Method::GET || status != StatusCode::OK || is_index(headers) {
             return;
         }
-        let mut counts = self.counts.lock().expect("pull counts poisoned");
-        let key = (backend.to_owned(), repository.to_owned());
-        if counts.len() >= CAPACITY && !counts.contains_key(&key) {
-            return;
-        }
-        *counts.entry(key).or_insert(0) += 1;
+        self.counts
+            .lock()
+            .expect("pull counts poisoned")
+            .add(backend, repository, 1, false);
     }
 
     fn take(&self) -> Vec<PullCount> {
-        std::mem::take(&mut *self.counts.lock().expect("pull counts poisoned"))
+        let counts = std::mem::take(&mut *self.counts.lock().expect("pull counts poisoned"));
+        counts
+            .by_backend
             .into_iter()
-            .map(|((backend, repository), count)| PullCount {
-                backend,
-                repository,
-                count,
+            .flat_map(|(backend, repos)| {
+                repos.into_iter().map(move |(repository, count)| PullCount {
+                    backend: backend.clone(),
+                    repository,
+                    count,
+                })
             })
             .collect()
     }
 
+    /// Counts a failed write could not record; kept whatever the capacity (they were counted).
     fn put_back(&self, batch: Vec<PullCount>) {
         let mut counts = self.counts.lock().expect("pull counts poisoned");
         for c in batch {
-            *counts.entry((c.backend, c.repository)).or_insert(0) += c.count;
+            counts.add(&c.backend, &c.repository, c.count, true);
         }
     }
 
