@@ -218,31 +218,45 @@ impl BackendConfig {
     /// The password shimmer uses for this backend, from `password`, `password_env` or
     /// `password_file` (first set wins).
     pub fn resolve_password(&self) -> Result<Option<Secret>, ConfigError> {
-        if let Some(p) = &self.password {
-            return Ok(Some(p.clone()));
-        }
-        if let Some(var) = &self.password_env {
-            return std::env::var(var)
-                .map(|v| Some(Secret::new(v)))
-                .map_err(|_| {
-                    ConfigError::invalid(
-                        format!("backend.{}.password_env", self.name),
-                        format!("environment variable {var} is not set"),
-                    )
-                });
-        }
-        if let Some(path) = &self.password_file {
-            return std::fs::read_to_string(path)
-                .map(|v| Some(Secret::new(v.trim_end_matches(['\r', '\n']))))
-                .map_err(|e| {
-                    ConfigError::invalid(
-                        format!("backend.{}.password_file", self.name),
-                        format!("{}: {e}", path.display()),
-                    )
-                });
-        }
-        Ok(None)
+        resolve_secret(
+            &format!("backend.{}.password", self.name),
+            self.password.as_ref(),
+            self.password_env.as_deref(),
+            self.password_file.as_deref(),
+        )
     }
+}
+
+/// A secret given inline (`KEY`), by the name of an environment variable holding it
+/// (`KEY_env`) or by a file holding it (`KEY_file`, one trailing line break dropped): the first
+/// one set wins; a source that is set but unreadable is an error naming its key.
+fn resolve_secret(
+    key: &str,
+    inline: Option<&Secret>,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some(s) = inline {
+        return Ok(Some(s.clone()));
+    }
+    if let Some(var) = env {
+        return std::env::var(var)
+            .map(|v| Some(Secret::new(v)))
+            .map_err(|_| {
+                ConfigError::invalid(
+                    format!("{key}_env"),
+                    format!("environment variable {var} is not set"),
+                )
+            });
+    }
+    if let Some(path) = file {
+        return std::fs::read_to_string(path)
+            .map(|v| Some(Secret::new(v.trim_end_matches(['\r', '\n']))))
+            .map_err(|e| {
+                ConfigError::invalid(format!("{key}_file"), format!("{}: {e}", path.display()))
+            });
+    }
+    Ok(None)
 }
 
 /// `[[route]]`: repositories whose name starts with `prefix` go to `backend`. The longest
@@ -362,30 +376,12 @@ impl UpstreamConfig {
     /// The static bearer token, from `token`, `token_env` or `token_file` (first set wins, as
     /// for passwords).
     pub fn resolve_token(&self) -> Result<Option<Secret>, ConfigError> {
-        if let Some(t) = &self.token {
-            return Ok(Some(t.clone()));
-        }
-        if let Some(var) = &self.token_env {
-            return std::env::var(var)
-                .map(|v| Some(Secret::new(v)))
-                .map_err(|_| {
-                    ConfigError::invalid(
-                        format!("upstream.{}.token_env", self.name),
-                        format!("environment variable {var} is not set"),
-                    )
-                });
-        }
-        if let Some(path) = &self.token_file {
-            return std::fs::read_to_string(path)
-                .map(|v| Some(Secret::new(v.trim_end_matches(['\r', '\n']))))
-                .map_err(|e| {
-                    ConfigError::invalid(
-                        format!("upstream.{}.token_file", self.name),
-                        format!("{}: {e}", path.display()),
-                    )
-                });
-        }
-        Ok(None)
+        resolve_secret(
+            &format!("upstream.{}.token", self.name),
+            self.token.as_ref(),
+            self.token_env.as_deref(),
+            self.token_file.as_deref(),
+        )
     }
 
     /// The backend settings the shim's HTTP client is built from (no client credentials ever
