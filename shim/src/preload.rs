@@ -365,42 +365,28 @@ mod tests {
             }
             v
         };
-        assert!(platform_matches("linux/amd64", &p("linux", "amd64", None)));
-        assert!(!platform_matches("linux/amd64", &p("linux", "arm64", None)));
-        assert!(!platform_matches(
-            "windows/amd64",
-            &p("linux", "amd64", None)
-        ));
-        assert!(platform_matches(
-            "linux/arm",
-            &p("linux", "arm", Some("v7"))
-        ));
-        assert!(platform_matches(
-            "linux/arm/v7",
-            &p("linux", "arm", Some("v7"))
-        ));
-        assert!(!platform_matches(
-            "linux/arm/v7",
-            &p("linux", "arm", Some("v6"))
-        ));
-        assert!(!platform_matches("linux/arm/v7", &p("linux", "arm", None)));
-        // arm64 without a variant is v8.
-        assert!(platform_matches(
-            "linux/arm64/v8",
-            &p("linux", "arm64", None)
-        ));
-        assert!(platform_matches(
-            "linux/arm64",
-            &p("linux", "arm64", Some("v8"))
-        ));
-        assert!(platform_matches(
-            "linux/arm64/v8",
-            &p("linux", "arm64", Some("v8"))
-        ));
-        assert!(!platform_matches(
-            "linux/arm64/v9",
-            &p("linux", "arm64", None)
-        ));
+        // (wanted, os, architecture, variant, matches)
+        let cases = [
+            ("linux/amd64", "linux", "amd64", None, true),
+            ("linux/amd64", "linux", "arm64", None, false),
+            ("windows/amd64", "linux", "amd64", None, false),
+            ("linux/arm", "linux", "arm", Some("v7"), true),
+            ("linux/arm/v7", "linux", "arm", Some("v7"), true),
+            ("linux/arm/v7", "linux", "arm", Some("v6"), false),
+            ("linux/arm/v7", "linux", "arm", None, false),
+            // arm64 without a variant is v8.
+            ("linux/arm64/v8", "linux", "arm64", None, true),
+            ("linux/arm64", "linux", "arm64", Some("v8"), true),
+            ("linux/arm64/v8", "linux", "arm64", Some("v8"), true),
+            ("linux/arm64/v9", "linux", "arm64", None, false),
+        ];
+        for (wanted, os, arch, variant, matches) in cases {
+            assert_eq!(
+                platform_matches(wanted, &p(os, arch, variant)),
+                matches,
+                "{wanted} vs {os}/{arch}/{variant:?}"
+            );
+        }
     }
 
     #[test]
