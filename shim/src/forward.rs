@@ -130,22 +130,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         _ => (None, Some(body)),
     };
     let forward_auth = upstream.is_none() && routed.backend.forwards_client_auth().await;
-    let mut out = routed
-        .backend
-        .client
-        .request(parts.method.clone(), url.clone())
-        .headers(request_headers(&parts.headers, forward_auth));
     let mut pushed = None;
-    if let Some((bytes, digest)) = manifest {
-        out = out.header(header::CONTENT_LENGTH, bytes.len()).body(bytes);
-        pushed = Some(digest);
-    } else if let Some(body) = body.filter(|_| has_body(&parts.headers)) {
-        if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
-            out = out.header(header::CONTENT_LENGTH, len.clone());
-        }
-        out = out.body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    }
-
     let sent = match (&upstream, &routed.repo) {
         // Upstreams get configured credentials only, exchanged for a Bearer token when they
         // ask for one; their requests have no body, so a challenged one is simply sent again.
@@ -159,8 +144,26 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                     .headers(headers.clone())
             })
             .await
+            .map(|r| http::Response::from(r).map(Body::new))
+            .map_err(|e| e.to_string())
         }
-        _ => out.send().await,
+        _ => {
+            let mut headers = request_headers(&parts.headers, forward_auth);
+            let body = if let Some((bytes, digest)) = manifest {
+                headers.insert(header::CONTENT_LENGTH, bytes.len().into());
+                pushed = Some(digest);
+                Body::from(bytes)
+            } else if let Some(body) = body.filter(|_| has_body(&parts.headers)) {
+                if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+                    headers.insert(header::CONTENT_LENGTH, len.clone());
+                }
+                body
+            } else {
+                Body::empty()
+            };
+            let req = backend_request(&parts.method, &url, headers, body)?;
+            routed.backend.send(req).await.map_err(|e| e.to_string())
+        }
     };
     let resp = sent.map_err(|error| {
         Metrics::inc(&state.metrics.backend_errors);
@@ -177,6 +180,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                 state,
                 &routed.backend,
                 resp,
+                &url,
                 &parts.method,
                 &parts.headers,
                 digest,
@@ -209,7 +213,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         let list = read_limited(resp, LIST_LIMIT, &routed.backend.name).await?;
         Body::from(translate_names(state, &routed, &endpoint, &list)?)
     } else {
-        Body::new(http::Response::<reqwest::Body>::from(resp).into_body())
+        resp.into_body()
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -247,12 +251,16 @@ async fn backend_blob_from_cache(
     let url = routed
         .backend
         .url(&format!("/v2/{repo}/blobs/{digest}"), None);
+    let url = Url::parse(&url).map_err(|_| OciError::not_found("invalid URL"))?;
+    let head = backend_request(
+        &Method::HEAD,
+        &url,
+        request_headers(&parts.headers, forward_auth),
+        Body::empty(),
+    )?;
     let allowed = routed
         .backend
-        .client
-        .head(url)
-        .headers(request_headers(&parts.headers, forward_auth))
-        .send()
+        .send(head)
         .await
         .map(|r| {
             routed.backend.observe(r.status());
@@ -502,6 +510,23 @@ async fn read_manifest(
     Ok((bytes, sha256))
 }
 
+/// A request for the pass-through client.
+fn backend_request(
+    method: &Method,
+    url: &Url,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<http::Request<Body>, OciError> {
+    let mut req = http::Request::new(body);
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = url
+        .as_str()
+        .parse()
+        .map_err(|_| OciError::not_found("invalid URL"))?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
 fn has_body(headers: &HeaderMap) -> bool {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -582,16 +607,18 @@ fn response_headers(headers: &HeaderMap, ctx: &rewrite::Context<'_>) -> HeaderMa
 async fn follow_redirects(
     state: &AppState,
     backend: &Backend,
-    mut resp: reqwest::Response,
+    mut resp: http::Response<Body>,
+    url: &Url,
     method: &Method,
     client_headers: &HeaderMap,
     digest: &str,
-) -> Result<reqwest::Response, OciError> {
+) -> Result<http::Response<Body>, OciError> {
     let failed = |error: &dyn std::fmt::Display| {
         Metrics::inc(&state.metrics.backend_errors);
         tracing::warn!(backend = %backend.name, %error, "following blob redirect failed");
         OciError::backend_unavailable(&backend.name)
     };
+    let mut current = url.clone();
     for _ in 0..MAX_REDIRECTS {
         if !resp.status().is_redirection() {
             break;
@@ -600,7 +627,7 @@ async fn follow_redirects(
             .headers()
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok())
-            .and_then(|l| resp.url().join(l).ok())
+            .and_then(|l| current.join(l).ok())
         else {
             return Ok(resp);
         };
@@ -617,11 +644,13 @@ async fn follow_redirects(
         }
         resp = state
             .redirect_client
-            .request(method.clone(), next)
+            .request(method.clone(), next.clone())
             .headers(headers)
             .send()
             .await
+            .map(|r| http::Response::from(r).map(Body::new))
             .map_err(|e| failed(&e))?;
+        current = next;
     }
     if resp.status().is_redirection() {
         return Err(failed(&"too many redirects"));
@@ -641,7 +670,7 @@ fn enqueue(
     routed: &Routed,
     reference: &Reference,
     parts: &http::request::Parts,
-    resp: &reqwest::Response,
+    resp: &http::Response<Body>,
     pushed: Option<String>,
 ) {
     let Some((name, _)) = &routed.repo else {
@@ -685,12 +714,11 @@ fn enqueue(
 }
 
 async fn read_limited(
-    resp: reqwest::Response,
+    resp: http::Response<Body>,
     limit: usize,
     backend: &str,
 ) -> Result<Bytes, OciError> {
-    let body = http::Response::<reqwest::Body>::from(resp).into_body();
-    Limited::new(body, limit)
+    Limited::new(resp.into_body(), limit)
         .collect()
         .await
         .map(|c| c.to_bytes())

@@ -19,6 +19,7 @@ pub mod pulls;
 pub mod request_id;
 pub mod rewrite;
 pub mod routing;
+pub mod tls;
 pub mod upstream;
 
 use std::{future::Future, sync::Arc, time::Duration};

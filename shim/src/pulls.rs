@@ -70,12 +70,12 @@ impl Pulls {
 
     /// Counts the backend's response to a manifest request, if it is a pull (see the module
     /// doc). `repo` is the repository's (shim name, backend name).
-    pub fn observe(
+    pub fn observe<B>(
         &self,
         backend: &str,
         repo: Option<&(String, String)>,
         method: &Method,
-        resp: &reqwest::Response,
+        resp: &http::Response<B>,
     ) {
         let repository = repo.map(|(name, _)| name.as_str());
         self.count(backend, repository, method, resp.status(), resp.headers());

@@ -13,5 +13,6 @@ mod redirects;
 mod referrers;
 mod routing;
 mod shutdown;
+mod timeouts;
 mod tls;
 mod uploads;
