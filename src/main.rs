@@ -162,10 +162,11 @@ async fn serve(config: Arc<Config>, all: bool) -> anyhow::Result<()> {
     println!("shimmer: OCI endpoint at http://{addr}/v2/");
     let (tx, rx) = tokio::sync::watch::channel(false);
     let drain = config.server.shutdown_timeout;
-    let shim = tokio::spawn(shimmer_shim::run(
+    let shim = tokio::spawn(shimmer_shim::run_threaded(
         listener,
         state.clone(),
-        wait_for(rx.clone()),
+        rx.clone(),
+        config.server.threads,
     ));
     let workers = if all && config.indexer.enabled {
         let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), state.pool.clone())?;

@@ -576,7 +576,7 @@ async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
     let config = write_config(
         &dir,
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"120s\"\n[database]\nurl = \"{}\"\n{}",
+            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"120s\"\nthreads = 3\n[database]\nurl = \"{}\"\n{}",
             db.url,
             primary_backend(&registry.url(), "")
         ),

@@ -73,6 +73,9 @@ pub struct ServerConfig {
     /// How many (backend, repository, digest) triples the shim remembers as already enqueued,
     /// so repeated pulls cost no database round trip.
     pub seen_cache_size: usize,
+    /// Threads serving the OCI endpoint, each with a single-threaded runtime of its own and its
+    /// own backend connections (so a request never hops threads); 0 means one per core.
+    pub threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             ping_backend: None,
             shutdown_timeout: Duration::from_secs(30),
             seen_cache_size: 100_000,
+            threads: 0,
         }
     }
 }
