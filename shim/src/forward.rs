@@ -696,17 +696,22 @@ fn enqueue(
                 .pushed(job(digest, media_type, JobSource::Push));
         }
         (&Method::GET | &Method::HEAD, _) if status == StatusCode::OK => {
-            let digest = header_str(resp.headers(), &DOCKER_CONTENT_DIGEST)
+            let digest = resp
+                .headers()
+                .get(&DOCKER_CONTENT_DIGEST)
+                .and_then(|v| v.to_str().ok())
                 .filter(|d| path::check_digest(d).is_ok())
-                .or_else(|| match reference {
-                    Reference::Digest(d) => Some(d.clone()),
+                .or(match reference {
+                    Reference::Digest(d) => Some(d.as_str()),
                     Reference::Tag(_) => None,
                 });
             if let Some(digest) = digest {
-                let media_type = header_str(resp.headers(), &header::CONTENT_TYPE);
                 state
                     .enqueuer
-                    .pulled(job(digest, media_type, JobSource::Pull));
+                    .pulled(&routed.backend.name, name, digest, || {
+                        let media_type = header_str(resp.headers(), &header::CONTENT_TYPE);
+                        job(digest.to_owned(), media_type, JobSource::Pull)
+                    });
             }
         }
         _ => {}
