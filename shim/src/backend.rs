@@ -5,7 +5,7 @@ use std::{
     cell::RefCell,
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -159,13 +159,39 @@ impl Backend {
         }))
     }
 
-    /// Sends a client's request on to the backend with the pass-through client: the answer's
-    /// headers must come within `read_timeout`, and so must each piece of its body.
+    /// Sends a client's request on to the backend with the pass-through client. `read_timeout`
+    /// bounds silence, never a whole transfer: the answer's headers must come within it of the
+    /// request's last body bytes going out (an upload of any length is fine while it moves), and
+    /// each piece of the answer's body within it of the one before.
     pub async fn send(&self, req: http::Request<Body>) -> Result<http::Response<Body>, SendError> {
-        let resp = tokio::time::timeout(self.read_timeout, self.passthrough().request(req))
-            .await
-            .map_err(|_| SendError::Timeout(self.read_timeout))??;
         let timeout = self.read_timeout;
+        let start = Instant::now();
+        // Only a request with a body can make progress before the answer (no cost otherwise).
+        let (req, sent) = if http_body::Body::is_end_stream(req.body()) {
+            (req, None)
+        } else {
+            let sent = Arc::new(LastSent::default());
+            let tracked = sent.clone();
+            let req = req.map(|inner| {
+                Body::new(TrackSent {
+                    inner,
+                    sent: tracked,
+                    start,
+                })
+            });
+            (req, Some(sent))
+        };
+        let silent_since = || sent.as_ref().map_or(start, |s| s.at(start));
+        let answer = self.passthrough().request(req);
+        tokio::pin!(answer);
+        let resp = loop {
+            match tokio::time::timeout_at(silent_since() + timeout, &mut answer).await {
+                Ok(resp) => break resp?,
+                // Body bytes went out since: the silence began later than we thought.
+                Err(_) if silent_since() + timeout > Instant::now() => continue,
+                Err(_) => return Err(SendError::Timeout(timeout)),
+            }
+        };
         Ok(resp.map(|body| Body::new(ReadTimeout::new(body, timeout))))
     }
 
@@ -277,6 +303,48 @@ impl Backend {
             Ordering::Relaxed,
         );
         Ok(status)
+    }
+}
+
+/// When a request body last handed bytes to the connection, in microseconds after the request
+/// started (0: not yet).
+#[derive(Default)]
+struct LastSent(AtomicU64);
+
+impl LastSent {
+    fn at(&self, start: Instant) -> Instant {
+        start + Duration::from_micros(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// A request body that records in [`LastSent`] each time a piece of it is taken to be sent.
+struct TrackSent {
+    inner: Body,
+    sent: Arc<LastSent>,
+    /// When the request started, what [`LastSent`] counts from.
+    start: Instant,
+}
+
+impl http_body::Body for TrackSent {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let micros = self.start.elapsed().as_micros() as u64;
+        self.sent.0.store(micros, Ordering::Relaxed);
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

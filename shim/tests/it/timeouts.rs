@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use reqwest::StatusCode;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -122,4 +123,50 @@ async fn a_backend_that_stalls_mid_blob_ends_the_transfer_short_after_the_read_t
         !error.is_timeout(),
         "the shim ended the transfer, not the client's 30 s timeout: {error}"
     );
+}
+
+/// `read_timeout` bounds silence, not a transfer: a blob upload that keeps moving but takes four
+/// times the timeout reaches a real docker-registry whole.
+#[tokio::test]
+async fn an_upload_longer_than_the_read_timeout_goes_through_while_it_moves() {
+    let reg = testkit::registry::Registry::start(Default::default()).await;
+    let shim = shim_with_read_timeout(&reg.url()).await;
+    let c = http();
+    let start = c
+        .post(format!("{}/v2/team/slow/blobs/uploads/", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::ACCEPTED);
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let sep = if location.contains('?') { '&' } else { '?' };
+
+    // Eight pieces, 250 ms apart: 2 s in all against a 500 ms read timeout.
+    let pieces: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 64 * 1024]).collect();
+    let whole = pieces.concat();
+    let digest = testkit::skopeo::digest_of(&whole);
+    let body = futures_util::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let started = Instant::now();
+    let put = c
+        .put(format!("{}{location}{sep}digest={digest}", shim.url()))
+        .header("content-length", whole.len())
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(put.status(), StatusCode::CREATED, "{:?}", put.text().await);
+
+    let got = c
+        .get(format!("{}/v2/team/slow/blobs/{digest}", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap(), whole);
 }
