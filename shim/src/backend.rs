@@ -3,14 +3,11 @@
 
 use std::{
     cell::RefCell,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
-};
-
-use std::{
-    pin::Pin,
     task::{Context, Poll, ready},
     time::Duration,
 };
@@ -101,8 +98,6 @@ pub enum SendError {
     Client(#[from] hyper_util::client::legacy::Error),
     #[error("no response headers within the read timeout of {0:?}")]
     Timeout(Duration),
-    #[error("invalid backend URL: {0}")]
-    Url(#[from] http::uri::InvalidUri),
 }
 
 impl Backend {
@@ -113,13 +108,12 @@ impl Backend {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(cfg.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls.clone())
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let connector = https;
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

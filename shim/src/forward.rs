@@ -250,8 +250,7 @@ async fn backend_blob_from_cache(
     let forward_auth = routed.backend.forwards_client_auth().await;
     let url = routed
         .backend
-        .url(&format!("/v2/{repo}/blobs/{digest}"), None);
-    let url = Url::parse(&url).map_err(|_| OciError::not_found("invalid URL"))?;
+        .api_url(&format!("/v2/{repo}/blobs/{digest}"), None);
     let head = backend_request(
         &Method::HEAD,
         &url,
