@@ -192,15 +192,20 @@ pub struct Listed {
     pub bytes: u64,
 }
 
-/// Cached manifests, blobs and bytes per upstream (an entry is a manifest when the cache holds
-/// it under `manifests/`).
-pub async fn list(state: &AppState) -> anyhow::Result<Vec<Listed>> {
-    let root = state
+/// The configured cache directory, which the cache commands need.
+fn cache_root(state: &AppState) -> anyhow::Result<&std::path::PathBuf> {
+    state
         .config
         .cache
         .path
         .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no [cache] path is configured"))?;
+        .ok_or_else(|| anyhow::anyhow!("no [cache] path is configured"))
+}
+
+/// Cached manifests, blobs and bytes per upstream (an entry is a manifest when the cache holds
+/// it under `manifests/`).
+pub async fn list(state: &AppState) -> anyhow::Result<Vec<Listed>> {
+    let root = cache_root(state)?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "select upstream, digest, size_bytes from cache_entries order by upstream, digest",
     )
@@ -233,12 +238,7 @@ pub async fn list(state: &AppState) -> anyhow::Result<Vec<Listed>> {
 
 /// Copies the cache directory to `out` with its metadata (`metadata.json`).
 pub async fn export(state: &AppState, out: &Path) -> anyhow::Result<u64> {
-    let root = state
-        .config
-        .cache
-        .path
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no [cache] path is configured"))?;
+    let root = cache_root(state)?;
     let copied = copy_tree(root, &out.join("cache"), true)?;
     let tags: Vec<(String, String, String, String, Option<String>)> =
         sqlx::query_as("select upstream, repository, tag, digest, media_type from cache_tags")
@@ -259,12 +259,7 @@ pub async fn export(state: &AppState, out: &Path) -> anyhow::Result<u64> {
 /// Copies an exported cache into this one and records its metadata. Every blob and manifest
 /// is checked against its digest first; if any is corrupt, nothing is imported.
 pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
-    let root = state
-        .config
-        .cache
-        .path
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no [cache] path is configured"))?;
+    let root = cache_root(state)?;
     let exported = from.join("cache");
     let corrupt = tokio::task::spawn_blocking(move || verify_tree(&exported)).await??;
     anyhow::ensure!(
