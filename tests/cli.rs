@@ -265,6 +265,7 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
             digest: desc.digest.clone(),
             media_type: None,
             source: shimmer_store::jobs::JobSource::Push,
+            at: std::time::SystemTime::now(),
         },
     )
     .await

@@ -70,6 +70,7 @@ async fn repository(
             digest,
             media_type: None,
             source: JobSource::Reconcile,
+            at: std::time::SystemTime::now(),
         };
         if jobs::enqueue_if_unseen(pool, &job).await.map_err(db)? {
             report.enqueued += 1;

@@ -685,6 +685,7 @@ fn enqueue(
         digest,
         media_type,
         source,
+        at: std::time::SystemTime::now(),
     };
     let status = resp.status();
     match (&parts.method, pushed) {

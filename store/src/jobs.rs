@@ -1,5 +1,7 @@
 //! The `index_jobs` queue and the `seen_manifests` set, as the shim writes them.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use sqlx::PgPool;
 
 /// Why a manifest was queued.
@@ -32,6 +34,18 @@ pub struct NewJob {
     pub digest: String,
     pub media_type: Option<String>,
     pub source: JobSource,
+    /// When the manifest was seen: the job's `created_at`, also when the job is written later
+    /// (the shim holds jobs while the database is away).
+    pub at: SystemTime,
+}
+
+impl NewJob {
+    /// [`NewJob::at`] as Unix seconds, for PostgreSQL's `to_timestamp` (microseconds survive).
+    fn at_secs(&self) -> f64 {
+        self.at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
 }
 
 /// Queues a job unconditionally (a push: the tag may have moved even if the digest is known),
@@ -50,12 +64,14 @@ pub async fn enqueue(pool: &PgPool, job: &NewJob) -> Result<i64, sqlx::Error> {
 pub async fn enqueue_if_unseen(pool: &PgPool, job: &NewJob) -> Result<bool, sqlx::Error> {
     let row: Option<(i64,)> = sqlx::query_as(
         "with seen as (
-             insert into seen_manifests (backend, repository, digest) values ($1, $2, $3)
+             insert into seen_manifests (backend, repository, digest, first_seen)
+             values ($1, $2, $3, to_timestamp($7))
              on conflict do nothing
              returning 1
          )
-         insert into index_jobs (backend, repository, reference, digest, media_type, source)
-         select $1, $2, $4, $3, $5, $6 from seen
+         insert into index_jobs
+             (backend, repository, reference, digest, media_type, source, created_at)
+         select $1, $2, $4, $3, $5, $6, to_timestamp($7) from seen
          returning id",
     )
     .bind(&job.backend)
@@ -64,6 +80,7 @@ pub async fn enqueue_if_unseen(pool: &PgPool, job: &NewJob) -> Result<bool, sqlx
     .bind(&job.reference)
     .bind(&job.media_type)
     .bind(job.source.as_str())
+    .bind(job.at_secs())
     .fetch_optional(pool)
     .await?;
     Ok(row.is_some())
@@ -91,12 +108,14 @@ pub async fn is_seen(
 
 async fn mark_seen(conn: &mut sqlx::PgConnection, job: &NewJob) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into seen_manifests (backend, repository, digest) values ($1, $2, $3)
+        "insert into seen_manifests (backend, repository, digest, first_seen)
+         values ($1, $2, $3, to_timestamp($4))
          on conflict do nothing",
     )
     .bind(&job.backend)
     .bind(&job.repository)
     .bind(&job.digest)
+    .bind(job.at_secs())
     .execute(conn)
     .await?;
     Ok(())
@@ -104,8 +123,9 @@ async fn mark_seen(conn: &mut sqlx::PgConnection, job: &NewJob) -> Result<(), sq
 
 async fn insert<'e>(exec: impl sqlx::PgExecutor<'e>, job: &NewJob) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as(
-        "insert into index_jobs (backend, repository, reference, digest, media_type, source)
-         values ($1, $2, $3, $4, $5, $6)
+        "insert into index_jobs
+             (backend, repository, reference, digest, media_type, source, created_at)
+         values ($1, $2, $3, $4, $5, $6, to_timestamp($7))
          returning id",
     )
     .bind(&job.backend)
@@ -114,6 +134,7 @@ async fn insert<'e>(exec: impl sqlx::PgExecutor<'e>, job: &NewJob) -> Result<i64
     .bind(&job.digest)
     .bind(&job.media_type)
     .bind(job.source.as_str())
+    .bind(job.at_secs())
     .fetch_one(exec)
     .await?;
     Ok(id)

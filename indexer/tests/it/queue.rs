@@ -162,6 +162,7 @@ fn missing_job() -> NewJob {
         digest: format!("sha256:{}", "0".repeat(64)),
         media_type: None,
         source: JobSource::Manual,
+        at: std::time::SystemTime::now(),
     }
 }
 

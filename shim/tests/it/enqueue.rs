@@ -1,7 +1,7 @@
 //! Every manifest pushed, or pulled for the first time, is queued once; the client never waits
 //! on the queue and never fails because of it.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::{StatusCode, header};
 use shimmer_store::PgPool;
@@ -167,6 +167,7 @@ async fn push_succeeds_with_the_database_down_and_the_job_arrives_later() {
     let (layout, digest) = layout_with(tmp.path(), "v1", b"during outage");
 
     pg.stop().await;
+    let push_started = SystemTime::now();
     skopeo::copy(
         &layout.skopeo_ref("v1"),
         &shim.docker("acme/outage:v1"),
@@ -174,6 +175,7 @@ async fn push_succeeds_with_the_database_down_and_the_job_arrives_later() {
     )
     .await
     .expect("a push must not fail because the queue is down");
+    let push_done = SystemTime::now();
     let raw = skopeo::inspect_raw(&shim.docker("acme/outage:v1"), &[])
         .await
         .unwrap();
@@ -201,6 +203,22 @@ async fn push_succeeds_with_the_database_down_and_the_job_arrives_later() {
             .iter()
             .any(|j| j.digest == digest && j.source == "push"),
         "{queued:?}"
+    );
+    // The job keeps the time of the push, not the time the retry got it written (seconds later:
+    // the database was down for all of the checks above).
+    let (created_at,): (f64,) = sqlx::query_as(
+        "select extract(epoch from created_at)::float8 from index_jobs where digest = $1",
+    )
+    .bind(&digest)
+    .fetch_one(&shim.pool)
+    .await
+    .unwrap();
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(
+        created_at >= secs(push_started) - 0.001 && created_at <= secs(push_done) + 0.001,
+        "created_at {created_at} outside the push ({} to {})",
+        secs(push_started),
+        secs(push_done)
     );
     // Once written: nothing waits, exactly one job was enqueued, and the failures stay counted.
     testkit::wait_until(
