@@ -52,9 +52,13 @@ storage: {filesystem: {rootdirectory: $WORK/data}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$REG, secret: bench}
 EOF
 docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!); REG_PID=$!
+# Both proxies serve on one thread (nginx: its one worker, master_process off). The registry and
+# the load generator share the same cores, and a second serving thread only adds wake-ups here
+# (1.4 against 1.0 context switches a request, measured with perf stat). THREADS=0 for one a core.
 cat >"$WORK/shimmer.toml" <<EOF
 [server]
 listen = "127.0.0.1:$SHIM"
+threads = ${THREADS:-1}
 [database]
 url = "postgres://postgres@127.0.0.1:1/none"
 acquire_timeout = "200ms"
@@ -90,8 +94,14 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host \$http_host;
+            # Streaming both ways, with 1 MiB buffers: with its default buffers nginx relays a
+            # blob here at a third of this speed (buffering off: 4-8 KiB reads) or two thirds
+            # (buffering on).
             proxy_buffering off;
             proxy_request_buffering off;
+            proxy_buffer_size 1m;
+            proxy_buffers 4 1m;
+            proxy_busy_buffers_size 2m;
         }
     }
 }
@@ -140,7 +150,7 @@ echo 0 >"$WORK/rss"
     ((r > peak)) && peak=$r && echo "$peak" >"$WORK/rss"
     sleep 0.02; done ) & PIDS+=($!)
 
-declare -A BLOB_MBS MAN_GET MAN_GET_P50 MAN_GET_P99 MAN_HEAD MAN_HEAD_P50 MAN_HEAD_P99 PULL_SMALL PULL_BIG CPU_REG CPU_PROXY
+declare -A BLOB_MBS BCPU_REG BCPU_PROXY BCPU_CLIENT CPU_CLIENT MAN_GET MAN_GET_P50 MAN_GET_P99 MAN_HEAD MAN_HEAD_P50 MAN_HEAD_P99 PULL_SMALL PULL_BIG CPU_REG CPU_PROXY
 targets=(direct nginx shim)
 port_of() { case $1 in direct) echo "$REG" ;; nginx) echo "$NGX" ;; shim) echo "$SHIM" ;; esac; }
 pid_of() { case $1 in direct) echo "" ;; nginx) echo "$NGX_PID" ;; shim) echo "$SHIM_PID" ;; esac; }
@@ -150,17 +160,29 @@ TCK=$(getconf CLK_TCK)
 
 # Rounds are interleaved (direct, nginx, shim, direct, ...) so a slow spell of this shared
 # machine hits every target alike; each figure is the median of its rounds.
+# Alongside, the CPU time of the registry, the proxy and the client (curl, oha) in each mode: on
+# two cores they all share the CPU, which bounds what any proxy can reach (see the README).
+TIMEFORMAT='%3U %3S'
 echo "blob GET throughput ($ROUNDS interleaved rounds)..." >&2
 for r in $(seq "$ROUNDS"); do
     for t in "${targets[@]}"; do
-        curl -s -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$(port_of "$t")/v2/bench/big/blobs/$BLOB" >>"$WORK/blob.$t"
+        pid=$(pid_of "$t"); r0=$(ticks "$REG_PID"); x0=$(ticks "$pid")
+        { time curl -s -o /dev/null -w '%{speed_download}\n' \
+            "http://127.0.0.1:$(port_of "$t")/v2/bench/big/blobs/$BLOB" >>"$WORK/blob.$t"; } 2>"$WORK/time"
+        echo "$(( $(ticks "$REG_PID") - r0 )) $(( $(ticks "$pid") - x0 )) $(cat "$WORK/time")" >>"$WORK/blobcpu.$t"
     done
 done
-for t in "${targets[@]}"; do BLOB_MBS[$t]=$(median <"$WORK/blob.$t" | awk '{printf "%.0f", $1/1048576}'); done
+for t in "${targets[@]}"; do
+    BLOB_MBS[$t]=$(median <"$WORK/blob.$t" | awk '{printf "%.0f", $1/1048576}')
+        # Milliseconds of CPU per transfer, averaged over the rounds: registry, proxy, client.
+    read -r BCPU_REG[$t] BCPU_PROXY[$t] BCPU_CLIENT[$t] < <(awk -v n="$ROUNDS" -v tck="$TCK" \
+        '{a += $1; b += $2; c += $3 + $4} END {printf "%.0f %.0f %.0f\n", a * 1000 / tck / n, b * 1000 / tck / n, c * 1000 / n}' "$WORK/blobcpu.$t")
+done
 
-oha_run() { # method url -> "rps p50_ms p99_ms"
-    oha --no-tui -n "$REQUESTS" -c "$CONNECTIONS" -m "$1" -H "Accept: $ACCEPT" --output-format json "$2" 2>/dev/null |
-        python3 -c 'import json,sys; j=json.load(sys.stdin); s=j["summary"]; p=j["latencyPercentiles"]; print(round(s["requestsPerSec"]), round(p["p50"]*1000,2), round(p["p99"]*1000,2))'
+oha_run() { # method url -> "rps p50_ms p99_ms"; oha's own CPU time goes to $WORK/time
+    { time oha --no-tui -n "$REQUESTS" -c "$CONNECTIONS" -m "$1" -H "Accept: $ACCEPT" --output-format json "$2" \
+        >"$WORK/oha.json" 2>/dev/null; } 2>"$WORK/time"
+    python3 -c 'import json,sys; j=json.load(sys.stdin); s=j["summary"]; p=j["latencyPercentiles"]; print(round(s["requestsPerSec"]), round(p["p50"]*1000,2), round(p["p99"]*1000,2))' <"$WORK/oha.json"
 }
 echo "manifest GET and HEAD request rates ($ROUNDS interleaved rounds of $REQUESTS requests)..." >&2
 for r in $(seq "$ROUNDS"); do
@@ -169,7 +191,7 @@ for r in $(seq "$ROUNDS"); do
             p=$(port_of "$t"); pid=$(pid_of "$t")
             r0=$(ticks "$REG_PID"); x0=$(ticks "$pid")
             oha_run "$m" "http://127.0.0.1:$p/v2/bench/small/manifests/v1" >>"$WORK/oha.$m.$t"
-            echo "$(( $(ticks "$REG_PID") - r0 )) $(( $(ticks "$pid") - x0 ))" >>"$WORK/cpu.$t"
+            echo "$(( $(ticks "$REG_PID") - r0 )) $(( $(ticks "$pid") - x0 )) $(cat "$WORK/time")" >>"$WORK/cpu.$t"
         done
     done
 done
@@ -178,8 +200,8 @@ for t in "${targets[@]}"; do
     MAN_GET[$t]=$(col 1 GET); MAN_GET_P50[$t]=$(col 2 GET); MAN_GET_P99[$t]=$(col 3 GET)
     MAN_HEAD[$t]=$(col 1 HEAD); MAN_HEAD_P50[$t]=$(col 2 HEAD); MAN_HEAD_P99[$t]=$(col 3 HEAD)
     # Microseconds of CPU per request, over all rounds of both methods.
-    read -r CPU_REG[$t] CPU_PROXY[$t] < <(awk -v n=$((ROUNDS * 2 * REQUESTS)) -v tck="$TCK" \
-        '{a += $1; b += $2} END {printf "%.0f %.0f\n", a * 1e6 / tck / n, b * 1e6 / tck / n}' "$WORK/cpu.$t")
+    read -r CPU_REG[$t] CPU_PROXY[$t] CPU_CLIENT[$t] < <(awk -v n=$((ROUNDS * 2 * REQUESTS)) -v tck="$TCK" \
+        '{a += $1; b += $2; c += $3 + $4} END {printf "%.0f %.0f %.0f\n", a * 1e6 / tck / n, b * 1e6 / tck / n, c * 1e6 / n}' "$WORK/cpu.$t")
 done
 
 echo "full image pulls with skopeo..." >&2
@@ -207,17 +229,27 @@ RSS_KB=$(cat "$WORK/rss")
 HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$SHIM_PID/status")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+# What the CPU figures predict: with the machine as busy proxied as direct, a rate scales with
+# the inverse of all the CPU (registry, proxy, client) one request or transfer costs.
+cpu_ceiling() { # direct: registry client; proxied: registry proxy client
+    awk -v a="$1" -v b="$2" -v x="$3" -v y="$4" -v z="$5" 'BEGIN { printf "%.2fx", (a + b) / (x + y + z) }'
+}
+blob_ceiling() { cpu_ceiling "${BCPU_REG[direct]}" "${BCPU_CLIENT[direct]}" "${BCPU_REG[$1]}" "${BCPU_PROXY[$1]}" "${BCPU_CLIENT[$1]}"; }
+man_ceiling() { cpu_ceiling "${CPU_REG[direct]}" "${CPU_CLIENT[direct]}" "${CPU_REG[$1]}" "${CPU_PROXY[$1]}" "${CPU_CLIENT[$1]}"; }
 inv() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.2fx", b / a; else print "-" }'; }
 cat <<EOF
 
 | measure | direct | nginx | shim | nginx/direct | shim/direct |
 |---|---|---|---|---|---|
 | 256 MiB blob GET (MiB/s, median of $ROUNDS) | ${BLOB_MBS[direct]} | ${BLOB_MBS[nginx]} | ${BLOB_MBS[shim]} | $(ratio "${BLOB_MBS[nginx]}" "${BLOB_MBS[direct]}") | $(ratio "${BLOB_MBS[shim]}" "${BLOB_MBS[direct]}") |
+| blob GET CPU per transfer, registry / proxy / curl (ms) | ${BCPU_REG[direct]} / - / ${BCPU_CLIENT[direct]} | ${BCPU_REG[nginx]} / ${BCPU_PROXY[nginx]} / ${BCPU_CLIENT[nginx]} | ${BCPU_REG[shim]} / ${BCPU_PROXY[shim]} / ${BCPU_CLIENT[shim]} | | |
+| blob GET rate predicted by CPU: all CPU direct / all CPU proxied | | | | $(blob_ceiling nginx) | $(blob_ceiling shim) |
 | manifest GET (req/s, $CONNECTIONS conns, median of $ROUNDS x $REQUESTS) | ${MAN_GET[direct]} | ${MAN_GET[nginx]} | ${MAN_GET[shim]} | $(ratio "${MAN_GET[nginx]}" "${MAN_GET[direct]}") | $(ratio "${MAN_GET[shim]}" "${MAN_GET[direct]}") |
 | manifest GET p50 / p99 (ms) | ${MAN_GET_P50[direct]} / ${MAN_GET_P99[direct]} | ${MAN_GET_P50[nginx]} / ${MAN_GET_P99[nginx]} | ${MAN_GET_P50[shim]} / ${MAN_GET_P99[shim]} | | |
 | manifest HEAD (req/s) | ${MAN_HEAD[direct]} | ${MAN_HEAD[nginx]} | ${MAN_HEAD[shim]} | $(ratio "${MAN_HEAD[nginx]}" "${MAN_HEAD[direct]}") | $(ratio "${MAN_HEAD[shim]}" "${MAN_HEAD[direct]}") |
 | manifest HEAD p50 / p99 (ms) | ${MAN_HEAD_P50[direct]} / ${MAN_HEAD_P99[direct]} | ${MAN_HEAD_P50[nginx]} / ${MAN_HEAD_P99[nginx]} | ${MAN_HEAD_P50[shim]} / ${MAN_HEAD_P99[shim]} | | |
-| CPU per manifest request, registry / proxy itself (us) | ${CPU_REG[direct]} / - | ${CPU_REG[nginx]} / ${CPU_PROXY[nginx]} | ${CPU_REG[shim]} / ${CPU_PROXY[shim]} | | |
+| CPU per manifest request, registry / proxy / oha (us) | ${CPU_REG[direct]} / - / ${CPU_CLIENT[direct]} | ${CPU_REG[nginx]} / ${CPU_PROXY[nginx]} / ${CPU_CLIENT[nginx]} | ${CPU_REG[shim]} / ${CPU_PROXY[shim]} / ${CPU_CLIENT[shim]} | | |
+| manifest rate predicted by CPU: all CPU direct / all CPU proxied | | | | $(man_ceiling nginx) | $(man_ceiling shim) |
 | skopeo pull, 10-layer image (s) | ${PULL_SMALL[direct]} | ${PULL_SMALL[nginx]} | ${PULL_SMALL[shim]} | $(inv "${PULL_SMALL[nginx]}" "${PULL_SMALL[direct]}") | $(inv "${PULL_SMALL[shim]}" "${PULL_SMALL[direct]}") |
 | skopeo pull, 256 MiB image (s) | ${PULL_BIG[direct]} | ${PULL_BIG[nginx]} | ${PULL_BIG[shim]} | $(inv "${PULL_BIG[nginx]}" "${PULL_BIG[direct]}") | $(inv "${PULL_BIG[shim]}" "${PULL_BIG[direct]}") |
 | shim peak RSS, all of the above + 1 GiB blob up and down (MiB) | | | $((RSS_KB / 1024)) (VmHWM $((HWM_KB / 1024))) | | |
