@@ -6,6 +6,7 @@
 #   bench/shim.sh            # needs: docker-registry skopeo nginx (apt), oha (cargo install oha)
 #   ROUNDS=7 REQUESTS=20000 bench/shim.sh
 #   SHIMMER=target/release/shimmer bench/shim.sh   # skip the build
+#   THREADS=0 bench/shim.sh                        # the shim on one serving thread per core
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
