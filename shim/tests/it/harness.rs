@@ -87,6 +87,15 @@ pub fn backend_toml(name: &str, url: &str, prefix: &str) -> String {
 }
 
 /// A plain HTTP client for hand-made requests.
+/// `url` with `extra` added to its query (an upload `Location` may already carry one).
+pub fn with_query(url: &str, extra: &str) -> String {
+    if url.contains('?') {
+        format!("{url}&{extra}")
+    } else {
+        format!("{url}?{extra}")
+    }
+}
+
 pub fn http() -> reqwest::Client {
     shimmer_shim::backend::install_crypto_provider();
     reqwest::Client::builder()

@@ -12,7 +12,7 @@ use testkit::{
     skopeo::digest_of,
 };
 
-use crate::harness::{Shim, backend_toml, http};
+use crate::harness::{Shim, backend_toml, http, with_query};
 
 /// nginx: blob GETs get `307` to `redirect_to` + the same path, everything else is proxied to
 /// `upstream`.
@@ -48,9 +48,8 @@ async fn upload(base: &str, repo: &str, data: &[u8]) -> String {
     } else {
         loc
     };
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
-        .put(format!("{loc}{sep}digest={d}"))
+        .put(with_query(&loc, &format!("digest={d}")))
         .body(data.to_vec())
         .send()
         .await

@@ -6,7 +6,7 @@ use testkit::{
     skopeo::digest_of,
 };
 
-use crate::harness::{Shim, backend_toml, http};
+use crate::harness::{Shim, backend_toml, http, with_query};
 
 #[tokio::test]
 async fn shutdown_drains_a_download_in_flight() {
@@ -22,9 +22,8 @@ async fn shutdown_drains_a_download_in_flight() {
         .await
         .unwrap();
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
-    let sep = if loc.contains('?') { '&' } else { '?' };
     let r = c
-        .put(format!("{base}{loc}{sep}digest={d}"))
+        .put(with_query(&format!("{base}{loc}"), &format!("digest={d}")))
         .body(data.clone())
         .send()
         .await

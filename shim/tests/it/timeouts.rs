@@ -11,7 +11,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::harness::{Shim, error_code, http};
+use crate::harness::{Shim, error_code, http, with_query};
 
 const BLOB: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 const DECLARED: usize = 1 << 20;
@@ -139,7 +139,6 @@ async fn an_upload_longer_than_the_read_timeout_goes_through_while_it_moves() {
         .unwrap();
     assert_eq!(start.status(), StatusCode::ACCEPTED);
     let location = start.headers()["location"].to_str().unwrap().to_owned();
-    let sep = if location.contains('?') { '&' } else { '?' };
 
     // Eight pieces, 250 ms apart: 2 s in all against a 500 ms read timeout.
     let pieces: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 64 * 1024]).collect();
@@ -151,7 +150,10 @@ async fn an_upload_longer_than_the_read_timeout_goes_through_while_it_moves() {
     });
     let started = Instant::now();
     let put = c
-        .put(format!("{}{location}{sep}digest={digest}", shim.url()))
+        .put(with_query(
+            &format!("{}{location}", shim.url()),
+            &format!("digest={digest}"),
+        ))
         .header("content-length", whole.len())
         .header("content-type", "application/octet-stream")
         .body(reqwest::Body::wrap_stream(body))

@@ -8,7 +8,7 @@ use testkit::{
     skopeo::digest_of,
 };
 
-use crate::harness::{Shim, backend_toml, http};
+use crate::harness::{Shim, backend_toml, http, with_query};
 
 /// The `Location` of a response, which must point at the shim (relative, no backend host).
 fn location(resp: &reqwest::Response, shim: &Shim, backend_host: &str) -> String {
@@ -28,14 +28,6 @@ fn location(resp: &reqwest::Response, shim: &Shim, backend_host: &str) -> String
         "Location is not a shim path: {loc}"
     );
     format!("{}{loc}", shim.url())
-}
-
-fn with_query(url: &str, extra: &str) -> String {
-    if url.contains('?') {
-        format!("{url}&{extra}")
-    } else {
-        format!("{url}?{extra}")
-    }
 }
 
 /// Chunked upload, monolithic upload, cross-repository mount and a ranged read, through a shim
