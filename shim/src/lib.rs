@@ -140,11 +140,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = Background::start(&state);
-    let result = axum::serve(listener, router(state.clone()))
+    let result = axum::serve(nodelay(listener), router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     background.stop(&state).await;
     result
+}
+
+/// Answers leave as soon as they are written, as nginx does on the connections it proxies
+/// unbuffered: with Nagle's algorithm on, the short tail of each piece of a streamed body waits
+/// for the client's acknowledgement of the piece before it.
+fn nodelay(listener: TcpListener) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
+        }
+    })
 }
 
 /// [`run`] on `threads` threads (0: one per core), each accepting from the same listener on a
@@ -185,7 +197,7 @@ pub async fn run_threaded(
                 runtime.block_on(async move {
                     let served = async {
                         let listener = TcpListener::from_std(listener)?;
-                        axum::serve(listener, router(state))
+                        axum::serve(nodelay(listener), router(state))
                             .with_graceful_shutdown(async move {
                                 let _ = shutdown.wait_for(|stop| *stop).await;
                             })
