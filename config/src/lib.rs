@@ -70,6 +70,11 @@ pub struct ServerConfig {
     /// How long a graceful shutdown waits for in-flight requests.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// How long a client connection may take to send a request's head (line and headers), timed
+    /// from when the shim starts waiting for it: a connection that sends a head no faster, or
+    /// idles between requests longer, is closed. Bodies are not bounded by it.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
     /// How many (backend, repository, digest) triples the shim remembers as already enqueued,
     /// so repeated pulls cost no database round trip.
     pub seen_cache_size: usize,
@@ -87,6 +92,7 @@ impl Default for ServerConfig {
             follow_redirects: true,
             ping_backend: None,
             shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
             seen_cache_size: 100_000,
             threads: 0,
         }
@@ -667,6 +673,12 @@ impl Config {
                 format!("no backend named {p:?}"),
             ));
         }
+        if self.server.header_read_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "server.header_read_timeout",
+                "must be greater than 0 (no request could ever be read)",
+            ));
+        }
         if self.cache.revalidate_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "cache.revalidate_timeout",
@@ -784,6 +796,19 @@ mod tests {
         let err = Config::from_toml("[cache]\nrevalidate_timeout = \"0s\"\n").unwrap_err();
         assert!(
             err.to_string().contains("cache.revalidate_timeout"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn header_read_timeout_defaults_parses_and_refuses_zero() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(30));
+        let c = Config::from_toml("[server]\nheader_read_timeout = \"5s\"\n").unwrap();
+        assert_eq!(c.server.header_read_timeout, Duration::from_secs(5));
+        let err = Config::from_toml("[server]\nheader_read_timeout = \"0s\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("server.header_read_timeout"),
             "{err}"
         );
     }

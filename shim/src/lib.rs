@@ -140,23 +140,60 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = Background::start(&state);
-    let result = axum::serve(nodelay(listener), router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let timeout = state.config.server.header_read_timeout;
+    serve(listener, router(state.clone()), timeout, shutdown).await;
     background.stop(&state).await;
-    result
+    Ok(())
 }
 
-/// Answers leave as soon as they are written, as nginx does on the connections it proxies
-/// unbuffered: with Nagle's algorithm on, the short tail of each piece of a streamed body waits
-/// for the client's acknowledgement of the piece before it.
-fn nodelay(listener: TcpListener) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
-    use axum::serve::ListenerExt;
-    listener.tap_io(|tcp| {
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets each
+/// connection finish the request it is in (idle ones close at once) and returns once all have
+/// closed. HTTP/1.1, and HTTP/2 with prior knowledge, as `axum::serve` does; beyond it, a client
+/// connection must send each request head within `header_read_timeout` of the shim starting to
+/// wait for it, so connections that trickle headers (slowloris) or idle are closed.
+async fn serve(
+    mut listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    use axum::serve::Listener;
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // `Listener::accept` retries by itself on errors (it waits out a lack of descriptors).
+        let (tcp, _) = tokio::select! {
+            accepted = Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        // Answers leave as soon as they are written, as nginx does on the connections it proxies
+        // unbuffered: with Nagle's algorithm, a streamed body's short tail would wait for the
+        // client's acknowledgement of the piece before it.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
         }
-    })
+        let conn = builder
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// [`run`] on `threads` threads (0: one per core), each accepting from the same listener on a
@@ -197,11 +234,12 @@ pub async fn run_threaded(
                 runtime.block_on(async move {
                     let served = async {
                         let listener = TcpListener::from_std(listener)?;
-                        axum::serve(nodelay(listener), router(state))
-                            .with_graceful_shutdown(async move {
-                                let _ = shutdown.wait_for(|stop| *stop).await;
-                            })
-                            .await
+                        let timeout = state.config.server.header_read_timeout;
+                        let stop = async move {
+                            let _ = shutdown.wait_for(|stop| *stop).await;
+                        };
+                        serve(listener, router(state), timeout, stop).await;
+                        Ok::<_, std::io::Error>(())
                     };
                     let _ = tx.send(served.await);
                     std::future::pending::<()>().await

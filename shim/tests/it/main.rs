@@ -13,6 +13,7 @@ mod redirects;
 mod referrers;
 mod routing;
 mod shutdown;
+mod slow_clients;
 mod timeouts;
 mod tls;
 mod uploads;

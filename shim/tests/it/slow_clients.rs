@@ -1,0 +1,151 @@
+//! `server.header_read_timeout` against clients that hold connections without completing a
+//! request: one that trickles its request head a byte at a time (slowloris) and one that idles
+//! after a request. The backend is a real docker-registry; the slow clients are raw sockets,
+//! since no real client can be made to send a head this slowly.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use testkit::registry::Registry;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::harness::{Shim, backend_toml, http, with_query};
+
+/// Far above the 1 s timeout under test: a wait that reaches it means the shim never closed.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+async fn shim(reg: &Registry) -> Shim {
+    let toml = format!(
+        "[server]\nheader_read_timeout = \"1s\"\n{}",
+        backend_toml("primary", &reg.url(), "")
+    );
+    Shim::start(&toml).await
+}
+
+/// Reads until the shim closes the connection (or resets it); returns what it sent, or `None`
+/// if it was still open after `PATIENCE`.
+async fn read_until_closed(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, read).await.ok()?;
+    Some(got)
+}
+
+/// A client that keeps sending, one header byte every 100 ms, but never finishes its head is
+/// cut off: the limit is on the whole head, not on silence. A well-behaved client on another
+/// connection meanwhile gets its answer.
+#[tokio::test]
+async fn a_client_trickling_its_request_head_is_disconnected() {
+    let reg = Registry::start(Default::default()).await;
+    let shim = shim(&reg).await;
+
+    let mut slow = TcpStream::connect(&shim.host_port).await.unwrap();
+    slow.write_all(b"GET /v2/ HTTP/1.1\r\nHost: shim\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut cut_off = false;
+    while started.elapsed() < PATIENCE {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if slow.write_all(b"a").await.is_err() {
+            cut_off = true;
+            break;
+        }
+        // A closed connection shows on a read first: the shim's FIN arrives before writes fail.
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), slow.read(&mut probe)).await
+        {
+            cut_off = true;
+            break;
+        }
+        let ok = http()
+            .get(format!("{}/v2/", shim.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK, "others are served meanwhile");
+    }
+    assert!(
+        cut_off,
+        "a head still incomplete after {PATIENCE:?} kept its connection"
+    );
+}
+
+/// A connection left idle after a complete exchange is closed, after its answer arrived whole.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let reg = Registry::start(Default::default()).await;
+    let shim = shim(&reg).await;
+
+    let mut conn = TcpStream::connect(&shim.host_port).await.unwrap();
+    conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: shim\r\n\r\n")
+        .await
+        .unwrap();
+    let got = read_until_closed(&mut conn)
+        .await
+        .expect("the shim should close a connection left idle");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("docker-distribution-api-version: registry/2.0"),
+        "{text}"
+    );
+}
+
+/// The limit is on heads only: an upload whose body takes three times as long reaches the
+/// registry whole.
+#[tokio::test]
+async fn a_body_slower_than_the_header_timeout_goes_through() {
+    let reg = Registry::start(Default::default()).await;
+    let shim = shim(&reg).await;
+    let c = http();
+    let start = c
+        .post(format!("{}/v2/team/slow/blobs/uploads/", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::ACCEPTED);
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+
+    // Six pieces, 500 ms apart: 3 s in all against a 1 s header timeout.
+    let pieces: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 16 * 1024]).collect();
+    let whole = pieces.concat();
+    let digest = testkit::skopeo::digest_of(&whole);
+    let body = futures_util::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let put = c
+        .put(with_query(
+            &format!("{}{location}", shim.url()),
+            &format!("digest={digest}"),
+        ))
+        .header("content-length", whole.len())
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .timeout(PATIENCE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED, "{:?}", put.text().await);
+    let got = c
+        .get(format!("{}/v2/team/slow/blobs/{digest}", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap(), whole);
+}
