@@ -79,6 +79,44 @@ impl Drop for Shim {
     }
 }
 
+/// Starts an upload of a blob to `repo` through the shim and sends its `pieces` in one streamed
+/// `PUT`, `gap` before each; returns the blob, its digest and the `PUT`'s answer.
+pub async fn slow_upload(
+    shim: &Shim,
+    repo: &str,
+    pieces: Vec<Vec<u8>>,
+    gap: Duration,
+) -> (Vec<u8>, String, reqwest::Response) {
+    use futures_util::StreamExt;
+    let c = http();
+    let start = c
+        .post(format!("{}/v2/{repo}/blobs/uploads/", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), reqwest::StatusCode::ACCEPTED);
+    let location = start.headers()["location"].to_str().unwrap().to_owned();
+    let whole = pieces.concat();
+    let digest = testkit::skopeo::digest_of(&whole);
+    let body = futures_util::stream::iter(pieces).then(move |piece| async move {
+        tokio::time::sleep(gap).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let put = c
+        .put(with_query(
+            &format!("{}{location}", shim.url()),
+            &format!("digest={digest}"),
+        ))
+        .header("content-length", whole.len())
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    (whole, digest, put)
+}
+
 /// `[[backend]]` + `[[route]]` TOML for one backend serving `prefix`.
 pub fn backend_toml(name: &str, url: &str, prefix: &str) -> String {
     format!(

@@ -5,7 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use testkit::registry::Registry;
 use tokio::{
@@ -13,7 +12,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::harness::{Shim, backend_toml, http, with_query};
+use crate::harness::{Shim, backend_toml, http, slow_upload};
 
 /// Far above the 1 s timeout under test: a wait that reaches it means the shim never closed.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -112,37 +111,12 @@ async fn an_idle_keep_alive_connection_is_closed() {
 async fn a_body_slower_than_the_header_timeout_goes_through() {
     let reg = Registry::start(Default::default()).await;
     let shim = shim(&reg).await;
-    let c = http();
-    let start = c
-        .post(format!("{}/v2/team/slow/blobs/uploads/", shim.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), StatusCode::ACCEPTED);
-    let location = start.headers()["location"].to_str().unwrap().to_owned();
-
     // Six pieces, 500 ms apart: 3 s in all against a 1 s header timeout.
     let pieces: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 16 * 1024]).collect();
-    let whole = pieces.concat();
-    let digest = testkit::skopeo::digest_of(&whole);
-    let body = futures_util::stream::iter(pieces).then(|piece| async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok::<_, std::io::Error>(piece)
-    });
-    let put = c
-        .put(with_query(
-            &format!("{}{location}", shim.url()),
-            &format!("digest={digest}"),
-        ))
-        .header("content-length", whole.len())
-        .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(body))
-        .timeout(PATIENCE)
-        .send()
-        .await
-        .unwrap();
+    let (whole, digest, put) =
+        slow_upload(&shim, "team/slow", pieces, Duration::from_millis(500)).await;
     assert_eq!(put.status(), StatusCode::CREATED, "{:?}", put.text().await);
-    let got = c
+    let got = http()
         .get(format!("{}/v2/team/slow/blobs/{digest}", shim.url()))
         .send()
         .await

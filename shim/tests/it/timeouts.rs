@@ -4,14 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use reqwest::StatusCode;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
 
-use crate::harness::{Shim, error_code, http, with_query};
+use crate::harness::{Shim, error_code, http, slow_upload};
 
 const BLOB: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 const DECLARED: usize = 1 << 20;
@@ -131,40 +130,15 @@ async fn a_backend_that_stalls_mid_blob_ends_the_transfer_short_after_the_read_t
 async fn an_upload_longer_than_the_read_timeout_goes_through_while_it_moves() {
     let reg = testkit::registry::Registry::start(Default::default()).await;
     let shim = shim_with_read_timeout(&reg.url()).await;
-    let c = http();
-    let start = c
-        .post(format!("{}/v2/team/slow/blobs/uploads/", shim.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(start.status(), StatusCode::ACCEPTED);
-    let location = start.headers()["location"].to_str().unwrap().to_owned();
-
     // Eight pieces, 250 ms apart: 2 s in all against a 500 ms read timeout.
     let pieces: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 64 * 1024]).collect();
-    let whole = pieces.concat();
-    let digest = testkit::skopeo::digest_of(&whole);
-    let body = futures_util::stream::iter(pieces).then(|piece| async move {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        Ok::<_, std::io::Error>(piece)
-    });
     let started = Instant::now();
-    let put = c
-        .put(with_query(
-            &format!("{}{location}", shim.url()),
-            &format!("digest={digest}"),
-        ))
-        .header("content-length", whole.len())
-        .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(body))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
+    let (whole, digest, put) =
+        slow_upload(&shim, "team/slow", pieces, Duration::from_millis(250)).await;
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(put.status(), StatusCode::CREATED, "{:?}", put.text().await);
 
-    let got = c
+    let got = http()
         .get(format!("{}/v2/team/slow/blobs/{digest}", shim.url()))
         .send()
         .await
