@@ -175,7 +175,7 @@ for r in $(seq "$ROUNDS"); do
 done
 for t in "${targets[@]}"; do
     BLOB_MBS[$t]=$(median <"$WORK/blob.$t" | awk '{printf "%.0f", $1/1048576}')
-        # Milliseconds of CPU per transfer, averaged over the rounds: registry, proxy, client.
+    # Milliseconds of CPU per transfer, averaged over the rounds: registry, proxy, client.
     read -r BCPU_REG[$t] BCPU_PROXY[$t] BCPU_CLIENT[$t] < <(awk -v n="$ROUNDS" -v tck="$TCK" \
         '{a += $1; b += $2; c += $3 + $4} END {printf "%.0f %.0f %.0f\n", a * 1000 / tck / n, b * 1000 / tck / n, c * 1000 / n}' "$WORK/blobcpu.$t")
 done

@@ -138,25 +138,19 @@ pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) {
     let background = Background::start(&state);
-    let timeout = state.config.server.header_read_timeout;
-    serve(listener, router(state.clone()), timeout, shutdown).await;
+    serve(listener, state.clone(), shutdown).await;
     background.stop(&state).await;
-    Ok(())
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets each
-/// connection finish the request it is in (idle ones close at once) and returns once all have
-/// closed. HTTP/1.1, and HTTP/2 with prior knowledge, as `axum::serve` does; beyond it, a client
-/// connection must send each request head within `header_read_timeout` of the shim starting to
-/// wait for it, so connections that trickle headers (slowloris) or idle are closed.
-async fn serve(
-    mut listener: TcpListener,
-    router: Router,
-    header_read_timeout: Duration,
-    shutdown: impl Future<Output = ()>,
-) {
+/// Serves the shim's [`router`] on `listener` until `shutdown` resolves; then stops accepting,
+/// lets each connection finish the request it is in (idle ones close at once) and returns once
+/// all have closed. HTTP/1.1, and HTTP/2 with prior knowledge, as `axum::serve` does; beyond it,
+/// a client connection must send each request head within `server.header_read_timeout` of the
+/// shim starting to wait for it, so connections that trickle headers (slowloris) or idle are
+/// closed.
+async fn serve(mut listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     use axum::serve::Listener;
     use hyper_util::{
         rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -167,7 +161,8 @@ async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+        .header_read_timeout(state.config.server.header_read_timeout);
+    let router = router(state);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -234,11 +229,10 @@ pub async fn run_threaded(
                 runtime.block_on(async move {
                     let served = async {
                         let listener = TcpListener::from_std(listener)?;
-                        let timeout = state.config.server.header_read_timeout;
                         let stop = async move {
                             let _ = shutdown.wait_for(|stop| *stop).await;
                         };
-                        serve(listener, router(state), timeout, stop).await;
+                        serve(listener, state, stop).await;
                         Ok::<_, std::io::Error>(())
                     };
                     let _ = tx.send(served.await);

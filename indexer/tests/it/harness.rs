@@ -19,7 +19,7 @@ pub struct Env {
     pub pool: PgPool,
     pub indexer: Arc<Indexer>,
     _db: TestDatabase,
-    _shim: tokio::task::JoinHandle<std::io::Result<()>>,
+    _shim: tokio::task::JoinHandle<()>,
 }
 
 impl Env {

@@ -15,7 +15,7 @@ pub struct Shim {
     pub state: shimmer_shim::AppState,
     _db: Option<TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl Shim {

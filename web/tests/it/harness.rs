@@ -78,9 +78,7 @@ visibility = \"private\"
         let state = shimmer_shim::AppState::new(config.clone(), pool.clone()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shim = listener.local_addr().unwrap().to_string();
-        let shim_task = tokio::spawn(async move {
-            let _ = shimmer_shim::run(listener, state, std::future::pending()).await;
-        });
+        let shim_task = tokio::spawn(shimmer_shim::run(listener, state, std::future::pending()));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let web = format!("http://{}", listener.local_addr().unwrap());
         let serve = shimmer_web::serve_on(listener, &config, pool.clone(), std::future::pending());
