@@ -124,7 +124,6 @@ pub fn backend_toml(name: &str, url: &str, prefix: &str) -> String {
     )
 }
 
-/// A plain HTTP client for hand-made requests.
 /// `url` with `extra` added to its query (an upload `Location` may already carry one).
 pub fn with_query(url: &str, extra: &str) -> String {
     if url.contains('?') {
@@ -134,6 +133,7 @@ pub fn with_query(url: &str, extra: &str) -> String {
     }
 }
 
+/// A plain HTTP client for hand-made requests.
 pub fn http() -> reqwest::Client {
     shimmer_shim::backend::install_crypto_provider();
     reqwest::Client::builder()
