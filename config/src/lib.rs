@@ -482,6 +482,9 @@ pub struct WebConfig {
     pub page_max_age: Duration,
     /// Hits per search page.
     pub page_size: u32,
+    /// As `server.header_read_timeout`, for the marketplace's connections.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -493,6 +496,7 @@ impl Default for WebConfig {
             reader_tokens: Vec::new(),
             page_max_age: Duration::from_secs(60),
             page_size: 20,
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -673,11 +677,19 @@ impl Config {
                 format!("no backend named {p:?}"),
             ));
         }
-        if self.server.header_read_timeout.is_zero() {
-            return Err(ConfigError::invalid(
+        for (key, timeout) in [
+            (
                 "server.header_read_timeout",
-                "must be greater than 0 (no request could ever be read)",
-            ));
+                self.server.header_read_timeout,
+            ),
+            ("web.header_read_timeout", self.web.header_read_timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be greater than 0 (no request could ever be read)",
+                ));
+            }
         }
         if self.cache.revalidate_timeout.is_zero() {
             return Err(ConfigError::invalid(
@@ -801,16 +813,26 @@ mod tests {
     }
 
     #[test]
-    fn header_read_timeout_defaults_parses_and_refuses_zero() {
+    fn header_read_timeouts_default_parse_and_refuse_zero() {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.server.header_read_timeout, Duration::from_secs(30));
-        let c = Config::from_toml("[server]\nheader_read_timeout = \"5s\"\n").unwrap();
-        assert_eq!(c.server.header_read_timeout, Duration::from_secs(5));
-        let err = Config::from_toml("[server]\nheader_read_timeout = \"0s\"\n").unwrap_err();
-        assert!(
-            err.to_string().contains("server.header_read_timeout"),
-            "{err}"
-        );
+        assert_eq!(c.web.header_read_timeout, Duration::from_secs(30));
+        for section in ["server", "web"] {
+            let c =
+                Config::from_toml(&format!("[{section}]\nheader_read_timeout = \"5s\"\n")).unwrap();
+            let got = match section {
+                "server" => c.server.header_read_timeout,
+                _ => c.web.header_read_timeout,
+            };
+            assert_eq!(got, Duration::from_secs(5), "{section}");
+            let err = Config::from_toml(&format!("[{section}]\nheader_read_timeout = \"0s\"\n"))
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("{section}.header_read_timeout")),
+                "{err}"
+            );
+        }
     }
 
     const UPSTREAM: &str =

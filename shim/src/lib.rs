@@ -144,51 +144,11 @@ pub async fn run(
     background.stop(&state).await;
 }
 
-/// Serves the shim's [`router`] on `listener` until `shutdown` resolves; then stops accepting,
-/// lets each connection finish the request it is in (idle ones close at once) and returns once
-/// all have closed. HTTP/1.1, and HTTP/2 with prior knowledge, as `axum::serve` does; beyond it,
-/// a client connection must send each request head within `server.header_read_timeout` of the
-/// shim starting to wait for it, so connections that trickle headers (slowloris) or idle are
-/// closed.
-async fn serve(mut listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
-    use axum::serve::Listener;
-    use hyper_util::{
-        rt::{TokioExecutor, TokioIo, TokioTimer},
-        server::{conn::auto, graceful::GracefulShutdown},
-        service::TowerToHyperService,
-    };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.config.server.header_read_timeout);
-    let router = router(state);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        // `Listener::accept` retries by itself on errors (it waits out a lack of descriptors).
-        let (tcp, _) = tokio::select! {
-            accepted = Listener::accept(&mut listener) => accepted,
-            () = &mut shutdown => break,
-        };
-        // Answers leave as soon as they are written, as nginx does on the connections it proxies
-        // unbuffered: with Nagle's algorithm, a streamed body's short tail would wait for the
-        // client's acknowledgement of the piece before it.
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
-        }
-        let conn = builder
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()))
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(%error, "client connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+/// Serves the shim's [`router`] on `listener` until `shutdown` resolves, then drains (see
+/// [`shimmer_serve::serve`]); each request head must arrive within `server.header_read_timeout`.
+async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+    let timeout = state.config.server.header_read_timeout;
+    shimmer_serve::serve(listener, router(state), timeout, shutdown).await;
 }
 
 /// [`run`] on `threads` threads (0: one per core), each accepting from the same listener on a

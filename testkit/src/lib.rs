@@ -17,6 +17,7 @@ pub mod pg;
 pub mod recorder;
 pub mod registry;
 pub mod skopeo;
+pub mod slow_client;
 pub mod token;
 pub mod xpkg_image;
 pub mod xpkg_source;

@@ -226,7 +226,8 @@ pub async fn serve(
     .await
 }
 
-/// Serves the marketplace on a bound listener until `shutdown` completes.
+/// Serves the marketplace on a bound listener until `shutdown` completes, then drains; each
+/// request head must arrive within `web.header_read_timeout` (see [`shimmer_serve::serve`]).
 pub fn serve_on(
     listener: tokio::net::TcpListener,
     config: &Config,
@@ -234,12 +235,11 @@ pub fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
     let app = router(Arc::new(AppState::new(config, pool)));
+    let header_read_timeout = config.web.header_read_timeout;
     async move {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, "marketplace listening");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        shimmer_serve::serve(listener, app, header_read_timeout, shutdown).await;
         Ok(())
     }
 }

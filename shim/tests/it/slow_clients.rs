@@ -1,21 +1,17 @@
 //! `server.header_read_timeout` against clients that hold connections without completing a
 //! request: one that trickles its request head a byte at a time (slowloris) and one that idles
-//! after a request. The backend is a real docker-registry; the slow clients are raw sockets,
-//! since no real client can be made to send a head this slowly.
+//! after a request. The backend is a real docker-registry; the slow clients are raw sockets
+//! (`testkit::slow_client`), since no real client can be made to send a head this slowly.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
-use testkit::registry::Registry;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+use testkit::{
+    registry::Registry,
+    slow_client::{PATIENCE, idle_after, trickle_head},
 };
 
 use crate::harness::{Shim, backend_toml, http, slow_upload};
-
-/// Far above the 1 s timeout under test: a wait that reaches it means the shim never closed.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 async fn shim(reg: &Registry) -> Shim {
     let toml = format!(
@@ -25,23 +21,6 @@ async fn shim(reg: &Registry) -> Shim {
     Shim::start(&toml).await
 }
 
-/// Reads until the shim closes the connection (or resets it); returns what it sent, or `None`
-/// if it was still open after `PATIENCE`.
-async fn read_until_closed(conn: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut got = Vec::new();
-    let read = async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, read).await.ok()?;
-    Some(got)
-}
-
 /// A client that keeps sending, one header byte every 100 ms, but never finishes its head is
 /// cut off: the limit is on the whole head, not on silence. A well-behaved client on another
 /// connection meanwhile gets its answer.
@@ -49,34 +28,15 @@ async fn read_until_closed(conn: &mut TcpStream) -> Option<Vec<u8>> {
 async fn a_client_trickling_its_request_head_is_disconnected() {
     let reg = Registry::start(Default::default()).await;
     let shim = shim(&reg).await;
-
-    let mut slow = TcpStream::connect(&shim.host_port).await.unwrap();
-    slow.write_all(b"GET /v2/ HTTP/1.1\r\nHost: shim\r\nX-Slow: ")
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let mut cut_off = false;
-    while started.elapsed() < PATIENCE {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if slow.write_all(b"a").await.is_err() {
-            cut_off = true;
-            break;
-        }
-        // A closed connection shows on a read first: the shim's FIN arrives before writes fail.
-        let mut probe = [0u8; 1];
-        if let Ok(Ok(0) | Err(_)) =
-            tokio::time::timeout(Duration::from_millis(1), slow.read(&mut probe)).await
-        {
-            cut_off = true;
-            break;
-        }
+    let cut_off = trickle_head(&shim.host_port, || async {
         let ok = http()
             .get(format!("{}/v2/", shim.url()))
             .send()
             .await
             .unwrap();
         assert_eq!(ok.status(), StatusCode::OK, "others are served meanwhile");
-    }
+    })
+    .await;
     assert!(
         cut_off,
         "a head still incomplete after {PATIENCE:?} kept its connection"
@@ -89,11 +49,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let reg = Registry::start(Default::default()).await;
     let shim = shim(&reg).await;
 
-    let mut conn = TcpStream::connect(&shim.host_port).await.unwrap();
-    conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: shim\r\n\r\n")
-        .await
-        .unwrap();
-    let got = read_until_closed(&mut conn)
+    let got = idle_after(&shim.host_port, b"GET /v2/ HTTP/1.1\r\nHost: shim\r\n\r\n")
         .await
         .expect("the shim should close a connection left idle");
     let text = String::from_utf8_lossy(&got);

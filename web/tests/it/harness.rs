@@ -257,6 +257,8 @@ visibility = \"private\"
 
 /// A client that neither follows redirects nor decompresses (tests look at the wire).
 pub fn client() -> reqwest::Client {
+    // The process-wide rustls provider; a test that starts a shim has it installed already.
+    shimmer_shim::backend::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

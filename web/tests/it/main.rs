@@ -10,5 +10,6 @@ mod harness;
 mod pages;
 mod pulls;
 mod search;
+mod slow_clients;
 mod visibility;
 mod webdriver;

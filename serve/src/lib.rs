@@ -1,0 +1,58 @@
+//! The HTTP serving loop the shim and the marketplace share: `axum::serve`'s (HTTP/1.1, and
+//! HTTP/2 with prior knowledge; graceful drain), plus what it lacks for a server facing the
+//! internet: a timeout on reading each request head, so connections that trickle their headers
+//! (slowloris) or idle between requests are closed instead of held forever.
+
+use std::{future::Future, time::Duration};
+
+use axum::{Router, serve::Listener};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets each
+/// connection finish the request it is in (idle ones close at once) and returns once all have
+/// closed. A client connection must send each request head within `header_read_timeout` of the
+/// server starting to wait for it (a zero timeout is the caller's to refuse: hyper would cut
+/// every connection at once).
+pub async fn serve(
+    mut listener: TcpListener,
+    router: Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // `Listener::accept` retries by itself on errors (it waits out a lack of descriptors).
+        let (tcp, _) = tokio::select! {
+            accepted = Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        // Answers leave as soon as they are written, as nginx does on the connections it proxies
+        // unbuffered: with Nagle's algorithm, a streamed body's short tail would wait for the
+        // client's acknowledgement of the piece before it.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
+        }
+        let conn = builder
+            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()))
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}

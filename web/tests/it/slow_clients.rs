@@ -1,0 +1,59 @@
+//! `web.header_read_timeout`: the marketplace, like the shim, closes connections that trickle
+//! their request head (slowloris) or idle after a request. The slow clients are raw sockets
+//! (`testkit::slow_client`), since no real client can be made to send a head this slowly.
+
+use shimmer_config::Config;
+use testkit::slow_client::{PATIENCE, idle_after, trickle_head};
+use tokio::net::TcpListener;
+
+use crate::harness::client;
+
+/// A marketplace with a 1 s head timeout on a fresh database; returns its `host:port`.
+async fn web(db: &testkit::pg::TestDatabase) -> String {
+    let config = Config::from_toml(&format!(
+        "[web]\nheader_read_timeout = \"1s\"\n[database]\nurl = \"{}\"\n\
+         [[backend]]\nname = \"b\"\nurl = \"http://127.0.0.1:1\"\n\
+         [[route]]\nprefix = \"\"\nbackend = \"b\"\n",
+        db.url
+    ))
+    .unwrap();
+    let pool = shimmer_store::connect_lazy(&config.database).unwrap();
+    shimmer_store::migrate(&pool).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_port = listener.local_addr().unwrap().to_string();
+    tokio::spawn(shimmer_web::serve_on(
+        listener,
+        &config,
+        pool,
+        std::future::pending(),
+    ));
+    host_port
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_request_head_is_disconnected() {
+    let db = testkit::pg::fresh_database().await;
+    let web = web(&db).await;
+    let cut_off = trickle_head(&web, || async {
+        let ok = client().get(format!("http://{web}/")).send().await.unwrap();
+        assert_eq!(ok.status(), 200, "others are served meanwhile");
+    })
+    .await;
+    assert!(
+        cut_off,
+        "a head still incomplete after {PATIENCE:?} kept its connection"
+    );
+}
+
+/// Closed after its answer arrived whole: the home page of the empty marketplace.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let db = testkit::pg::fresh_database().await;
+    let web = web(&db).await;
+    let got = idle_after(&web, b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")
+        .await
+        .expect("the marketplace should close a connection left idle");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("</html>"), "the page arrived whole: {text}");
+}
