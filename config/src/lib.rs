@@ -485,6 +485,10 @@ pub struct WebConfig {
     /// As `server.header_read_timeout`, for the marketplace's connections.
     #[serde(with = "duration")]
     pub header_read_timeout: Duration,
+    /// Longest a page or API answer may take; past it the request is abandoned and answered
+    /// 503 (a page, or JSON under `/api`).
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -497,6 +501,7 @@ impl Default for WebConfig {
             page_max_age: Duration::from_secs(60),
             page_size: 20,
             header_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -683,11 +688,12 @@ impl Config {
                 self.server.header_read_timeout,
             ),
             ("web.header_read_timeout", self.web.header_read_timeout),
+            ("web.request_timeout", self.web.request_timeout),
         ] {
             if timeout.is_zero() {
                 return Err(ConfigError::invalid(
                     key,
-                    "must be greater than 0 (no request could ever be read)",
+                    "must be greater than 0 (no request could ever be answered)",
                 ));
             }
         }
@@ -813,25 +819,25 @@ mod tests {
     }
 
     #[test]
-    fn header_read_timeouts_default_parse_and_refuse_zero() {
-        let c = Config::from_toml("").unwrap();
-        assert_eq!(c.server.header_read_timeout, Duration::from_secs(30));
-        assert_eq!(c.web.header_read_timeout, Duration::from_secs(30));
-        for section in ["server", "web"] {
-            let c =
-                Config::from_toml(&format!("[{section}]\nheader_read_timeout = \"5s\"\n")).unwrap();
-            let got = match section {
-                "server" => c.server.header_read_timeout,
-                _ => c.web.header_read_timeout,
-            };
-            assert_eq!(got, Duration::from_secs(5), "{section}");
-            let err = Config::from_toml(&format!("[{section}]\nheader_read_timeout = \"0s\"\n"))
-                .unwrap_err();
-            assert!(
-                err.to_string()
-                    .contains(&format!("{section}.header_read_timeout")),
-                "{err}"
-            );
+    fn serving_timeouts_default_parse_and_refuse_zero() {
+        let pick = |c: &Config, key: &str| match key {
+            "server.header_read_timeout" => c.server.header_read_timeout,
+            "web.header_read_timeout" => c.web.header_read_timeout,
+            "web.request_timeout" => c.web.request_timeout,
+            _ => unreachable!("{key}"),
+        };
+        for key in [
+            "server.header_read_timeout",
+            "web.header_read_timeout",
+            "web.request_timeout",
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let c = Config::from_toml("").unwrap();
+            assert_eq!(pick(&c, key), Duration::from_secs(30), "{key} default");
+            let c = Config::from_toml(&format!("[{section}]\n{name} = \"5s\"\n")).unwrap();
+            assert_eq!(pick(&c, key), Duration::from_secs(5), "{key}");
+            let err = Config::from_toml(&format!("[{section}]\n{name} = \"0s\"\n")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
         }
     }
 

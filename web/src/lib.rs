@@ -23,7 +23,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    http::{HeaderMap, HeaderValue, header},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use shimmer_config::Config;
@@ -41,6 +44,8 @@ pub struct AppState {
     reader_tokens: Vec<String>,
     pub page_max_age: Duration,
     pub page_size: u32,
+    /// Longest a request may take before it is answered 503 (see [`deadline`]).
+    pub request_timeout: Duration,
     /// The registry host clients pull from, for the install lines, when `[server] public_url`
     /// names it; otherwise it is taken from each request (see [`AppState::registry_host`]).
     registry_host: Option<String>,
@@ -77,6 +82,7 @@ impl AppState {
                 .collect(),
             page_max_age: config.web.page_max_age,
             page_size: config.web.page_size.clamp(1, 100),
+            request_timeout: config.web.request_timeout,
             registry_host,
             registry_port: config.server.listen.port(),
         }
@@ -169,6 +175,30 @@ fn content_security_policy(public_base: &str) -> String {
     )
 }
 
+/// Answers a request that outlasts `web.request_timeout` with a 503 (a page, or the API's JSON
+/// error under `/api`) and drops its handler, so a stalled database holds no client forever.
+/// The query it was waiting on runs on in PostgreSQL until it ends; `statement_timeout` in the
+/// database URL bounds that (see the README).
+async fn deadline(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let api = path == "/api/v1" || path.starts_with("/api/v1/");
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(%path, timeout = ?state.request_timeout, "web request timed out");
+            let error = http::WebError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The catalogue took too long to answer. Please try again shortly.".into(),
+            };
+            if api {
+                api::ApiError::from(error).into_response()
+            } else {
+                pages::error_page(&state, error.status, &error.message)
+            }
+        }
+    }
+}
+
 /// The marketplace's routes with compression and security headers.
 pub fn router(state: Arc<AppState>) -> Router {
     let csp = HeaderValue::from_str(&content_security_policy(&state.public_base))
@@ -191,6 +221,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1", get(api::not_found))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .with_state(state)
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -59,7 +59,7 @@ impl IntoResponse for PageError {
     }
 }
 
-fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+pub fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
     let page = ErrorPage {
         layout: Layout::new(state, ""),
         status: format!(

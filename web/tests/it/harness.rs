@@ -255,6 +255,29 @@ visibility = \"private\"
     }
 }
 
+/// A marketplace alone (no shim, no registry) on a migrated `db`, with `web` as its `[web]`
+/// settings; returns its `host:port`.
+pub async fn bare_web(db: &TestDatabase, web: &str) -> String {
+    let config = Config::from_toml(&format!(
+        "[web]\n{web}\n[database]\nurl = \"{}\"\n\
+         [[backend]]\nname = \"b\"\nurl = \"http://127.0.0.1:1\"\n\
+         [[route]]\nprefix = \"\"\nbackend = \"b\"\n",
+        db.url
+    ))
+    .unwrap();
+    let pool = shimmer_store::connect_lazy(&config.database).unwrap();
+    shimmer_store::migrate(&pool).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_port = listener.local_addr().unwrap().to_string();
+    tokio::spawn(shimmer_web::serve_on(
+        listener,
+        &config,
+        pool,
+        std::future::pending(),
+    ));
+    host_port
+}
+
 /// A client that neither follows redirects nor decompresses (tests look at the wire).
 pub fn client() -> reqwest::Client {
     // The process-wide rustls provider; a test that starts a shim has it installed already.

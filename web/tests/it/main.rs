@@ -11,5 +11,6 @@ mod pages;
 mod pulls;
 mod search;
 mod slow_clients;
+mod timeouts;
 mod visibility;
 mod webdriver;

@@ -2,32 +2,12 @@
 //! their request head (slowloris) or idle after a request. The slow clients are raw sockets
 //! (`testkit::slow_client`), since no real client can be made to send a head this slowly.
 
-use shimmer_config::Config;
 use testkit::slow_client::{PATIENCE, idle_after, trickle_head};
-use tokio::net::TcpListener;
 
-use crate::harness::client;
+use crate::harness::{bare_web, client};
 
-/// A marketplace with a 1 s head timeout on a fresh database; returns its `host:port`.
 async fn web(db: &testkit::pg::TestDatabase) -> String {
-    let config = Config::from_toml(&format!(
-        "[web]\nheader_read_timeout = \"1s\"\n[database]\nurl = \"{}\"\n\
-         [[backend]]\nname = \"b\"\nurl = \"http://127.0.0.1:1\"\n\
-         [[route]]\nprefix = \"\"\nbackend = \"b\"\n",
-        db.url
-    ))
-    .unwrap();
-    let pool = shimmer_store::connect_lazy(&config.database).unwrap();
-    shimmer_store::migrate(&pool).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let host_port = listener.local_addr().unwrap().to_string();
-    tokio::spawn(shimmer_web::serve_on(
-        listener,
-        &config,
-        pool,
-        std::future::pending(),
-    ));
-    host_port
+    bare_web(db, "header_read_timeout = \"1s\"").await
 }
 
 #[tokio::test]
