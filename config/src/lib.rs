@@ -917,6 +917,79 @@ mod tests {
         });
     }
 
+    /// The README's Configuration tables and shimmer.example.toml name the same options, each in
+    /// the same section (set or commented out in the example): the example claims to hold every
+    /// option, and the README to document them.
+    #[test]
+    fn the_example_configuration_has_every_documented_option() {
+        let readme = include_str!("../../README.md");
+        let tables = readme
+            .split("\n## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README has a Configuration section");
+        // The backticked names in a table row's first cell (`a`, `b` / `c`) or a heading.
+        let names = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|n| n.trim_matches(|c| c == '[' || c == ']').to_owned())
+                .collect()
+        };
+        let mut documented = Vec::new();
+        let mut section = String::new();
+        for line in tables.lines() {
+            if let Some(heading) = line.strip_prefix("### ") {
+                section = names(heading).first().cloned().unwrap_or_default();
+            } else if let Some(row) = line.strip_prefix("| `") {
+                let cell = format!("`{}", row.split('|').next().unwrap_or_default());
+                for name in names(&cell) {
+                    documented.push(match name.split_once('.') {
+                        Some((s, k)) => (s.to_owned(), k.to_owned()),
+                        None => (section.clone(), name),
+                    });
+                }
+            }
+        }
+        assert!(documented.len() > 50, "parsed {documented:?}");
+
+        let mut example = std::collections::HashSet::new();
+        let mut section = String::new();
+        for line in include_str!("../../shimmer.example.toml").lines() {
+            let line = line.trim_start_matches(['#', ' ']);
+            if line.starts_with('[') {
+                let end = line.find(']').unwrap_or(line.len());
+                section = line[..end].trim_matches('[').to_owned();
+            } else if let Some((key, _)) = line.split_once('=')
+                && !key.trim().is_empty()
+                && key
+                    .trim()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                example.insert((section.clone(), key.trim().to_owned()));
+            }
+        }
+        let missing: Vec<_> = documented
+            .iter()
+            .filter(|(s, k)| !example.contains(&(s.clone(), k.clone())))
+            .map(|(s, k)| format!("{s}.{k}"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "documented in the README, missing from shimmer.example.toml: {missing:?}"
+        );
+        let undocumented: Vec<_> = example
+            .iter()
+            .filter(|entry| !documented.contains(entry))
+            .map(|(s, k)| format!("{s}.{k}"))
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "in shimmer.example.toml, not in the README's tables: {undocumented:?}"
+        );
+    }
+
     #[test]
     fn the_shipped_example_configurations_load() {
         for (name, text) in [
