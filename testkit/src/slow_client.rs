@@ -14,9 +14,20 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Connects to `host_port`, sends the start of a request head and then one more header byte
 /// every 100 ms, never finishing it; after each byte, awaits `meanwhile` (a check that other
-/// clients are still served). Returns whether the server cut the connection within
+/// clients are still served). Panics unless the server cuts the connection within
 /// [`PATIENCE`].
-pub async fn trickle_head<F, Fut>(host_port: &str, mut meanwhile: F) -> bool
+pub async fn assert_trickled_head_cut_off<F, Fut>(host_port: &str, meanwhile: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    assert!(
+        trickle_head(host_port, meanwhile).await,
+        "a head still incomplete after {PATIENCE:?} kept its connection"
+    );
+}
+
+async fn trickle_head<F, Fut>(host_port: &str, mut meanwhile: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
