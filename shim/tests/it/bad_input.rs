@@ -141,3 +141,58 @@ async fn default_manifest_limit_is_4_mib() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(resp).await, "SIZE_INVALID");
 }
+
+/// Request heads past hyper's limits (a 600 KB header, 150 headers, a 100 KB path) are refused
+/// by hyper itself, 431 or 414 with an empty body, before the shim's code runs: there is no
+/// envelope, as there is none from docker-registry (Go's net/http) past its own limit. The
+/// backend never sees them, and the shim goes on serving.
+#[tokio::test]
+async fn oversized_request_heads_are_refused_before_reaching_the_backend() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&reg.url()).await;
+    let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
+    let c = http();
+    let base = shim.url();
+
+    let big = c
+        .get(format!("{base}/v2/"))
+        .header("x-big", "a".repeat(600_000));
+    let mut many = c.get(format!("{base}/v2/"));
+    for i in 0..150 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    for (what, req) in [("600 KB header", big), ("150 headers", many)] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{what}"
+        );
+    }
+    // A URI this long is refused by reqwest itself, so it goes over a raw socket.
+    let mut raw = tokio::net::TcpStream::connect(&shim.host_port)
+        .await
+        .unwrap();
+    let path = format!("/v2/{}/manifests/v1", "a".repeat(100_000));
+    raw.write_all(format!("GET {path} HTTP/1.1\r\nHost: shim\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    raw.read_to_end(&mut answer).await.unwrap();
+    let status_line = String::from_utf8_lossy(&answer);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    assert_eq!(status_line, "HTTP/1.1 414 URI Too Long");
+    assert_eq!(rec.requests(), vec![], "the backend was called");
+
+    let ok = c.get(format!("{base}/v2/")).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The first request a backend gets is preceded by the shim's anonymous auth probe.
+    let seen: Vec<_> = rec
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path_and_query))
+        .collect();
+    assert_eq!(seen, vec!["GET /v2/", "GET /v2/"], "the shim serves on");
+}
