@@ -176,7 +176,7 @@ fn content_security_policy(public_base: &str) -> String {
 }
 
 /// Answers a request that outlasts `web.request_timeout` with a 503 (a page, or the API's JSON
-/// error under `/api`) and drops its handler, so a stalled database holds no client forever.
+/// error under `/api/v1`) and drops its handler, so a stalled database holds no client forever.
 /// The query it was waiting on runs on in PostgreSQL until it ends; `statement_timeout` in the
 /// database URL bounds that (see the README).
 async fn deadline(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
