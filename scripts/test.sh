@@ -106,11 +106,14 @@ else
     cargo test "${scope[@]}" --no-fail-fast "$@" || test_status=$?
 fi
 
-# Lints, on whole-workspace runs (CI's); TESTKIT_NO_CLIPPY=1 skips them locally.
+# Lints and docs, on whole-workspace runs (CI's); TESTKIT_NO_CLIPPY=1 skips them locally.
 lint_status=0
 if ((${#scope[@]} > 0)) && [[ -z ${TESTKIT_NO_CLIPPY:-} ]]; then
     log "cargo clippy --workspace --all-targets -- -D warnings"
     cargo clippy --workspace --all-targets -- -D warnings || lint_status=$?
+    # Doc comments' links and markup (rustdoc reuses clippy's dependency metadata: seconds).
+    log "cargo doc --workspace --no-deps (warnings are errors)"
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q || lint_status=$?
 fi
 
 if ((fmt_status != 0)); then

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 #[derive(Parser)]
 #[command(version, about = "An OCI registry front door for Crossplane packages")]
 struct Cli {
-    /// Configuration file (TOML). Every key can be overridden by SHIMMER_<SECTION>__<KEY>.
+    /// Configuration file (TOML). Every key can be overridden by `SHIMMER_<SECTION>__<KEY>`.
     #[arg(long, global = true, env = "SHIMMER_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]

@@ -44,7 +44,7 @@ pub struct AppState {
     reader_tokens: Vec<String>,
     pub page_max_age: Duration,
     pub page_size: u32,
-    /// Longest a request may take before it is answered 503 (see [`deadline`]).
+    /// Longest a request may take before it is answered 503 (`web.request_timeout`).
     pub request_timeout: Duration,
     /// The registry host clients pull from, for the install lines, when `[server] public_url`
     /// names it; otherwise it is taken from each request (see [`AppState::registry_host`]).

@@ -65,7 +65,7 @@ pub fn digest(value: &Value) -> String {
     format!("sha256:{}", hex::encode(hasher.0.finalize()))
 }
 
-/// The same digest, of an encoding already made by [`write`] or [`to_vec`].
+/// The same digest, of an encoding already made by [`write()`] or [`to_vec`].
 pub fn digest_of_encoding(encoding: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(encoding)))
 }
