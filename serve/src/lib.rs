@@ -1,7 +1,8 @@
-//! The HTTP serving loop the shim and the marketplace share: `axum::serve`'s (HTTP/1.1, and
-//! HTTP/2 with prior knowledge; graceful drain), plus what it lacks for a server facing the
-//! internet: a timeout on reading each request head, so connections that trickle their headers
-//! (slowloris) or idle between requests are closed instead of held forever.
+//! The HTTP serving loop the shim and the marketplace share: `axum::serve`'s (graceful drain),
+//! plus what it lacks for a server facing the internet: a timeout on reading each request head,
+//! so connections that trickle their headers (slowloris) or idle between requests are closed
+//! instead of held forever; and HTTP/1.1 only, since HTTP/2 in plain text (h2c) would escape
+//! that timeout.
 
 use std::{future::Future, time::Duration};
 
@@ -24,7 +25,10 @@ pub async fn serve(
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only. Registry clients speak it in plain text (HTTP/2 only over TLS, which a load
+    // balancer in front terminates), and hyper's HTTP/2 server has no head or idle timeout: an
+    // h2c connection could sit idle for ever, around `header_read_timeout`.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())

@@ -75,3 +75,29 @@ async fn a_body_slower_than_the_header_timeout_goes_through() {
         .unwrap();
     assert_eq!(got.bytes().await.unwrap(), whole);
 }
+
+/// HTTP/2 in plain text (h2c, prior knowledge) is refused: hyper's HTTP/2 server has no head
+/// or idle timeout, so an h2c connection could be held open for ever. No registry client speaks
+/// h2c; HTTP/2 comes over TLS, which a load balancer in front terminates.
+#[tokio::test]
+async fn an_h2c_connection_is_refused() {
+    let reg = Registry::start(Default::default()).await;
+    let shim = shim(&reg).await;
+    // The client preface, then an empty SETTINGS frame.
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let got = idle_after(&shim.host_port, &preface)
+        .await
+        .expect("an h2c connection should be closed, not served");
+    // A server speaking HTTP/2 would have answered with its own SETTINGS frame (type 4).
+    assert!(
+        got.len() < 9 || got[3] != 4,
+        "the shim answered in HTTP/2: {got:?}"
+    );
+    let ok = http()
+        .get(format!("{}/v2/", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+}
