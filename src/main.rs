@@ -184,7 +184,7 @@ async fn serve(config: Arc<Config>, all: bool) -> anyhow::Result<()> {
         Some(tokio::spawn(shimmer_web::serve_on(
             listener,
             &config,
-            state.pool.clone(),
+            shimmer_web::connect(&config)?,
             wait_for(rx.clone()),
         )))
     } else {
@@ -207,7 +207,7 @@ async fn serve(config: Arc<Config>, all: bool) -> anyhow::Result<()> {
 }
 
 async fn web_only(config: Arc<Config>) -> anyhow::Result<()> {
-    let pool = shimmer_store::connect_lazy(&config.database)?;
+    let pool = shimmer_web::connect(&config)?;
     let listener = TcpListener::bind(config.web.listen)
         .await
         .with_context(|| format!("binding web.listen {}", config.web.listen))?;

@@ -21,7 +21,21 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// A pool that connects lazily: a process starts (and the registry path keeps working) while
 /// the database is down.
 pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = config.url.expose().parse()?;
+    connect_lazy_capped(config, None)
+}
+
+/// [`connect_lazy`], with every statement on the pool's connections cancelled by PostgreSQL
+/// after `statement_timeout` (set at connection start, after any `options` in the URL, so it
+/// wins over one there).
+pub fn connect_lazy_capped(
+    config: &DatabaseConfig,
+    statement_timeout: Option<Duration>,
+) -> Result<PgPool, sqlx::Error> {
+    let mut options: PgConnectOptions = config.url.expose().parse()?;
+    if let Some(timeout) = statement_timeout {
+        let ms = timeout.as_millis().max(1).to_string();
+        options = options.options([("statement_timeout", ms.as_str())]);
+    }
     Ok(PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)

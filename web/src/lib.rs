@@ -31,7 +31,6 @@ use axum::{
 };
 use shimmer_config::Config;
 use sqlx::PgPool;
-use tokio::sync::watch;
 use tower_http::{compression::CompressionLayer, set_header::SetResponseHeaderLayer};
 
 pub use assets::Assets;
@@ -242,20 +241,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
 }
 
-/// Serves the marketplace on `[web] listen` until `shutdown` turns true, then drains.
-pub async fn serve(
-    config: &Config,
-    pool: PgPool,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.web.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding the web listener {}: {e}", config.web.listen))?;
-    serve_on(listener, config, pool, async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    })
-    .await
+/// The marketplace's own pool. PostgreSQL cancels any statement of it still running a second
+/// after `web.request_timeout`: by then [`router`]'s deadline has answered the request that
+/// asked for it, so nothing waits for the result.
+pub fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
+    shimmer_store::connect_lazy_capped(
+        &config.database,
+        Some(config.web.request_timeout + STATEMENT_GRACE),
+    )
 }
+
+/// How long a statement may outlive its request's deadline, so the deadline's 503 is what a
+/// client sees rather than the cancelled query's error.
+const STATEMENT_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves the marketplace on a bound listener until `shutdown` completes, then drains; each
 /// request head must arrive within `web.header_read_timeout` (see [`shimmer_serve::serve`]).

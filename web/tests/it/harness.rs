@@ -256,7 +256,7 @@ visibility = \"private\"
 }
 
 /// A marketplace alone (no shim, no registry) on a migrated `db`, with `web` as its `[web]`
-/// settings; returns its `host:port`.
+/// settings and its own pool as `shimmer web` has; returns its `host:port`.
 pub async fn bare_web(db: &TestDatabase, web: &str) -> String {
     let config = Config::from_toml(&format!(
         "[web]\n{web}\n[database]\nurl = \"{}\"\n\
@@ -265,8 +265,9 @@ pub async fn bare_web(db: &TestDatabase, web: &str) -> String {
         db.url
     ))
     .unwrap();
-    let pool = shimmer_store::connect_lazy(&config.database).unwrap();
-    shimmer_store::migrate(&pool).await.unwrap();
+    let migrator = shimmer_store::connect_lazy(&config.database).unwrap();
+    shimmer_store::migrate(&migrator).await.unwrap();
+    let pool = shimmer_web::connect(&config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host_port = listener.local_addr().unwrap().to_string();
     tokio::spawn(shimmer_web::serve_on(
