@@ -486,7 +486,8 @@ pub struct WebConfig {
     #[serde(with = "duration")]
     pub header_read_timeout: Duration,
     /// Longest a page or API answer may take; past it the request is abandoned and answered
-    /// 503 (a page, or JSON under `/api`).
+    /// 503 (a page, or JSON under `/api/v1`); PostgreSQL cancels the marketplace's statements
+    /// a second later.
     #[serde(with = "duration")]
     pub request_timeout: Duration,
 }
