@@ -268,3 +268,7 @@ cat <<EOF
 Ratios are throughput ratios (higher is better; pull-time rows are inverted to match).
 Targets: blob throughput >= 0.8x direct; manifest requests/s >= 0.9x direct; peak RSS < 64 MiB.
 EOF
+if [[ -n ${PIN:-} ]]; then
+    echo "Pinned (PIN=1): the registry and the clients share CPU 0 in every column, so going direct"
+    echo "is slower than unpinned, and the ratios are kinder than the unpinned ones (see the README)."
+fi
