@@ -176,14 +176,16 @@ fn content_security_policy(public_base: &str) -> String {
 
 /// Answers a request that outlasts `web.request_timeout` with a 503 (a page, or the API's JSON
 /// error under `/api/v1`) and drops its handler, so a stalled database holds no client forever.
-/// The query it was waiting on runs on in PostgreSQL until it ends; `statement_timeout` in the
-/// database URL bounds that (see the README).
+/// PostgreSQL cancels the query it was waiting on a second later (the pool of [`connect`]).
 async fn deadline(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    let api = path == "/api/v1" || path.starts_with("/api/v1/");
+    // Cloning the parsed URI shares its bytes (a reference count) instead of copying the path of
+    // every request; the path is only read if the deadline passes.
+    let uri = request.uri().clone();
     match tokio::time::timeout(state.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
+            let path = uri.path();
+            let api = path == "/api/v1" || path.starts_with("/api/v1/");
             tracing::warn!(%path, timeout = ?state.request_timeout, "web request timed out");
             let error = http::WebError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
