@@ -79,16 +79,18 @@ impl Drop for Shim {
     }
 }
 
-/// Starts an upload of a blob to `repo` through the shim and sends its `pieces` in one streamed
-/// `PUT`, `gap` before each; returns the blob, its digest and the `PUT`'s answer.
-pub async fn slow_upload(
+/// Uploads a blob to `repo` through the shim, its `pieces` sent in one streamed `PUT` with `gap`
+/// before each, and checks that it arrived whole: the `PUT` is answered 201 and a `GET` through
+/// the shim returns the same bytes. Returns how long the upload (`POST` and `PUT`) took.
+pub async fn assert_slow_upload_arrives_whole(
     shim: &Shim,
     repo: &str,
     pieces: Vec<Vec<u8>>,
     gap: Duration,
-) -> (Vec<u8>, String, reqwest::Response) {
+) -> Duration {
     use futures_util::StreamExt;
     let c = http();
+    let started = std::time::Instant::now();
     let start = c
         .post(format!("{}/v2/{repo}/blobs/uploads/", shim.url()))
         .send()
@@ -114,7 +116,22 @@ pub async fn slow_upload(
         .send()
         .await
         .unwrap();
-    (whole, digest, put)
+    let took = started.elapsed();
+    assert_eq!(
+        put.status(),
+        reqwest::StatusCode::CREATED,
+        "{:?}",
+        put.text().await
+    );
+
+    let got = c
+        .get(format!("{}/v2/{repo}/blobs/{digest}", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), reqwest::StatusCode::OK);
+    assert_eq!(got.bytes().await.unwrap(), whole);
+    took
 }
 
 /// `[[backend]]` + `[[route]]` TOML for one backend serving `prefix`.

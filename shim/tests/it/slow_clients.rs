@@ -11,7 +11,7 @@ use testkit::{
     slow_client::{assert_trickled_head_cut_off, idle_after},
 };
 
-use crate::harness::{Shim, backend_toml, http, slow_upload};
+use crate::harness::{Shim, assert_slow_upload_arrives_whole, backend_toml, http};
 
 async fn shim(reg: &Registry) -> Shim {
     let toml = format!(
@@ -65,15 +65,7 @@ async fn a_body_slower_than_the_header_timeout_goes_through() {
     let shim = shim(&reg).await;
     // Six pieces, 500 ms apart: 3 s in all against a 1 s header timeout.
     let pieces: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 16 * 1024]).collect();
-    let (whole, digest, put) =
-        slow_upload(&shim, "team/slow", pieces, Duration::from_millis(500)).await;
-    assert_eq!(put.status(), StatusCode::CREATED, "{:?}", put.text().await);
-    let got = http()
-        .get(format!("{}/v2/team/slow/blobs/{digest}", shim.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.bytes().await.unwrap(), whole);
+    assert_slow_upload_arrives_whole(&shim, "team/slow", pieces, Duration::from_millis(500)).await;
 }
 
 /// HTTP/2 in plain text (h2c, prior knowledge) is refused: hyper's HTTP/2 server has no head
