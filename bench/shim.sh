@@ -15,10 +15,15 @@ ROUNDS=${ROUNDS:-5}
 REQUESTS=${REQUESTS:-10000}
 CONNECTIONS=${CONNECTIONS:-16}
 
-# PIN=1: the proxy gets a core of its own, as deployed, instead of competing with the registry and
-# the load generator for the same two (see the README's Benchmarks).
-B=(); P=()
-if [[ -n ${PIN:-} ]]; then B=(taskset -c 0); P=(taskset -c 1); fi
+# PIN=1: the registry and the clients on CPU 0, the proxy on a core of its own instead of
+# competing with them for the same two. Going direct is then slower too, so the ratios are kinder
+# than unpinned (see the README's Benchmarks). B and P prefix the commands of each side.
+B=(); P=(); CEILING="all CPU direct / all CPU proxied"; PIN_NOTE=""
+if [[ -n ${PIN:-} ]]; then
+    B=(taskset -c 0); P=(taskset -c 1); CEILING="CPU 0 direct / busier CPU proxied"
+    PIN_NOTE="Pinned (PIN=1): the registry and the clients share CPU 0 in every column, so going direct
+is slower than unpinned, and the ratios are kinder than the unpinned ones (see the README)."
+fi
 
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
@@ -245,8 +250,6 @@ cpu_ceiling() { # direct: registry client; proxied: registry proxy client
 }
 blob_ceiling() { cpu_ceiling "${BCPU_REG[direct]}" "${BCPU_CLIENT[direct]}" "${BCPU_REG[$1]}" "${BCPU_PROXY[$1]}" "${BCPU_CLIENT[$1]}"; }
 man_ceiling() { cpu_ceiling "${CPU_REG[direct]}" "${CPU_CLIENT[direct]}" "${CPU_REG[$1]}" "${CPU_PROXY[$1]}" "${CPU_CLIENT[$1]}"; }
-CEILING="all CPU direct / all CPU proxied"
-[[ -n ${PIN:-} ]] && CEILING="CPU 0 direct / busier CPU proxied"
 inv() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.2fx", b / a; else print "-" }'; }
 cat <<EOF
 
@@ -268,7 +271,4 @@ cat <<EOF
 Ratios are throughput ratios (higher is better; pull-time rows are inverted to match).
 Targets: blob throughput >= 0.8x direct; manifest requests/s >= 0.9x direct; peak RSS < 64 MiB.
 EOF
-if [[ -n ${PIN:-} ]]; then
-    echo "Pinned (PIN=1): the registry and the clients share CPU 0 in every column, so going direct"
-    echo "is slower than unpinned, and the ratios are kinder than the unpinned ones (see the README)."
-fi
+[[ -z $PIN_NOTE ]] || echo "$PIN_NOTE"
