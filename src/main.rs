@@ -96,7 +96,10 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    telemetry::init(&config.log);
+    if let Err(e) = telemetry::init(&config.log) {
+        eprintln!("shimmer: {e}");
+        std::process::exit(2);
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

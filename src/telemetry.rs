@@ -3,10 +3,16 @@
 use shimmer_config::{LogConfig, LogFormat};
 use tracing_subscriber::{EnvFilter, fmt};
 
-pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+/// Fails, naming the variable or key, on a filter that does not parse: a typo would otherwise
+/// silence the logs an operator went looking for.
+pub fn init(config: &LogConfig) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => {
+            EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG {v:?}: {e}"))?
+        }
+        _ => EnvFilter::try_new(&config.filter)
+            .map_err(|e| format!("configuration key `log.filter`: {e}"))?,
+    };
     let builder = fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -15,4 +21,5 @@ pub fn init(config: &LogConfig) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    Ok(())
 }

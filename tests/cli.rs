@@ -105,6 +105,27 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("route[0].backend"), "{err}");
+
+    // A log filter that does not parse, from the file or from RUST_LOG, is named too (it used to
+    // fall back to `info` silently).
+    let path = write_config(&dir, "[log]\nfilter = \"shimmer=loud\"\n");
+    let out = shimmer()
+        .args(["migrate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`log.filter`"), "{err}");
+    let out = shimmer()
+        .args(["migrate", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "shimmer=quiet")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RUST_LOG"), "{err}");
 }
 
 #[tokio::test]

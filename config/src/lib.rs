@@ -551,6 +551,20 @@ impl ConfigError {
     }
 }
 
+/// The configuration's sections: `SHIMMER_<SECTION>` (an array of tables or a whole table) and
+/// `SHIMMER_<SECTION>__<KEY>` name configuration.
+const SECTIONS: [&str; 9] = [
+    "server", "database", "backend", "route", "upstream", "cache", "indexer", "web", "log",
+];
+
+/// Whether a `SHIMMER_*` variable (prefix stripped) is configuration: a section's name, or
+/// anything with the `__` separator, so a misspelt `SHIMMER_SERVR__LISTEN` is still refused as an
+/// unknown key. Other names are left alone: the secrets `password_env` and `token_env` point at
+/// (`SHIMMER_PRIMARY_PASSWORD`), the run script's `SHIMMER_RUN_*`, `SHIMMER_CONFIG` itself.
+pub fn is_config_variable(key: &str) -> bool {
+    key.contains("__") || SECTIONS.iter().any(|s| key.eq_ignore_ascii_case(s))
+}
+
 impl Config {
     /// The configured visibility of a backend's repository: the longest matching route's, else
     /// the backend's; `None` when neither says (the indexer then asks the backend).
@@ -568,8 +582,8 @@ impl Config {
         })
     }
 
-    /// Reads `path` (required when `explicit`, optional otherwise), then `SHIMMER_*` variables,
-    /// then checks the result.
+    /// Reads `path` (required when `explicit`, optional otherwise), then the `SHIMMER_*`
+    /// variables that name configuration (see [`is_config_variable`]), then checks the result.
     pub fn load(path: &Path, explicit: bool) -> Result<Self, ConfigError> {
         if explicit && !path.exists() {
             return Err(ConfigError::invalid(
@@ -577,9 +591,11 @@ impl Config {
                 format!("{} does not exist", path.display()),
             ));
         }
-        let figment = Figment::new()
-            .merge(Toml::file(path))
-            .merge(Env::prefixed("SHIMMER_").split("__").ignore(&["config"]));
+        let figment = Figment::new().merge(Toml::file(path)).merge(
+            Env::prefixed("SHIMMER_")
+                .filter(|key| is_config_variable(key.as_str()))
+                .split("__"),
+        );
         Self::from_figment(figment)
     }
 
@@ -659,6 +675,12 @@ impl Config {
                     "must be an http or https URL",
                 ));
             }
+            if u.client_cert.is_some() != u.client_key.is_some() {
+                return Err(ConfigError::invalid(
+                    format!("upstream[{i}].client_cert"),
+                    "client_cert and client_key go together",
+                ));
+            }
         }
         let mut prefixes = std::collections::HashSet::new();
         for (i, r) in self.routes.iter().enumerate() {
@@ -702,6 +724,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "cache.revalidate_timeout",
                 "must be greater than 0 (a cached tag would never be revalidated)",
+            ));
+        }
+        if !(1..=100).contains(&self.web.page_size) {
+            return Err(ConfigError::invalid(
+                "web.page_size",
+                format!("must be 1 to 100, not {}", self.web.page_size),
             ));
         }
         if self.server.max_manifest_bytes == 0 {
@@ -755,6 +783,32 @@ mod tests {
     }
 
     #[test]
+    fn half_a_client_certificate_and_a_page_size_out_of_range_are_refused() {
+        for section in ["backend", "upstream"] {
+            let extra = match section {
+                "backend" => "[[backend]]\nname = \"b\"\nurl = \"https://127.0.0.1:1\"\n",
+                _ => {
+                    "[[upstream]]\nname = \"u\"\nhosts = [\"r.test\"]\nurl = \"https://127.0.0.1:1\"\n"
+                }
+            };
+            let half = format!("{SAMPLE}\n{extra}client_cert = \"c.pem\"\n");
+            let err = Config::from_toml(&half).unwrap_err().to_string();
+            let index = if section == "backend" { 1 } else { 0 };
+            assert!(
+                err.contains(&format!("`{section}[{index}].client_cert`")),
+                "{err}"
+            );
+            let whole = format!("{half}client_key = \"k.pem\"\n");
+            Config::from_toml(&whole).unwrap();
+        }
+        for bad in [0, 101] {
+            let err = Config::from_toml(&format!("[web]\npage_size = {bad}\n")).unwrap_err();
+            assert!(err.to_string().contains("`web.page_size`"), "{err}");
+        }
+        Config::from_toml("[web]\npage_size = 100\n").unwrap();
+    }
+
+    #[test]
     fn route_to_missing_backend_is_named() {
         let err = Config::from_toml(&SAMPLE.replace("backend = \"primary\"", "backend = \"nope\""))
             .unwrap_err();
@@ -781,6 +835,34 @@ mod tests {
             assert_eq!(c.routes[0].prefix, "other/");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+    fn other_shimmer_variables_are_not_configuration_but_misspelt_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shimmer.toml");
+        std::fs::write(
+            &path,
+            format!("{SAMPLE}\n[[upstream]]\nname = \"up\"\nhosts = [\"registry.test\"]\nurl = \"http://127.0.0.1:1\"\nusername = \"me\"\npassword_env = \"SHIMMER_UP_PASSWORD\"\n"),
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            // A secret named by password_env, the run script's ports, the config path.
+            jail.set_env("SHIMMER_UP_PASSWORD", "pw-from-env");
+            jail.set_env("SHIMMER_RUN_PORT", "5600");
+            jail.set_env("SHIMMER_CONFIG", "elsewhere.toml");
+            let c = Config::load(&path, true).unwrap();
+            let pw = c.upstreams[0].as_backend().resolve_password().unwrap();
+            assert_eq!(pw.unwrap().expose(), "pw-from-env");
+
+            jail.set_env("SHIMMER_SERVR__LISTEN", "127.0.0.1:6000");
+            let err = Config::load(&path, true).unwrap_err().to_string();
+            assert!(err.contains("servr"), "{err}");
+            Ok(())
+        });
+        assert!(is_config_variable("DATABASE__URL") && is_config_variable("route"));
+        assert!(!is_config_variable("PRIMARY_PASSWORD") && !is_config_variable("config"));
     }
 
     #[test]
