@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver)
+PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver openssl)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -84,8 +84,9 @@ start_postgres
 export TESTKIT_TMPDIR="$WORK/tmp"
 mkdir -m 1777 "$TESTKIT_TMPDIR"
 
-# The tests must see only the configuration they set themselves.
-while read -r var; do unset "$var"; done < <(compgen -e | grep '^SHIMMER_' || true)
+# The tests must see only the configuration they set themselves (SHIMMER_TESTDATA, where the
+# package sources are, is not configuration and is kept).
+while read -r var; do unset "$var"; done < <(compgen -e | grep '^SHIMMER_' | grep -vx SHIMMER_TESTDATA || true)
 
 log "cargo fmt --all -- --check"
 fmt_status=0
