@@ -265,7 +265,7 @@ async fn index_one(config: Arc<Config>, reference: &str, json: bool) -> anyhow::
         .await
         .context("applying migrations")?;
     let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
-    let reader = indexer.backend(&backend).context("backend is configured")?;
+    let reader = indexer.backend(&backend)?;
     let options = shimmer_indexer::pipeline::Options {
         force: true,
         visibility: config.visibility(&backend, &repo),
@@ -404,7 +404,15 @@ async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()
         if only.is_some_and(|o| o != b.name) {
             continue;
         }
-        let reader = indexer.backend(&b.name).context("backend is configured")?;
+        let reader = match indexer.backend(&b.name) {
+            Ok(reader) => reader,
+            Err(e) => {
+                // Another backend's catalog is still worth walking.
+                eprintln!("{e}");
+                failed += 1;
+                continue;
+            }
+        };
         let report = shimmer_indexer::reconcile::reconcile(&pool, reader, |repo| {
             routes.route(repo).is_some_and(|r| r.name == b.name)
         })
@@ -421,7 +429,7 @@ async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()
     }
     // Every repository that could be walked was; say so in the exit status if some could not.
     if failed > 0 {
-        anyhow::bail!("{failed} repositories could not be reconciled (see above)");
+        anyhow::bail!("{failed} repositories or backends could not be reconciled (see above)");
     }
     Ok(())
 }

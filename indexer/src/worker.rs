@@ -22,6 +22,9 @@ pub struct Indexer {
     pool: PgPool,
     config: Arc<Config>,
     backends: HashMap<String, BackendReader>,
+    /// Backends the indexer cannot read, and why: the shim forwards to a backend URL with a path,
+    /// but oci-client names a registry by its host alone.
+    unreadable: HashMap<String, String>,
     options: Options,
     wake: Notify,
 }
@@ -29,11 +32,21 @@ pub struct Indexer {
 impl Indexer {
     pub fn new(config: Arc<Config>, pool: PgPool) -> anyhow::Result<Arc<Self>> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let backends = config
-            .backends
-            .iter()
-            .map(|b| Ok((b.name.clone(), BackendReader::from_config(b)?)))
-            .collect::<Result<_, crate::registry::RegistryError>>()?;
+        let mut backends = HashMap::new();
+        let mut unreadable = HashMap::new();
+        for b in &config.backends {
+            if !matches!(b.url.path(), "" | "/") {
+                let why = format!(
+                    "backend {}: its url has a path, and the indexer reads backends at the root \
+                     of their host only; its packages are not indexed",
+                    b.name
+                );
+                tracing::warn!("{why}");
+                unreadable.insert(b.name.clone(), why);
+                continue;
+            }
+            backends.insert(b.name.clone(), BackendReader::from_config(b)?);
+        }
         let options = Options {
             flatten_limit: config.indexer.flatten_limit_bytes,
             ..Options::default()
@@ -42,13 +55,21 @@ impl Indexer {
             pool,
             config,
             backends,
+            unreadable,
             options,
             wake: Notify::new(),
         }))
     }
 
-    pub fn backend(&self, name: &str) -> Option<&BackendReader> {
-        self.backends.get(name)
+    /// The reader of a configured backend, or why there is none.
+    pub fn backend(&self, name: &str) -> anyhow::Result<&BackendReader> {
+        if let Some(reader) = self.backends.get(name) {
+            return Ok(reader);
+        }
+        match self.unreadable.get(name) {
+            Some(why) => Err(anyhow::anyhow!("{why}")),
+            None => Err(anyhow::anyhow!("no backend named {name:?} is configured")),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -176,10 +197,7 @@ impl Indexer {
     }
 
     async fn run_job(&self, job: &ClaimedJob) -> Result<pipeline::Outcome, anyhow::Error> {
-        let backend = self
-            .backends
-            .get(&job.backend)
-            .ok_or_else(|| anyhow::anyhow!("no backend named {:?} is configured", job.backend))?;
+        let backend = self.backend(&job.backend)?;
         let options = Options {
             visibility: self.config.visibility(&job.backend, &job.repository),
             ..self.options.clone()

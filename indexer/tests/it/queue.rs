@@ -430,3 +430,40 @@ async fn reconcile_pages_through_tags_and_goes_on_past_a_failing_repository() {
     );
     assert_eq!(report.enqueued, 2);
 }
+
+#[tokio::test]
+async fn a_backend_with_a_path_fails_its_own_jobs_and_the_others_are_indexed() {
+    // The shim forwards to a backend URL with a path; oci-client cannot read one. This used to
+    // stop the indexer from starting at all, for every backend.
+    let env = Env::start_with(
+        "[indexer]\nmax_attempts = 1\nretry_base = \"0s\"\npoll_interval = \"100ms\"\n\
+         [[backend]]\nname = \"mirror\"\nurl = \"http://127.0.0.1:1/mirror/\"\n",
+    )
+    .await;
+    let (_tmp, layout) = nop_layout();
+    env.push(&layout, "v1", "acme/nop", &[]).await;
+    jobs::enqueue(
+        &env.pool,
+        &NewJob {
+            backend: "mirror".into(),
+            ..missing_job()
+        },
+    )
+    .await
+    .unwrap();
+    env.index_all().await;
+    assert_eq!(env.package_versions().await, 1, "primary's push is indexed");
+    let (state, error): (String, Option<String>) =
+        sqlx::query_as("select state, last_error from index_jobs where backend = 'mirror'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(state, "failed");
+    let error = error.unwrap_or_default();
+    assert!(
+        error.contains("backend mirror: its url has a path"),
+        "{error}"
+    );
+    let unknown = env.indexer.backend("nope").unwrap_err().to_string();
+    assert_eq!(unknown, "no backend named \"nope\" is configured");
+}
