@@ -560,14 +560,28 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// Headers a load balancer in front of the shim adds that describe how the client reached the
+/// shim. docker-registry builds its absolute `Location`s from them (the `https` of the balancer,
+/// its host) and the shim could no longer recognise and rewrite them: they must not reach a
+/// backend, which the shim reaches by its own URL. `X-Forwarded-For` (the client's address, for
+/// the backend's logs) goes on.
+fn describes_the_clients_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "forwarded" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port"
+    )
+}
+
 /// The client's headers as the backend gets them: every value of repeated headers (skopeo sends
-/// several `Accept` lines), without hop-by-hop headers, `Host` (the backend's own), `Expect`,
-/// `Content-Length` (set from the body) and, unless the backend asked for them, credentials.
+/// several `Accept` lines), without hop-by-hop headers, `Host` (the backend's own), the load
+/// balancer's description of the client's hop, `Expect`, `Content-Length` (set from the body)
+/// and, unless the backend asked for them, credentials.
 fn request_headers(headers: &HeaderMap, forward_auth: bool) -> HeaderMap {
     let listed = connection_listed(headers);
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let skip = is_hop_by_hop(name, &listed)
+            || describes_the_clients_hop(name)
             || *name == header::HOST
             || *name == header::EXPECT
             || *name == header::CONTENT_LENGTH

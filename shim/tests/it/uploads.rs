@@ -41,7 +41,23 @@ async fn uploads_work(relative_urls: bool) {
     let mut toml = backend_toml("primary", &reg.url(), "");
     toml = toml.replace("[[route]]", "repository_prefix = \"mirror/\"\n\n[[route]]");
     let shim = Shim::start(&toml).await;
-    let c = http();
+    // As from behind a TLS-terminating load balancer, which adds these to every request. A
+    // backend building its `Location`s from them would send the client to itself over https
+    // (X-Forwarded-Proto) or to the balancer under the backend's name (X-Forwarded-Host).
+    let forwarded: header::HeaderMap = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "lb.example.com"),
+        ("forwarded", "proto=https;host=lb.example.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+    .collect();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .default_headers(forwarded)
+        .build()
+        .unwrap();
     let base = shim.url();
 
     // Chunked: POST, three PATCHes, PUT with the digest.
