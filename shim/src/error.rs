@@ -22,6 +22,8 @@ pub struct OciError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The methods a `405` names in its `Allow` header (RFC 9110 §15.5.6 requires one).
+    pub allow: Option<String>,
 }
 
 impl OciError {
@@ -30,6 +32,7 @@ impl OciError {
             status,
             code,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -57,8 +60,13 @@ impl OciError {
         )
     }
 
-    pub fn unsupported(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
+    /// `405 UNSUPPORTED`, with the methods the endpoint does allow.
+    pub fn unsupported(message: impl Into<String>, allow: &[http::Method]) -> Self {
+        let allow = allow.iter().map(http::Method::as_str).collect::<Vec<_>>();
+        Self {
+            allow: Some(allow.join(", ")),
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -90,6 +98,9 @@ impl IntoResponse for OciError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
         resp
     }
 }

@@ -53,7 +53,15 @@ struct Routed {
 
 async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciError> {
     let (parts, body) = req.into_parts();
-    let endpoint = parse_endpoint(parts.uri.path())?;
+    let endpoint = parse_endpoint(parts.uri.path()).map_err(|e| {
+        // A tag that breaks the grammar cannot name a manifest: a read or delete of one is
+        // answered as for any tag the repository lacks; only a push is an invalid manifest.
+        if e.code == "MANIFEST_INVALID" && parts.method != Method::PUT {
+            OciError::new(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", e.message)
+        } else {
+            e
+        }
+    })?;
     check_method(&endpoint, &parts.method)?;
     let (mut ns, query) = upstream::take_ns(parts.uri.query());
     // The host-in-path form for clients that cannot send `ns`:
@@ -83,9 +91,10 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                 )
             })?;
             if !matches!(parts.method, Method::GET | Method::HEAD) {
-                return Err(OciError::unsupported(format!(
-                    "upstream {ns:?} is read-only"
-                )));
+                return Err(OciError::unsupported(
+                    format!("upstream {ns:?} is read-only"),
+                    &[Method::GET, Method::HEAD],
+                ));
             }
             // The cache's own answers, errors included, name the upstream they are about.
             let cached = from_cache(state, up, &endpoint, &parts.method, &parts.headers)
@@ -208,6 +217,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     let headers = response_headers(resp.headers(), &ctx);
     let translate_list = !routed.backend.prefix.is_empty()
         && status == StatusCode::OK
+        && parts.method != Method::HEAD
         && matches!(endpoint, Endpoint::Tags { .. } | Endpoint::Catalog);
     let body = if translate_list {
         let list = read_limited(resp, LIST_LIMIT, &routed.backend.name).await?;
@@ -334,21 +344,32 @@ fn parse_endpoint(raw_path: &str) -> Result<Endpoint, OciError> {
 fn check_method(endpoint: &Endpoint, method: &Method) -> Result<(), OciError> {
     let allowed: &[Method] = match endpoint {
         Endpoint::Base => &[Method::GET, Method::HEAD],
-        Endpoint::Catalog | Endpoint::Tags { .. } | Endpoint::Referrers { .. } => &[Method::GET],
+        // HEAD wherever GET is, as HTTP asks: a HEAD of referrers gets the backend's 404 when
+        // it has no referrers API (clients fall back to the tag schema on 404, not on 405).
+        Endpoint::Catalog | Endpoint::Tags { .. } | Endpoint::Referrers { .. } => {
+            &[Method::GET, Method::HEAD]
+        }
         Endpoint::Manifest { .. } => &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
         Endpoint::Blob { .. } => &[Method::GET, Method::HEAD, Method::DELETE],
         Endpoint::UploadStart { .. } => &[Method::POST],
-        Endpoint::UploadSession { .. } => {
-            &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE]
-        }
+        Endpoint::UploadSession { .. } => &[
+            Method::GET,
+            Method::HEAD,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+        ],
     };
     if allowed.contains(method) {
         Ok(())
     } else {
-        Err(OciError::unsupported(format!(
-            "{method} is not supported on the {} endpoint",
-            endpoint.kind()
-        )))
+        Err(OciError::unsupported(
+            format!(
+                "{method} is not supported on the {} endpoint",
+                endpoint.kind()
+            ),
+            allowed,
+        ))
     }
 }
 
@@ -409,7 +430,7 @@ fn backend_url(
         }
         // Upload sessions carry the backend's opaque state: parsed as the backend wrote it.
         Endpoint::UploadStart { .. } => {
-            let query = query.map(|q| mount_query(state, b, q)).transpose()?;
+            let query = query.map(|q| mount_query(state, b, q));
             b.url(&format!("/v2/{repo}/blobs/uploads/"), query.as_deref())
         }
         Endpoint::UploadSession { session, .. } => match rewrite::decode_session(session) {
@@ -428,22 +449,21 @@ fn backend_url(
 }
 
 /// A cross-repository mount names the source by its shim name: translate it to the backend's
-/// name, or, when the source lives on another backend (or nowhere), drop the mount so the
-/// backend opens an ordinary upload session (202), as the spec allows.
-fn mount_query(state: &AppState, backend: &Backend, query: &str) -> Result<String, OciError> {
+/// name, or, when the source lives on another backend (or nowhere, or is no valid name), drop
+/// the mount so the backend opens an ordinary upload session (202), as the spec allows.
+fn mount_query(state: &AppState, backend: &Backend, query: &str) -> String {
     let from = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "from")
         .map(|(_, v)| v.into_owned());
     let Some(from) = from else {
-        return Ok(query.to_owned());
+        return query.to_owned();
     };
-    if !path::is_valid_name(&from) {
-        return Err(OciError::name_invalid(&from));
-    }
-    let same_backend = state
-        .routes
-        .route(&from)
-        .is_some_and(|b| std::ptr::eq(b.as_ref(), backend));
+    // An invalid source name is a repository that cannot exist: no mount, a plain upload.
+    let same_backend = path::is_valid_name(&from)
+        && state
+            .routes
+            .route(&from)
+            .is_some_and(|b| std::ptr::eq(b.as_ref(), backend));
     let kept = query.split('&').filter_map(|pair| {
         let key = pair.split('=').next().unwrap_or("");
         match key {
@@ -456,7 +476,7 @@ fn mount_query(state: &AppState, backend: &Backend, query: &str) -> Result<Strin
             _ => Some(pair.to_owned()),
         }
     });
-    Ok(kept.collect::<Vec<_>>().join("&"))
+    kept.collect::<Vec<_>>().join("&")
 }
 
 /// Reads a pushed manifest, bounded, and checks it before the backend sees it: the size, that

@@ -284,3 +284,56 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
     assert_eq!(seen, ["acme/a", "acme/b"]);
     assert!(pages >= 4, "one backend repository per page: {pages}");
 }
+
+#[tokio::test]
+async fn head_is_answered_wherever_get_is_as_going_direct() {
+    // HEAD of a tag list (through a prefixed backend, whose lists the shim rewrites), of an
+    // upload session's status, and of referrers (which docker-registry 2.8 lacks: 404, on which
+    // clients fall back to the tag schema; a 405 they do not handle) answers as direct: the
+    // backend decides (docker-registry itself refuses HEAD of a tag list with 405).
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&prefixed_backend_toml("primary", &reg.url(), "", "mirror/")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, digest, _) = small_image(tmp.path(), b"heads");
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/h:v1"), &[])
+        .await
+        .unwrap();
+    let c = http();
+    let start = |base: String, repo: &'static str| {
+        let c = c.clone();
+        async move {
+            let r = c
+                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            let loc = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
+            if loc.starts_with('/') {
+                format!("{base}{loc}")
+            } else {
+                loc
+            }
+        }
+    };
+    let direct_session = start(reg.url(), "mirror/acme/h").await;
+    let shim_session = start(shim.url(), "acme/h").await;
+    for (direct, through, expected) in [
+        (
+            format!("{}/v2/mirror/acme/h/tags/list", reg.url()),
+            format!("{}/v2/acme/h/tags/list", shim.url()),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (direct_session, shim_session, StatusCode::NO_CONTENT),
+        (
+            format!("{}/v2/mirror/acme/h/referrers/{digest}", reg.url()),
+            format!("{}/v2/acme/h/referrers/{digest}", shim.url()),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let d = c.head(&direct).send().await.unwrap();
+        let s = c.head(&through).send().await.unwrap();
+        assert_eq!(d.status(), expected, "HEAD {direct}");
+        assert_eq!(s.status(), expected, "HEAD {through}");
+    }
+}

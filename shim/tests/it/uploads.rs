@@ -235,26 +235,32 @@ async fn mount_from_another_backend_becomes_a_plain_upload() {
     );
     let shim = Shim::start(&toml).await;
     let d = digest_of(b"x");
-    let resp = http()
-        .post(format!(
-            "{}/v2/b/y/blobs/uploads/?mount={d}&from=a/x",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status(),
-        StatusCode::ACCEPTED,
-        "an ordinary upload session"
-    );
-    // The shim's own probe (`GET /v2/`) aside, the backend got exactly one request.
+    // From another backend's repository, and from a name that cannot exist (the spec: a
+    // registry that cannot mount answers with an upload session, as docker-registry does).
+    for from in ["a/x", "Bad_Name"] {
+        let resp = http()
+            .post(format!(
+                "{}/v2/b/y/blobs/uploads/?mount={d}&from={from}",
+                shim.url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::ACCEPTED,
+            "an ordinary upload session (from={from})"
+        );
+    }
+    // The shim's own probe (`GET /v2/`) aside, the backend got exactly one request each.
     let sent: Vec<_> = rec
         .requests()
         .into_iter()
         .filter(|r| r.path_and_query != "/v2/")
         .collect();
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert!(!sent[0].path_and_query.contains("mount"), "{:?}", sent[0]);
-    assert!(!sent[0].path_and_query.contains("from"), "{:?}", sent[0]);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for s in &sent {
+        assert!(!s.path_and_query.contains("mount"), "{s:?}");
+        assert!(!s.path_and_query.contains("from"), "{s:?}");
+    }
 }
