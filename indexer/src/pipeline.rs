@@ -754,7 +754,10 @@ async fn store_package(
                 .find(|v| v.storage)
                 .map(|v| v.name.clone()),
             versions: serde_json::to_value(&a.versions).unwrap_or_else(|_| json!([])),
-            deprecated: a.versions.iter().any(|v| v.deprecated),
+            // The kind as a whole: every version still served is deprecated (one deprecated
+            // version beside a current one marks that version, not the API).
+            deprecated: a.versions.iter().any(|v| v.served)
+                && a.versions.iter().filter(|v| v.served).all(|v| v.deprecated),
         })
         .collect();
     let examples: Vec<ExampleRecord> = parsed

@@ -221,7 +221,8 @@ pub fn tag_semver(tag: &str) -> Option<semver::Version> {
     semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
 }
 
-/// Picks the package's latest version (the highest semver tag of a Crossplane package version;
+/// Picks the package's latest version (the highest semver tag of a Crossplane package version,
+/// a release before any pre-release;
 /// else the most recently moved tag; else the last indexed untagged package version) and copies
 /// its text into the package row for search.
 async fn refresh_latest(
@@ -236,11 +237,20 @@ async fn refresh_latest(
     .bind(package_id)
     .fetch_all(&mut **tx)
     .await?;
-    let best = tagged
+    // A pre-release (`v0.2.0-rc.1`) is the latest only while there is no release.
+    let semver: Vec<(semver::Version, &String, i64)> = tagged
         .iter()
         .filter_map(|(t, id)| tag_semver(t).map(|v| (v, t, *id)))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, t, id)| (Some(t.clone()), id))
+        .collect();
+    let highest = |release_only: bool| {
+        semver
+            .iter()
+            .filter(|(v, _, _)| !release_only || v.pre.is_empty())
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, t, id)| (Some((*t).clone()), *id))
+    };
+    let best = highest(true)
+        .or_else(|| highest(false))
         .or_else(|| tagged.first().map(|(t, id)| (Some(t.clone()), *id)));
     let best = match best {
         Some(b) => Some(b),

@@ -107,3 +107,20 @@ async fn json_api_answers_packages_versions_objects_search_and_status() {
     let r = env.get(&format!("/api/v1/search?q={long}")).await;
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn a_pre_release_is_the_latest_version_only_while_there_is_no_release() {
+    let env = Env::start().await;
+    env.push_source("provider-kubernetes-v1.2.1", "acme/pre", "v1.3.0-rc.1")
+        .await;
+    env.index_all().await;
+    let latest = || async { env.json("/api/v1/packages/acme/pre").await["latest_version"].clone() };
+    assert_eq!(latest().await, "v1.3.0-rc.1", "the only version");
+    // A lower release outranks the higher pre-release (semver alone would pick the rc).
+    env.push_source("provider-kubernetes-v0.18.0", "acme/pre", "v0.18.0")
+        .await;
+    env.index_all().await;
+    assert_eq!(latest().await, "v0.18.0");
+    let page = env.text("/packages/acme/pre").await;
+    assert!(page.contains("v0.18.0"), "{page}");
+}
