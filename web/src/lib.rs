@@ -204,6 +204,14 @@ async fn deadline(State(state): State<Arc<AppState>>, request: Request, next: Ne
 pub fn router(state: Arc<AppState>) -> Router {
     let csp = HeaderValue::from_str(&content_security_policy(&state.public_base))
         .expect("policy is ASCII");
+    // Without `[server] public_url`, install lines name the host a request was addressed to: a
+    // cache that keys on its own upstream host instead must not serve one host's page for
+    // another (set `public_url` wherever the marketplace is cached).
+    let vary = HeaderValue::from_static(if state.registry_host.is_some() {
+        "Accept-Encoding, Authorization, Cookie"
+    } else {
+        "Accept-Encoding, Authorization, Cookie, Host"
+    });
     Router::new()
         .route("/", get(pages::home))
         .route("/search", get(pages::search))
@@ -237,10 +245,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::VARY,
-            HeaderValue::from_static("Accept-Encoding, Authorization, Cookie"),
-        ))
+        .layer(SetResponseHeaderLayer::overriding(header::VARY, vary))
 }
 
 /// The marketplace's own pool. PostgreSQL cancels any statement of it still running a second

@@ -124,3 +124,36 @@ async fn a_pre_release_is_the_latest_version_only_while_there_is_no_release() {
     let page = env.text("/packages/acme/pre").await;
     assert!(page.contains("v0.18.0"), "{page}");
 }
+
+#[tokio::test]
+async fn install_lines_name_the_pages_own_tag_never_the_moving_latest_and_vary_on_host() {
+    let env = Env::start().await;
+    // One digest, two tags: `latest` sorts first.
+    env.push_plain_nop("acme/two", "latest").await;
+    env.push_plain_nop("acme/two", "v1.0.0").await;
+    env.index_all().await;
+    let v = env.json("/api/v1/packages/acme/two/versions/v1.0.0").await;
+    let digest = v["manifest_digest"].as_str().unwrap().to_owned();
+    let install = |v: &serde_json::Value| v["install"][0].as_str().unwrap().to_owned();
+    assert!(install(&v).ends_with("/acme/two:v1.0.0"), "{v}");
+    let by_digest = env
+        .json(&format!("/api/v1/packages/acme/two/versions/{digest}"))
+        .await;
+    assert!(
+        install(&by_digest).ends_with("/acme/two:v1.0.0"),
+        "{by_digest}"
+    );
+    let page = env.text("/packages/acme/two/versions/latest").await;
+    assert!(
+        page.contains("/acme/two:latest</code>"),
+        "the page's own tag"
+    );
+
+    // Install lines come from the request's Host here (no `[server] public_url`).
+    let r = env
+        .get_with("/packages/acme/two", &[("host", "elsewhere.example")])
+        .await;
+    let vary = r.headers()["vary"].to_str().unwrap().to_owned();
+    assert!(vary.ends_with(", Host"), "{vary}");
+    assert!(r.text().await.unwrap().contains("elsewhere.example:"));
+}
