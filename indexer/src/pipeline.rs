@@ -645,8 +645,13 @@ async fn store_package(
             extension_files
                 .iter()
                 .map(|e| {
+                    // U+0000 becomes U+FFFD, as CommonMark asks of readmes and as `jsonb`,
+                    // which holds no NUL, needs.
+                    let text = String::from_utf8(e.file.bytes.clone())
+                        .ok()
+                        .map(|t| t.replace('\0', "\u{FFFD}"));
                     json!({"folder": e.folder, "path": e.file.path, "size": e.file.bytes.len(),
-                                "text": String::from_utf8(e.file.bytes.clone()).ok()})
+                                "text": text})
                 })
                 .collect::<Vec<_>>(),
         );

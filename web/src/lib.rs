@@ -185,18 +185,50 @@ async fn deadline(State(state): State<Arc<AppState>>, request: Request, next: Ne
         Ok(response) => response,
         Err(_) => {
             let path = uri.path();
-            let api = path == "/api/v1" || path.starts_with("/api/v1/");
             tracing::warn!(%path, timeout = ?state.request_timeout, "web request timed out");
             let error = http::WebError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "The catalogue took too long to answer. Please try again shortly.".into(),
             };
-            if api {
-                api::ApiError::from(error).into_response()
-            } else {
-                pages::error_page(&state, error.status, &error.message)
-            }
+            error_response(&state, path, error)
         }
+    }
+}
+
+/// An error as the API's JSON under `/api/v1`, else as a page.
+fn error_response(state: &AppState, path: &str, error: http::WebError) -> Response {
+    if path == "/api/v1" || path.starts_with("/api/v1/") {
+        api::ApiError::from(error).into_response()
+    } else {
+        pages::error_page(state, error.status, &error.message)
+    }
+}
+
+/// Refuses an address no handler can use, before any does: a NUL (`%00`), which PostgreSQL
+/// cannot take in text (it failed the query: a 503 and an error in the log), and a path that
+/// does not decode to UTF-8 (axum's own rejection is plain text, neither page nor JSON).
+async fn refuse_unreadable_addresses(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let uri = request.uri();
+    let message = if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
+        Some("The address contains a NUL character (%00).")
+    } else if percent_encoding::percent_decode_str(uri.path())
+        .decode_utf8()
+        .is_err()
+    {
+        Some("The address is not valid UTF-8.")
+    } else {
+        None
+    };
+    match message {
+        Some(message) => {
+            let path = uri.path().to_owned();
+            error_response(&state, &path, http::WebError::bad_request(message))
+        }
+        None => next.run(request).await,
     }
 }
 
@@ -228,9 +260,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/{*rest}", get(api::not_found))
         .route("/api/v1", get(api::not_found))
+        .route("/api/v1/", get(api::not_found))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_unreadable_addresses,
+        ))
         .with_state(state)
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(SetResponseHeaderLayer::if_not_present(

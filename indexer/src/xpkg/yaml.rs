@@ -255,16 +255,20 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(float(v))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        no_nul(v)?;
         Ok(Value::String(v.to_owned()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        no_nul(&v)?;
         Ok(Value::String(v))
     }
 
-    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::String(String::from_utf8_lossy(v).into_owned()))
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
+        let v = String::from_utf8_lossy(v);
+        no_nul(&v)?;
+        Ok(Value::String(v.into_owned()))
     }
 
     fn visit_unit<E>(self) -> Result<Value, E> {
@@ -311,6 +315,18 @@ impl<'de> Visitor<'de> for ValueVisitor {
     fn visit_enum<A: de::EnumAccess<'de>>(self, _data: A) -> Result<Value, A::Error> {
         Err(de::Error::custom("unexpected enum value"))
     }
+}
+
+/// Refuses a string (value or key) holding U+0000, which YAML writes as `"\0"` or `"\u0000"`:
+/// PostgreSQL stores no NUL in text or `jsonb`, so the package would fail at the database with
+/// no word of where. Refused here, it is an invalid-YAML rejection with its line and column.
+fn no_nul<E: de::Error>(v: &str) -> Result<(), E> {
+    if v.contains('\0') {
+        return Err(E::custom(
+            "a string holds a NUL character (U+0000), which cannot be stored",
+        ));
+    }
+    Ok(())
 }
 
 /// A float, or its YAML spelling where JSON has no number for it (serde-saphyr passes those as

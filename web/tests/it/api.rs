@@ -157,3 +157,40 @@ async fn install_lines_name_the_pages_own_tag_never_the_moving_latest_and_vary_o
     assert!(vary.ends_with(", Host"), "{vary}");
     assert!(r.text().await.unwrap().contains("elsewhere.example:"));
 }
+
+#[tokio::test]
+async fn unreadable_addresses_get_a_page_or_json_never_a_database_error() {
+    let env = Env::start().await;
+    // (path, status, JSON?): a NUL used to fail the query (503), a path that is not UTF-8 got
+    // axum's plain-text rejection, `/api/v1/` the HTML 404.
+    for (path, status, json) in [
+        ("/search?q=%00", 400, false),
+        ("/api/v1/search?q=a%00b", 400, true),
+        ("/api/v1/apis?group=%00", 400, true),
+        ("/packages/acme%00/x", 400, false),
+        ("/api/v1/packages/%ff", 400, true),
+        ("/docs/%ff", 400, false),
+        ("/api/v1/", 404, true),
+    ] {
+        let r = env.get(path).await;
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let body = r.text().await.unwrap();
+        if json {
+            assert!(
+                content_type.starts_with("application/json"),
+                "{path}: {content_type}"
+            );
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["error"]["status"], status, "{path}: {body}");
+        } else {
+            assert!(
+                content_type.starts_with("text/html"),
+                "{path}: {content_type}"
+            );
+            assert!(body.contains(&format!("{status} ")), "{path}: {body}");
+        }
+    }
+    // The catalogue still answers.
+    assert_eq!(env.get("/api/v1/packages").await.status(), 200);
+}

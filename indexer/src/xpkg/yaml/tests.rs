@@ -132,6 +132,28 @@ fn yaml_rejects_non_utf8_with_position() {
 }
 
 #[test]
+fn yaml_rejects_a_nul_character_in_a_value_or_key_with_position() {
+    // PostgreSQL refuses U+0000 in text and jsonb: caught here, with where, not at the database.
+    for text in [
+        "a: 1\n---\nb: \"x\\u0000y\"\n",
+        "a: 1\n---\nb: \"\\0\"\n",
+        "a: 1\n---\n\"k\\x00\": 1\n",
+    ] {
+        let err = parse(text).unwrap_err();
+        match &err {
+            Rejection::InvalidYaml {
+                document: 1,
+                line: 3,
+                message,
+                ..
+            } => assert!(message.contains("NUL character"), "{message}"),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+    assert!(parse("a: \"no nul \\t here\"\n").is_ok());
+}
+
+#[test]
 fn yaml_alias_bomb_fails_fast() {
     let mut bomb = String::from(
         "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
