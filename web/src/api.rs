@@ -183,8 +183,8 @@ pub async fn search(
     }
     let reader = state.is_reader(&headers);
     let size = i64::from(state.page_size);
-    let hits = run_search(&state, reader, &q, package_type, group.as_deref(), page).await?;
-    let total = hits.first().map(|h| h.total).unwrap_or(0);
+    let (hits, total) =
+        run_search(&state, reader, &q, package_type, group.as_deref(), page).await?;
     let hits: Vec<Value> = hits
         .iter()
         .map(|h| {

@@ -698,7 +698,8 @@ struct SearchPage {
     next: Option<String>,
 }
 
-/// One page of search hits (the page size is the configuration's).
+/// One page of search hits (the page size is the configuration's) and the number of hits on
+/// all pages.
 pub async fn run_search(
     state: &AppState,
     reader: bool,
@@ -706,20 +707,28 @@ pub async fn run_search(
     package_type: Option<&str>,
     group: Option<&str>,
     page: i64,
-) -> sqlx::Result<Vec<db::SearchHit>> {
+) -> sqlx::Result<(Vec<db::SearchHit>, i64)> {
     let size = i64::from(state.page_size);
-    db::search(
-        &state.pool,
-        reader,
-        &db::Query {
-            q,
-            package_type,
-            group,
-            limit: size,
-            offset: (page - 1) * size,
-        },
-    )
-    .await
+    let mut query = db::Query {
+        q,
+        package_type,
+        group,
+        limit: size,
+        offset: (page - 1) * size,
+    };
+    let hits = db::search(&state.pool, reader, &query).await?;
+    let total = match hits.first() {
+        Some(hit) => hit.total,
+        // Past the last page the total rides on no row: count from the first.
+        None if query.offset > 0 => {
+            query.limit = 1;
+            query.offset = 0;
+            let first = db::search(&state.pool, reader, &query).await?;
+            first.first().map_or(0, |h| h.total)
+        }
+        None => 0,
+    };
+    Ok((hits, total))
 }
 
 pub async fn search(
@@ -736,14 +745,13 @@ pub async fn search(
     } = check_search(&params).or_page(&state)?;
     let reader = state.is_reader(&headers);
     let size = i64::from(state.page_size);
-    let hits = if q.is_empty() {
-        vec![]
+    let (hits, total) = if q.is_empty() {
+        (vec![], 0)
     } else {
         run_search(&state, reader, &q, package_type, group.as_deref(), page)
             .await
             .or_page(&state)?
     };
-    let total = hits.first().map(|h| h.total).unwrap_or(0);
     let link = |p: i64| {
         format!(
             "/search?q={}&type={}&group={}&page={p}",

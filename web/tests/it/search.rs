@@ -121,6 +121,19 @@ async fn search_ranks_exact_kinds_first_and_filters_and_pages() {
         }
     }
     assert_eq!(seen.len() as i64, total);
+    // Past the last page: no hits, and still the whole total (it was read from the first hit).
+    let past = env
+        .json(&format!("/api/v1/search?q=kubernetes&page={}", pages + 1))
+        .await;
+    assert_eq!(past["hits"].as_array().unwrap().len(), 0, "{past}");
+    assert_eq!(past["total"].as_i64(), Some(total), "{past}");
+    let html = env
+        .text(&format!("/search?q=kubernetes&page={}", pages + 1))
+        .await;
+    assert!(
+        html.contains(&format!("<span id=\"total\">{total}</span>")),
+        "{html}"
+    );
 
     // The page shows the same, readable without JavaScript.
     let html = env.text("/search?q=kubernetes").await;
