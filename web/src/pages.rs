@@ -117,6 +117,8 @@ fn html(headers: &HeaderMap, caching: Caching, etag: Option<&str>, body: String)
 pub struct Card {
     pub url: String,
     pub title: String,
+    /// Shown under the title: two repositories may give their packages one name.
+    pub repository: String,
     pub package_type: Option<String>,
     pub version: Option<String>,
     pub description: Option<String>,
@@ -144,9 +146,10 @@ pub async fn home(
         .map(|p| Card {
             url: package_url(&p.repository),
             title: p.name.clone().unwrap_or_else(|| p.repository.clone()),
+            repository: p.repository.clone(),
             package_type: p.package_type,
             version: p.latest_tag,
-            description: p.description,
+            description: p.description.as_deref().map(views::summary),
             icon: p
                 .icon_digest
                 .map(|d| format!("{}/icons/{d}", state.public_base)),
@@ -786,7 +789,7 @@ pub async fn search(
                 repository: h.repository,
                 version: h.version,
                 package_type: h.package_type,
-                description: h.description,
+                description: h.description.as_deref().map(views::summary),
                 group: h.group.unwrap_or_default(),
                 kind: h.kind.unwrap_or_default(),
             })

@@ -27,6 +27,26 @@ pub fn version_url(repository: &str, version: &str) -> String {
     format!("/packages/{repository}/versions/{version}")
 }
 
+/// Longest description a list (home cards, search hits) shows, in characters.
+pub const SUMMARY_CHARS: usize = 280;
+
+/// A description as a list shows it: at most [`SUMMARY_CHARS`] characters, cut at a word
+/// boundary where there is one near the end, with an ellipsis. The package page shows it whole.
+pub fn summary(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(SUMMARY_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => {
+            let cut = &text[..end];
+            let cut = match cut.rfind(char::is_whitespace) {
+                Some(space) if space > end / 2 => &cut[..space],
+                _ => cut,
+            };
+            format!("{}…", cut.trim_end())
+        }
+    }
+}
+
 /// Splits `acme/provider-x/versions/v1.0.0` into repository and version. A repository whose
 /// own name ends in `/versions/<x>` is found by trying the whole path first (the caller does).
 pub fn split_version_path(path: &str) -> Option<(&str, &str)> {
@@ -533,6 +553,15 @@ mod tests {
             Some(("acme/p", "v1"))
         );
         assert_eq!(split_version_path("acme/p"), None);
+        assert_eq!(summary("  short  "), "short");
+        let long = "word ".repeat(100);
+        let s = summary(&long);
+        assert!(
+            s.ends_with("word…") && s.chars().count() <= SUMMARY_CHARS + 1,
+            "{s}"
+        );
+        let unbroken = "é".repeat(1000);
+        assert_eq!(summary(&unbroken).chars().count(), SUMMARY_CHARS + 1);
         let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let both = tags(&["latest", "v1.0.0"]);
         assert_eq!(

@@ -649,3 +649,36 @@ async fn every_page_of_every_real_package_renders() {
     assert!(conf.contains("xpkg.upbound.io/crossplane-contrib/function-auto-ready"));
     assert!(!conf.contains("<a href=\"/packages/crossplane-contrib/function-auto-ready\">"));
 }
+
+#[tokio::test]
+async fn lists_shorten_a_long_description_and_name_the_repository_the_package_page_shows_it_whole()
+{
+    let env = Env::start().await;
+    let long = format!("Starts here. {}Ends here.", "padding words ".repeat(2000));
+    let meta = format!(
+        "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-min\n  annotations:\n    meta.crossplane.io/description: \"{long}\"\nspec: {{}}"
+    );
+    env.push_image(&with_meta("provider-nop-main", &meta), "acme/min", "v1.0.0")
+        .await;
+    env.push_plain_nop("other/min", "v1.0.0").await;
+    env.index_all().await;
+    let home = env.text("/").await;
+    assert!(home.contains("Starts here."), "{home}");
+    assert!(
+        !home.contains("Ends here."),
+        "the card's description is shortened"
+    );
+    assert!(home.len() < 20_000, "home is {} bytes", home.len());
+    // Two packages named alike are told apart by their repositories.
+    assert!(
+        home.contains("<span class=\"repository\">acme/min</span>"),
+        "{home}"
+    );
+    let hits = env.text("/search?q=min").await;
+    assert!(hits.contains("Starts here.") && !hits.contains("Ends here."));
+    let page = env.text("/packages/acme/min").await;
+    assert!(
+        page.contains("Ends here."),
+        "the package page shows it whole"
+    );
+}
