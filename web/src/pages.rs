@@ -145,7 +145,11 @@ pub async fn home(
         .into_iter()
         .map(|p| Card {
             url: package_url(&p.repository),
-            title: p.name.clone().unwrap_or_else(|| p.repository.clone()),
+            title: p
+                .name
+                .as_deref()
+                .map(views::plain_text)
+                .unwrap_or_else(|| p.repository.clone()),
             repository: p.repository.clone(),
             package_type: p.package_type,
             version: p.latest_tag,

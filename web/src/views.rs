@@ -27,12 +27,43 @@ pub fn version_url(repository: &str, version: &str) -> String {
     format!("/packages/{repository}/versions/{version}")
 }
 
+/// A publisher's text as pages show it: without the Unicode bidirectional controls
+/// (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), with which a name can be made to
+/// read as another (`provider-\u{202E}swa` shows as `provider-aws`) or reorder what follows it
+/// in a title. Escaping cannot help: they are ordinary text to HTML.
+pub fn plain_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| {
+            !matches!(
+                c,
+                '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+            )
+        })
+        .collect()
+}
+
+/// Where a package's `source` annotation links to: an http(s) URL as it is, and the scheme-less
+/// `github.com/org/repo` form most packages use as https; anything else is shown, not linked.
+pub fn source_link(source: &str) -> Option<String> {
+    if source.starts_with("https://") || source.starts_with("http://") {
+        return Some(source.to_owned());
+    }
+    let (host, path) = source.split_once('/')?;
+    let host_like = host.contains('.')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    (host_like && !path.is_empty() && !source.contains(char::is_whitespace))
+        .then(|| format!("https://{source}"))
+}
+
 /// Longest description a list (home cards, search hits) shows, in characters.
 pub const SUMMARY_CHARS: usize = 280;
 
 /// A description as a list shows it: at most [`SUMMARY_CHARS`] characters, cut at a word
 /// boundary where there is one near the end, with an ellipsis. The package page shows it whole.
 pub fn summary(text: &str) -> String {
+    let text = plain_text(text);
     let text = text.trim();
     match text.char_indices().nth(SUMMARY_CHARS) {
         None => text.to_owned(),
@@ -119,13 +150,13 @@ pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> H
         .and_then(|v| v.meta.as_ref())
         .cloned()
         .unwrap_or(Value::Null);
-    let s = |k: &str| meta[k].as_str().map(str::to_owned);
+    let s = |k: &str| meta[k].as_str().map(plain_text);
     let mut facts = Vec::new();
     if let Some(m) = s("maintainer") {
         facts.push(("Maintainer".into(), m, None));
     }
     if let Some(src) = s("source") {
-        let link = (src.starts_with("https://") || src.starts_with("http://")).then(|| src.clone());
+        let link = source_link(&src);
         facts.push(("Source".into(), src, link));
     }
     if let Some(l) = s("license") {
@@ -141,7 +172,7 @@ pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> H
         || meta["icon_data"].is_string();
     Head {
         title: s("friendly_name")
-            .or_else(|| package.name.clone())
+            .or_else(|| package.name.as_deref().map(plain_text))
             .unwrap_or_else(|| {
                 package
                     .repository
@@ -153,7 +184,7 @@ pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> H
         repository: package.repository.clone(),
         url: package_url(&package.repository),
         package_type: package.package_type.clone(),
-        description: s("description").or_else(|| package.description.clone()),
+        description: s("description").or_else(|| package.description.as_deref().map(plain_text)),
         icon: version
             .filter(|_| has_icon)
             .map(|v| format!("{}/icons/{}", state.public_base, v.manifest_digest)),
@@ -366,7 +397,7 @@ pub fn version_body(
     loaded: Loaded,
 ) -> VersionBody {
     let meta = v.meta.clone().unwrap_or(Value::Null);
-    let s = |k: &str| meta[k].as_str().map(str::to_owned);
+    let s = |k: &str| meta[k].as_str().map(plain_text);
     let mut install = Vec::new();
     if let Some(t) = &v.package_type {
         let reference = match install_tag(label, &v.tags) {
@@ -554,6 +585,28 @@ mod tests {
         );
         assert_eq!(split_version_path("acme/p"), None);
         assert_eq!(summary("  short  "), "short");
+        assert_eq!(
+            plain_text("provider-\u{202E}swa\u{202C} x"),
+            "provider-swa x"
+        );
+        assert_eq!(plain_text("naïve 名前"), "naïve 名前");
+        assert_eq!(
+            source_link("github.com/crossplane-contrib/provider-kubernetes").as_deref(),
+            Some("https://github.com/crossplane-contrib/provider-kubernetes")
+        );
+        assert_eq!(
+            source_link("https://x.example/a").as_deref(),
+            Some("https://x.example/a")
+        );
+        for not_a_link in [
+            "javascript:alert(1)",
+            "Upbound",
+            "a/b",
+            "github.com/",
+            "x.y/a b",
+        ] {
+            assert_eq!(source_link(not_a_link), None, "{not_a_link}");
+        }
         let long = "word ".repeat(100);
         let s = summary(&long);
         assert!(

@@ -682,3 +682,27 @@ async fn lists_shorten_a_long_description_and_name_the_repository_the_package_pa
         "the package page shows it whole"
     );
 }
+
+#[tokio::test]
+async fn bidirectional_controls_cannot_make_one_name_read_as_another() {
+    let env = Env::start().await;
+    // Shown raw, `provider-\u{202E}swa` reads as "provider-aws" and reorders the title after it.
+    let meta = "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-spoof\n  annotations:\n    friendly-name.meta.crossplane.io: \"provider-\\u202Eswa\"\n    meta.crossplane.io/source: \"github.com/acme/provider-spoof\"\nspec: {}";
+    env.push_image(
+        &with_meta("provider-nop-main", meta),
+        "acme/spoof",
+        "v1.0.0",
+    )
+    .await;
+    env.index_all().await;
+    let page = env.text("/packages/acme/spoof").await;
+    if let Some(at) = page.find('\u{202E}') {
+        panic!("{}", &page[at.saturating_sub(300)..at + 50]);
+    }
+    assert!(page.contains(">provider-swa</a>"), "{page}");
+    // The scheme-less source most packages give is a link.
+    assert!(
+        page.contains("href=\"https://github.com/acme/provider-spoof\""),
+        "{page}"
+    );
+}
