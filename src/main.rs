@@ -260,10 +260,7 @@ async fn index_one(config: Arc<Config>, reference: &str, json: bool) -> anyhow::
         .with_context(|| format!("no route covers {repo:?}"))?
         .name
         .clone();
-    let pool = shimmer_store::connect_lazy(&config.database)?;
-    shimmer_store::migrate(&pool)
-        .await
-        .context("applying migrations")?;
+    let pool = command_pool(&config).await?;
     let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
     let reader = indexer.backend(&backend)?;
     let options = shimmer_indexer::pipeline::Options {
@@ -303,11 +300,22 @@ async fn index_one(config: Arc<Config>, reference: &str, json: bool) -> anyhow::
     Ok(())
 }
 
-async fn shim_state(config: &Arc<Config>) -> anyhow::Result<shimmer_shim::AppState> {
+/// The pool of a one-off command (`index`, `reconcile`, `preload`, `cache`), after applying
+/// migrations as `serve` does, unless `database.migrate_on_start` is off: where `shimmer migrate`
+/// runs as a step of its own, an older binary's hourly `reconcile` must not touch the schema
+/// (nor fail on migrations it does not know).
+async fn command_pool(config: &Config) -> anyhow::Result<shimmer_store::PgPool> {
     let pool = shimmer_store::connect_lazy(&config.database)?;
-    shimmer_store::migrate(&pool)
-        .await
-        .context("applying migrations")?;
+    if config.database.migrate_on_start {
+        shimmer_store::migrate(&pool)
+            .await
+            .context("applying migrations (set database.migrate_on_start = false to skip)")?;
+    }
+    Ok(pool)
+}
+
+async fn shim_state(config: &Arc<Config>) -> anyhow::Result<shimmer_shim::AppState> {
+    let pool = command_pool(config).await?;
     shimmer_shim::AppState::new(config.clone(), pool)
 }
 
@@ -393,10 +401,7 @@ async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()
     {
         anyhow::bail!("no backend named {name:?} is configured");
     }
-    let pool = shimmer_store::connect_lazy(&config.database)?;
-    shimmer_store::migrate(&pool)
-        .await
-        .context("applying migrations")?;
+    let pool = command_pool(&config).await?;
     let routes = shimmer_shim::routing::Routes::from_config(&config)?;
     let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
     let mut failed = 0;

@@ -766,3 +766,48 @@ async fn reconcile_with_backend_walks_only_that_backend() {
         String::from_utf8_lossy(&unknown.stderr)
     );
 }
+
+#[tokio::test]
+async fn one_off_commands_leave_the_schema_to_migrate_when_migrate_on_start_is_off() {
+    let registry = Registry::start(RegistryOptions::default()).await;
+    let db = testkit::pg::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |migrate: bool| {
+        write_config(
+            &dir,
+            &format!(
+                "[database]\nurl = \"{}\"\nmigrate_on_start = {migrate}\n{}",
+                db.url,
+                primary_backend(&registry.url(), "")
+            ),
+        )
+    };
+    let schema = || async {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let tables: i64 = sqlx::query_scalar(
+            "select count(*) from information_schema.tables where table_schema = 'public'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        tables
+    };
+    // Off (a deployment that runs `shimmer migrate` as its own step): reconcile of the (empty)
+    // backend runs and touches no schema.
+    let out = shimmer()
+        .args(["reconcile", "--config"])
+        .arg(config(false))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(schema().await, 0, "no table was created");
+    // On (the default): the same command migrates first.
+    let out = shimmer()
+        .args(["reconcile", "--config"])
+        .arg(config(true))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(schema().await > 5);
+}

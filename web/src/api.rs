@@ -15,8 +15,8 @@ use crate::{
     AppState, db,
     http::{Caching, WebError, cached},
     pages::{
-        CheckedSearch, SearchParams, check_search, page_caching, parse_docs_id, query_error,
-        run_search,
+        CheckedSearch, PageParams, SearchParams, check_page, check_search, page_caching,
+        parse_docs_id, query_error, run_search,
     },
     views::{self, package_url, split_version_path, version_url},
 };
@@ -66,10 +66,21 @@ pub async fn not_found() -> ApiError {
 /// `GET /api/v1/packages`: the recently indexed packages.
 pub async fn packages(
     State(state): State<Arc<AppState>>,
+    params: Result<Query<PageParams>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(query_error)?;
+    let page = check_page(params.page.as_deref())?;
     let reader = state.is_reader(&headers);
-    let list = db::recent(&state.pool, reader, 1000).await?;
+    let total = db::package_count(&state.pool, reader).await?;
+    let list = db::package_list(
+        &state.pool,
+        reader,
+        db::ListOrder::Recent,
+        PACKAGES_PAGE,
+        (page - 1) * PACKAGES_PAGE,
+    )
+    .await?;
     let packages: Vec<Value> = list
         .iter()
         .map(|p| {
@@ -82,9 +93,12 @@ pub async fn packages(
         &headers,
         page_caching(&state, reader),
         None,
-        &json!({ "packages": packages }),
+        &json!({ "total": total, "page": page, "page_size": PACKAGES_PAGE, "packages": packages }),
     ))
 }
+
+/// Packages a page of `/api/v1/packages` lists.
+const PACKAGES_PAGE: i64 = 100;
 
 /// `GET /api/v1/packages/{repository}` and `.../versions/{version}`.
 pub async fn package(

@@ -172,17 +172,52 @@ pub async fn counts(pool: &PgPool, reader: bool) -> sqlx::Result<Counts> {
 }
 
 pub async fn recent(pool: &PgPool, reader: bool, n: i64) -> sqlx::Result<Vec<PackageSummary>> {
+    package_list(pool, reader, ListOrder::Recent, n, 0).await
+}
+
+/// The order of a list of packages.
+#[derive(Debug, Clone, Copy)]
+pub enum ListOrder {
+    /// Most recently indexed latest version first.
+    Recent,
+    /// By repository name.
+    Repository,
+}
+
+/// One page of the packages a request may see (those with a latest version).
+pub async fn package_list(
+    pool: &PgPool,
+    reader: bool,
+    order: ListOrder,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<Vec<PackageSummary>> {
+    let order = match order {
+        ListOrder::Recent => "v.indexed_at desc, p.repository",
+        ListOrder::Repository => "p.repository",
+    };
     sqlx::query_as(&format!(
         "select p.repository, p.package_type, p.name, p.latest_tag, p.description,
                 case when v.meta->>'icon_uri' like 'data:%' or v.meta->>'icon_data' is not null
                      then v.manifest_digest end as icon_digest
          from packages p join versions v on v.id = p.latest_version_id
          where {VISIBLE}
-         order by v.indexed_at desc, p.repository limit $2"
+         order by {order} limit $2 offset $3"
     ))
     .bind(reader)
-    .bind(n)
+    .bind(limit)
+    .bind(offset)
     .fetch_all(pool)
+    .await
+}
+
+/// How many packages [`package_list`] pages through.
+pub async fn package_count(pool: &PgPool, reader: bool) -> sqlx::Result<i64> {
+    sqlx::query_scalar(&format!(
+        "select count(*) from packages p where p.latest_version_id is not null and {VISIBLE}"
+    ))
+    .bind(reader)
+    .fetch_one(pool)
     .await
 }
 

@@ -248,6 +248,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(pages::home))
         .route("/search", get(pages::search))
         .route("/status", get(pages::status))
+        .route("/packages", get(pages::packages))
+        .route("/packages/", get(pages::packages))
         .route("/packages/{*path}", get(pages::package))
         .route("/docs/{id}", get(pages::docs))
         .route("/icons/{digest}", get(pages::icon))

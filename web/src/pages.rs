@@ -125,6 +125,72 @@ pub struct Card {
     pub icon: Option<String>,
 }
 
+impl Card {
+    fn new(state: &AppState, p: db::PackageSummary) -> Self {
+        Card {
+            url: package_url(&p.repository),
+            title: p
+                .name
+                .as_deref()
+                .map(views::plain_text)
+                .unwrap_or_else(|| p.repository.clone()),
+            repository: p.repository,
+            package_type: p.package_type,
+            version: p.latest_tag,
+            description: p.description.as_deref().map(views::summary),
+            icon: p
+                .icon_digest
+                .map(|d| format!("{}/icons/{d}", state.public_base)),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "packages.html")]
+struct PackagesPage {
+    layout: Layout,
+    total: i64,
+    first: i64,
+    packages: Vec<Card>,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+/// `/packages`: every package a request may see, by repository name, a page at a time.
+pub async fn packages(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<PageParams>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Query(params) = params.map_err(query_error).or_page(&state)?;
+    let page = check_page(params.page.as_deref()).or_page(&state)?;
+    let reader = state.is_reader(&headers);
+    let size = i64::from(state.page_size);
+    let total = db::package_count(&state.pool, reader)
+        .await
+        .or_page(&state)?;
+    let list = db::package_list(
+        &state.pool,
+        reader,
+        db::ListOrder::Repository,
+        size,
+        (page - 1) * size,
+    )
+    .await
+    .or_page(&state)?;
+    let body = PackagesPage {
+        layout: Layout::new(&state, ""),
+        total,
+        first: (page - 1) * size + 1,
+        packages: list.into_iter().map(|p| Card::new(&state, p)).collect(),
+        prev: (page > 1).then(|| format!("/packages?page={}", page - 1)),
+        next: (page * size < total).then(|| format!("/packages?page={}", page + 1)),
+    }
+    .render()
+    .or_page(&state)?;
+    Ok(html(&headers, page_caching(&state, reader), None, body))
+}
+
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
@@ -143,21 +209,7 @@ pub async fn home(
         .await
         .or_page(&state)?
         .into_iter()
-        .map(|p| Card {
-            url: package_url(&p.repository),
-            title: p
-                .name
-                .as_deref()
-                .map(views::plain_text)
-                .unwrap_or_else(|| p.repository.clone()),
-            repository: p.repository.clone(),
-            package_type: p.package_type,
-            version: p.latest_tag,
-            description: p.description.as_deref().map(views::summary),
-            icon: p
-                .icon_digest
-                .map(|d| format!("{}/icons/{d}", state.public_base)),
-        })
+        .map(|p| Card::new(&state, p))
         .collect();
     let body = HomePage {
         layout: Layout::new(&state, ""),
@@ -616,6 +668,24 @@ pub fn decode_icon(uri: Option<&str>, data: Option<&str>) -> Option<(&'static st
     Some((t, bytes))
 }
 
+/// A `page` parameter: absent or empty is 1; else a number from 1 to 1000.
+pub fn check_page(page: Option<&str>) -> Result<i64, WebError> {
+    match page {
+        None | Some("") => Ok(1),
+        Some(p) => p
+            .parse::<i64>()
+            .ok()
+            .filter(|p| (1..=1000).contains(p))
+            .ok_or_else(|| WebError::bad_request("page must be a number from 1 to 1000.")),
+    }
+}
+
+/// A list's query string: its page.
+#[derive(Debug, Deserialize, Default)]
+pub struct PageParams {
+    pub page: Option<String>,
+}
+
 #[derive(Debug, Deserialize, Default)]
 pub struct SearchParams {
     #[serde(default)]
@@ -662,14 +732,7 @@ pub fn check_search(params: &SearchParams) -> Result<CheckedSearch, WebError> {
         ),
     };
     let group = Some(params.group.trim().to_owned()).filter(|g| !g.is_empty());
-    let page = match params.page.as_deref() {
-        None | Some("") => 1,
-        Some(p) => p
-            .parse::<i64>()
-            .ok()
-            .filter(|p| (1..=1000).contains(p))
-            .ok_or_else(|| WebError::bad_request("page must be a number from 1 to 1000."))?,
-    };
+    let page = check_page(params.page.as_deref())?;
     Ok(CheckedSearch {
         q,
         package_type,

@@ -706,3 +706,56 @@ async fn bidirectional_controls_cannot_make_one_name_read_as_another() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn every_package_is_listed_by_repository_a_page_at_a_time() {
+    let env = Env::start().await; // pages of 5
+    let repos = [
+        "acme/g", "acme/b", "acme/f", "acme/a", "acme/e", "acme/c", "acme/d",
+    ];
+    for repo in repos {
+        env.push_plain_nop(repo, "v1.0.0").await;
+    }
+    env.index_all().await;
+    let home = env.text("/").await;
+    assert!(
+        home.contains("<a href=\"/packages\">All 7 packages</a>"),
+        "{home}"
+    );
+    let names = |html: &str| -> Vec<String> {
+        html.split("<span class=\"repository\">")
+            .skip(1)
+            .map(|s| s[..s.find('<').unwrap()].to_owned())
+            .collect()
+    };
+    let first = env.text("/packages").await;
+    assert!(first.contains("<span id=\"total\">7</span>"), "{first}");
+    assert_eq!(
+        names(&first),
+        ["acme/a", "acme/b", "acme/c", "acme/d", "acme/e"]
+    );
+    assert!(
+        first.contains("rel=\"next\" href=\"/packages?page=2\""),
+        "{first}"
+    );
+    assert!(!first.contains("rel=\"prev\""));
+    let second = env.text("/packages?page=2").await;
+    assert_eq!(names(&second), ["acme/f", "acme/g"]);
+    assert!(second.contains("rel=\"prev\" href=\"/packages?page=1\""));
+    assert!(!second.contains("rel=\"next\""));
+    let past = env.text("/packages?page=9").await;
+    assert!(past.contains("past the last"), "{past}");
+    for bad in ["0", "-1", "x"] {
+        let r = env.get(&format!("/packages?page={bad}")).await;
+        assert_eq!(r.status(), 400, "page={bad}");
+    }
+    // The API pages by 100 and says how many there are.
+    let api = env.json("/api/v1/packages").await;
+    assert_eq!(api["total"], 7);
+    assert_eq!(api["page_size"], 100);
+    assert_eq!(api["packages"].as_array().unwrap().len(), 7);
+    let past = env.json("/api/v1/packages?page=2").await;
+    assert_eq!(past["packages"].as_array().unwrap().len(), 0);
+    assert_eq!(past["total"], 7);
+    assert_eq!(env.get("/api/v1/packages?page=0").await.status(), 400);
+}
