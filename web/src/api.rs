@@ -301,14 +301,14 @@ pub async fn apis(
         return Err(WebError::bad_request("group and kind are at most 253 characters.").into());
     }
     let reader = state.is_reader(&headers);
-    let rows = db::api_definitions(&state.pool, reader, group, kind, APIS_LIMIT).await?;
-    let truncated = rows.len() as i64 >= APIS_LIMIT;
+    // One more than shown, so `truncated` says whether more exist, not that the limit was hit.
+    let mut rows = db::api_definitions(&state.pool, reader, group, kind, APIS_LIMIT + 1).await?;
+    let truncated = rows.len() as i64 > APIS_LIMIT;
+    rows.truncate(APIS_LIMIT as usize);
     let mut apis: Vec<Value> = Vec::new();
     for r in &rows {
-        let version = r
-            .tags
-            .first()
-            .cloned()
+        let version = views::preferred_tag("", &r.tags)
+            .map(str::to_owned)
             .unwrap_or_else(|| r.manifest_digest.clone());
         let definer = json!({
             "repository": r.repository, "package_type": r.package_type, "version": version,

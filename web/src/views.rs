@@ -370,10 +370,10 @@ pub fn human_bytes(n: i64) -> String {
     }
 }
 
-/// The tag an install line names for a version reached as `label`: that tag itself when it is
-/// one of the version's; else its highest semver tag; else any tag but `latest`, which moves;
+/// The tag that names a version reached as `label` (install lines, API answers): that tag itself
+/// when it is one of the version's; else its highest semver tag; else any tag but `latest`, which moves;
 /// else `latest`. `None` (install by digest) for an untagged version.
-fn install_tag<'a>(label: &'a str, tags: &'a [String]) -> Option<&'a str> {
+pub fn preferred_tag<'a>(label: &'a str, tags: &'a [String]) -> Option<&'a str> {
     if tags.iter().any(|t| t == label) {
         return Some(label);
     }
@@ -400,7 +400,7 @@ pub fn version_body(
     let s = |k: &str| meta[k].as_str().map(plain_text);
     let mut install = Vec::new();
     if let Some(t) = &v.package_type {
-        let reference = match install_tag(label, &v.tags) {
+        let reference = match preferred_tag(label, &v.tags) {
             Some(tag) => format!("{host}/{repository}:{tag}"),
             None => format!("{host}/{repository}@{}", v.manifest_digest),
         };
@@ -618,33 +618,33 @@ mod tests {
         let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let both = tags(&["latest", "v1.0.0"]);
         assert_eq!(
-            install_tag("v1.0.0", &both),
+            preferred_tag("v1.0.0", &both),
             Some("v1.0.0"),
             "the page's own tag"
         );
         assert_eq!(
-            install_tag("latest", &both),
+            preferred_tag("latest", &both),
             Some("latest"),
             "the page's own tag"
         );
         let by_digest = "sha256:0000";
         assert_eq!(
-            install_tag(by_digest, &both),
+            preferred_tag(by_digest, &both),
             Some("v1.0.0"),
             "not the moving latest"
         );
         let three = tags(&["latest", "v1.0.0", "v1.1.0", "stable"]);
         assert_eq!(
-            install_tag(by_digest, &three),
+            preferred_tag(by_digest, &three),
             Some("v1.1.0"),
             "the highest semver"
         );
         assert_eq!(
-            install_tag(by_digest, &tags(&["latest", "main"])),
+            preferred_tag(by_digest, &tags(&["latest", "main"])),
             Some("main")
         );
-        assert_eq!(install_tag(by_digest, &tags(&["latest"])), Some("latest"));
-        assert_eq!(install_tag(by_digest, &[]), None);
+        assert_eq!(preferred_tag(by_digest, &tags(&["latest"])), Some("latest"));
+        assert_eq!(preferred_tag(by_digest, &[]), None);
         assert_eq!(split_version_path("acme/p/versions/"), None);
         assert_eq!(split_version_path("a/versions/b/c"), None);
     }

@@ -148,6 +148,11 @@ async fn install_lines_name_the_pages_own_tag_never_the_moving_latest_and_vary_o
         page.contains("/acme/two:latest</code>"),
         "the page's own tag"
     );
+    // The API's definitions name the version the same way.
+    let apis = env.json("/api/v1/apis?kind=NopResource").await;
+    let definition = &apis["apis"][0]["definitions"][0];
+    assert_eq!(definition["version"], "v1.0.0", "{apis}");
+    assert_eq!(apis["truncated"], false);
 
     // Install lines come from the request's Host here (no `[server] public_url`).
     let r = env
