@@ -5,26 +5,61 @@
 
 use std::sync::LazyLock;
 
-use pulldown_cmark::{Options, Parser, html};
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 
 static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let mut b = ammonia::Builder::default();
     b.url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer nofollow"))
-        // Remote images would let a package track its readers; alt text stays.
+        // A relative link (`docs/usage.md`, `#install`) means a file or heading of the package's
+        // source repository, not of this site: the text stays, the link goes.
+        .url_relative(ammonia::UrlRelative::Deny)
+        // Remote images would let a package track its readers: raw `<img>` goes (markdown
+        // images are turned into their alt text before this, in `render`).
         .rm_tags(["img"]);
     b
 });
 
-/// Markdown rendered and sanitised.
+/// Markdown rendered and sanitised. Before the sanitiser: a markdown image becomes its alt text,
+/// a task-list box a ☑ or ☐ (the sanitiser drops `<input>`, which made done and open items
+/// look alike), and headings move one level down, so a readme's `# Title` is not a second
+/// `<h1>` on the page.
 pub fn render(source: &str) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);
     options.insert(Options::ENABLE_TASKLISTS);
+    let events = Parser::new_ext(source, options).filter_map(|event| match event {
+        Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => None,
+        Event::TaskListMarker(done) => Some(Event::Text(if done { "☑ " } else { "☐ " }.into())),
+        Event::Start(Tag::Heading {
+            level,
+            id,
+            classes,
+            attrs,
+        }) => Some(Event::Start(Tag::Heading {
+            level: lower(level),
+            id,
+            classes,
+            attrs,
+        })),
+        Event::End(TagEnd::Heading(level)) => Some(Event::End(TagEnd::Heading(lower(level)))),
+        other => Some(other),
+    });
     let mut out = String::with_capacity(source.len() * 3 / 2);
-    html::push_html(&mut out, Parser::new_ext(source, options));
+    html::push_html(&mut out, events);
     CLEANER.clean(&out).to_string()
+}
+
+/// One heading level down (`h6` stays).
+fn lower(level: HeadingLevel) -> HeadingLevel {
+    match level {
+        HeadingLevel::H1 => HeadingLevel::H2,
+        HeadingLevel::H2 => HeadingLevel::H3,
+        HeadingLevel::H3 => HeadingLevel::H4,
+        HeadingLevel::H4 => HeadingLevel::H5,
+        HeadingLevel::H5 | HeadingLevel::H6 => HeadingLevel::H6,
+    }
 }
 
 /// Text escaped for HTML element content and quoted attribute values.
@@ -55,7 +90,7 @@ mod tests {
              <img src=x onerror=alert(5)> <iframe src=\"https://evil\"></iframe>\n\n\
              [ok](https://example.com) `code`",
         );
-        assert!(html.contains("<h1>Title</h1>"), "{html}");
+        assert!(html.contains("<h2>Title</h2>"), "one level down: {html}");
         assert!(html.contains("<b>bold</b>"), "{html}");
         assert!(html.contains("<code>code</code>"), "{html}");
         assert!(html.contains("href=\"https://example.com\""), "{html}");
@@ -70,6 +105,20 @@ mod tests {
         ] {
             assert!(!html.contains(bad), "{bad} survived: {html}");
         }
+    }
+
+    #[test]
+    fn images_become_alt_text_task_boxes_show_and_relative_links_are_text() {
+        let html = render(
+            "![build status](https://ci.example/badge.svg)\n\n- [x] done\n- [ ] open\n\n\
+             See [usage](docs/usage.md), [install](#install) and [site](https://example.com).",
+        );
+        assert!(html.contains("build status"), "{html}");
+        assert!(!html.contains("<img") && !html.contains("ci.example"), "{html}");
+        assert!(html.contains("☑ done") && html.contains("☐ open"), "{html}");
+        assert!(!html.contains("docs/usage.md") && !html.contains("#install"), "{html}");
+        assert!(html.contains("usage") && html.contains("install"), "{html}");
+        assert!(html.contains("href=\"https://example.com\""), "{html}");
     }
 
     #[test]
