@@ -114,9 +114,15 @@ mod tests {
              See [usage](docs/usage.md), [install](#install) and [site](https://example.com).",
         );
         assert!(html.contains("build status"), "{html}");
-        assert!(!html.contains("<img") && !html.contains("ci.example"), "{html}");
+        assert!(
+            !html.contains("<img") && !html.contains("ci.example"),
+            "{html}"
+        );
         assert!(html.contains("☑ done") && html.contains("☐ open"), "{html}");
-        assert!(!html.contains("docs/usage.md") && !html.contains("#install"), "{html}");
+        assert!(
+            !html.contains("docs/usage.md") && !html.contains("#install"),
+            "{html}"
+        );
         assert!(html.contains("usage") && html.contains("install"), "{html}");
         assert!(html.contains("href=\"https://example.com\""), "{html}");
     }
