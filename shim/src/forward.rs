@@ -338,7 +338,26 @@ fn parse_endpoint(raw_path: &str) -> Result<Endpoint, OciError> {
             .ok_or_else(|| OciError::not_found(format!("no such endpoint: {raw_path}")))?,
         None => return Err(OciError::not_found(format!("no such endpoint: {raw_path}"))),
     };
-    path::parse(rest)
+    match path::parse(rest)? {
+        // A session is the backend's opaque text: it goes back as the backend wrote it, percent
+        // escapes and all (`abc%2Fx` decoded would be a path of two segments). The checks ran on
+        // the decoded form; the raw one is used only when it decodes to exactly that.
+        Endpoint::UploadSession { name, session } => {
+            let raw = raw_path
+                .rfind("/blobs/uploads/")
+                .map(|i| &raw_path[i + "/blobs/uploads/".len()..])
+                .filter(|raw| {
+                    percent_encoding::percent_decode_str(raw)
+                        .decode_utf8()
+                        .ok()
+                        .as_deref()
+                        == Some(session.as_str())
+                });
+            let session = raw.map_or(session, str::to_owned);
+            Ok(Endpoint::UploadSession { name, session })
+        }
+        endpoint => Ok(endpoint),
+    }
 }
 
 fn check_method(endpoint: &Endpoint, method: &Method) -> Result<(), OciError> {

@@ -264,3 +264,46 @@ async fn mount_from_another_backend_becomes_a_plain_upload() {
         assert!(!s.path_and_query.contains("from"), "{s:?}");
     }
 }
+
+#[tokio::test]
+async fn a_percent_encoded_upload_session_goes_back_to_the_backend_as_it_wrote_it() {
+    // docker-registry's sessions are UUIDs; another registry may put `+`, `=` or an escaped `/`
+    // in its session path. The shim must not decode them on the way back: `abc%2Fx` decoded is
+    // a path of two segments, and another session. Labelled stand-in: a recording relay in
+    // front of a real registry rewrites the Location of the upload's start.
+    let reg = Registry::start(RegistryOptions::default()).await;
+    const SESSION: &str = "/v2/acme/enc/blobs/uploads/abc%2Bdef%3D%2Fx";
+    let relay = Recorder::start_with_hook(
+        &reg.url(),
+        std::sync::Arc::new(|req, resp| {
+            if req.method == "POST" {
+                let loc = format!("{SESSION}?_state=opaque%3D%3D");
+                resp.headers.insert(header::LOCATION, loc.parse().unwrap());
+            }
+        }),
+    )
+    .await;
+    let shim = Shim::start(&backend_toml("primary", &relay.url(), "")).await;
+    let c = http();
+    let resp = c
+        .post(format!("{}/v2/acme/enc/blobs/uploads/", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let next = location(&resp, &shim, &reg.host_port());
+    assert!(
+        next.ends_with("/v2/acme/enc/blobs/uploads/abc%2Bdef%3D%2Fx?_state=opaque%3D%3D"),
+        "{next}"
+    );
+    // The backend does not know this session (the relay invented it): what matters is the
+    // request it got.
+    c.patch(&next).body("x").send().await.unwrap();
+    let patched: Vec<String> = relay
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .map(|r| r.path_and_query)
+        .collect();
+    assert_eq!(patched, [format!("{SESSION}?_state=opaque%3D%3D")]);
+}
