@@ -204,6 +204,24 @@ fn error_response(state: &AppState, path: &str, error: http::WebError) -> Respon
     }
 }
 
+/// Every route answers `GET` (and `HEAD`) only: anything else is a 405 that says so, in the
+/// `Allow` header RFC 9110 requires and as a page or JSON like every other error.
+async fn method_not_allowed(
+    State(state): State<Arc<AppState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let error = http::WebError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("{method} is not supported here; this address answers GET."),
+    };
+    let mut response = error_response(&state, uri.path(), error);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
 /// Refuses an address no handler can use, before any does: a NUL (`%00`), which PostgreSQL
 /// cannot take in text (it failed the query: a 503 and an error in the log), and a path that
 /// does not decode to UTF-8 (axum's own rejection is plain text, neither page nor JSON).
@@ -265,6 +283,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/", get(api::not_found))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(pages::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(
             state.clone(),

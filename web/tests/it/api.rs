@@ -196,6 +196,15 @@ async fn unreadable_addresses_get_a_page_or_json_never_a_database_error() {
             assert!(body.contains(&format!("{status} ")), "{path}: {body}");
         }
     }
+    // Other methods: a 405 naming what is allowed, as the API's JSON or a page.
+    let c = crate::harness::client();
+    for (path, json) in [("/api/v1/packages", true), ("/search?q=x", false)] {
+        let r = c.post(format!("{}{path}", env.web)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{path}");
+        assert_eq!(r.headers()["allow"], "GET, HEAD", "{path}");
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert_eq!(content_type.starts_with("application/json"), json, "{path}");
+    }
     // The catalogue still answers.
     assert_eq!(env.get("/api/v1/packages").await.status(), 200);
 }
