@@ -51,27 +51,70 @@ impl Assets {
     }
 }
 
+/// `/favicon.ico`: none (204, cached a day), so browsers stop asking on every page view instead
+/// of getting the 404 page each time.
+pub async fn favicon() -> Response {
+    let mut r = (
+        axum::http::StatusCode::NO_CONTENT,
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=86400")],
+    )
+        .into_response();
+    r.extensions_mut().insert(SameForEveryone);
+    r
+}
+
+/// `/robots.txt`: everything may be crawled but searches and the API, which are endless.
+pub async fn robots() -> Response {
+    let mut r = (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        "User-agent: *\nDisallow: /search\nDisallow: /api/\n",
+    )
+        .into_response();
+    r.extensions_mut().insert(SameForEveryone);
+    r
+}
+
+/// Marks a response that is the same for every requester, whatever its credentials: the router
+/// then sends `Vary: Accept-Encoding` alone, which CDNs cache, instead of adding
+/// `Authorization, Cookie`, on which some decline to.
+#[derive(Debug, Clone, Copy)]
+pub struct SameForEveryone;
+
 pub async fn serve(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    let mut response = serve_asset(&state, &name, &headers);
+    if response.status().is_success() || response.status() == axum::http::StatusCode::NOT_MODIFIED {
+        response.extensions_mut().insert(SameForEveryone);
+    }
+    response
+}
+
+fn serve_asset(state: &Arc<AppState>, name: &str, headers: &HeaderMap) -> Response {
     let a = &state.assets;
     let (content_type, body, etag) = if name == a.css_name {
         ("text/css; charset=utf-8", CSS, &a.css_name)
     } else if name == a.js_name {
         ("text/javascript; charset=utf-8", JS, &a.js_name)
     } else {
-        let earlier = if is_hashed(&name, "style", "css") {
+        let earlier = if is_hashed(name, "style", "css") {
             Some(("text/css; charset=utf-8", CSS))
-        } else if is_hashed(&name, "app", "js") {
+        } else if is_hashed(name, "app", "js") {
             Some(("text/javascript; charset=utf-8", JS))
         } else {
             None
         };
         return match earlier {
             Some((content_type, body)) => cached(
-                &headers,
+                headers,
                 Caching::Page {
                     max_age: EARLIER_ASSET_MAX_AGE,
                     public: true,
@@ -80,11 +123,11 @@ pub async fn serve(
                 content_type,
                 body.as_bytes().to_vec(),
             ),
-            None => not_found_page(&state, "No such file.").into_response(),
+            None => not_found_page(state, "No such file.").into_response(),
         };
     };
     cached(
-        &headers,
+        headers,
         Caching::Immutable { public: true },
         Some(etag),
         content_type,

@@ -282,6 +282,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1", get(api::not_found))
         .route("/api/v1/", get(api::not_found))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/favicon.ico", get(assets::favicon))
+        .route("/robots.txt", get(assets::robots))
         .fallback(pages::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
@@ -303,7 +305,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::VARY, vary))
+        .layer(middleware::map_response(move |mut response: Response| {
+            let vary = match response.extensions().get::<assets::SameForEveryone>() {
+                Some(_) => HeaderValue::from_static("Accept-Encoding"),
+                None => vary.clone(),
+            };
+            response.headers_mut().insert(header::VARY, vary);
+            async move { response }
+        }))
 }
 
 /// The marketplace's own pool. PostgreSQL cancels any statement of it still running a second

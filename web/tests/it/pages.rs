@@ -355,7 +355,17 @@ async fn docs_are_content_addressed_immutable_and_shared_between_versions() {
         r.headers()["cache-control"],
         "public, max-age=31536000, immutable"
     );
+    // The same for everyone: no Vary on credentials, which some CDNs decline to cache.
+    assert_eq!(r.headers()["vary"], "Accept-Encoding");
     let today = r.text().await.unwrap();
+    let page = env.get("/").await;
+    let vary = page.headers()["vary"].to_str().unwrap().to_owned();
+    assert!(vary.contains("Authorization, Cookie"), "{vary}");
+    // No favicon (a 204 browsers remember), and a robots.txt keeping crawlers out of searches.
+    let r = env.get("/favicon.ico").await;
+    assert_eq!(r.status(), 204);
+    let robots = env.text("/robots.txt").await;
+    assert!(robots.contains("Disallow: /search"), "{robots}");
 
     // An immutable docs page rendered by an earlier release names that release's stylesheet:
     // it gets this one's, cached briefly, never a 404.
