@@ -349,6 +349,8 @@ pub struct SchemaVersionView {
     pub storage: bool,
     pub deprecated: bool,
     pub warning: Option<String>,
+    /// The schema's own description ("VPC is the Schema for the VPCs API"), sanitised HTML.
+    pub description: Option<String>,
     pub tree: Option<String>,
 }
 
@@ -460,6 +462,12 @@ pub async fn docs(
         for v in schema::versions(body) {
             versions.push(SchemaVersionView {
                 tree: v.schema.as_ref().map(|s| schema::render_tree(&v.name, s)),
+                description: v
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s["description"].as_str())
+                    .filter(|d| !d.trim().is_empty())
+                    .map(crate::markdown::render),
                 name: v.name,
                 served: v.served,
                 storage: v.storage,

@@ -639,6 +639,14 @@ async fn every_page_of_every_real_package_renders() {
         .unwrap()..];
     let heading = &v1alpha1[..v1alpha1.find("</h2>").unwrap()];
     assert!(heading.contains("badge deprecated"), "{heading}");
+    // The kind's own description, before its fields.
+    let section = &v1alpha1[..v1alpha1.find("<ul class=\"tree\">").unwrap()];
+    assert!(
+        section.contains(
+            "<div class=\"schema-description\"><p>A Object is an provider Kubernetes API type</p>"
+        ),
+        "{section}"
+    );
     let version_page = env
         .text("/packages/upbound/provider-kubernetes/versions/v1.2.1")
         .await;
