@@ -357,6 +357,9 @@ pub struct SchemaVersionView {
 pub struct ApiFacts {
     pub group: String,
     pub kind: String,
+    /// A search for `Kind.group`: the packages that define it (not in the page itself, which is
+    /// immutable while that list grows).
+    pub definers_url: String,
     pub plural: Option<String>,
     pub scope: Option<String>,
     pub short_names: String,
@@ -367,8 +370,15 @@ pub struct ExampleYaml {
     pub yaml: String,
 }
 
+/// The search for an API type by `Kind.group`, which ranks its definitions first.
+fn kind_search(kind: &str, group: &str) -> String {
+    format!("/search?q={}", urlencode(&format!("{kind}.{group}")))
+}
+
 pub struct CompositionView {
     pub composite: String,
+    /// A search for the composite type: its XRD and the packages defining it.
+    pub composite_url: Option<String>,
     pub mode: String,
     pub steps: Vec<(String, String)>,
     pub resources: Vec<(String, String)>,
@@ -506,6 +516,7 @@ pub async fn docs(
                         .join(", ")
                 })
                 .unwrap_or_default(),
+            definers_url: kind_search(&kind, &group),
             group,
             kind,
         });
@@ -556,6 +567,14 @@ pub fn composition_view(body: &Value) -> CompositionView {
             .as_str()
             .unwrap_or_default()
     );
+    let type_ref = &spec["compositeTypeRef"];
+    let composite_url = match (type_ref["kind"].as_str(), type_ref["apiVersion"].as_str()) {
+        (Some(kind), Some(api_version)) if !kind.is_empty() => {
+            let group = api_version.split_once('/').map_or("", |(g, _)| g);
+            Some(kind_search(kind, group))
+        }
+        _ => None,
+    };
     let mode = spec["mode"].as_str().map(str::to_owned).unwrap_or_else(|| {
         if spec["pipeline"].is_array() {
             "Pipeline"
@@ -592,6 +611,7 @@ pub fn composition_view(body: &Value) -> CompositionView {
     }
     CompositionView {
         composite,
+        composite_url,
         mode,
         steps,
         resources,
@@ -987,6 +1007,10 @@ mod tests {
                 "input": {"resources": [{"name": "vpc", "base": {"apiVersion": "ec2.aws.upbound.io/v1beta1", "kind": "VPC"}}]}}]}});
         let v = composition_view(&c);
         assert_eq!(v.composite, "XNetwork aws.platform.upbound.io/v1alpha1");
+        assert_eq!(
+            v.composite_url.as_deref(),
+            Some("/search?q=XNetwork.aws.platform.upbound.io")
+        );
         assert_eq!(v.mode, "Pipeline");
         assert_eq!(
             v.steps,

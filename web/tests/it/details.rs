@@ -164,7 +164,12 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
     .await
     .unwrap();
     let docs = env.text(&format!("/docs/{composition}")).await;
-    assert!(docs.contains("<dt>Composite type</dt><dd>XNop example.com/v1alpha1</dd>"));
+    assert!(
+        docs.contains(
+            "<dt>Composite type</dt><dd><a href=\"/search?q=XNop.example.com\">XNop example.com/v1alpha1</a></dd>"
+        ),
+        "{docs}"
+    );
     assert!(
         docs.contains("<li>patch-and-transform <code>function-patch-and-transform</code></li>"),
         "{docs}"

@@ -647,6 +647,12 @@ async fn every_page_of_every_real_package_renders() {
         ),
         "{section}"
     );
+    // The page cannot list its definers (it is immutable; they are not): it links a search that
+    // does, with this package among them.
+    let definers = "/search?q=Object.kubernetes.crossplane.io";
+    assert!(html.contains(&format!("href=\"{definers}\"")), "{html}");
+    let found = env.text(definers).await;
+    assert!(found.contains("upbound/provider-kubernetes"), "{found}");
     let version_page = env
         .text("/packages/upbound/provider-kubernetes/versions/v1.2.1")
         .await;
