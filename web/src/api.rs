@@ -118,7 +118,7 @@ pub async fn package(
             .chain(&untagged)
             .map(|l| {
                 json!({"version": l.label, "manifest_digest": l.manifest_digest, "kind": l.kind,
-                       "indexed_at": l.when, "url": l.url,
+                       "indexed_at": l.indexed_at, "url": l.url,
                        "api_url": format!("/api/v1{}", l.url)})
             })
             .collect();

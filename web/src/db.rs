@@ -245,7 +245,7 @@ pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<Versio
         "select v.id, v.manifest_digest, v.kind, v.package_type,
                 coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{}')
                   as tags,
-                to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI UTC') as indexed_at
+                to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at
          from versions v left join tags t on t.version_id = v.id
          where v.package_id = $1
          group by v.id order by v.indexed_at desc, v.id desc",
@@ -258,7 +258,7 @@ pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<Versio
 const VERSION_COLUMNS: &str = "v.id, v.manifest_digest, v.index_digest, v.media_type,
     v.artifact_type, v.kind, v.package_type, v.meta, v.contents_digest, v.crossplane_version,
     v.lint, v.rejection, v.bytes_downloaded, v.image_bytes,
-    to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI UTC') as indexed_at,
+    to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at,
     coalesce((select array_agg(t.tag order by t.tag) from tags t where t.version_id = v.id),
              '{}') as tags";
 

@@ -57,6 +57,17 @@ pub fn source_link(source: &str) -> Option<String> {
         .then(|| format!("https://{source}"))
 }
 
+/// An RFC 3339 UTC time (`2026-11-28T03:17:05Z`, as the queries write it) as pages show it:
+/// `2026-11-28 03:17 UTC`. Anything else is shown as it is.
+pub fn human_time(rfc3339: &str) -> String {
+    match (rfc3339.get(..10), rfc3339.get(11..16)) {
+        (Some(date), Some(time)) if rfc3339.as_bytes().get(10) == Some(&b'T') => {
+            format!("{date} {time} UTC")
+        }
+        _ => rfc3339.to_owned(),
+    }
+}
+
 /// Longest description a list (home cards, search hits) shows, in characters.
 pub const SUMMARY_CHARS: usize = 280;
 
@@ -90,7 +101,10 @@ pub fn split_version_path(path: &str) -> Option<(&str, &str)> {
 pub struct VersionLink {
     pub label: String,
     pub url: String,
+    /// When it was indexed, for people (`2026-11-28 03:17 UTC`).
     pub when: String,
+    /// The same in RFC 3339 (`2026-11-28T03:17:05Z`), for programs.
+    pub indexed_at: String,
     pub kind: String,
     pub manifest_digest: String,
 }
@@ -108,7 +122,8 @@ pub fn version_lists(
         let link = |label: &str| VersionLink {
             label: label.to_owned(),
             url: version_url(repository, label),
-            when: row.indexed_at.clone(),
+            when: human_time(&row.indexed_at),
+            indexed_at: row.indexed_at.clone(),
             kind: row.kind.clone(),
             manifest_digest: row.manifest_digest.clone(),
         };
@@ -527,7 +542,7 @@ pub fn version_body(
         manifest_digest: v.manifest_digest.clone(),
         index_digest: v.index_digest.clone(),
         tags: v.tags.clone(),
-        indexed_at: v.indexed_at.clone(),
+        indexed_at: human_time(&v.indexed_at),
         install,
         cost,
         meta_facts,
@@ -585,6 +600,8 @@ mod tests {
         );
         assert_eq!(split_version_path("acme/p"), None);
         assert_eq!(summary("  short  "), "short");
+        assert_eq!(human_time("2026-11-28T03:17:05Z"), "2026-11-28 03:17 UTC");
+        assert_eq!(human_time(""), "");
         assert_eq!(
             plain_text("provider-\u{202E}swa\u{202C} x"),
             "provider-swa x"

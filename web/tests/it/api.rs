@@ -18,12 +18,27 @@ async fn json_api_answers_packages_versions_objects_search_and_status() {
         .map(|v| v["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, ["v1.2.1", "v0.18.0"]);
+    // Times for programs: RFC 3339, to the second, in UTC.
+    let rfc3339 = |t: &serde_json::Value| {
+        let t = t.as_str().unwrap();
+        t.len() == 20
+            && &t[10..11] == "T"
+            && t.ends_with('Z')
+            && t[11..19].matches(':').count() == 2
+    };
+    assert!(rfc3339(&p["versions"][0]["indexed_at"]), "{p}");
 
     let v = env
         .json("/api/v1/packages/crossplane-contrib/provider-kubernetes/versions/v1.2.1")
         .await;
     assert_eq!(v["version"], "v1.2.1");
     assert_eq!(v["kind"], "package");
+    assert!(rfc3339(&v["indexed_at"]), "{v}");
+    // People get minutes.
+    let page = env
+        .text("/packages/crossplane-contrib/provider-kubernetes/versions/v1.2.1")
+        .await;
+    assert!(page.contains(" UTC</dd>"), "{page}");
     let apis = v["apis"].as_array().unwrap();
     let stored = env
         .scalar(
