@@ -69,6 +69,8 @@ pick_port() { # wanted -> wanted, or a free one if taken
     fi
 }
 stop_all
+# A step failing from here on leaves nothing running (the logs stay in the state dir).
+trap 'rc=$?; ((rc == 0)) || { log "failed; stopping what was started (logs in $STATE)"; stop_all; }' EXIT
 mkdir -p "$STATE/registry" "$STATE/cache"
 PG_PORT=$(pick_port "${SHIMMER_RUN_PG_PORT:-5432}")
 REG_PORT=$(pick_port "${SHIMMER_RUN_REGISTRY_PORT:-5001}")
