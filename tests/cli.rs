@@ -83,49 +83,35 @@ fn spawn(command: &str, config: &std::path::Path) -> tokio::process::Child {
 #[test]
 fn invalid_configuration_fails_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(
-        &dir,
-        "[server]\nlisten = \"127.0.0.1:0\"\nmax_manifest_bytes = -1\n",
-    );
-    let out = shimmer()
-        .args(["migrate", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_manifest_bytes"), "{err}");
-
-    let out = shimmer()
-        .args(["migrate", "--config"])
-        .arg(&path)
-        .env("SHIMMER_SERVER__MAX_MANIFEST_BYTES", "10")
-        .env("SHIMMER_ROUTE", r#"[{prefix="", backend="missing"}]"#)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("route[0].backend"), "{err}");
-
-    // A log filter that does not parse, from the file or from RUST_LOG, is named too (it used to
-    // fall back to `info` silently).
-    let path = write_config(&dir, "[log]\nfilter = \"shimmer=loud\"\n");
-    let out = shimmer()
-        .args(["migrate", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("`log.filter`"), "{err}");
-    let out = shimmer()
-        .args(["migrate", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "shimmer=quiet")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("RUST_LOG"), "{err}");
+    let bad_limit = "[server]\nlisten = \"127.0.0.1:0\"\nmax_manifest_bytes = -1\n";
+    let bad_filter = "[log]\nfilter = \"shimmer=loud\"\n";
+    // (configuration, environment, what the message must name). A log filter that does not
+    // parse, from the file or from RUST_LOG, used to fall back to `info` silently.
+    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+        (bad_limit, &[], "max_manifest_bytes"),
+        (
+            bad_limit,
+            &[
+                ("SHIMMER_SERVER__MAX_MANIFEST_BYTES", "10"),
+                ("SHIMMER_ROUTE", r#"[{prefix="", backend="missing"}]"#),
+            ],
+            "route[0].backend",
+        ),
+        (bad_filter, &[], "`log.filter`"),
+        (bad_filter, &[("RUST_LOG", "shimmer=quiet")], "RUST_LOG"),
+    ];
+    for (toml, env, named) in cases {
+        let path = write_config(&dir, toml);
+        let out = shimmer()
+            .args(["migrate", "--config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{named}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{err}");
+    }
 }
 
 #[tokio::test]
