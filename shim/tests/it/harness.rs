@@ -160,6 +160,26 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// Starts a blob upload on the registry (or shim) at `base`: asserts the 202 and returns the
+/// session's `Location` as an absolute URL.
+pub async fn start_upload(base: &str, repo: &str) -> String {
+    let r = http()
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let loc = r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    if loc.starts_with('/') {
+        format!("{base}{loc}")
+    } else {
+        loc
+    }
+}
+
 /// `docker://` reference on a registry.
 pub fn docker(host_port: &str, repo_and_tag: &str) -> String {
     format!("docker://{host_port}/{repo_and_tag}")

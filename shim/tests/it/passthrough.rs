@@ -11,7 +11,7 @@ use testkit::{
     skopeo,
 };
 
-use crate::harness::{Shim, backend_toml, docker, error_code, http};
+use crate::harness::{Shim, backend_toml, docker, error_code, http, start_upload};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -299,25 +299,8 @@ async fn head_is_answered_wherever_get_is_as_going_direct() {
         .await
         .unwrap();
     let c = http();
-    let start = |base: String, repo: &'static str| {
-        let c = c.clone();
-        async move {
-            let r = c
-                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::ACCEPTED);
-            let loc = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
-            if loc.starts_with('/') {
-                format!("{base}{loc}")
-            } else {
-                loc
-            }
-        }
-    };
-    let direct_session = start(reg.url(), "mirror/acme/h").await;
-    let shim_session = start(shim.url(), "acme/h").await;
+    let direct_session = start_upload(&reg.url(), "mirror/acme/h").await;
+    let shim_session = start_upload(&shim.url(), "acme/h").await;
     for (direct, through, expected) in [
         (
             format!("{}/v2/mirror/acme/h/tags/list", reg.url()),

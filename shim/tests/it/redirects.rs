@@ -12,7 +12,7 @@ use testkit::{
     skopeo::digest_of,
 };
 
-use crate::harness::{Shim, backend_toml, http, with_query};
+use crate::harness::{Shim, backend_toml, http, start_upload, with_query};
 
 /// nginx: blob GETs get `307` to `redirect_to` + the same path, everything else is proxied to
 /// `upstream`.
@@ -36,18 +36,7 @@ async fn redirecting_nginx(upstream: &str, redirect_to: &str) -> Nginx {
 async fn upload(base: &str, repo: &str, data: &[u8]) -> String {
     let c = http();
     let d = digest_of(data);
-    let r = c
-        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let loc = r.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let loc = if loc.starts_with('/') {
-        format!("{base}{loc}")
-    } else {
-        loc
-    };
+    let loc = start_upload(base, repo).await;
     let r = c
         .put(with_query(&loc, &format!("digest={d}")))
         .body(data.to_vec())
