@@ -85,7 +85,8 @@ pub async fn packages(
         .iter()
         .map(|p| {
             json!({"repository": p.repository, "package_type": p.package_type, "name": p.name,
-                   "latest_version": p.latest_tag, "description": p.description,
+                   "latest_version": p.latest_tag,
+                   "description": p.description.as_deref().map(views::summary),
                    "url": package_url(&p.repository)})
         })
         .collect();
@@ -209,6 +210,10 @@ pub async fn search(
             });
             if let Some(d) = &h.object_digest {
                 v["docs_url"] = Value::from(state.docs_url(d));
+            }
+            // Lists carry a summary; the package's own answer the whole description.
+            if let Some(d) = &h.description {
+                v["description"] = Value::from(views::summary(d));
             }
             v
         })

@@ -22,14 +22,16 @@ static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
 
 /// Markdown rendered and sanitised. Before the sanitiser: a markdown image becomes its alt text,
 /// a task-list box a ☑ or ☐ (the sanitiser drops `<input>`, which made done and open items
-/// look alike), and headings move one level down, so a readme's `# Title` is not a second
-/// `<h1>` on the page.
+/// look alike), and headings move three levels down, under the `<h3>` a readme sits in. Unicode
+/// bidirectional controls are dropped first, as from every publisher's text
+/// ([`crate::views::plain_text`]).
 pub fn render(source: &str) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);
     options.insert(Options::ENABLE_TASKLISTS);
-    let events = Parser::new_ext(source, options).filter_map(|event| match event {
+    let source = crate::views::plain_text(source);
+    let events = Parser::new_ext(&source, options).filter_map(|event| match event {
         Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => None,
         Event::TaskListMarker(done) => Some(Event::Text(if done { "☑ " } else { "☐ " }.into())),
         Event::Start(Tag::Heading {
@@ -51,14 +53,12 @@ pub fn render(source: &str) -> String {
     CLEANER.clean(&out).to_string()
 }
 
-/// One heading level down (`h6` stays).
+/// Three levels down, below the page's `<h3>` that holds a readme (`h6` stays).
 fn lower(level: HeadingLevel) -> HeadingLevel {
     match level {
-        HeadingLevel::H1 => HeadingLevel::H2,
-        HeadingLevel::H2 => HeadingLevel::H3,
-        HeadingLevel::H3 => HeadingLevel::H4,
-        HeadingLevel::H4 => HeadingLevel::H5,
-        HeadingLevel::H5 | HeadingLevel::H6 => HeadingLevel::H6,
+        HeadingLevel::H1 => HeadingLevel::H4,
+        HeadingLevel::H2 => HeadingLevel::H5,
+        _ => HeadingLevel::H6,
     }
 }
 
@@ -90,7 +90,10 @@ mod tests {
              <img src=x onerror=alert(5)> <iframe src=\"https://evil\"></iframe>\n\n\
              [ok](https://example.com) `code`",
         );
-        assert!(html.contains("<h2>Title</h2>"), "one level down: {html}");
+        assert!(
+            html.contains("<h4>Title</h4>"),
+            "under the readme's h3: {html}"
+        );
         assert!(html.contains("<b>bold</b>"), "{html}");
         assert!(html.contains("<code>code</code>"), "{html}");
         assert!(html.contains("href=\"https://example.com\""), "{html}");
@@ -119,6 +122,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("☑ done") && html.contains("☐ open"), "{html}");
+        assert!(!render("a \u{202E}b").contains('\u{202E}'));
         assert!(
             !html.contains("docs/usage.md") && !html.contains("#install"),
             "{html}"

@@ -151,6 +151,7 @@ struct PackagesPage {
     layout: Layout,
     total: i64,
     first: i64,
+    last: i64,
     packages: Vec<Card>,
     prev: Option<String>,
     next: Option<String>,
@@ -182,6 +183,7 @@ pub async fn packages(
         layout: Layout::new(&state, ""),
         total,
         first: (page - 1) * size + 1,
+        last: (page - 1) * size + list.len() as i64,
         packages: list.into_iter().map(|p| Card::new(&state, p)).collect(),
         prev: (page > 1).then(|| format!("/packages?page={}", page - 1)),
         next: (page * size < total).then(|| format!("/packages?page={}", page + 1)),
@@ -760,6 +762,11 @@ pub fn check_search(params: &SearchParams) -> Result<CheckedSearch, WebError> {
         ),
     };
     let group = Some(params.group.trim().to_owned()).filter(|g| !g.is_empty());
+    // The API group field alone is a search for that group (its kinds rank first).
+    let q = match (&group, q.is_empty()) {
+        (Some(g), true) => g.clone(),
+        _ => q,
+    };
     let page = check_page(params.page.as_deref())?;
     Ok(CheckedSearch {
         q,

@@ -181,10 +181,9 @@ pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> H
         let link = format!("/search?q={}", urlencode(&f));
         facts.push(("Family".into(), f, Some(link)));
     }
-    let has_icon = meta["icon_uri"]
-        .as_str()
-        .is_some_and(|u| u.starts_with("data:"))
-        || meta["icon_data"].is_string();
+    // Only an icon `/icons/` will serve (an image it recognises), never a broken `<img>`.
+    let has_icon =
+        crate::pages::decode_icon(meta["icon_uri"].as_str(), meta["icon_data"].as_str()).is_some();
     Head {
         title: s("friendly_name")
             .or_else(|| package.name.as_deref().map(plain_text))

@@ -705,6 +705,16 @@ async fn lists_shorten_a_long_description_and_name_the_repository_the_package_pa
         page.contains("Ends here."),
         "the package page shows it whole"
     );
+    // The JSON lists carry the same summary; the package's own answer the whole.
+    let list = env.json("/api/v1/packages").await.to_string();
+    assert!(list.contains("Starts here.") && !list.contains("Ends here."));
+    let hits = env.json("/api/v1/search?q=min").await.to_string();
+    assert!(
+        hits.contains("Starts here.") && !hits.contains("Ends here."),
+        "{hits}"
+    );
+    let whole = env.json("/api/v1/packages/acme/min").await.to_string();
+    assert!(whole.contains("Ends here."));
 }
 
 #[tokio::test]

@@ -121,6 +121,13 @@ async fn search_ranks_exact_kinds_first_and_filters_and_pages() {
         }
     }
     assert_eq!(seen.len() as i64, total);
+    // The API group field alone searches for that group.
+    let by_group = env
+        .json("/api/v1/search?group=kubernetes.crossplane.io")
+        .await;
+    assert!(by_group["total"].as_i64().unwrap() > 0, "{by_group}");
+    let html = env.text("/search?group=kubernetes.crossplane.io").await;
+    assert!(html.contains("class=\"hit hit-api\""), "{html}");
     // Past the last page: no hits, and still the whole total (it was read from the first hit).
     let past = env
         .json(&format!("/api/v1/search?q=kubernetes&page={}", pages + 1))
