@@ -210,6 +210,7 @@ pub async fn index(
             None if backend.anonymous_can_read(repository, &digest).await => "public".into(),
             None => "private".into(),
         },
+        replace: options.force,
     };
     let mut outcome = Outcome {
         repository: repository.to_owned(),
@@ -558,8 +559,8 @@ async fn read_layer(
     run: &mut Run,
 ) -> Result<Result<LayerContents, Rejection>, IndexError> {
     let stream = backend.blob(repository, &layer.digest).await?;
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = count(stream, counter.clone());
+    let watch = std::sync::Arc::new(StreamWatch::default());
+    let counted = count(stream, watch.clone());
     let media_type = layer.media_type.clone();
     let limits = limits.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -570,23 +571,43 @@ async fn read_layer(
         (contents, drained)
     })
     .await?;
-    run.downloaded += counter.load(std::sync::atomic::Ordering::Relaxed);
+    run.downloaded += watch.bytes.load(std::sync::atomic::Ordering::Relaxed);
     let (contents, drained) = result;
-    if let Err(e) = drained
-        && contents.is_ok()
-    {
-        return Err(RegistryError::Io(e).into());
+    // A rejection stands only on the bytes the registry really holds. A stream that broke (the
+    // connection dropped, the read timed out) or ended with a digest mismatch is the registry's
+    // failure: the job fails and is retried, rather than storing "not a readable gzip tar" for
+    // good about a package that may be fine.
+    let failed = watch.error.lock().expect("not poisoned").take();
+    if let Some(error) = failed {
+        return Err(RegistryError::Io(std::io::Error::other(error)).into());
     }
+    drained.map_err(RegistryError::Io)?;
     Ok(contents)
+}
+
+/// What a layer's stream did: bytes received, and its first error.
+#[derive(Default)]
+struct StreamWatch {
+    bytes: std::sync::atomic::AtomicU64,
+    error: std::sync::Mutex<Option<String>>,
 }
 
 fn count(
     stream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    watch: std::sync::Arc<StreamWatch>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static {
-    Box::pin(stream.inspect(move |c| {
-        if let Ok(b) = c {
-            counter.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    Box::pin(stream.inspect(move |c| match c {
+        Ok(b) => {
+            watch
+                .bytes
+                .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => {
+            watch
+                .error
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert_with(|| e.to_string());
         }
     }))
 }

@@ -79,6 +79,9 @@ pub struct VersionRecord {
     pub bytes_downloaded: i64,
     pub image_bytes: i64,
     pub visibility: String,
+    /// Replace a version stored already (a forced re-index: `shimmer index`), instead of
+    /// leaving it as it was and only moving the tag.
+    pub replace: bool,
 }
 
 /// What storing a version did.
@@ -167,7 +170,15 @@ pub async fn store_version(
              artifact_type, kind, package_type, meta, contents_digest, crossplane_version, lint,
              rejection, bytes_downloaded, image_bytes)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-         on conflict (package_id, manifest_digest) do nothing
+         on conflict (package_id, manifest_digest) do update
+             set index_digest = excluded.index_digest, media_type = excluded.media_type,
+                 artifact_type = excluded.artifact_type, kind = excluded.kind,
+                 package_type = excluded.package_type, meta = excluded.meta,
+                 contents_digest = excluded.contents_digest,
+                 crossplane_version = excluded.crossplane_version, lint = excluded.lint,
+                 rejection = excluded.rejection, bytes_downloaded = excluded.bytes_downloaded,
+                 image_bytes = excluded.image_bytes, indexed_at = now()
+             where $15
          returning id",
     )
     .bind(package_id)
@@ -184,9 +195,20 @@ pub async fn store_version(
     .bind(&v.rejection)
     .bind(v.bytes_downloaded)
     .bind(v.image_bytes)
+    .bind(v.replace)
     .fetch_optional(&mut *tx)
     .await?;
     let (version_id, created) = match inserted {
+        Some((id,)) if v.replace => {
+            // Replaced or new: either way its API types and examples are this run's.
+            for table in ["api_types", "examples"] {
+                sqlx::query(&format!("delete from {table} where version_id = $1"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            (id, true)
+        }
         Some((id,)) => (id, true),
         None => {
             let (id,): (i64,) = sqlx::query_as(

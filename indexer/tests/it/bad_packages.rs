@@ -729,3 +729,137 @@ async fn examples_and_extensions_over_their_caps_leave_a_note_and_the_package_in
         )
     );
 }
+
+/// A registry serving one OCI layout, whose layer blobs are cut off halfway (the full
+/// `Content-Length` announced, then the connection closed) while `cut` is set.
+///
+/// Hand-written fake, and only for this: a real registry cannot be made to die mid-stream.
+async fn registry_cutting_blobs(
+    layout: &OciLayout,
+    manifest: testkit::oci::Descriptor,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> String {
+    use axum::{
+        Router,
+        body::Body,
+        extract::Path,
+        http::{StatusCode, header},
+        response::{IntoResponse, Response},
+        routing::get,
+    };
+    let dir = layout.dir.clone();
+    let blob = move |digest: &str| std::fs::read(dir.join("blobs/sha256").join(&digest[7..])).ok();
+    let app = Router::new().route("/v2/", get(|| async { "{}" })).route(
+        "/v2/{*path}",
+        get(move |Path(path): Path<String>| {
+            let (blob, manifest, cut) = (blob.clone(), manifest.clone(), cut.clone());
+            async move {
+                let Some((_, reference)) = path.rsplit_once('/') else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                if path.contains("/manifests/") {
+                    let bytes = blob(&manifest.digest).unwrap();
+                    return (
+                        [
+                            (header::CONTENT_TYPE, manifest.media_type.clone()),
+                            (
+                                header::HeaderName::from_static("docker-content-digest"),
+                                manifest.digest.clone(),
+                            ),
+                        ],
+                        bytes,
+                    )
+                        .into_response();
+                }
+                let Some(bytes) = blob(reference) else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                // Layers only (gzip): the config blob comes whole, so the cut lands where the
+                // layer is being read.
+                if !cut.load(std::sync::atomic::Ordering::SeqCst)
+                    || !bytes.starts_with(&[0x1f, 0x8b])
+                {
+                    return bytes.into_response();
+                }
+                let half = bytes[..bytes.len() / 2].to_vec();
+                // The head and the first half go out; a moment later the connection dies.
+                let body = futures_util::StreamExt::chain(
+                    futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(half))]),
+                    futures_util::stream::once(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        Err(std::io::Error::other("the backend died"))
+                    }),
+                );
+                Response::builder()
+                    .header(header::CONTENT_LENGTH, bytes.len())
+                    .body(Body::from_stream(body))
+                    .unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_layer_cut_off_mid_stream_fails_the_job_for_a_retry_and_a_forced_reindex_replaces() {
+    let env = Env::start().await;
+    let (_tmp, layout) = scratch_layout();
+    let manifest = xpkg_image::write(
+        &layout,
+        "v1",
+        &xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-nop-main")),
+    );
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let url = registry_cutting_blobs(&layout, manifest.clone(), cut.clone()).await;
+    let reader = shimmer_indexer::registry::BackendReader::from_config(
+        &shimmer_config::BackendConfig::new("flaky", url.parse().unwrap()),
+    )
+    .unwrap();
+    let index = |force: bool| {
+        let (pool, reader) = (env.pool.clone(), reader.clone());
+        let digest = manifest.digest.clone();
+        async move {
+            let options = shimmer_indexer::pipeline::Options {
+                force,
+                ..Default::default()
+            };
+            shimmer_indexer::pipeline::index(&pool, &reader, "flaky/nop", &digest, &options).await
+        }
+    };
+    // The registry's failure, not the package's: an error (the worker retries it), nothing
+    // stored. It used to be recorded for good as "not a readable gzip tar".
+    let err = index(false).await.unwrap_err().to_string();
+    assert!(
+        err.contains("the backend died") || err.contains("decoding"),
+        "{err}"
+    );
+    assert_eq!(env.count("select count(*) from versions").await, 0);
+
+    // Whole again: indexed.
+    cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(index(false).await.unwrap().kind, "package");
+
+    // A forced re-index replaces what is stored (a wrong rejection could not be cleared).
+    sqlx::query("update versions set kind = 'rejected', rejection = 'stale'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("delete from api_types")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(index(true).await.unwrap().kind, "package");
+    let stored: (String, Option<String>) = sqlx::query_as("select kind, rejection from versions")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, ("package".to_owned(), None));
+    assert!(
+        env.count("select count(*) from api_types").await > 0,
+        "API types written again"
+    );
+    assert_eq!(env.count("select count(*) from versions").await, 1);
+}
