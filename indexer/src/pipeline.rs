@@ -250,6 +250,9 @@ pub async fn index(
         )
         .await;
     };
+    if holds_nul(&manifest) {
+        return reject(pool, version, outcome, &run, NUL_MANIFEST.into()).await;
+    }
     let mut media_type = manifest["mediaType"]
         .as_str()
         .unwrap_or_default()
@@ -307,6 +310,9 @@ pub async fn index(
             )
             .await;
         };
+        if holds_nul(&child) {
+            return reject(pool, version, outcome, &run, NUL_MANIFEST.into()).await;
+        }
         media_type = child["mediaType"]
             .as_str()
             .unwrap_or(&chosen.media_type)
@@ -392,6 +398,9 @@ pub async fn index(
             );
             return finish(pool, version, outcome, &run).await;
         };
+        if holds_nul(&parsed) {
+            return reject(pool, version, outcome, &run, NUL_MANIFEST.into()).await;
+        }
         config_json = parsed;
         if let Some(labels) = config_json["config"]["Labels"].as_object() {
             for (key, role) in labels {
@@ -551,6 +560,21 @@ async fn read_small_blob(
 /// Streams one layer through the xpkg reader on a blocking thread, then drains what the reader
 /// left (past the tar's end) so the blob's digest is verified. Memory stays bounded by the
 /// reader's limits whatever the blob size.
+/// Why a manifest or image config holding U+0000 is rejected.
+const NUL_MANIFEST: &str =
+    "the manifest or image config holds a NUL character (U+0000), which cannot be stored";
+
+/// Whether any string or key in `v` holds U+0000, which PostgreSQL stores in neither text nor
+/// `jsonb` (the job failed at the database, retried to `failed`, with nothing shown).
+fn holds_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 async fn read_layer(
     backend: &BackendReader,
     repository: &str,
@@ -671,7 +695,8 @@ async fn store_package(
                     let text = String::from_utf8(e.file.bytes.clone())
                         .ok()
                         .map(|t| t.replace('\0', "\u{FFFD}"));
-                    json!({"folder": e.folder, "path": e.file.path, "size": e.file.bytes.len(),
+                    let path = e.file.path.replace('\0', "\u{FFFD}");
+                    json!({"folder": e.folder, "path": path, "size": e.file.bytes.len(),
                                 "text": text})
                 })
                 .collect::<Vec<_>>(),

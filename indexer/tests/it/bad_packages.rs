@@ -863,3 +863,34 @@ async fn a_layer_cut_off_mid_stream_fails_the_job_for_a_retry_and_a_forced_reind
     );
     assert_eq!(env.count("select count(*) from versions").await, 1);
 }
+
+#[tokio::test]
+async fn a_nul_character_in_a_manifest_is_a_rejection_not_a_database_error() {
+    let env = Env::start().await;
+    let (_tmp, layout) = scratch_layout();
+    let artifact = layout.add_image(ImageSpec {
+        // `\u0000` in the JSON: valid JSON, and docker-registry stores it.
+        artifact_type: Some("application/vnd.example\u{0}.v1".into()),
+        config: b"{}".to_vec(),
+        config_media_type: Some("application/vnd.oci.empty.v1+json".into()),
+        layers: vec![LayerSpec::bytes(b"x".to_vec())],
+        ..Default::default()
+    });
+    layout.tag("nul", &artifact);
+    env.push(&layout, "nul", "odd/artifact", &[]).await;
+    env.index_all().await;
+    // One attempt, done, and a version saying why (it failed at the database, three times).
+    let (state, attempts): (String, i32) =
+        sqlx::query_as("select state, attempts from index_jobs where repository = 'odd/artifact'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((state.as_str(), attempts), ("done", 1));
+    let (kind, rejection): (String, Option<String>) =
+        sqlx::query_as("select kind, rejection from versions")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "rejected");
+    assert!(rejection.unwrap_or_default().contains("NUL character"));
+}
