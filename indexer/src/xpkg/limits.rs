@@ -17,6 +17,11 @@ pub struct Limits {
     pub package_yaml: YamlLimits,
     /// Limits on the `.up/examples.yaml` stream; its `max_input_bytes` also caps the tar entry.
     pub examples_yaml: YamlLimits,
+    /// Bytes of one `package.yaml` object's canonical JSON. The marketplace loads and renders an
+    /// object whole for its docs page: a 120 MiB ConfigMap made a 126 MB page and GBs of
+    /// memory under a few requests. Default 16 MiB, ten times the largest real CRD here (the AWS
+    /// provider's `deliverystreams`, 1.7 MB of YAML).
+    pub max_object_bytes: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +33,7 @@ impl Default for Limits {
                 max_input_bytes: 64 * MIB,
                 ..YamlLimits::default()
             },
+            max_object_bytes: 16 * MIB,
         }
     }
 }

@@ -14,7 +14,7 @@ use super::classify::{self, LintFinding, ObjectClass, Outline, PackageType, type
 use super::examples::{self, ExampleObject};
 use super::limits::Limits;
 use super::meta::{self, PackageMeta};
-use super::rejection::{Rejection, Stream};
+use super::rejection::{Limit, Rejection, Stream};
 use super::yaml;
 
 /// A package, read.
@@ -147,6 +147,23 @@ pub fn parse_package(
 ) -> Result<ParsedPackage, Rejection> {
     let Documents(mut documents) =
         yaml::parse_stream_into(package_yaml, &limits.package_yaml, Stream::PackageYaml)?;
+    // One object the marketplace would have to load and render whole for one page.
+    if let Some((i, d)) = documents
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.object.json.len() as u64 > limits.max_object_bytes)
+    {
+        return Err(Rejection::limit(
+            Limit::ObjectBytes,
+            limits.max_object_bytes,
+            format!(
+                "package.yaml object {i} ({} {}) is {} bytes of JSON",
+                d.object.kind.as_deref().unwrap_or("?"),
+                d.object.name.as_deref().unwrap_or("?"),
+                d.object.json.len()
+            ),
+        ));
+    }
     let meta_positions: Vec<usize> = documents
         .iter()
         .enumerate()

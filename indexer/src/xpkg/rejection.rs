@@ -133,6 +133,8 @@ pub enum Limit {
     YamlDepth,
     /// `max_alias_events` / `max_alias_expanded_bytes` of a YAML stream.
     YamlAliasExpansion,
+    /// `max_object_bytes`: one object's canonical JSON.
+    ObjectBytes,
 }
 
 impl fmt::Display for Limit {
@@ -147,6 +149,7 @@ impl fmt::Display for Limit {
             Self::YamlDocuments => "number of YAML documents",
             Self::YamlDepth => "YAML nesting depth",
             Self::YamlAliasExpansion => "YAML alias expansion budget",
+            Self::ObjectBytes => "object size",
         })
     }
 }

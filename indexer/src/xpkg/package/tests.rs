@@ -1107,3 +1107,31 @@ fn package_objects_keep_the_canonical_encoding_of_each_document_in_order() {
         ]
     );
 }
+
+#[test]
+fn package_rejects_one_object_over_the_object_size_limit() {
+    let yaml = format!(
+        "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: p\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: huge\ndata:\n  x: \"{}\"\n",
+        "a".repeat(5000)
+    );
+    let limits = Limits {
+        max_object_bytes: 4096,
+        ..Limits::default()
+    };
+    let err = parse_package(yaml.as_bytes(), None, &limits).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Rejection::LimitExceeded { limit: Limit::ObjectBytes, max: 4096, message }
+                if message.contains("object 1 (ConfigMap huge)")
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("object size exceeded (limit 4096)"),
+        "{err}"
+    );
+    assert!(parse_package(yaml.as_bytes(), None, &Limits::default()).is_ok());
+}
