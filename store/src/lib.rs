@@ -45,6 +45,9 @@ pub fn connect_lazy_capped(
 
 /// Applies every pending migration.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+    MIGRATOR.run(pool).await?;
+    packages::fix_latest_versions_once(pool)
+        .await
+        .map_err(sqlx::migrate::MigrateError::Execute)
 }
 pub mod cache;

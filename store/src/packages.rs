@@ -238,6 +238,28 @@ pub async fn store_version(
     })
 }
 
+/// Recomputes every package's latest version once (`data_fixes` row `latest_prefers_releases`):
+/// packages indexed before a release came to outrank a higher pre-release kept the pre-release
+/// until their next push. Concurrent callers: one does it, the others wait for its commit.
+pub async fn fix_latest_versions_once(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let claimed = sqlx::query(
+        "insert into data_fixes (name) values ('latest_prefers_releases') on conflict do nothing",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 1 {
+        let ids: Vec<(i64,)> = sqlx::query_as("select id from packages order by id")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (id,) in ids {
+            refresh_latest(&mut tx, id).await?;
+        }
+    }
+    tx.commit().await
+}
+
 /// A tag as a semantic version (`v1.2.3` or `1.2.3`), when it is one.
 pub fn tag_semver(tag: &str) -> Option<semver::Version> {
     semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
