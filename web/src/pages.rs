@@ -362,6 +362,7 @@ pub struct ApiFacts {
     /// A search for `Kind.group`: the packages that define it (not in the page itself, which is
     /// immutable while that list grows).
     pub definers_url: String,
+    pub claim_kind: Option<String>,
     pub plural: Option<String>,
     pub scope: Option<String>,
     pub short_names: String,
@@ -507,6 +508,10 @@ pub async fn docs(
             });
         }
         api = Some(ApiFacts {
+            // An XRD's claim (`XCluster` offers `Cluster` in namespaces).
+            claim_kind: body["spec"]["claimNames"]["kind"]
+                .as_str()
+                .map(str::to_owned),
             plural: body["spec"]["names"]["plural"].as_str().map(str::to_owned),
             scope: body["spec"]["scope"].as_str().map(str::to_owned),
             short_names: body["spec"]["names"]["shortNames"]

@@ -793,3 +793,25 @@ async fn every_package_is_listed_by_repository_a_page_at_a_time() {
     assert_eq!(past["total"], 7);
     assert_eq!(env.get("/api/v1/packages?page=0").await.status(), 400);
 }
+
+#[tokio::test]
+async fn an_xrd_docs_page_names_its_claim() {
+    let env = Env::start().await;
+    env.push_source(
+        "platform-ref-aws-v1.0.0",
+        "upbound/platform-ref-aws",
+        "v1.0.0",
+    )
+    .await;
+    env.index_all().await;
+    let apis = env.json("/api/v1/apis?kind=XCluster").await;
+    let docs = apis["apis"][0]["definitions"][0]["docs_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{apis}"))
+        .to_owned();
+    let html = env.text(&docs).await;
+    assert!(
+        html.contains("<dt>Claim</dt><dd>Cluster (namespaced)</dd>"),
+        "{html}"
+    );
+}
