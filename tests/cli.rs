@@ -85,9 +85,11 @@ fn invalid_configuration_fails_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let bad_limit = "[server]\nlisten = \"127.0.0.1:0\"\nmax_manifest_bytes = -1\n";
     let bad_filter = "[log]\nfilter = \"shimmer=loud\"\n";
-    // (configuration, environment, what the message must name). A log filter that does not
-    // parse, from the file or from RUST_LOG, used to fall back to `info` silently.
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+    // A log filter that does not parse, from the file or from RUST_LOG, used to fall back to
+    // `info` silently.
+    /// (configuration, environment, what the message must name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case<'_>; 4] = [
         (bad_limit, &[], "max_manifest_bytes"),
         (
             bad_limit,
