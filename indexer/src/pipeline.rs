@@ -485,7 +485,9 @@ pub async fn index(
 
     let mut examples_yaml = None;
     if let Some((_, layer)) = roles.iter().find(|(r, _)| r == "upbound") {
-        match read_layer(backend, repository, layer, &options.limits, &mut run).await? {
+        match optional_layer(
+            read_layer(backend, repository, layer, &options.limits, &mut run).await,
+        )? {
             Ok(c) => examples_yaml = c.examples_yaml.map(|f| f.bytes),
             Err(r) => add_note(&mut outcome.note, format!("examples layer not read: {r}")),
         }
@@ -501,7 +503,9 @@ pub async fn index(
                 .flatten()
                 .filter_map(Desc::parse)
             {
-                match read_layer(backend, repository, &layer, &options.limits, &mut run).await? {
+                match optional_layer(
+                    read_layer(backend, repository, &layer, &options.limits, &mut run).await,
+                )? {
                     Ok(c) => extension_files.extend(c.extension_files),
                     Err(r) => add_note(&mut outcome.note, format!("extension layer not read: {r}")),
                 }
@@ -560,6 +564,21 @@ async fn read_small_blob(
 /// Streams one layer through the xpkg reader on a blocking thread, then drains what the reader
 /// left (past the tar's end) so the blob's digest is verified. Memory stays bounded by the
 /// reader's limits whatever the blob size.
+/// A layer the package can do without (examples, extensions) whose blob the registry does not
+/// have: a note, like a layer that cannot be read, not a failure retried until the job gives
+/// up with the package never indexed. Other registry errors stay errors (retried).
+fn optional_layer(
+    read: Result<Result<LayerContents, Rejection>, IndexError>,
+) -> Result<Result<LayerContents, String>, IndexError> {
+    match read {
+        Ok(contents) => Ok(contents.map_err(|r| r.to_string())),
+        Err(IndexError::Registry(e)) if e.is_blob_unknown() => {
+            Ok(Err("its blob is missing from the registry".to_owned()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Why a manifest or image config holding U+0000 is rejected.
 const NUL_MANIFEST: &str =
     "the manifest or image config holds a NUL character (U+0000), which cannot be stored";

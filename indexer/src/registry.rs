@@ -31,6 +31,25 @@ pub enum RegistryError {
     Io(#[from] std::io::Error),
 }
 
+impl RegistryError {
+    /// Whether the registry said the blob does not exist (`BLOB_UNKNOWN`, or a bare 404): a
+    /// fact about the image, not a failure worth retrying.
+    pub fn is_blob_unknown(&self) -> bool {
+        match self {
+            Self::Oci(oci_client::errors::OciDistributionError::RegistryError {
+                envelope, ..
+            }) => envelope
+                .errors
+                .iter()
+                .any(|e| e.code == oci_client::errors::OciErrorCode::BlobUnknown),
+            Self::Oci(oci_client::errors::OciDistributionError::ServerError { code, .. }) => {
+                *code == 404
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A backend as the indexer reads it.
 #[derive(Clone)]
 pub struct BackendReader {

@@ -894,3 +894,48 @@ async fn a_nul_character_in_a_manifest_is_a_rejection_not_a_database_error() {
     assert_eq!(kind, "rejected");
     assert!(rejection.unwrap_or_default().contains("NUL character"));
 }
+
+#[tokio::test]
+async fn a_missing_examples_blob_is_a_note_and_the_package_is_indexed() {
+    let env = Env::start_with("[indexer]\nmax_attempts = 2\nretry_base = \"0s\"\n").await;
+    let (_tmp, layout) = scratch_layout();
+    let manifest = xpkg_image::write(
+        &layout,
+        "v1",
+        &xpkg_image::from_source(&xpkg_source::testdata_root().join("provider-kubernetes-v1.2.1")),
+    );
+    env.push(&layout, "v1", "acme/kubernetes", &[]).await;
+    // The examples layer's blob goes from the backend (deleted there, as a registry's garbage
+    // collection or a partial mirror leaves it).
+    let m: serde_json::Value = serde_json::from_slice(&layout.read_blob(&manifest.digest)).unwrap();
+    let examples = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["annotations"]["io.crossplane.xpkg"] == "upbound")
+        .expect("an examples layer")["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/v2/acme/kubernetes/blobs/{examples}",
+            env.registry.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 202);
+    env.index_all().await;
+    // It used to fail the job until it gave up, the package never indexed.
+    let (kind, note): (String, Option<String>) =
+        sqlx::query_as("select kind, meta->>'note' from versions")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(kind, "package");
+    assert!(
+        note.unwrap_or_default()
+            .contains("examples layer not read: its blob is missing from the registry")
+    );
+}
