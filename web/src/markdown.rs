@@ -7,18 +7,35 @@ use std::sync::LazyLock;
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 
+/// What every id from a publisher's markdown starts with.
+const ID_PREFIX: &str = "readme-";
+
 static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let mut b = ammonia::Builder::default();
     b.url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer nofollow"))
-        // A relative link (`docs/usage.md`, `#install`) means a file or heading of the package's
-        // source repository, not of this site: the text stays, the link goes.
-        .url_relative(ammonia::UrlRelative::Deny)
+        // A relative link (`docs/usage.md`) means a file of the package's source repository,
+        // not of this site: the text stays, the link goes. An in-page link (`#install`, a
+        // readme's table of contents) points at a heading's id, prefixed as the ids are.
+        .url_relative(ammonia::UrlRelative::Custom(Box::new(in_page_link)))
+        // Headings keep the ids `render` gives them, prefixed so that no publisher's id can
+        // collide with the page's own (a docs page's field anchors, say).
+        .add_tag_attributes("h4", ["id"])
+        .add_tag_attributes("h5", ["id"])
+        .add_tag_attributes("h6", ["id"])
+        .id_prefix(Some(ID_PREFIX))
         // Remote images would let a package track its readers: raw `<img>` goes (markdown
         // images are turned into their alt text before this, in `render`).
         .rm_tags(["img"]);
     b
 });
+
+/// A relative URL kept: only `#fragment`, pointed at the prefixed id.
+fn in_page_link(url: &str) -> Option<std::borrow::Cow<'_, str>> {
+    url.strip_prefix('#')
+        .filter(|fragment| !fragment.is_empty())
+        .map(|fragment| format!("#{ID_PREFIX}{fragment}").into())
+}
 
 /// Markdown rendered and sanitised. Before the sanitiser: a markdown image becomes its alt text,
 /// a task-list box a ☑ or ☐ (the sanitiser drops `<input>`, which made done and open items
@@ -31,26 +48,74 @@ pub fn render(source: &str) -> String {
     options.insert(Options::ENABLE_STRIKETHROUGH);
     options.insert(Options::ENABLE_TASKLISTS);
     let source = crate::views::plain_text(source);
-    let events = Parser::new_ext(&source, options).filter_map(|event| match event {
-        Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => None,
-        Event::TaskListMarker(done) => Some(Event::Text(if done { "☑ " } else { "☐ " }.into())),
-        Event::Start(Tag::Heading {
-            level,
-            id,
-            classes,
-            attrs,
-        }) => Some(Event::Start(Tag::Heading {
-            level: lower(level),
-            id,
-            classes,
-            attrs,
-        })),
-        Event::End(TagEnd::Heading(level)) => Some(Event::End(TagEnd::Heading(lower(level)))),
-        other => Some(other),
-    });
+    let mut events: Vec<Event<'_>> = Vec::new();
+    // Index in `events` of the open heading's start, and the text seen since.
+    let mut heading: Option<(usize, String)> = None;
+    let mut slugs = std::collections::HashMap::<String, usize>::new();
+    for event in Parser::new_ext(&source, options) {
+        match event {
+            Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => {}
+            Event::TaskListMarker(done) => {
+                events.push(Event::Text(if done { "☑ " } else { "☐ " }.into()));
+            }
+            Event::Start(Tag::Heading {
+                level,
+                id,
+                classes,
+                attrs,
+            }) => {
+                heading = Some((events.len(), String::new()));
+                events.push(Event::Start(Tag::Heading {
+                    level: lower(level),
+                    id,
+                    classes,
+                    attrs,
+                }));
+            }
+            Event::End(TagEnd::Heading(level)) => {
+                // GitHub's anchor for the heading, so a readme's `[x](#install)` finds it.
+                if let Some((start, text)) = heading.take()
+                    && let Event::Start(Tag::Heading { id: id @ None, .. }) = &mut events[start]
+                {
+                    *id = Some(slug(&text, &mut slugs).into());
+                }
+                events.push(Event::End(TagEnd::Heading(lower(level))));
+            }
+            Event::Text(ref t) | Event::Code(ref t) => {
+                if let Some((_, text)) = &mut heading {
+                    text.push_str(t);
+                }
+                events.push(event);
+            }
+            other => events.push(other),
+        }
+    }
     let mut out = String::with_capacity(source.len() * 3 / 2);
-    html::push_html(&mut out, events);
+    html::push_html(&mut out, events.into_iter());
     CLEANER.clean(&out).to_string()
+}
+
+/// GitHub's heading anchor: lowercase, letters, digits, `-` and `_` kept, spaces to `-`, the
+/// rest dropped; a repeated one gets `-1`, `-2`, …
+fn slug(text: &str, seen: &mut std::collections::HashMap<String, usize>) -> String {
+    let base: String = text
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect();
+    let n = seen.entry(base.clone()).or_insert(0);
+    let slug = if *n == 0 {
+        base.clone()
+    } else {
+        format!("{base}-{n}")
+    };
+    *n += 1;
+    slug
 }
 
 /// Three levels down, below the page's `<h3>` that holds a readme (`h6` stays).
@@ -91,7 +156,7 @@ mod tests {
              [ok](https://example.com) `code`",
         );
         assert!(
-            html.contains("<h4>Title</h4>"),
+            html.contains("<h4 id=\"readme-title\">Title</h4>"),
             "under the readme's h3: {html}"
         );
         assert!(html.contains("<b>bold</b>"), "{html}");
@@ -123,12 +188,38 @@ mod tests {
         );
         assert!(html.contains("☑ done") && html.contains("☐ open"), "{html}");
         assert!(!render("a \u{202E}b").contains('\u{202E}'));
-        assert!(
-            !html.contains("docs/usage.md") && !html.contains("#install"),
-            "{html}"
-        );
+        assert!(!html.contains("docs/usage.md"), "{html}");
+        // In-page links reach the headings, both prefixed.
+        assert!(html.contains("href=\"#readme-install\""), "{html}");
         assert!(html.contains("usage") && html.contains("install"), "{html}");
         assert!(html.contains("href=\"https://example.com\""), "{html}");
+    }
+
+    #[test]
+    fn headings_get_github_anchors_that_in_page_links_reach() {
+        let html = render(
+            "## Install `crossplane`\n\n## Usage & Examples\n\n## Usage & Examples\n\n\
+             [to install](#install-crossplane) [again](#usage--examples-1) [empty](#)",
+        );
+        assert!(
+            html.contains(
+                "<h5 id=\"readme-install-crossplane\">Install <code>crossplane</code></h5>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("id=\"readme-usage--examples\""), "{html}");
+        assert!(html.contains("id=\"readme-usage--examples-1\""), "{html}");
+        assert!(
+            html.contains("href=\"#readme-install-crossplane\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"#readme-usage--examples-1\""),
+            "{html}"
+        );
+        // A raw HTML id is prefixed too: it cannot take over one of the page's own anchors.
+        let raw = render("<h2 id=\"v1.spec\">x</h2>");
+        assert!(!raw.contains("id=\"v1.spec\""), "{raw}");
     }
 
     #[test]
