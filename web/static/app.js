@@ -2,7 +2,12 @@
 // deep in a schema land on it. Pages work without this script.
 (function () {
   function reveal() {
-    var id = decodeURIComponent(location.hash.slice(1));
+    var id;
+    try {
+      id = decodeURIComponent(location.hash.slice(1));
+    } catch (e) {
+      return; // a malformed fragment (#%E0) names nothing
+    }
     if (!id) return;
     var el = document.getElementById(id);
     if (!el) return;
