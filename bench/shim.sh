@@ -3,7 +3,7 @@
 # as a plain reverse proxy, and through `shimmer shim`, measured in one run, printed as a Markdown
 # table of figures and ratios to going direct (the machine is noisy: compare within a run).
 #
-#   bench/shim.sh            # needs: docker-registry skopeo nginx (apt), oha (cargo install oha)
+#   bench/shim.sh            # needs: docker-registry skopeo nginx socat (apt), oha (cargo install oha)
 #   ROUNDS=7 REQUESTS=20000 bench/shim.sh
 #   SHIMMER=target/release/shimmer bench/shim.sh   # skip the build
 #   THREADS=0 bench/shim.sh                        # the shim on one serving thread per core
@@ -27,7 +27,7 @@ fi
 
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
-for p in docker-registry skopeo nginx python3 curl; do need "$p" || missing+=("$p"); done
+for p in docker-registry skopeo nginx socat python3 curl; do need "$p" || missing+=("$p"); done
 if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -55,7 +55,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-REG=$(free_port); SHIM=$(free_port); NGX=$(free_port)
+REG=$(free_port); SHIM=$(free_port); NGX=$(free_port); RELAY=$(free_port)
 mkdir -p "$WORK/data" "$WORK/nginx"
 cat >"$WORK/registry.yml" <<EOF
 version: 0.1
@@ -119,7 +119,10 @@ http {
 }
 EOF
 "${P[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!); NGX_PID=$!
-wait_port "$REG"; wait_port "$SHIM"; wait_port "$NGX"
+# The floor of any proxy that copies through user space: a bare TCP relay (socat, one forked
+# child a connection, 1 MiB reads and writes, no HTTP), measured on blob GETs only.
+"${P[@]}" socat -b1048576 "TCP4-LISTEN:$RELAY,bind=127.0.0.1,fork,reuseaddr" "TCP4:127.0.0.1:$REG" & PIDS+=($!); RELAY_PID=$!
+wait_port "$REG"; wait_port "$SHIM"; wait_port "$NGX"; wait_port "$RELAY"
 
 echo "seeding images..." >&2
 python3 - "$WORK" <<'PY'
@@ -164,10 +167,15 @@ echo 0 >"$WORK/rss"
 
 declare -A BLOB_MBS BCPU_REG BCPU_PROXY BCPU_CLIENT CPU_CLIENT MAN_GET MAN_GET_P50 MAN_GET_P99 MAN_HEAD MAN_HEAD_P50 MAN_HEAD_P99 PULL_SMALL PULL_BIG CPU_REG CPU_PROXY
 targets=(direct nginx shim)
-port_of() { case $1 in direct) echo "$REG" ;; nginx) echo "$NGX" ;; shim) echo "$SHIM" ;; esac; }
-pid_of() { case $1 in direct) echo "" ;; nginx) echo "$NGX_PID" ;; shim) echo "$SHIM_PID" ;; esac; }
-# CPU time (user + system, in clock ticks) a process has used so far.
-ticks() { [[ -n $1 ]] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+port_of() { case $1 in direct) echo "$REG" ;; nginx) echo "$NGX" ;; shim) echo "$SHIM" ;; relay) echo "$RELAY" ;; esac; }
+pid_of() { case $1 in direct) echo "" ;; nginx) echo "$NGX_PID" ;; shim) echo "$SHIM_PID" ;; relay) echo "$RELAY_PID" ;; esac; }
+# CPU time (user + system, in clock ticks) a process and its reaped children have used so far
+# (socat's children, one a connection, are reaped as they end; wait for that first).
+ticks() {
+    [[ -n $1 ]] || { echo 0; return; }
+    for _ in $(seq 50); do pgrep -P "$1" >/dev/null || break; sleep 0.01; done
+    awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"
+}
 TCK=$(getconf CLK_TCK)
 
 # Rounds are interleaved (direct, nginx, shim, direct, ...) so a slow spell of this shared
@@ -177,14 +185,14 @@ TCK=$(getconf CLK_TCK)
 TIMEFORMAT='%3U %3S'
 echo "blob GET throughput ($ROUNDS interleaved rounds)..." >&2
 for r in $(seq "$ROUNDS"); do
-    for t in "${targets[@]}"; do
+    for t in "${targets[@]}" relay; do
         pid=$(pid_of "$t"); r0=$(ticks "$REG_PID"); x0=$(ticks "$pid")
         { time "${B[@]}" curl -s -o /dev/null -w '%{speed_download}\n' \
             "http://127.0.0.1:$(port_of "$t")/v2/bench/big/blobs/$BLOB" >>"$WORK/blob.$t"; } 2>"$WORK/time"
         echo "$(( $(ticks "$REG_PID") - r0 )) $(( $(ticks "$pid") - x0 )) $(cat "$WORK/time")" >>"$WORK/blobcpu.$t"
     done
 done
-for t in "${targets[@]}"; do
+for t in "${targets[@]}" relay; do
     BLOB_MBS[$t]=$(median <"$WORK/blob.$t" | awk '{printf "%.0f", $1/1048576}')
     # Milliseconds of CPU per transfer, averaged over the rounds: registry, proxy, client.
     read -r BCPU_REG[$t] BCPU_PROXY[$t] BCPU_CLIENT[$t] < <(awk -v n="$ROUNDS" -v tck="$TCK" \
@@ -270,5 +278,14 @@ cat <<EOF
 
 Ratios are throughput ratios (higher is better; pull-time rows are inverted to match).
 Targets: blob throughput >= 0.8x direct; manifest requests/s >= 0.9x direct; peak RSS < 64 MiB.
+EOF
+cat <<EOF
+
+What the copies alone cost, in the same rounds: a bare TCP relay (socat, 1 MiB buffers, no
+HTTP) reading each piece of the blob and writing it again, as any user-space proxy must.
+
+| bare TCP relay | MiB/s | relay/direct | CPU per transfer, registry / relay / curl (ms) | predicted by CPU |
+|---|---|---|---|---|
+| socat -b1048576 | ${BLOB_MBS[relay]} | $(ratio "${BLOB_MBS[relay]}" "${BLOB_MBS[direct]}") | ${BCPU_REG[relay]} / ${BCPU_PROXY[relay]} / ${BCPU_CLIENT[relay]} | $(blob_ceiling relay) |
 EOF
 [[ -z $PIN_NOTE ]] || echo "$PIN_NOTE"
