@@ -15,8 +15,8 @@ use crate::{
     AppState, db,
     http::{Caching, WebError, cached},
     pages::{
-        CheckedSearch, PageParams, SearchParams, check_page, check_search, page_caching,
-        parse_docs_id, query_error, run_search,
+        CheckedSearch, PageParams, SearchParams, check_page, check_page_size, check_search,
+        page_caching, parse_docs_id, query_error, run_search,
     },
     views::{self, package_url, split_version_path, version_url},
 };
@@ -71,14 +71,15 @@ pub async fn packages(
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(query_error)?;
     let page = check_page(params.page.as_deref())?;
+    let size = check_page_size(params.page_size.as_deref(), PACKAGES_PAGE)?;
     let reader = state.is_reader(&headers);
     let total = db::package_count(&state.pool, reader).await?;
     let list = db::package_list(
         &state.pool,
         reader,
         db::ListOrder::Recent,
-        PACKAGES_PAGE,
-        (page - 1) * PACKAGES_PAGE,
+        size,
+        (page - 1) * size,
     )
     .await?;
     let packages: Vec<Value> = list
@@ -94,11 +95,11 @@ pub async fn packages(
         &headers,
         page_caching(&state, reader),
         None,
-        &json!({ "total": total, "page": page, "page_size": PACKAGES_PAGE, "packages": packages }),
+        &json!({ "total": total, "page": page, "page_size": size, "packages": packages }),
     ))
 }
 
-/// Packages a page of `/api/v1/packages` lists.
+/// Packages a page of `/api/v1/packages` lists unless its `page_size` says otherwise.
 const PACKAGES_PAGE: i64 = 100;
 
 /// `GET /api/v1/packages/{repository}` and `.../versions/{version}`.
@@ -196,10 +197,18 @@ pub async fn search(
     if q.is_empty() {
         return Err(WebError::bad_request("q is required.").into());
     }
+    let size = check_page_size(params.page_size.as_deref(), i64::from(state.page_size))?;
     let reader = state.is_reader(&headers);
-    let size = i64::from(state.page_size);
-    let (hits, total) =
-        run_search(&state, reader, &q, package_type, group.as_deref(), page).await?;
+    let (hits, total) = run_search(
+        &state,
+        reader,
+        &q,
+        package_type,
+        group.as_deref(),
+        page,
+        size,
+    )
+    .await?;
     let hits: Vec<Value> = hits
         .iter()
         .map(|h| {

@@ -715,10 +715,24 @@ pub fn check_page(page: Option<&str>) -> Result<i64, WebError> {
     }
 }
 
-/// A list's query string: its page.
+/// The size of a page of a JSON list, `page_size` in its query string: 1 to 100, `default`
+/// when absent. (Pages use `web.page_size`; a browser has no use for choosing.)
+pub fn check_page_size(page_size: Option<&str>, default: i64) -> Result<i64, WebError> {
+    match page_size {
+        None | Some("") => Ok(default),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (1..=100).contains(s))
+            .ok_or_else(|| WebError::bad_request("page_size must be a number from 1 to 100.")),
+    }
+}
+
+/// A list's query string: its page (and, in the JSON API, the page's size).
 #[derive(Debug, Deserialize, Default)]
 pub struct PageParams {
     pub page: Option<String>,
+    pub page_size: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -730,6 +744,7 @@ pub struct SearchParams {
     #[serde(default)]
     pub group: String,
     pub page: Option<String>,
+    pub page_size: Option<String>,
 }
 
 pub const PACKAGE_TYPES: [&str; 3] = ["Provider", "Configuration", "Function"];
@@ -817,8 +832,8 @@ pub async fn run_search(
     package_type: Option<&str>,
     group: Option<&str>,
     page: i64,
+    size: i64,
 ) -> sqlx::Result<(Vec<db::SearchHit>, i64)> {
-    let size = i64::from(state.page_size);
     let mut query = db::Query {
         q,
         package_type,
@@ -858,9 +873,17 @@ pub async fn search(
     let (hits, total) = if q.is_empty() {
         (vec![], 0)
     } else {
-        run_search(&state, reader, &q, package_type, group.as_deref(), page)
-            .await
-            .or_page(&state)?
+        run_search(
+            &state,
+            reader,
+            &q,
+            package_type,
+            group.as_deref(),
+            page,
+            size,
+        )
+        .await
+        .or_page(&state)?
     };
     let link = |p: i64| {
         format!(
@@ -1002,6 +1025,7 @@ mod tests {
             package_type: t.into(),
             group: String::new(),
             page: page.map(str::to_owned),
+            page_size: None,
         };
         assert!(check_search(&p("x", "provider", Some("2"))).is_ok());
         assert!(check_search(&p(&"x".repeat(300), "", None)).is_err());

@@ -792,6 +792,33 @@ async fn every_package_is_listed_by_repository_a_page_at_a_time() {
     assert_eq!(past["packages"].as_array().unwrap().len(), 0);
     assert_eq!(past["total"], 7);
     assert_eq!(env.get("/api/v1/packages?page=0").await.status(), 400);
+    // page_size chooses the page's size; the pages together list every package once.
+    let recent = env.json("/api/v1/packages?page_size=3").await;
+    let listed = |v: &serde_json::Value| -> Vec<String> {
+        v["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["repository"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(recent["page_size"], 3);
+    assert_eq!(listed(&recent).len(), 3);
+    let third = env.json("/api/v1/packages?page=3&page_size=3").await;
+    assert_eq!(listed(&third).len(), 1, "{third}");
+    let mut every = listed(&recent);
+    every.extend(listed(
+        &env.json("/api/v1/packages?page=2&page_size=3").await,
+    ));
+    every.extend(listed(&third));
+    every.sort();
+    let mut want = repos.to_vec();
+    want.sort();
+    assert_eq!(every, want);
+    for bad in ["0", "101", "x"] {
+        let r = env.get(&format!("/api/v1/packages?page_size={bad}")).await;
+        assert_eq!(r.status(), 400, "page_size={bad}");
+    }
 }
 
 #[tokio::test]

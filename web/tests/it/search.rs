@@ -121,6 +121,41 @@ async fn search_ranks_exact_kinds_first_and_filters_and_pages() {
         }
     }
     assert_eq!(seen.len() as i64, total);
+    // page_size pages the same hits otherwise: pages of 2 from the third hit on.
+    let all = env
+        .json(&format!(
+            "/api/v1/search?q=kubernetes&page_size={}",
+            total.min(100)
+        ))
+        .await;
+    let keys = |s: &serde_json::Value| -> Vec<String> {
+        s["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| format!("{}|{}|{}", h["repository"], h["group"], h["kind"]))
+            .collect()
+    };
+    let second = env
+        .json("/api/v1/search?q=kubernetes&page=2&page_size=2")
+        .await;
+    assert_eq!(second["page_size"], 2, "{second}");
+    assert_eq!(second["total"].as_i64(), Some(total), "{second}");
+    assert_eq!(keys(&second), keys(&all)[2..4], "{second}");
+    for bad in ["0", "101", "x"] {
+        let r = env
+            .get(&format!("/api/v1/search?q=kubernetes&page_size={bad}"))
+            .await;
+        assert_eq!(r.status(), 400, "page_size={bad}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("page_size must be"),
+            "{body}"
+        );
+    }
     // The API group field alone searches for that group.
     let by_group = env
         .json("/api/v1/search?group=kubernetes.crossplane.io")
