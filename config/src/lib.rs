@@ -81,6 +81,10 @@ pub struct ServerConfig {
     /// Threads serving the OCI endpoint, each with a single-threaded runtime of its own and its
     /// own backend connections (so a request never hops threads); 0 means one per core.
     pub threads: usize,
+    /// Key that signs the upload sessions the shim hands out for a backend upload location
+    /// outside `/v2` (so a client cannot make one up to reach any path on the backend). Shims
+    /// behind one load balancer must share it; unset, each process picks a random one.
+    pub session_secret: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +99,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(30),
             seen_cache_size: 100_000,
             threads: 0,
+            session_secret: None,
         }
     }
 }
@@ -614,6 +619,14 @@ impl Config {
 
     /// Cross-field checks serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.server.session_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::invalid(
+                "server.session_secret",
+                "must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, b) in self.backends.iter().enumerate() {
             if b.name.is_empty() {
@@ -806,6 +819,19 @@ mod tests {
             assert!(err.to_string().contains("`web.page_size`"), "{err}");
         }
         Config::from_toml("[web]\npage_size = 100\n").unwrap();
+    }
+
+    #[test]
+    fn a_short_session_secret_is_refused() {
+        let short = SAMPLE.replace(
+            "listen = \"127.0.0.1:5000\"",
+            "listen = \"127.0.0.1:5000\"\nsession_secret = \"too short\"",
+        );
+        let err = Config::from_toml(&short).unwrap_err();
+        assert!(err.to_string().contains("server.session_secret"), "{err}");
+        let long = short.replace("too short", &"k".repeat(32));
+        let c = Config::from_toml(&long).unwrap();
+        assert_eq!(c.server.session_secret.unwrap().expose(), "k".repeat(32));
     }
 
     #[test]

@@ -90,6 +90,25 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                     format!("ns {ns:?} names no upstream this registry mirrors"),
                 )
             })?;
+            // A mirror is read through the pull API only: no uploads (whose sessions could name
+            // any path on the upstream's host, sent with the configured credentials) and no
+            // catalog of the upstream's whole content.
+            if !matches!(
+                endpoint,
+                Endpoint::Base
+                    | Endpoint::Manifest { .. }
+                    | Endpoint::Blob { .. }
+                    | Endpoint::Tags { .. }
+                    | Endpoint::Referrers { .. }
+            ) {
+                return Err(OciError::unsupported(
+                    format!(
+                        "upstream {ns:?} is a read-only mirror: no {} endpoint",
+                        endpoint.kind()
+                    ),
+                    &[],
+                ));
+            }
             if !matches!(parts.method, Method::GET | Method::HEAD) {
                 return Err(OciError::unsupported(
                     format!("upstream {ns:?} is read-only"),
@@ -126,6 +145,12 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
             }
             None => return Ok(local_answer(&endpoint)),
         },
+    };
+    let query = match &endpoint {
+        Endpoint::Catalog if !routed.backend.prefix.is_empty() => {
+            Some(catalog_query(&routed.backend, query.as_deref()))
+        }
+        _ => query,
     };
     let url = backend_url(state, &routed, &endpoint, query.as_deref())?;
 
@@ -209,16 +234,23 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
 
     let ctx = rewrite::Context {
         backend: &routed.backend,
+        sessions: &state.sessions,
+        ns: ns.as_deref(),
         request_url: &url,
         repo: routed.repo.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
         public_base: state.public_base(),
     };
     let status = resp.status();
     let headers = response_headers(resp.headers(), &ctx);
-    let translate_list = !routed.backend.prefix.is_empty()
-        && status == StatusCode::OK
+    // Tag lists of a prefixed backend are renamed; every catalog keeps only the repositories
+    // the shim routes to its backend.
+    let translate_list = status == StatusCode::OK
         && parts.method != Method::HEAD
-        && matches!(endpoint, Endpoint::Tags { .. } | Endpoint::Catalog);
+        && match endpoint {
+            Endpoint::Tags { .. } => !routed.backend.prefix.is_empty(),
+            Endpoint::Catalog => true,
+            _ => false,
+        };
     let body = if translate_list {
         let list = read_limited(resp, LIST_LIMIT, &routed.backend.name).await?;
         Body::from(translate_names(state, &routed, &endpoint, &list)?)
@@ -230,6 +262,17 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     *response.headers_mut() = headers;
     if translate_list {
         response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    if matches!(endpoint, Endpoint::Catalog) && !routed.backend.prefix.is_empty() {
+        let link = response.headers_mut().remove(header::LINK);
+        let next = link
+            .as_ref()
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| catalog_link(&routed.backend, l))
+            .and_then(|l| HeaderValue::from_str(&l).ok());
+        if let Some(next) = next {
+            response.headers_mut().insert(header::LINK, next);
+        }
     }
     if let Some(v) = ns.and_then(|ns| HeaderValue::from_str(&ns).ok()) {
         response.headers_mut().insert(upstream::OCI_NAMESPACE, v);
@@ -452,17 +495,33 @@ fn backend_url(
             let query = query.map(|q| mount_query(state, b, q));
             b.url(&format!("/v2/{repo}/blobs/uploads/"), query.as_deref())
         }
-        Endpoint::UploadSession { session, .. } => match rewrite::decode_session(session) {
-            Some(Ok(path)) => b.at_origin(&path, query),
-            Some(Err(())) => {
-                return Err(OciError::new(
-                    StatusCode::NOT_FOUND,
-                    "BLOB_UPLOAD_UNKNOWN",
-                    "upload session is not one this registry issued",
-                ));
+        Endpoint::UploadSession { name, session } => {
+            match state.sessions.decode(&b.name, name, session) {
+                Some(Ok(path)) => b.at_origin(&path, query),
+                Some(Err(())) => {
+                    return Err(OciError::new(
+                        StatusCode::NOT_FOUND,
+                        "BLOB_UPLOAD_UNKNOWN",
+                        "upload session is not one this registry issued",
+                    ));
+                }
+                None => {
+                    let uploads = format!("{}/v2/{repo}/blobs/uploads/", b.base_path());
+                    let url =
+                        Url::parse(&b.url(&format!("/v2/{repo}/blobs/uploads/{session}"), query))
+                            .map_err(|_| OciError::not_found("invalid URL"))?;
+                    // However the URL parser read the session, it stays an upload of this repository.
+                    if !url.path().starts_with(&uploads) {
+                        return Err(OciError::new(
+                            StatusCode::NOT_FOUND,
+                            "BLOB_UPLOAD_UNKNOWN",
+                            "upload session is not one this registry issued",
+                        ));
+                    }
+                    return Ok(url);
+                }
             }
-            None => b.url(&format!("/v2/{repo}/blobs/uploads/{session}"), query),
-        },
+        }
     };
     Url::parse(&url).map_err(|_| OciError::not_found("invalid URL"))
 }
@@ -470,7 +529,16 @@ fn backend_url(
 /// A cross-repository mount names the source by its shim name: translate it to the backend's
 /// name, or, when the source lives on another backend (or nowhere, or is no valid name), drop
 /// the mount so the backend opens an ordinary upload session (202), as the spec allows.
+/// Keys are compared decoded, as the backend will read them (`fr%6Fm` is `from`); pairs that are
+/// neither key go on as the client wrote them.
 fn mount_query(state: &AppState, backend: &Backend, query: &str) -> String {
+    let key_of = |pair: &str| {
+        let key = pair.split('=').next().unwrap_or("");
+        url::form_urlencoded::parse(key.as_bytes())
+            .next()
+            .map(|(k, _)| k.into_owned())
+            .unwrap_or_default()
+    };
     let from = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "from")
         .map(|(_, v)| v.into_owned());
@@ -483,19 +551,67 @@ fn mount_query(state: &AppState, backend: &Backend, query: &str) -> String {
             .routes
             .route(&from)
             .is_some_and(|b| std::ptr::eq(b.as_ref(), backend));
-    let kept = query.split('&').filter_map(|pair| {
-        let key = pair.split('=').next().unwrap_or("");
-        match key {
-            "from" if same_backend => Some(format!(
-                "from={}",
-                url::form_urlencoded::byte_serialize(backend.backend_repo(&from).as_bytes())
-                    .collect::<String>()
-            )),
-            "from" | "mount" if !same_backend => None,
-            _ => Some(pair.to_owned()),
-        }
-    });
-    kept.collect::<Vec<_>>().join("&")
+    let mut kept: Vec<String> = query
+        .split('&')
+        .filter(|pair| {
+            let key = key_of(pair);
+            key != "from" && (same_backend || key != "mount")
+        })
+        .map(str::to_owned)
+        .collect();
+    if same_backend {
+        kept.push(format!(
+            "from={}",
+            url::form_urlencoded::byte_serialize(backend.backend_repo(&from).as_bytes())
+                .collect::<String>()
+        ));
+    }
+    kept.join("&")
+}
+
+/// The catalog of a backend with a repository prefix is paged in shim names, and only over the
+/// prefix: the client's `last` (a shim name) becomes the backend's name, and a first page starts
+/// where the prefix does (names sort, so the prefix's repositories are one run of the catalog).
+/// Neither the list nor its `Link` then names the backend's other repositories.
+fn catalog_query(backend: &Backend, query: Option<&str>) -> String {
+    let pairs = || url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
+    let last = pairs()
+        .find(|(k, _)| k == "last")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty());
+    let last = match last {
+        Some(shim_name) => backend.backend_repo(&shim_name),
+        None => backend.prefix.trim_end_matches('/').to_owned(),
+    };
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs().filter(|(k, _)| k != "last"))
+        .append_pair("last", &last)
+        .finish()
+}
+
+/// The `Link` to a prefixed backend's next catalog page, its `last` turned into the shim's name;
+/// `None` once `last` has left the prefix's run of names (no page after it lists any).
+fn catalog_link(backend: &Backend, link: &str) -> Option<String> {
+    let start = link.find('<')?;
+    let end = start + link[start..].find('>')?;
+    let target = &link[start + 1..end];
+    let (path, query) = target.split_once('?')?;
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let last = pairs.iter().find(|(k, _)| k == "last")?;
+    let shim_last = backend.shim_repo(&last.1)?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().map(|(k, v)| {
+            let v = if k == "last" { shim_last } else { v.as_str() };
+            (k.as_str(), v)
+        }))
+        .finish();
+    Some(format!(
+        "{}<{path}?{query}>{}",
+        &link[..start],
+        &link[end + 1..]
+    ))
 }
 
 /// Reads a pushed manifest, bounded, and checks it before the backend sees it: the size, that
@@ -613,8 +729,10 @@ fn describes_the_clients_hop(name: &HeaderName) -> bool {
 
 /// The client's headers as the backend gets them: every value of repeated headers (skopeo sends
 /// several `Accept` lines), without hop-by-hop headers, `Host` (the backend's own), the load
-/// balancer's description of the client's hop, `Expect`, `Content-Length` (set from the body)
-/// and, unless the backend asked for them, credentials.
+/// balancer's description of the client's hop, `Expect`, `Content-Length` (set from the body),
+/// cookies (a browser sends the shim's host's cookies, the marketplace's among them when both
+/// share a host name; registry clients keep none) and, unless the backend asked for them,
+/// credentials.
 fn request_headers(headers: &HeaderMap, forward_auth: bool) -> HeaderMap {
     let listed = connection_listed(headers);
     let mut out = HeaderMap::with_capacity(headers.len());
@@ -624,6 +742,7 @@ fn request_headers(headers: &HeaderMap, forward_auth: bool) -> HeaderMap {
             || *name == header::HOST
             || *name == header::EXPECT
             || *name == header::CONTENT_LENGTH
+            || *name == header::COOKIE
             || (*name == header::AUTHORIZATION && !forward_auth);
         if !skip {
             out.append(name.clone(), value.clone());
@@ -632,13 +751,14 @@ fn request_headers(headers: &HeaderMap, forward_auth: bool) -> HeaderMap {
     out
 }
 
-/// The backend's headers as the client gets them: hop-by-hop headers dropped, `Location` and
-/// `Link` pointed at the shim.
+/// The backend's headers as the client gets them: hop-by-hop headers and cookies dropped (a
+/// backend or upstream must not set cookies on the shim's host name, which the marketplace may
+/// share), `Location` and `Link` pointed at the shim.
 fn response_headers(headers: &HeaderMap, ctx: &rewrite::Context<'_>) -> HeaderMap {
     let listed = connection_listed(headers);
     let mut out = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
-        if is_hop_by_hop(name, &listed) {
+        if is_hop_by_hop(name, &listed) || *name == header::SET_COOKIE {
             continue;
         }
         let rewritten = match value.to_str() {
@@ -800,7 +920,11 @@ fn translate_names(
     })?;
     match endpoint {
         Endpoint::Tags { name } => {
-            value["name"] = serde_json::Value::String(name.clone());
+            let Some(list) = value.as_object_mut() else {
+                tracing::warn!(backend = %routed.backend.name, "backend tag list is not an object");
+                return Err(OciError::backend_unavailable(&routed.backend.name));
+            };
+            list.insert("name".into(), serde_json::Value::String(name.clone()));
         }
         Endpoint::Catalog => {
             if let Some(repos) = value.get_mut("repositories").and_then(|r| r.as_array_mut()) {

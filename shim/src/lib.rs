@@ -52,6 +52,8 @@ pub struct Inner {
     pub pulls: Arc<pulls::Pulls>,
     /// Follows blob redirects to object storage: no credentials, system trust roots.
     pub redirect_client: reqwest::Client,
+    /// Signs the upload sessions that carry a backend path outside `/v2`.
+    pub sessions: rewrite::SessionKey,
     public_base: String,
 }
 
@@ -83,7 +85,15 @@ impl AppState {
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_owned())
             .unwrap_or_default();
+        let sessions = rewrite::SessionKey::new(
+            config
+                .server
+                .session_secret
+                .as_ref()
+                .map(shimmer_config::Secret::expose),
+        );
         Ok(Self(Arc::new(Inner {
+            sessions,
             config,
             routes,
             upstreams,

@@ -176,7 +176,14 @@ pub fn parse(rest: &str) -> Result<Endpoint, OciError> {
         .find(|&i| segs[i] == "blobs" && segs[i + 1] == "uploads")
     {
         let session = segs[i + 2..].join("/");
-        if session.is_empty() || session.split('/').any(|s| s == ".." || s == ".") {
+        // A session goes back into the backend's URL: nothing in it may climb out of the
+        // upload's path (dot segments; `\`, which URL parsers take for `/`) or end the path
+        // (`?`, `#`), and no registry writes spaces or control characters into one.
+        let climbs = session.split('/').any(|s| s == ".." || s == ".");
+        let breaks_out = session
+            .chars()
+            .any(|c| matches!(c, '\\' | '?' | '#') || c.is_whitespace() || c.is_control());
+        if session.is_empty() || climbs || breaks_out {
             return Err(upload_unknown(&session));
         }
         return Ok(Endpoint::UploadSession {

@@ -4,14 +4,20 @@
 //! and the shim must turn it back into exactly the URL the backend gave. Three cases:
 //! - on the backend, under `/v2/<backend repo>/...`: becomes `/v2/<shim repo>/...`;
 //! - on the backend, anywhere else (e.g. an upload endpoint outside `/v2`): the backend path is
-//!   carried opaquely as an upload session `/v2/<shim repo>/blobs/uploads/~<base64url(path)>`,
-//!   which only ever maps back onto the same backend's origin;
+//!   carried opaquely as an upload session
+//!   `/v2/<shim repo>/blobs/uploads/~<base64url(path)>.<base64url(mac)>`, which only ever maps
+//!   back onto the same backend's origin, and only if the shim signed it for that backend and
+//!   repository (else a client could write a session naming any path on the backend's host);
 //! - on another host (object storage): left alone, the client goes there directly.
 //!
 //! The query string is never parsed or re-encoded: registries keep upload state in it
 //! (`_state=...`), and clients append to it (`&digest=...`).
 
+use std::sync::OnceLock;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::backend::Backend;
@@ -19,15 +25,80 @@ use crate::backend::Backend;
 /// Marks an upload session that encodes a backend path outside `/v2`.
 const ENCODED_SESSION: char = '~';
 
+/// Signs the encoded upload sessions the shim hands out and checks those clients send back.
+#[derive(Clone)]
+pub struct SessionKey([u8; 32]);
+
+/// Bytes of HMAC-SHA256 a session carries: 128 bits, beyond guessing.
+const TAG_BYTES: usize = 16;
+
+impl SessionKey {
+    /// The key from `server.session_secret`, or else one drawn at random once per process (so
+    /// every serving thread's state shares it).
+    pub fn new(secret: Option<&str>) -> Self {
+        static RANDOM: OnceLock<[u8; 32]> = OnceLock::new();
+        match secret {
+            Some(s) => Self(Sha256::digest(s.as_bytes()).into()),
+            None => Self(*RANDOM.get_or_init(|| {
+                let mut key = [0; 32];
+                getrandom::getrandom(&mut key).expect("the operating system's random source");
+                key
+            })),
+        }
+    }
+
+    fn mac(&self, backend: &str, repo: &str, path: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key");
+        for part in [backend, repo, path] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+
+    /// The session that carries `path` for `repo` (by its shim name) on `backend`.
+    fn encode(&self, backend: &str, repo: &str, path: &str) -> String {
+        let tag = self.mac(backend, repo, path).finalize().into_bytes();
+        format!(
+            "{ENCODED_SESSION}{}.{}",
+            URL_SAFE_NO_PAD.encode(path),
+            URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES])
+        )
+    }
+
+    /// Where an upload session the shim handed out lives on `backend`: the backend path
+    /// (starting with `/`) for an encoded session signed for this backend and repository, an
+    /// error for any other encoded session, `None` for an ordinary session id.
+    pub fn decode(&self, backend: &str, repo: &str, session: &str) -> Option<Result<String, ()>> {
+        let encoded = session.strip_prefix(ENCODED_SESSION)?;
+        let checked = || {
+            let (path, tag) = encoded.split_once('.')?;
+            let path = String::from_utf8(URL_SAFE_NO_PAD.decode(path).ok()?).ok()?;
+            let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+            (tag.len() == TAG_BYTES).then_some(())?;
+            self.mac(backend, repo, &path)
+                .verify_truncated_left(&tag)
+                .ok()?;
+            Some(path).filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        };
+        Some(checked().ok_or(()))
+    }
+}
+
 /// What the shim knows about the request whose response is being rewritten.
 pub struct Context<'a> {
     pub backend: &'a Backend,
+    /// Signs the sessions that carry backend paths outside `/v2`.
+    pub sessions: &'a SessionKey,
     /// The backend URL the shim requested (relative `Location`s resolve against it).
     pub request_url: &'a Url,
     /// The repository, by its shim and backend names, if the endpoint has one.
     pub repo: Option<(&'a str, &'a str)>,
     /// `public_url` without its trailing slash, or empty for relative URLs.
     pub public_base: &'a str,
+    /// The upstream (`ns`) the request went to: the client's next request must name it too, or
+    /// it would go to whichever backend routes the name.
+    pub ns: Option<&'a str>,
 }
 
 impl Context<'_> {
@@ -47,16 +118,19 @@ impl Context<'_> {
             None => {
                 // Outside the API namespace the shim maps: carry the path opaquely.
                 let (shim_repo, _) = self.repo?;
-                format!(
-                    "/v2/{shim_repo}/blobs/uploads/{ENCODED_SESSION}{}",
-                    URL_SAFE_NO_PAD.encode(path)
-                )
+                let session = self.sessions.encode(&self.backend.name, shim_repo, path);
+                format!("/v2/{shim_repo}/blobs/uploads/{session}")
             }
         };
         let mut out = format!("{}{}", self.public_base, shim_path);
         if let Some(q) = query {
             out.push('?');
             out.push_str(q);
+        }
+        if let Some(ns) = self.ns {
+            out.push(if query.is_some() { '&' } else { '?' });
+            out.push_str("ns=");
+            out.extend(url::form_urlencoded::byte_serialize(ns.as_bytes()));
         }
         Some(out)
     }
@@ -107,28 +181,21 @@ fn raw_query(value: &str) -> Option<&str> {
     Some(q.split_once('#').map_or(q, |(q, _)| q))
 }
 
-/// Where an upload session the shim handed out lives on the backend: the backend path
-/// (starting with `/`) for an encoded session, else `None` (an ordinary session id).
-pub fn decode_session(session: &str) -> Option<Result<String, ()>> {
-    let encoded = session.strip_prefix(ENCODED_SESSION)?;
-    Some(
-        URL_SAFE_NO_PAD
-            .decode(encoded)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .filter(|p| p.starts_with('/') && !p.starts_with("//"))
-            .ok_or(()),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::test_backend as backend;
 
+    fn key() -> &'static SessionKey {
+        static KEY: OnceLock<SessionKey> = OnceLock::new();
+        KEY.get_or_init(|| SessionKey::new(Some("0123456789abcdef0123456789abcdef")))
+    }
+
     fn ctx<'a>(b: &'a Backend, req: &'a Url, public: &'a str) -> Context<'a> {
         Context {
             backend: b,
+            sessions: key(),
+            ns: None,
             request_url: req,
             repo: Some(("acme/x", "mirror/acme/x")),
             public_base: public,
@@ -181,12 +248,55 @@ mod tests {
         let (path, query) = shim.split_once('?').unwrap();
         assert_eq!(query, "state=q");
         let session = path.strip_prefix("/v2/acme/x/blobs/uploads/").unwrap();
-        assert_eq!(decode_session(session), Some(Ok("/upload/area/77".into())));
-        assert_eq!(decode_session("plain-uuid"), None);
-        assert_eq!(decode_session("~!!!"), Some(Err(())));
-        // `//host/path` would change the origin; it is refused.
-        let evil = format!("~{}", URL_SAFE_NO_PAD.encode("//evil.example.com/x"));
-        assert_eq!(decode_session(&evil), Some(Err(())));
+        let name = &b.name;
+        let decode = |repo: &str, session: &str| key().decode(name, repo, session);
+        assert_eq!(
+            decode("acme/x", session),
+            Some(Ok("/upload/area/77".into()))
+        );
+        assert_eq!(decode("acme/x", "plain-uuid"), None);
+        assert_eq!(decode("acme/x", "~!!!"), Some(Err(())));
+        // Signed for this backend and repository only, by this key only.
+        assert_eq!(decode("acme/y", session), Some(Err(())));
+        assert_eq!(key().decode("other", "acme/x", session), Some(Err(())));
+        let other_key = SessionKey::new(Some("another secret, 32 characters long"));
+        assert_eq!(other_key.decode(name, "acme/x", session), Some(Err(())));
+        // A session a client writes itself, naming any path, is refused: without a tag, with
+        // a tag of another path, or with a truncated one.
+        let forged = |path: &str| format!("~{}", URL_SAFE_NO_PAD.encode(path));
+        assert_eq!(decode("acme/x", &forged("/admin/users")), Some(Err(())));
+        let tag = session.split_once('.').unwrap().1;
+        let swapped = format!("{}.{tag}", forged("/v2/secret/repo/manifests/latest"));
+        assert_eq!(decode("acme/x", &swapped), Some(Err(())));
+        let short = &session[..session.len() - 2];
+        assert_eq!(decode("acme/x", short), Some(Err(())));
+        // Even signed, `//host/path` would change the origin; it is refused.
+        let evil = key().encode(name, "acme/x", "//evil.example.com/x");
+        assert_eq!(decode("acme/x", &evil), Some(Err(())));
+        // Without a configured secret, one random key per process: every thread's state agrees.
+        assert_eq!(SessionKey::new(None).0, SessionKey::new(None).0);
+        assert_ne!(SessionKey::new(None).0, key().0);
+    }
+
+    #[test]
+    fn answers_of_an_upstream_keep_naming_it() {
+        let b = backend("https://registry-1.docker.io", "");
+        let req: Url = "https://registry-1.docker.io/v2/library/busybox/tags/list?n=1"
+            .parse()
+            .unwrap();
+        let c = Context {
+            repo: Some(("library/busybox", "library/busybox")),
+            ns: Some("docker.io"),
+            ..ctx(&b, &req, "")
+        };
+        assert_eq!(
+            c.link(r#"</v2/library/busybox/tags/list?last=a&n=1>; rel="next""#),
+            Some(r#"</v2/library/busybox/tags/list?last=a&n=1&ns=docker.io>; rel="next""#.into())
+        );
+        assert_eq!(
+            c.url("/v2/library/busybox/manifests/sha256:ab"),
+            Some("/v2/library/busybox/manifests/sha256:ab?ns=docker.io".into())
+        );
     }
 
     #[test]

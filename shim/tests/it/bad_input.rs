@@ -1,5 +1,6 @@
 //! Untrusted input gets the spec's error code from the shim, and the backend never sees it.
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::{StatusCode, header};
 use testkit::{
     recorder::Recorder,
@@ -105,6 +106,36 @@ async fn malformed_requests_are_refused_before_reaching_the_backend() {
         ),
         (
             c.get(format!("{base}/v2/acme/x/blobs/uploads/~bm90LWEtcGF0aA")),
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
+        (
+            // A session the shim never signed, naming another repository's manifest.
+            c.get(format!(
+                "{base}/v2/acme/x/blobs/uploads/~{}",
+                URL_SAFE_NO_PAD.encode("/v2/secret/repo/manifests/latest")
+            )),
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
+        (
+            // `\` is `/` to a URL parser: these would climb to /v2/secret/repo/manifests/latest.
+            c.get(format!(
+                "{base}/v2/acme/x/blobs/uploads/..%5C..%5C..%5C..%5C..%5Csecret%5Crepo%5Cmanifests%5Clatest"
+            )),
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
+        (
+            c.put(format!(
+                "{base}/v2/acme/x/blobs%2Fuploads%2F..%5C..%5C..%5C..%5C..%5Csecret%5Crepo%5Cmanifests%5Clatest"
+            ))
+            .body("not a manifest"),
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
+        (
+            c.get(format!("{base}/v2/acme/x/blobs/uploads/abc%3Fx=1")),
             StatusCode::NOT_FOUND,
             "BLOB_UPLOAD_UNKNOWN",
         ),

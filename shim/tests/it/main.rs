@@ -3,6 +3,7 @@
 mod auth;
 mod bad_input;
 mod cache;
+mod confinement;
 mod docker_hub;
 mod enqueue;
 mod harness;

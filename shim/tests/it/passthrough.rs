@@ -234,6 +234,7 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
         "mirror/acme/b",
         "mirror/acme/private/shadow",
         "plain/c",
+        "aaa/first",
     ] {
         skopeo::copy(
             &layout.skopeo_ref("v1"),
@@ -257,7 +258,9 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
         "{v}"
     );
 
-    // Page by page, following the Link (its `last` is the backend's name, carried opaquely).
+    // Page by page, following the Link: paged in shim names over the prefix only, so no page
+    // and no Link names a backend repository outside it (`aaa/first` sorts before the prefix,
+    // `plain/c` after it).
     let mut next = Some(format!("{}/v2/_catalog?n=1", shim.url()));
     let mut seen = Vec::new();
     let mut pages = 0;
@@ -270,6 +273,9 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
             let link = link.to_str().unwrap();
             let target = link.split('<').nth(1).unwrap().split('>').next().unwrap();
             assert!(target.starts_with("/v2/_catalog?"), "{link}");
+            for hidden in ["mirror", "plain", "aaa"] {
+                assert!(!target.contains(hidden), "{link}");
+            }
             next = Some(format!("{}{target}", shim.url()));
         }
         let v: serde_json::Value = r.json().await.unwrap();
@@ -282,7 +288,19 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
         );
     }
     assert_eq!(seen, ["acme/a", "acme/b"]);
-    assert!(pages >= 4, "one backend repository per page: {pages}");
+    // acme/a, acme/b, the shadow (routed elsewhere: an empty page), plain/c (past the prefix:
+    // an empty page, and no Link after it).
+    assert_eq!(pages, 4, "one backend repository per page");
+    // A client's own `last` is a shim name.
+    let v: serde_json::Value = c
+        .get(format!("{}/v2/_catalog?n=1&last=acme%2Fa", shim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["repositories"], serde_json::json!(["acme/b"]), "{v}");
 }
 
 #[tokio::test]

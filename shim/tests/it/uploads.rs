@@ -235,21 +235,24 @@ async fn mount_from_another_backend_becomes_a_plain_upload() {
     );
     let shim = Shim::start(&toml).await;
     let d = digest_of(b"x");
-    // From another backend's repository, and from a name that cannot exist (the spec: a
-    // registry that cannot mount answers with an upload session, as docker-registry does).
-    for from in ["a/x", "Bad_Name"] {
+    // From another backend's repository, from a name that cannot exist (the spec: a registry
+    // that cannot mount answers with an upload session, as docker-registry does), and with the
+    // keys percent-encoded (the backend decodes them: `fr%6Fm` is `from` to it).
+    let queries = [
+        format!("mount={d}&from=a/x"),
+        format!("mount={d}&from=Bad_Name"),
+        format!("m%6Funt={d}&fr%6Fm=a%2Fx&keep=1"),
+    ];
+    for query in &queries {
         let resp = http()
-            .post(format!(
-                "{}/v2/b/y/blobs/uploads/?mount={d}&from={from}",
-                shim.url()
-            ))
+            .post(format!("{}/v2/b/y/blobs/uploads/?{query}", shim.url()))
             .send()
             .await
             .unwrap();
         assert_eq!(
             resp.status(),
             StatusCode::ACCEPTED,
-            "an ordinary upload session (from={from})"
+            "an ordinary upload session ({query})"
         );
     }
     // The shim's own probe (`GET /v2/`) aside, the backend got exactly one request each.
@@ -258,11 +261,16 @@ async fn mount_from_another_backend_becomes_a_plain_upload() {
         .into_iter()
         .filter(|r| r.path_and_query != "/v2/")
         .collect();
-    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent.len(), 3, "{sent:?}");
     for s in &sent {
-        assert!(!s.path_and_query.contains("mount"), "{s:?}");
-        assert!(!s.path_and_query.contains("from"), "{s:?}");
+        let q = s.path_and_query.split_once('?').map_or("", |(_, q)| q);
+        assert!(
+            url::form_urlencoded::parse(q.as_bytes()).all(|(k, _)| k != "mount" && k != "from"),
+            "{s:?}"
+        );
     }
+    // What is not about mounting goes on as written.
+    assert!(sent[2].path_and_query.ends_with("?keep=1"), "{:?}", sent[2]);
 }
 
 #[tokio::test]
