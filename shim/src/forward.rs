@@ -326,7 +326,17 @@ async fn backend_blob_from_cache(
         name: repo.clone(),
         digest: digest.clone(),
     };
-    from_cache(state, up, &cached, &parts.method, &parts.headers).await
+    // The backend itself is there and serves the blob: whatever keeps the cache from answering
+    // (a full or unwritable disk, a fill that failed, `offline`, which is about upstreams) is no
+    // reason to fail the pull, which passes through instead.
+    match from_cache(state, up, &cached, &parts.method, &parts.headers).await {
+        Ok(answer) => Ok(answer),
+        Err(error) => {
+            tracing::warn!(backend = %routed.backend.name, %digest, code = error.code, message = %error.message,
+                "cache could not answer a backend blob; passing it through");
+            Ok(None)
+        }
+    }
 }
 
 /// Manifests and blobs of a caching upstream come from the cache; `None` sends the request on.

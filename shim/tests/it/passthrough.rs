@@ -1,5 +1,6 @@
 //! Endpoints passed through unchanged: manifest and blob `DELETE`, `ETag`s, tag-list pagination
-//! by `Link`, and `_catalog` through a backend with a repository prefix.
+//! by `Link`, `_catalog` through a backend with a repository prefix, and blobs a backend cache
+//! cannot answer.
 
 use std::sync::Arc;
 
@@ -336,5 +337,43 @@ async fn head_is_answered_wherever_get_is_as_going_direct() {
         let s = c.head(&through).send().await.unwrap();
         assert_eq!(d.status(), expected, "HEAD {direct}");
         assert_eq!(s.status(), expected, "HEAD {through}");
+    }
+}
+
+#[tokio::test]
+async fn a_backend_blob_the_cache_cannot_answer_passes_through() {
+    // `cache = true` on a backend: when the cache cannot answer (`offline`, which is about
+    // upstreams; a cache directory it cannot write), the backend, which serves the blob, does.
+    for broken in ["offline", "unwritable"] {
+        let reg = Registry::start(RegistryOptions::default()).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let cache_dir = tmp.path().join("cache");
+        let offline = broken == "offline";
+        let shim = Shim::start(&format!(
+            "[cache]\npath = \"{}\"\noffline = {offline}\n[[backend]]\nname = \"primary\"\n\
+             url = \"{}\"\ncache = true\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+            cache_dir.display(),
+            reg.url()
+        ))
+        .await;
+        let (layout, _, layer) = small_image(tmp.path(), broken.as_bytes());
+        skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/c:v1"), &[])
+            .await
+            .unwrap();
+        if !offline {
+            // Nothing can be created in the cache any more (root ignores permissions: a file
+            // where the temp directory was is refused to anyone).
+            let tmp_dir = cache_dir.join("tmp");
+            std::fs::remove_dir_all(&tmp_dir).unwrap();
+            std::fs::write(&tmp_dir, b"not a directory").unwrap();
+        }
+        let r = http()
+            .get(format!("{}/v2/acme/c/blobs/{layer}", shim.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{broken}");
+        let body = r.bytes().await.unwrap();
+        assert_eq!(skopeo::digest_of(&body), layer, "{broken}");
     }
 }
