@@ -2,8 +2,10 @@
 //!
 //! Every write happens in a spawned task. If PostgreSQL is unreachable the job goes into a
 //! bounded in-memory retry buffer that a background task flushes every few seconds, so an outage
-//! loses nothing while the process lives. What a crash or a full buffer still loses is found
-//! again by the indexer's reconcile step (`shimmer reconcile` walks each backend's catalog and
+//! loses nothing while the process lives; a graceful stop tries the buffer once more (and waits
+//! for writes in flight) and logs and counts what it could not write. What a crash, a full
+//! buffer or an outage outlasting the process still loses is found again by the indexer's
+//! reconcile step (`shimmer reconcile` walks each backend's catalog and
 //! tags and queues every manifest the store does not know).
 
 use std::{
@@ -17,6 +19,7 @@ use shimmer_store::{
     PgPool,
     jobs::{self, NewJob},
 };
+use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
 
@@ -30,6 +33,8 @@ pub struct Enqueuer {
     seen: Mutex<SeenSet>,
     retry: Mutex<VecDeque<Pending>>,
     metrics: Arc<Metrics>,
+    /// The writes in flight, so a graceful stop can wait for them.
+    writes: TaskTracker,
 }
 
 #[derive(Debug, Clone)]
@@ -47,6 +52,7 @@ impl Enqueuer {
             seen: Mutex::new(SeenSet::new(seen_capacity)),
             retry: Mutex::new(VecDeque::new()),
             metrics,
+            writes: TaskTracker::new(),
         })
     }
 
@@ -54,7 +60,8 @@ impl Enqueuer {
     pub fn pushed(self: &Arc<Self>, job: NewJob) {
         self.remember(&job.backend, &job.repository, &job.digest);
         let this = self.clone();
-        tokio::spawn(async move { this.write(Pending::Push(job)).await });
+        self.writes
+            .spawn(async move { this.write(Pending::Push(job)).await });
     }
 
     /// A manifest `digest` of `repository` on `backend` was pulled. Costs no allocation and no
@@ -72,7 +79,8 @@ impl Enqueuer {
         }
         let job = job();
         let this = self.clone();
-        tokio::spawn(async move { this.write(Pending::Pull(job)).await });
+        self.writes
+            .spawn(async move { this.write(Pending::Pull(job)).await });
     }
 
     /// Marks (backend, repository, digest) as seen; returns whether it was new.
@@ -126,10 +134,7 @@ impl Enqueuer {
             let mut tick = tokio::time::interval(RETRY_INTERVAL);
             loop {
                 tick.tick().await;
-                let batch: Vec<Pending> = {
-                    let mut retry = this.retry.lock().expect("retry buffer poisoned");
-                    retry.drain(..).collect()
-                };
+                let batch = this.take_retry();
                 // `write` puts a job back if the database is still away.
                 for pending in batch {
                     this.write(pending).await;
@@ -140,6 +145,36 @@ impl Enqueuer {
                     .store(retry.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
         })
+    }
+
+    /// At a graceful stop (the retry loop already stopped): waits for the writes in flight and
+    /// tries the retry buffer once more, all within `deadline`; what is still not written is
+    /// logged and counted as dropped (`shimmer reconcile` finds tagged pushes again).
+    pub async fn drain(&self, deadline: Duration) {
+        let attempt = async {
+            self.writes.close();
+            self.writes.wait().await;
+            let batch: Vec<Pending> = self.take_retry();
+            for pending in batch {
+                self.write(pending).await;
+            }
+        };
+        let timed_out = tokio::time::timeout(deadline, attempt).await.is_err();
+        let lost = self.take_retry().len() + if timed_out { self.writes.len() } else { 0 };
+        if lost > 0 {
+            self.metrics
+                .enqueue_dropped
+                .fetch_add(lost as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(
+                jobs = lost,
+                "index jobs not queued at shutdown (database unreachable); `shimmer reconcile` finds tagged pushes again"
+            );
+        }
+    }
+
+    fn take_retry(&self) -> Vec<Pending> {
+        let mut retry = self.retry.lock().expect("retry buffer poisoned");
+        retry.drain(..).collect()
     }
 
     /// Jobs waiting in memory for the database (those being retried right now included).

@@ -222,6 +222,10 @@ pub async fn run_threaded(
     result
 }
 
+/// Longest a stop spends writing the queue's held jobs (each try waits up to the pool's
+/// `acquire_timeout` while the database is away).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The shim's loops that run beside request handling.
 struct Background {
     retry: tokio::task::JoinHandle<()>,
@@ -243,13 +247,15 @@ impl Background {
         }
     }
 
-    /// Stops the loops and writes the pull counts not yet flushed.
+    /// Stops the loops, then writes the queue's held jobs and the pull counts not yet flushed.
     async fn stop(self, state: &AppState) {
         self.retry.abort();
         self.pulls.abort();
         if let Some(e) = self.eviction {
             e.abort();
         }
+        let deadline = state.config.server.shutdown_timeout.min(DRAIN_DEADLINE);
+        state.enqueuer.drain(deadline).await;
         state.pulls.flush(&state.pool).await;
     }
 }

@@ -1,7 +1,10 @@
 //! Every manifest pushed, or pulled for the first time, is queued once; the client never waits
 //! on the queue and never fails because of it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::atomic::Ordering,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use reqwest::{StatusCode, header};
 use shimmer_store::PgPool;
@@ -248,4 +251,29 @@ async fn metrics(shim: &Shim) -> std::collections::HashMap<String, u64> {
             Some((name.to_owned(), value.parse().ok()?))
         })
         .collect()
+}
+
+#[tokio::test]
+async fn jobs_still_held_at_shutdown_are_tried_once_more_then_counted_as_dropped() {
+    let pg = PgServer::start().await;
+    let db_url = pg.create_database("shim_stop").await;
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start_with_database(&backend_toml("primary", &reg.url(), ""), &db_url).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _) = layout_with(tmp.path(), "v1", b"held at stop");
+    pg.stop().await;
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/held:v1"), &[])
+        .await
+        .unwrap();
+    testkit::wait_until("the job is held", Duration::from_secs(10), || async {
+        shim.state.enqueuer.pending() >= 1
+    })
+    .await;
+    let state = shim.state.clone();
+    let failures = state.metrics.enqueue_failures.load(Ordering::Relaxed);
+    shim.shutdown().await;
+    // The stop tried the held job again (one more failure), and the loss is counted (and
+    // logged), not silent.
+    assert!(state.metrics.enqueue_failures.load(Ordering::Relaxed) > failures);
+    assert_eq!(state.metrics.enqueue_dropped.load(Ordering::Relaxed), 1);
 }
