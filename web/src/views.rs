@@ -413,20 +413,24 @@ pub fn version_body(
     let meta = v.meta.clone().unwrap_or(Value::Null);
     let s = |k: &str| meta[k].as_str().map(plain_text);
     let mut install = Vec::new();
-    if let Some(t) = &v.package_type {
-        let reference = match preferred_tag(label, &v.tags) {
-            Some(tag) => format!("{host}/{repository}:{tag}"),
-            None => format!("{host}/{repository}@{}", v.manifest_digest),
-        };
+    // A rejected package is shown for what it is, not offered for installation (Crossplane would
+    // refuse it too); its digests still identify it.
+    if v.rejection.is_none() {
+        if let Some(t) = &v.package_type {
+            let reference = match preferred_tag(label, &v.tags) {
+                Some(tag) => format!("{host}/{repository}:{tag}"),
+                None => format!("{host}/{repository}@{}", v.manifest_digest),
+            };
+            install.push(format!(
+                "crossplane xpkg install {} {reference}",
+                t.to_lowercase()
+            ));
+        }
         install.push(format!(
-            "crossplane xpkg install {} {reference}",
-            t.to_lowercase()
+            "docker pull {host}/{repository}@{}",
+            v.manifest_digest
         ));
     }
-    install.push(format!(
-        "docker pull {host}/{repository}@{}",
-        v.manifest_digest
-    ));
     let cost = if v.image_bytes > 0 {
         format!(
             "downloaded {} of the image's {} ({:.1}%)",

@@ -364,3 +364,23 @@ async fn install_lines_api_types_and_malformed_queries() {
     let r = env.get("/api/v1/apis").await;
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn a_rejected_version_says_why_and_offers_no_install_line() {
+    let env = Env::start().await;
+    let mut image = with_meta("provider-nop-main", "apiVersion: meta.pkg.crossplane.io/v1");
+    image.package_yaml = b"---\nkind: [unclosed\n".to_vec();
+    env.push_image(&image, "acme/broken", "v1.0.0").await;
+    env.index_all().await;
+    let page = env.text("/packages/acme/broken/versions/v1.0.0").await;
+    assert!(page.contains("<strong>Rejected:</strong>"), "{page}");
+    assert!(page.contains("<h3>Digests</h3>"), "{page}");
+    assert!(!page.contains("docker pull"), "{page}");
+    assert!(!page.contains("xpkg install"), "{page}");
+    assert!(page.contains("Manifest digest"), "{page}");
+    let api = env
+        .json("/api/v1/packages/acme/broken/versions/v1.0.0")
+        .await;
+    assert!(api["rejection"].is_string(), "{api}");
+    assert_eq!(api["install"], serde_json::json!([]), "{api}");
+}
