@@ -141,15 +141,20 @@ impl Context<'_> {
         if rest.is_empty() || rest.starts_with("_catalog") {
             return Some(format!("/v2/{rest}"));
         }
-        if let Some((shim_repo, backend_repo)) = self.repo
-            && let Some(tail) = rest
-                .strip_prefix(backend_repo)
-                .filter(|t| t.starts_with('/'))
-        {
-            return Some(format!("/v2/{shim_repo}{tail}"));
+        match self.repo {
+            Some((shim_repo, backend_repo)) => {
+                // Another repository's path would become a shim name that may route to another
+                // backend: that is left to an encoded session, which maps back onto this one.
+                let tail = rest
+                    .strip_prefix(backend_repo)
+                    .filter(|t| t.starts_with('/'))?;
+                Some(format!("/v2/{shim_repo}{tail}"))
+            }
+            None => {
+                let shim_rest = self.backend.shim_repo(rest)?;
+                Some(format!("/v2/{shim_rest}"))
+            }
         }
-        let shim_rest = self.backend.shim_repo(rest)?;
-        Some(format!("/v2/{shim_rest}"))
     }
 
     /// Rewrites every `<url>` of a `Link` header value.
@@ -276,6 +281,25 @@ mod tests {
         // Without a configured secret, one random key per process: every thread's state agrees.
         assert_eq!(SessionKey::new(None).0, SessionKey::new(None).0);
         assert_ne!(SessionKey::new(None).0, key().0);
+    }
+
+    #[test]
+    fn another_repositorys_path_stays_on_this_backend() {
+        // A shim name for `mirror/other` could route to another backend (and the client's next
+        // request, credentials and all, with it): the path is carried in a session instead.
+        let b = backend("http://127.0.0.1:5001", "mirror/");
+        let req: Url = "http://127.0.0.1:5001/v2/mirror/acme/x/blobs/uploads/"
+            .parse()
+            .unwrap();
+        let c = ctx(&b, &req, "");
+        let shim = c.url("/v2/mirror/other/blobs/uploads/u-1?s=1").unwrap();
+        let (path, query) = shim.split_once('?').unwrap();
+        assert_eq!(query, "s=1");
+        let session = path.strip_prefix("/v2/acme/x/blobs/uploads/").unwrap();
+        assert_eq!(
+            key().decode(&b.name, "acme/x", session),
+            Some(Ok("/v2/mirror/other/blobs/uploads/u-1".into()))
+        );
     }
 
     #[test]
