@@ -427,6 +427,9 @@ async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()
             "{}: {} repositories, {} tags, {} manifests queued, {} repositories failed",
             b.name, report.repositories, report.tags, report.enqueued, report.failed
         );
+        if report.requeued > 0 {
+            println!("{}: {} failed jobs queued again", b.name, report.requeued);
+        }
         for e in &report.errors {
             eprintln!("{}: {e}", b.name);
         }

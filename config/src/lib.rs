@@ -454,6 +454,49 @@ pub struct IndexerConfig {
     pub retry_base: Duration,
     /// Most layer bytes downloaded to look for `package.yaml` in an image without layer roles.
     pub flatten_limit_bytes: u64,
+    /// Longest one attempt of a job may take, whatever it waits on: past it the attempt fails
+    /// (and is retried with backoff), so a hung read cannot keep a job's lease alive for ever.
+    #[serde(with = "duration")]
+    pub job_timeout: Duration,
+    /// How long `done` jobs are kept before workers delete them, so the queue table does not
+    /// grow for ever.
+    #[serde(with = "duration")]
+    pub keep_done_jobs: Duration,
+}
+
+impl IndexerConfig {
+    /// The checks of `[indexer]`, each naming its key.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("indexer.lease", self.lease),
+            ("indexer.poll_interval", self.poll_interval),
+            ("indexer.job_timeout", self.job_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.lease < Duration::from_millis(3) {
+            // The heartbeat renews every third of the lease: it needs a whole millisecond.
+            return Err(ConfigError::invalid(
+                "indexer.lease",
+                "must be at least 3ms",
+            ));
+        }
+        if self.max_attempts < 1 {
+            return Err(ConfigError::invalid(
+                "indexer.max_attempts",
+                format!("must be at least 1, not {}", self.max_attempts),
+            ));
+        }
+        if self.retry_base > Duration::from_secs(3600) {
+            return Err(ConfigError::invalid(
+                "indexer.retry_base",
+                "must be at most 1h (retries are capped at an hour)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for IndexerConfig {
@@ -466,6 +509,8 @@ impl Default for IndexerConfig {
             max_attempts: 5,
             retry_base: Duration::from_secs(10),
             flatten_limit_bytes: 64 * 1024 * 1024,
+            job_timeout: Duration::from_secs(600),
+            keep_done_jobs: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -751,7 +796,7 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        Ok(())
+        self.indexer.validate()
     }
 }
 
@@ -1120,5 +1165,27 @@ mod tests {
             Some(Visibility::Private)
         );
         assert_eq!(example.visibility("primary", "acme/x"), None);
+    }
+
+    #[test]
+    fn indexer_values_that_cannot_work_are_refused_naming_their_key() {
+        for (toml, key) in [
+            ("lease = \"0s\"", "indexer.lease"),
+            ("lease = \"1ms\"", "indexer.lease"),
+            ("poll_interval = \"0s\"", "indexer.poll_interval"),
+            ("job_timeout = \"0s\"", "indexer.job_timeout"),
+            ("max_attempts = 0", "indexer.max_attempts"),
+            ("max_attempts = -1", "indexer.max_attempts"),
+            ("retry_base = \"2h\"", "indexer.retry_base"),
+        ] {
+            let err = Config::from_toml(&format!("[indexer]\n{toml}\n")).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("`{key}`")),
+                "{toml}: {err}"
+            );
+        }
+        let c = Config::from_toml("[indexer]\nlease = \"1s\"\nretry_base = \"0s\"\n").unwrap();
+        assert_eq!(c.indexer.job_timeout, Duration::from_secs(600));
+        assert_eq!(c.indexer.keep_done_jobs, Duration::from_secs(7 * 24 * 3600));
     }
 }

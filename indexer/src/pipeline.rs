@@ -206,9 +206,11 @@ pub async fn index(
         bytes_downloaded: 0,
         image_bytes: 0,
         visibility: match options.visibility {
-            Some(v) => v.as_str().into(),
-            None if backend.anonymous_can_read(repository, &digest).await => "public".into(),
-            None => "private".into(),
+            Some(v) => Some(v.as_str().into()),
+            None => backend
+                .anonymous_can_read(repository, &digest)
+                .await
+                .map(|public| if public { "public" } else { "private" }.into()),
         },
         replace: options.force,
     };

@@ -1,6 +1,8 @@
 //! Finds manifests the queue never heard of: pushed while the database was down, lost with a
 //! shim that crashed before it could write, or pushed straight to a backend. Walks the
-//! backend's catalog and tags and queues every digest the store has not seen.
+//! backend's catalog and tags and queues a job for every (tag, digest) pair the store does not
+//! record (a new digest, a second tag of a known one, a tag moved to a known digest), and queues
+//! again the failed jobs whose manifest was never stored.
 
 use shimmer_store::{
     PgPool,
@@ -15,6 +17,8 @@ pub struct Report {
     pub repositories: usize,
     pub tags: usize,
     pub enqueued: usize,
+    /// Failed jobs queued again (their manifest has no stored version).
+    pub requeued: usize,
     /// Repositories that could not be walked (logged; the pass went on without them).
     pub failed: usize,
     /// The first errors, `repository: error`, for the caller to show.
@@ -54,13 +58,21 @@ async fn repository(
     report: &mut Report,
 ) -> Result<(), RegistryError> {
     let db = |e: sqlx::Error| RegistryError::Io(std::io::Error::other(e));
-    let known = jobs::known_digests(pool, &backend.name, repo)
+    // First, so the requeued jobs count as open below and are not queued twice.
+    let requeued = jobs::requeue_failed(pool, &backend.name, repo)
+        .await
+        .map_err(db)?;
+    report.requeued += requeued as usize;
+    // Keyed by (tag, digest), not digest: a digest the store knows may have gained a tag, or a
+    // tag moved to it, and only a job records a tag. A job for a stored digest costs one
+    // manifest read: the pipeline finds the version and only moves the tag.
+    let mut known = jobs::known_tags(pool, &backend.name, repo)
         .await
         .map_err(db)?;
     for tag in backend.tags(repo).await? {
         report.tags += 1;
         let (_, digest) = backend.manifest(repo, &tag).await?;
-        if known.contains(&digest) {
+        if !known.insert((tag.clone(), digest.clone())) {
             continue;
         }
         let job = NewJob {
@@ -72,9 +84,8 @@ async fn repository(
             source: JobSource::Reconcile,
             at: std::time::SystemTime::now(),
         };
-        if jobs::enqueue_if_unseen(pool, &job).await.map_err(db)? {
-            report.enqueued += 1;
-        }
+        jobs::enqueue(pool, &job).await.map_err(db)?;
+        report.enqueued += 1;
     }
     Ok(())
 }

@@ -48,6 +48,56 @@ impl RegistryError {
             _ => false,
         }
     }
+
+    /// Whether the registry said the manifest (or its repository) does not exist
+    /// (`MANIFEST_UNKNOWN`, `NAME_UNKNOWN`, or a bare 404): a tag deleted since, say.
+    pub fn is_manifest_unknown(&self) -> bool {
+        use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+        match self {
+            Self::Oci(E::RegistryError { envelope, .. }) => envelope
+                .errors
+                .iter()
+                .any(|e| matches!(e.code, C::ManifestUnknown | C::NameUnknown | C::NotFound)),
+            Self::Oci(E::ServerError { code, .. }) => *code == 404,
+            Self::Oci(E::ImageManifestNotFoundError(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What an anonymous manifest read says about a repository's visibility: `Some(true)` served,
+/// `Some(false)` a clean refusal (401, 403, or 404: registries hide private repositories behind
+/// either), `None` anything else (a timeout, a 5xx, a 429, a broken connection), which proves
+/// nothing either way.
+pub fn anonymous_answer<T>(
+    read: &Result<T, oci_client::errors::OciDistributionError>,
+) -> Option<bool> {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match read {
+        Ok(_) => Some(true),
+        Err(E::UnauthorizedError { .. } | E::AuthenticationFailure(_)) => Some(false),
+        Err(E::ImageManifestNotFoundError(_)) => Some(false),
+        Err(E::ServerError {
+            code: 401 | 403 | 404,
+            ..
+        }) => Some(false),
+        Err(E::RegistryError { envelope, .. })
+            if !envelope.errors.is_empty()
+                && envelope.errors.iter().all(|e| {
+                    matches!(
+                        e.code,
+                        C::Unauthorized
+                            | C::Denied
+                            | C::ManifestUnknown
+                            | C::NameUnknown
+                            | C::NotFound
+                    )
+                }) =>
+        {
+            Some(false)
+        }
+        Err(_) => None,
+    }
 }
 
 /// A backend as the indexer reads it.
@@ -57,9 +107,11 @@ pub struct BackendReader {
     /// `host:port` as oci-client names registries.
     registry: String,
     prefix: String,
-    http: bool,
     auth: RegistryAuth,
     client: Arc<Client>,
+    /// The same TLS and timeouts as `client`, without credentials: `client` keeps the tokens
+    /// its credentials earned, which would make every private repository look public.
+    anonymous: Arc<Client>,
     /// Names asked for per catalog or tag-list page.
     page_size: usize,
 }
@@ -86,9 +138,13 @@ impl BackendReader {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         };
-        let http = cfg.url.scheme() == "http";
-        let mut config = ClientConfig {
-            protocol: if http {
+        let ca = match &cfg.ca_file {
+            Some(ca) => Some(std::fs::read(ca).map_err(|e| err(&format!("ca_file: {e}")))?),
+            None => None,
+        };
+        // oci-client's configuration is not `Clone`: both clients are built from the backend's.
+        let client_config = || ClientConfig {
+            protocol: if cfg.url.scheme() == "http" {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
@@ -96,17 +152,15 @@ impl BackendReader {
             accept_invalid_certificates: cfg.insecure_skip_verify,
             connect_timeout: Some(cfg.connect_timeout),
             read_timeout: Some(cfg.read_timeout),
+            extra_root_certificates: ca
+                .iter()
+                .map(|pem| oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
             ..Default::default()
         };
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| err(&format!("ca_file: {e}")))?;
-            config
-                .extra_root_certificates
-                .push(oci_client::client::Certificate {
-                    encoding: oci_client::client::CertificateEncoding::Pem,
-                    data: pem,
-                });
-        }
         let password = cfg
             .resolve_password()
             .map_err(|e| err(&e.to_string()))?
@@ -120,9 +174,9 @@ impl BackendReader {
             name: cfg.name.clone(),
             registry,
             prefix: cfg.repository_prefix.clone(),
-            http,
             auth,
-            client: Arc::new(Client::new(config)),
+            anonymous: Arc::new(Client::new(client_config())),
+            client: Arc::new(Client::new(client_config())),
             page_size: 1000,
         })
     }
@@ -149,29 +203,22 @@ impl BackendReader {
             .await?)
     }
 
-    /// Whether the backend serves this manifest to anyone, without credentials (a fresh
-    /// client: the configured one keeps the tokens its credentials earned).
-    pub async fn anonymous_can_read(&self, repository: &str, digest: &str) -> bool {
-        let client = Client::new(ClientConfig {
-            protocol: self.protocol(),
-            ..Default::default()
-        });
-        client
+    /// Whether the backend serves this manifest to anyone, without credentials; `None` when the
+    /// read failed in a way that says nothing (see [`anonymous_answer`]).
+    pub async fn anonymous_can_read(&self, repository: &str, digest: &str) -> Option<bool> {
+        let read = self
+            .anonymous
             .pull_manifest_raw(
                 &self.reference(repository, digest),
                 &RegistryAuth::Anonymous,
                 MANIFEST_TYPES,
             )
-            .await
-            .is_ok()
-    }
-
-    fn protocol(&self) -> ClientProtocol {
-        if self.http {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
+            .await;
+        let answer = anonymous_answer(&read);
+        if let (None, Err(error)) = (answer, &read) {
+            tracing::warn!(backend = %self.name, repository, %error, "cannot tell whether anonymous clients may read; visibility unchanged");
         }
+        answer
     }
 
     /// A blob as a stream of bytes whose digest is verified when it ends (a mismatch is an error
@@ -252,6 +299,71 @@ impl BackendReader {
             if out.len() == before {
                 return Ok(out);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_client::errors::{OciDistributionError as E, OciEnvelope, OciError, OciErrorCode};
+
+    use super::anonymous_answer;
+
+    fn envelope(code: OciErrorCode) -> E {
+        E::RegistryError {
+            envelope: OciEnvelope {
+                errors: vec![OciError {
+                    code,
+                    message: String::new(),
+                    detail: serde_json::Value::Null,
+                }],
+            },
+            url: "http://r/v2/x/manifests/sha256:0".into(),
+        }
+    }
+
+    fn status(code: u16) -> E {
+        E::ServerError {
+            code,
+            url: "http://r/v2/x/manifests/sha256:0".into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_clean_refusal_makes_a_package_private() {
+        assert_eq!(anonymous_answer::<()>(&Ok(())), Some(true));
+        for refusal in [
+            E::UnauthorizedError { url: "u".into() },
+            E::AuthenticationFailure("denied".into()),
+            status(401),
+            status(403),
+            status(404),
+            envelope(OciErrorCode::Denied),
+            envelope(OciErrorCode::Unauthorized),
+            envelope(OciErrorCode::ManifestUnknown),
+            envelope(OciErrorCode::NameUnknown),
+        ] {
+            let shown = refusal.to_string();
+            assert_eq!(
+                anonymous_answer::<()>(&Err(refusal)),
+                Some(false),
+                "{shown}"
+            );
+        }
+        for unknown in [
+            status(500),
+            status(502),
+            status(429),
+            envelope(OciErrorCode::Toomanyrequests),
+            E::IoError(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "read timed out",
+            )),
+            E::GenericError(None),
+        ] {
+            let shown = unknown.to_string();
+            assert_eq!(anonymous_answer::<()>(&Err(unknown)), None, "{shown}");
         }
     }
 }

@@ -13,7 +13,7 @@ use shimmer_store::{
 use tokio::sync::{Notify, watch};
 
 use crate::{
-    pipeline::{self, Options},
+    pipeline::{self, IndexError, Options},
     registry::BackendReader,
 };
 
@@ -80,18 +80,44 @@ impl Indexer {
         &self.options
     }
 
-    /// Runs `workers` workers and a notification listener until `shutdown` turns true. A job in
-    /// hand at shutdown is released back to the queue.
+    /// Runs `workers` workers, a notification listener and the deleter of old `done` jobs until
+    /// `shutdown` turns true. A job in hand at shutdown is released back to the queue. A worker
+    /// that panics is logged and started again (its job's lease runs out and counts).
     pub async fn run(self: Arc<Self>, workers: usize, shutdown: watch::Receiver<bool>) {
         let listener = tokio::spawn(self.clone().listen(shutdown.clone()));
+        let janitor = tokio::spawn(self.clone().delete_old_jobs(shutdown.clone()));
         let mut tasks = Vec::new();
         for n in 0..workers.max(1) {
-            tasks.push(tokio::spawn(self.clone().work(n, shutdown.clone())));
+            let this = self.clone();
+            let rx = shutdown.clone();
+            tasks.push(tokio::spawn(supervise(
+                format!("index worker {n}"),
+                shutdown.clone(),
+                RESTART_DELAY,
+                move || this.clone().work(n, rx.clone()),
+            )));
         }
         for t in tasks {
             let _ = t.await;
         }
         listener.abort();
+        janitor.abort();
+    }
+
+    /// Deletes `done` jobs older than `keep_done_jobs`, now and every ten minutes, so the queue
+    /// table holds what is open plus a bounded history.
+    async fn delete_old_jobs(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match jobs::delete_done(&self.pool, self.config.indexer.keep_done_jobs).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(jobs = count, "deleted old done jobs"),
+                Err(error) => tracing::warn!(%error, "cannot delete old done jobs"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(600)) => {},
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 
     async fn listen(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
@@ -121,6 +147,15 @@ impl Indexer {
 
     async fn work(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
         let lease = self.config.indexer.lease;
+        // Every configured backend, readable or not: a job for an unreadable one is failed here
+        // saying why; one for a backend this process does not know is left to a process that
+        // does.
+        let backends: Vec<String> = self
+            .config
+            .backends
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
         let retry = jobs::Retry {
             max_attempts: self.config.indexer.max_attempts,
             base: self.config.indexer.retry_base,
@@ -144,7 +179,7 @@ impl Indexer {
                 ),
                 Err(error) => tracing::warn!(worker = n, %error, "cannot expire leases"),
             }
-            let claimed = match jobs::claim(&self.pool, lease).await {
+            let claimed = match jobs::claim(&self.pool, lease, &backends).await {
                 Ok(c) => c,
                 Err(error) => {
                     tracing::warn!(worker = n, %error, "cannot claim jobs");
@@ -160,7 +195,7 @@ impl Indexer {
                 continue;
             };
             let span = tracing::info_span!("index_job", id = job.id, repository = %job.repository, reference = %job.reference, attempt = job.attempt);
-            let run = tracing::Instrument::instrument(self.run_job(&job), span);
+            let run = tracing::Instrument::instrument(self.run_job_within_deadline(&job), span);
             tokio::pin!(run);
             let heartbeat =
                 tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
@@ -175,7 +210,7 @@ impl Indexer {
                         }
                     }
                     _ = shutdown.changed() => {
-                        let _ = jobs::release(&self.pool, &job).await;
+                        let _ = jobs::release(&self.pool, &job, retry).await;
                         return;
                     }
                 }
@@ -196,6 +231,23 @@ impl Indexer {
         }
     }
 
+    /// [`Self::run_job`], failed past `job_timeout`: the heartbeat keeps a live worker's lease,
+    /// so without a deadline a read that never ends (a backend that stops answering mid-stream
+    /// slower than its `read_timeout`) would hold the job for ever.
+    async fn run_job_within_deadline(
+        &self,
+        job: &ClaimedJob,
+    ) -> Result<pipeline::Outcome, anyhow::Error> {
+        let limit = self.config.indexer.job_timeout;
+        match tokio::time::timeout(limit, self.run_job(job)).await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!(
+                "timed out after {:?} (indexer.job_timeout)",
+                limit
+            )),
+        }
+    }
+
     async fn run_job(&self, job: &ClaimedJob) -> Result<pipeline::Outcome, anyhow::Error> {
         let backend = self.backend(&job.backend)?;
         let options = Options {
@@ -210,15 +262,103 @@ impl Indexer {
                 force: false,
                 ..options
             };
-            pipeline::index(
+            match pipeline::index(
                 &self.pool,
                 backend,
                 &job.repository,
                 &job.reference,
                 &tagged,
             )
-            .await?;
+            .await
+            {
+                Ok(_) => {}
+                // Deleted since it was pushed: the digest is indexed, and there is no tag to
+                // record; retrying would only end `failed`.
+                Err(IndexError::Registry(error)) if error.is_manifest_unknown() => {
+                    tracing::info!(id = job.id, tag = %job.reference, %error, "the tag is gone from the backend; not recorded");
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
         Ok(outcome)
+    }
+}
+
+/// How long a panicked task waits before it is started again, so one that panics at once
+/// cannot spin.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs the task `start` makes until it returns; one that panics is logged and started again
+/// after `delay`, unless shutdown has begun. A panic in a worker (a bug the pipeline hits on
+/// some package) must not silently leave the process with fewer workers, or none.
+async fn supervise<F, Fut>(
+    name: String,
+    shutdown: watch::Receiver<bool>,
+    delay: Duration,
+    mut start: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        match tokio::spawn(start()).await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
+                let panic = error.into_panic();
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(task = %name, panic = %message, "panicked; starting it again");
+            }
+            Err(_) => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_started_again_until_it_returns() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (_tx, rx) = watch::channel(false);
+        let counter = starts.clone();
+        supervise("test".into(), rx, Duration::from_millis(10), move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    panic!("panic number {n}");
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            3,
+            "two panics, then a return"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_after_shutdown_began_is_not_restarted() {
+        let starts = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = watch::channel(false);
+        tx.send(true).unwrap();
+        let counter = starts.clone();
+        supervise("test".into(), rx, Duration::from_millis(10), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { panic!("always") }
+        })
+        .await;
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
     }
 }

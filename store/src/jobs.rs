@@ -181,13 +181,16 @@ pub struct ClaimedJob {
     pub attempt: i32,
 }
 
-/// Claims the oldest runnable job: a queued one whose time has come. `skip locked` lets many
-/// workers claim concurrently without waiting on each other or taking the same job. A running job
-/// whose worker let its lease expire (it died or hung) is not taken here: [`expire_leases`] first
-/// counts the expiry as an attempt and puts the job back behind a backoff, or fails it.
+/// Claims the oldest runnable job of one of `backends` (the ones this process is configured
+/// for: another process's backend is not this one's to read or to fail): a queued one whose time
+/// has come. `skip locked` lets many workers claim concurrently without waiting on each other or
+/// taking the same job. A running job whose worker let its lease expire (it died or hung) is not
+/// taken here: [`expire_leases`] first counts the expiry as an attempt and puts the job back
+/// behind a backoff, or fails it.
 pub async fn claim(
     pool: &PgPool,
     lease: std::time::Duration,
+    backends: &[String],
 ) -> Result<Option<ClaimedJob>, sqlx::Error> {
     sqlx::query_as(
         "update index_jobs
@@ -195,7 +198,7 @@ pub async fn claim(
              lease_until = now() + make_interval(secs => $1), updated_at = now()
          where id = (
              select id from index_jobs
-             where state = 'queued' and run_after <= now()
+             where state = 'queued' and run_after <= now() and backend = any($2)
              order by run_after, id
              limit 1
              for update skip locked
@@ -204,6 +207,7 @@ pub async fn claim(
                    attempts as attempt",
     )
     .bind(lease.as_secs_f64())
+    .bind(backends)
     .fetch_optional(pool)
     .await
 }
@@ -218,10 +222,14 @@ pub struct Retry {
 }
 
 /// The retry delay in seconds, as SQL over a job row, with the base delay in parameter
-/// `$base_param`: `base * 2^(attempts-1)` (attempts is 1-based), at most an hour. The one formula
-/// for failures and lease expiries alike.
+/// `$base_param`: `base * 2^(attempts-1)` (attempts is 1-based), at most an hour, plus a random
+/// 0-25% so jobs that failed together (a registry outage) do not all come back in the same
+/// instant. The one formula for failures and lease expiries alike.
 fn backoff_sql(base_param: u8) -> String {
-    format!("least(${base_param} * power(2, least(greatest(attempts - 1, 0), 20)), 3600)")
+    format!(
+        "least(${base_param} * power(2, least(greatest(attempts - 1, 0), 20)), 3600) \
+         * (1 + random() / 4)"
+    )
 }
 
 /// Counts every running job whose lease ran out (its worker died or hung) as a failed attempt:
@@ -314,38 +322,108 @@ pub async fn fail(
     Ok(())
 }
 
-/// Puts back a job this worker will not finish (shutdown), without counting the attempt.
-pub async fn release(pool: &PgPool, job: &ClaimedJob) -> Result<(), sqlx::Error> {
+/// Puts back a job this worker will not finish (shutdown), to run again at once. The attempt
+/// counts: were it given back, a job that hangs every time, in a fleet restarted more often than
+/// `job_timeout`, would never end `failed`; and the attempt number is the lease token, which must
+/// never be handed out twice. A job released on its last attempt is failed, saying so (reconcile
+/// queues it again).
+pub async fn release(pool: &PgPool, job: &ClaimedJob, retry: Retry) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update index_jobs set state = 'queued', attempts = attempts - 1, lease_until = null,
-                updated_at = now()
+        "update index_jobs
+         set state = case when attempts >= $3 then 'failed' else 'queued' end,
+             last_error = case when attempts >= $3
+                 then format('interrupted by a shutdown on attempt %s of %s', attempts, $3)
+                 else last_error end,
+             run_after = now(), lease_until = null, updated_at = now()
          where id = $1 and attempts = $2 and state = 'running'",
     )
     .bind(job.id)
     .bind(job.attempt)
+    .bind(retry.max_attempts)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Counts of jobs per state, for the status page and tests.
+/// Queues again, as new jobs, the `failed` jobs of (backend, repository) whose manifest has no
+/// stored version: what reconcile, an operator's (or cron's) deliberate action, does after an
+/// outage outlasted every retry. Workers never do it, so a job that fails for good stays failed
+/// until someone asks. A new job (a new id) rather than the old row reset: a worker that still
+/// holds the old row's lease token can never finish or fail the new one. Returns how many.
+pub async fn requeue_failed(
+    pool: &PgPool,
+    backend: &str,
+    repository: &str,
+) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "with old as (
+             delete from index_jobs j
+             where j.state = 'failed' and j.backend = $1 and j.repository = $2
+               and not exists (
+                   select 1 from versions v join packages p on p.id = v.package_id
+                   where p.repository = j.repository and v.manifest_digest = j.digest)
+             returning backend, repository, reference, digest, media_type
+         )
+         insert into index_jobs (backend, repository, reference, digest, media_type, source)
+         select backend, repository, reference, digest, media_type, 'reconcile' from old",
+    )
+    .bind(backend)
+    .bind(repository)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Deletes `done` jobs last updated more than `keep` ago, in batches so no statement runs long;
+/// returns how many. The queue keeps what is open and a bounded history: without this it grows
+/// by a row per push for ever.
+pub async fn delete_done(pool: &PgPool, keep: std::time::Duration) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let r = sqlx::query(
+            "delete from index_jobs where id in (
+                 select id from index_jobs
+                 where state = 'done' and updated_at < now() - make_interval(secs => $1)
+                 limit 10000
+                 for update skip locked
+             )",
+        )
+        .bind(keep.as_secs_f64())
+        .execute(pool)
+        .await?;
+        total += r.rows_affected();
+        if r.rows_affected() < 10000 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Counts of jobs per state, for the status page and tests (`done`: the jobs still kept, see
+/// [`delete_done`]).
 pub async fn counts(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as("select state, count(*) from index_jobs group by state order by state")
         .fetch_all(pool)
         .await
 }
 
-/// Whether any manifest digest is known for (backend, repository): used by reconcile.
-pub async fn known_digests(
+/// The (tag, digest) pairs reconcile need not queue for (backend, repository): the tags the
+/// store records, and those an open (queued or running) job will record.
+pub async fn known_tags(
     pool: &PgPool,
     backend: &str,
     repository: &str,
-) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("select digest from seen_manifests where backend = $1 and repository = $2")
-            .bind(backend)
-            .bind(repository)
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().map(|(d,)| d).collect())
+) -> Result<std::collections::HashSet<(String, String)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select t.tag, v.manifest_digest
+         from tags t join versions v on v.id = t.version_id join packages p on p.id = t.package_id
+         where p.backend = $1 and p.repository = $2
+         union
+         select reference, digest from index_jobs
+         where backend = $1 and repository = $2 and state in ('queued', 'running')",
+    )
+    .bind(backend)
+    .bind(repository)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }

@@ -15,8 +15,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use sqlx::PgPool;
 
-/// The migrations in the workspace's `migrations/`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// The migrations in the workspace's `migrations/`, embedded in the binary. Applied migrations
+/// it does not know are ignored: during a rolling deploy the new release migrates first (its
+/// migrations are additive, forward-only) while the old one keeps running and restarting.
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!("../migrations");
+        migrator.set_ignore_missing(true);
+        migrator
+    });
 
 /// A pool that connects lazily: a process starts (and the registry path keeps working) while
 /// the database is down.
@@ -43,9 +50,24 @@ pub fn connect_lazy_capped(
         .connect_lazy_with(options.application_name("shimmer")))
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration, and logs the applied ones this binary does not know (a
+/// newer release's).
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await?;
+    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    let newer: Vec<i64> =
+        sqlx::query_scalar("select version from _sqlx_migrations where version <> all($1)")
+            .bind(&known)
+            .fetch_all(pool)
+            .await
+            .map_err(sqlx::migrate::MigrateError::Execute)?;
+    if !newer.is_empty() {
+        tracing::warn!(
+            ?newer,
+            "the database has migrations this release does not know (a newer release applied \
+             them); going on"
+        );
+    }
     packages::fix_latest_versions_once(pool)
         .await
         .map_err(sqlx::migrate::MigrateError::Execute)

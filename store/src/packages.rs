@@ -78,7 +78,9 @@ pub struct VersionRecord {
     pub rejection: Option<String>,
     pub bytes_downloaded: i64,
     pub image_bytes: i64,
-    pub visibility: String,
+    /// `public` or `private`; `None` when it could not be told (the anonymous check failed in a
+    /// way that proves nothing): the package keeps what it had, a new one is private.
+    pub visibility: Option<String>,
     /// Replace a version stored already (a forced re-index: `shimmer index`), instead of
     /// leaving it as it was and only moving the tag.
     pub replace: bool,
@@ -138,12 +140,12 @@ pub async fn store_version(
     let mut tx = pool.begin().await?;
     let (package_id,): (i64,) = sqlx::query_as(
         "insert into packages (backend, repository, package_type, name, visibility)
-         values ($1, $2, $3, $4, $5)
+         values ($1, $2, $3, $4, coalesce($5, 'private'))
          on conflict (repository) do update set
              backend = excluded.backend,
              package_type = coalesce(excluded.package_type, packages.package_type),
              name = coalesce(excluded.name, packages.name),
-             visibility = excluded.visibility,
+             visibility = coalesce($5, packages.visibility),
              updated_at = now()
          returning id",
     )
@@ -359,17 +361,38 @@ async fn move_tag(
     Ok(())
 }
 
+/// `objects` in the order their rows are locked: by digest. Two transactions that insert
+/// overlapping objects in different orders (two packages sharing CRDs, listed in each package's
+/// own order) would each hold a row the other waits for: a deadlock. Sorted across the whole
+/// list, not per chunk, so chunk boundaries cannot reorder them either (the statement sorts its
+/// chunk again, byte-wise as here, so the order does not rest on how PostgreSQL scans `unnest`).
+fn objects_in_lock_order(objects: &[ObjectRecord]) -> Vec<&ObjectRecord> {
+    let mut sorted: Vec<&ObjectRecord> = objects.iter().collect();
+    sorted.sort_by(|a, b| a.digest.cmp(&b.digest));
+    sorted
+}
+
+/// `apis` in the order their kinds are locked: the `api_kinds` trigger inserts each row's
+/// lowercase kind (a unique key shared by every package defining it) as the row goes in, so
+/// rows sorted by it take those locks in one order in every transaction.
+fn apis_in_lock_order(apis: &[ApiRecord]) -> Vec<&ApiRecord> {
+    let mut sorted: Vec<&ApiRecord> = apis.iter().collect();
+    sorted.sort_by_cached_key(|a| a.kind.to_ascii_lowercase());
+    sorted
+}
+
 async fn insert_objects(
     tx: &mut Transaction<'_, Postgres>,
     objects: &[ObjectRecord],
 ) -> Result<u64, sqlx::Error> {
     let mut new = 0;
-    for chunk in objects.chunks(CHUNK) {
+    for chunk in objects_in_lock_order(objects).chunks(CHUNK) {
         let r = sqlx::query(
             "insert into objects (digest, api_version, kind, name, class, body, size_bytes)
              select o.d, o.av, o.k, o.n, o.c, o.b::jsonb, o.s
              from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::int[]) as o(d, av, k, n, c, b, s)
+             order by o.d collate \"C\"
              on conflict (digest) do nothing",
         )
         .bind(chunk.iter().map(|o| o.digest.as_str()).collect::<Vec<_>>())
@@ -397,7 +420,7 @@ async fn insert_apis(
     apis: &[ApiRecord],
 ) -> Result<(), sqlx::Error> {
     // Arrays of arrays cannot be unnested with ragged lengths: text[] columns go as JSON.
-    for chunk in apis.chunks(CHUNK) {
+    for chunk in apis_in_lock_order(apis).chunks(CHUNK) {
         sqlx::query(
             "insert into api_types (version_id, object_digest, definition, api_group, kind, plural,
                  singular, short_names, categories, scope, served_versions, storage_version,
@@ -411,7 +434,8 @@ async fn insert_apis(
              from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::jsonb[], $9::jsonb[], $10::text[], $11::jsonb[], $12::text[],
                          $13::jsonb[], $14::bool[])
-                  as a(d, def, g, k, p, s, sn, cat, sc, sv, st, vs, dep)",
+                  as a(d, def, g, k, p, s, sn, cat, sc, sv, st, vs, dep)
+             order by lower(a.k) collate \"C\"",
         )
         .bind(version_id)
         .bind(
@@ -524,4 +548,62 @@ async fn insert_examples(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(digest: &str) -> ObjectRecord {
+        ObjectRecord {
+            digest: digest.into(),
+            api_version: "v1".into(),
+            kind: "K".into(),
+            name: None,
+            class: "other".into(),
+            body: "{}".into(),
+            size_bytes: 2,
+        }
+    }
+
+    fn api(kind: &str) -> ApiRecord {
+        ApiRecord {
+            object_digest: "sha256:0".into(),
+            definition: "crd".into(),
+            api_group: "g".into(),
+            kind: kind.into(),
+            plural: None,
+            singular: None,
+            short_names: vec![],
+            categories: vec![],
+            scope: None,
+            served_versions: vec![],
+            storage_version: None,
+            versions: Value::Null,
+            deprecated: false,
+        }
+    }
+
+    #[test]
+    fn rows_go_to_the_database_in_one_lock_order_whatever_the_package_order() {
+        // More than a chunk, in descending order: the sort spans chunks.
+        let objects: Vec<ObjectRecord> = (0..CHUNK * 2 + 7)
+            .rev()
+            .map(|n| object(&format!("sha256:{n:064x}")))
+            .collect();
+        let sent: Vec<&str> = objects_in_lock_order(&objects)
+            .iter()
+            .map(|o| o.digest.as_str())
+            .collect();
+        let mut expected: Vec<&str> = objects.iter().map(|o| o.digest.as_str()).collect();
+        expected.sort();
+        assert_eq!(sent, expected);
+
+        let apis = [api("Zebra"), api("bucket"), api("Apple"), api("apple")];
+        let kinds: Vec<String> = apis_in_lock_order(&apis)
+            .iter()
+            .map(|a| a.kind.to_ascii_lowercase())
+            .collect();
+        assert_eq!(kinds, ["apple", "apple", "bucket", "zebra"]);
+    }
 }

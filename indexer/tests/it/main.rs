@@ -3,5 +3,8 @@
 
 mod bad_packages;
 mod harness;
+mod lifecycle;
 mod packages;
 mod queue;
+mod reconcile;
+mod store_writes;

@@ -1,0 +1,150 @@
+//! How versions are written when several workers write at once, and what an unknown
+//! visibility keeps.
+
+use serde_json::json;
+use shimmer_store::packages::{self, ApiRecord, ObjectRecord, VersionRecord};
+
+use crate::harness::Env;
+
+fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionRecord {
+    VersionRecord {
+        backend: "primary".into(),
+        repository: repository.into(),
+        tag: None,
+        manifest_digest: digest.into(),
+        index_digest: None,
+        media_type: None,
+        artifact_type: None,
+        kind: "package".into(),
+        package_type: Some("Provider".into()),
+        name: None,
+        meta: None,
+        contents: None,
+        crossplane_version: None,
+        lint: json!([]),
+        rejection: None,
+        bytes_downloaded: 0,
+        image_bytes: 0,
+        visibility: visibility.map(str::to_owned),
+        replace: false,
+    }
+}
+
+fn object(digest: &str) -> ObjectRecord {
+    ObjectRecord {
+        digest: digest.into(),
+        api_version: "apiextensions.k8s.io/v1".into(),
+        kind: "CustomResourceDefinition".into(),
+        name: None,
+        class: "crd".into(),
+        body: "{}".into(),
+        size_bytes: 2,
+    }
+}
+
+fn api(object_digest: &str, kind: &str) -> ApiRecord {
+    ApiRecord {
+        object_digest: object_digest.into(),
+        definition: "crd".into(),
+        api_group: "example.org".into(),
+        kind: kind.into(),
+        plural: None,
+        singular: None,
+        short_names: vec![],
+        categories: vec![],
+        scope: None,
+        served_versions: vec![],
+        storage_version: None,
+        versions: json!([]),
+        deprecated: false,
+    }
+}
+
+/// `n` objects and one API type each, the kinds named by `kinds`.
+fn package(objects: &str, kinds: &str, n: usize) -> (Vec<ObjectRecord>, Vec<ApiRecord>) {
+    let digests: Vec<String> = (0..n)
+        .map(|i| format!("sha256:{objects}{i:060x}"))
+        .collect();
+    let apis = digests
+        .iter()
+        .enumerate()
+        .map(|(i, d)| api(d, &format!("{kinds}{i:04}")))
+        .collect();
+    (digests.iter().map(|d| object(d)).collect(), apis)
+}
+
+#[tokio::test]
+async fn packages_sharing_objects_or_kinds_in_opposite_orders_are_written_at_once_without_deadlock()
+{
+    let env = Env::start().await;
+    for round in 0..6 {
+        // More than a chunk of shared rows, listed by each package in its own order: the store
+        // locks them in one order whatever the packages say. Even rounds share objects (and so
+        // their kinds); odd rounds share only kinds (`api_kinds` rows), not one object.
+        let (objects_a, apis_a) = package(&format!("{round:02}aa"), &format!("Kind{round}x"), 600);
+        let (mut objects_b, mut apis_b) = if round % 2 == 0 {
+            (objects_a.clone(), apis_a.clone())
+        } else {
+            package(&format!("{round:02}bb"), &format!("Kind{round}x"), 600)
+        };
+        objects_b.reverse();
+        apis_b.reverse();
+        let a = version(&format!("acme/a{round}"), "sha256:a", Some("public"));
+        let b = version(&format!("acme/b{round}"), "sha256:b", Some("public"));
+        let (ra, rb) = tokio::join!(
+            packages::store_version(&env.pool, &a, &objects_a, &apis_a, &[]),
+            packages::store_version(&env.pool, &b, &objects_b, &apis_b, &[]),
+        );
+        ra.unwrap_or_else(|e| panic!("round {round}, first writer: {e}"));
+        rb.unwrap_or_else(|e| panic!("round {round}, second writer: {e}"));
+    }
+    assert_eq!(
+        env.count("select count(*) from api_kinds").await,
+        6 * 600,
+        "every kind once"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_visibility_keeps_the_stored_one_and_a_new_package_is_private() {
+    let env = Env::start().await;
+    packages::store_version(
+        &env.pool,
+        &version("acme/x", "sha256:1", Some("public")),
+        &[],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    packages::store_version(
+        &env.pool,
+        &version("acme/x", "sha256:2", None),
+        &[],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    packages::store_version(
+        &env.pool,
+        &version("acme/y", "sha256:3", None),
+        &[],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+    let visibility: Vec<(String, String)> =
+        sqlx::query_as("select repository, visibility from packages order by repository")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        visibility,
+        [
+            ("acme/x".to_owned(), "public".to_owned()),
+            ("acme/y".to_owned(), "private".to_owned())
+        ]
+    );
+}
