@@ -799,3 +799,89 @@ async fn one_off_commands_leave_the_schema_to_migrate_when_migrate_on_start_is_o
     assert!(out.status.success(), "{out:?}");
     assert!(schema().await > 5);
 }
+
+/// `GET path` over HTTP/1.0 to `addr`: the status line and the body (the connection closes
+/// after the answer, so the body is whatever arrived before it did).
+async fn http10_get(addr: &str, path: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = conn.read_to_end(&mut raw).await;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an answer head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, raw[split + 4..].to_vec())
+}
+
+/// A cache whose disk fills up in the middle of a download: the shim runs with a file size
+/// limit of 1 MiB (`ulimit -f`, SIGXFSZ ignored, so writes past it fail as on a full disk),
+/// and a 4 MiB blob still reaches the client whole, the rest straight from the upstream.
+#[tokio::test]
+async fn a_cache_disk_filling_mid_download_still_serves_the_whole_blob() {
+    use std::time::Duration;
+    use testkit::oci::{ImageSpec, LayerSpec};
+
+    let upstream = Registry::start(RegistryOptions::default()).await;
+    let (dir, layout) = scratch_layout();
+    let noise = testkit::oci::incompressible(0x5eed, 4 << 20);
+    let image = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(testkit::oci::tar_gz(&[("f", &noise)]))],
+        ..Default::default()
+    });
+    layout.tag("v1", &image);
+    push(&layout, "v1", &upstream, "team/big:v1", &[]).await;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&layout.read_blob(&image.digest)).unwrap();
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let data = layout.read_blob(&blob);
+
+    let db = testkit::pg::fresh_database().await;
+    let addr = format!("127.0.0.1:{}", testkit::free_port());
+    let cache = dir.path().join("cache");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[server]\nlisten = \"{addr}\"\n[database]\nurl = \"{}\"\n[cache]\npath = \"{}\"\n[[upstream]]\nname = \"a\"\nhosts = [\"registry-a.test\"]\nurl = \"{}\"\n",
+            db.url,
+            cache.display(),
+            upstream.url()
+        ),
+    );
+    assert!(migrate(&config).success());
+    let _shim = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 1024; exec \"$0\" shim --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_shimmer"))
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    testkit::wait_until("the shim listens", Duration::from_secs(20), || async {
+        tokio::net::TcpStream::connect(&addr).await.is_ok()
+    })
+    .await;
+
+    let (status, body) = http10_get(
+        &addr,
+        &format!("/v2/team/big/blobs/{blob}?ns=registry-a.test"),
+    )
+    .await;
+    assert!(
+        status.contains(" 200 "),
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(body.len(), data.len(), "the transfer was cut short");
+    assert!(body == data, "the client got other bytes");
+    let kept = cache
+        .join("a/blobs/sha256")
+        .join(blob.trim_start_matches("sha256:"));
+    assert!(!kept.exists(), "a blob the disk could not hold was kept");
+}

@@ -14,6 +14,11 @@
 //! the upstream is unreachable, failing or slow, the cached copy is served, logged and counted
 //! (`shimmer_cache_stale_served_total`). A `HEAD` without `Docker-Content-Digest` cannot
 //! revalidate, so a `GET` of the tag does (the copy is never served stale forever).
+//!
+//! Everything that becomes a path under the cache (upstream names, digests from requests,
+//! upstream manifests and imported metadata) goes through `content_path`, which admits only a
+//! `sha256:` digest of 64 lowercase hex and a plain upstream name: nothing can name a file
+//! outside the cache. Temp files are named after such a path, so they stay in `tmp/`.
 
 use std::{
     collections::HashMap,
@@ -29,11 +34,11 @@ use std::{
 use axum::{
     body::Body,
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 use shimmer_config::CacheConfig;
 use shimmer_store::PgPool;
 use tokio::{
@@ -47,6 +52,21 @@ use crate::{
 
 const MANIFEST_LIMIT: usize = 4 * 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
+/// Most redirects a blob fill follows (object storage, a CDN).
+const MAX_REDIRECTS: usize = 5;
+/// How long a temp file must have gone unwritten to be taken for a crashed process's leftover
+/// when the cache opens. Not every file older than this process: another process sharing the
+/// directory (`shimmer preload` beside `shimmer serve`) may be writing one, and a live download
+/// writes at least once per `read_timeout`.
+const STALE_TEMP: Duration = Duration::from_secs(600);
+/// Largest upstream error body passed on to a client (an OCI error envelope is small).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Every manifest type the cache keeps. Fills and revalidations always ask for all of them, so
+/// what is stored for a tag does not depend on which client happened to ask first; a client
+/// that accepts fewer is answered past the cache (see [`Cache::manifest`]).
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// Where a download stands; every reader of it watches this.
 #[derive(Debug, Clone)]
@@ -62,7 +82,33 @@ enum Fill {
     Failed {
         status: Option<StatusCode>,
         message: String,
+        /// The fault is the cache's own (a full or unwritable disk), not the upstream's: the
+        /// blob can still be sent straight from the upstream, uncached.
+        local: bool,
+        /// An upstream refusal a client should see as it is (401, 403, 429 with their OCI
+        /// error body): content type and body.
+        answer: Option<(Option<HeaderValue>, Bytes)>,
     },
+}
+
+impl Fill {
+    fn failed(message: impl Into<String>) -> Self {
+        Self::Failed {
+            status: None,
+            message: message.into(),
+            local: false,
+            answer: None,
+        }
+    }
+
+    fn local(message: impl std::fmt::Display) -> Self {
+        Self::Failed {
+            status: None,
+            message: format!("cache not writable: {message}"),
+            local: true,
+            answer: None,
+        }
+    }
 }
 
 struct InFlight {
@@ -77,7 +123,10 @@ pub struct Cache {
     tag_ttl: Option<Duration>,
     revalidate_timeout: Duration,
     pool: PgPool,
-    inflight: Mutex<HashMap<PathBuf, InFlight>>,
+    /// Downloads in progress by (cache path, repository): a request joins only a download for
+    /// its own repository, so an upstream's answer for one repository (a 404, a refusal) is
+    /// never handed to a client of another.
+    inflight: Mutex<HashMap<(PathBuf, String), InFlight>>,
     /// The shim's counters (`cache_stale_served`).
     metrics: Arc<Metrics>,
     pending: Arc<Pending>,
@@ -101,6 +150,7 @@ impl Cache {
             return Ok(None);
         };
         std::fs::create_dir_all(root.join("tmp"))?;
+        remove_stale_temp_files(&root.join("tmp"), std::time::SystemTime::now() - STALE_TEMP);
         Ok(Some(Arc::new(Self {
             root: root.clone(),
             offline: config.offline,
@@ -128,8 +178,18 @@ impl Cache {
     }
 
     fn path(&self, upstream: &str, kind: &str, digest: &str) -> Option<PathBuf> {
-        let hex = digest.strip_prefix("sha256:")?;
-        Some(self.root.join(upstream).join(kind).join("sha256").join(hex))
+        content_path(&self.root, upstream, kind, digest)
+    }
+
+    /// A fresh temp file for the content at `path` (a [`content_path`], so its name is hex),
+    /// unique across the processes that may share the directory.
+    fn temp_for(&self, path: &Path, prefix: &str) -> PathBuf {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+        self.root.join("tmp").join(format!(
+            "{prefix}{name}-{}-{:x}",
+            std::process::id(),
+            rand_suffix()
+        ))
     }
 
     fn touch(&self, upstream: &str, digest: &str, repo: &str, media_type: Option<&str>, size: u64) {
@@ -195,10 +255,7 @@ impl Cache {
             .wait_for(|f| !matches!(f, Fill::Connecting))
             .await
             .map(|f| f.clone())
-            .unwrap_or(Fill::Failed {
-                status: None,
-                message: "download ended".into(),
-            });
+            .unwrap_or_else(|_| Fill::failed("download ended"));
         let total = match fill {
             Fill::Failed {
                 status: Some(StatusCode::NOT_FOUND),
@@ -210,6 +267,21 @@ impl Cache {
                     "blob unknown to the upstream",
                 ));
             }
+            // The upstream serves the blob; only the cache cannot keep it: the request passes
+            // through to the upstream, uncached.
+            Fill::Failed {
+                local: true,
+                message,
+                ..
+            } => {
+                tracing::warn!(upstream = %up.backend.name, %digest, %message, "blob not cached; passing it through");
+                return Ok(None);
+            }
+            Fill::Failed {
+                status: Some(status),
+                answer: Some((content_type, body)),
+                ..
+            } => return Ok(Some(upstream_refusal(status, content_type, body))),
             // Failed before the first byte went out (a small blob can be fetched, found corrupt
             // and dropped before this request looks): the client gets an error, not the bytes.
             Fill::Failed { message, .. } => {
@@ -227,7 +299,12 @@ impl Cache {
             Fill::Done { total } => Some(total),
             Fill::Connecting => None,
         };
-        let mut resp = Response::new(Body::from_stream(tail(tmp, path, progress)));
+        let resume = Resume {
+            up: up.clone(),
+            repo: repo.to_owned(),
+            digest: digest.to_owned(),
+        };
+        let mut resp = Response::new(Body::from_stream(tail(tmp, path, progress, resume)));
         let h = resp.headers_mut();
         if let Some(total) = total {
             h.insert(header::CONTENT_LENGTH, total.into());
@@ -250,18 +327,15 @@ impl Cache {
         digest: &str,
         path: &Path,
     ) -> (PathBuf, watch::Receiver<Fill>) {
+        let key = (path.to_owned(), repo.to_owned());
         let mut inflight = self.inflight.lock().expect("inflight map poisoned");
-        if let Some(f) = inflight.get(path) {
+        if let Some(f) = inflight.get(&key) {
             return (f.tmp.clone(), f.progress.clone());
         }
-        let tmp = self.root.join("tmp").join(format!(
-            "{}-{}",
-            digest.trim_start_matches("sha256:"),
-            std::process::id() as u64 * 1_000_003 + rand_suffix()
-        ));
+        let tmp = self.temp_for(path, "");
         let (tx, rx) = watch::channel(Fill::Connecting);
         inflight.insert(
-            path.to_owned(),
+            key.clone(),
             InFlight {
                 tmp: tmp.clone(),
                 progress: rx.clone(),
@@ -277,21 +351,23 @@ impl Cache {
         );
         tokio::spawn(async move {
             let result = this.download(&up, &repo, &digest, &t, &path, &tx).await;
-            if let Err(message) = result {
+            if let Err(failed) = result {
                 let _ = tokio::fs::remove_file(&t).await;
-                tx.send_replace(Fill::Failed {
-                    status: None,
-                    message,
-                });
+                tx.send_replace(failed);
             }
             this.inflight
                 .lock()
                 .expect("inflight map poisoned")
-                .remove(&path);
+                .remove(&key);
         });
         (tmp, rx)
     }
 
+    /// Fills `path` from the upstream through `tmp`. The answer's head (redirects included)
+    /// must come within the upstream's `connect_timeout` + `read_timeout`, and the body never
+    /// stalls longer than `read_timeout` (the clients' own timeouts), so a stalled upstream or
+    /// object store fails the fill: every joined client is released with an error and the temp
+    /// file is removed.
     async fn download(
         &self,
         up: &Upstream,
@@ -300,39 +376,33 @@ impl Cache {
         tmp: &Path,
         path: &Path,
         tx: &watch::Sender<Fill>,
-    ) -> Result<(), String> {
-        let mut file = tokio::fs::File::create(tmp)
-            .await
-            .map_err(|e| e.to_string())?;
-        let url = up.backend.url(&format!("/v2/{repo}/blobs/{digest}"), None);
-        let mut resp = up
-            .send(repo, || up.backend.client.get(url.clone()))
-            .await
-            .map_err(|e| e.to_string())?;
-        for _ in 0..5 {
-            if !resp.status().is_redirection() {
-                break;
-            }
-            let next = resp
-                .headers()
-                .get(header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| resp.url().join(l).ok())
-                .ok_or("redirect without a location")?;
-            // Object storage gets no credentials.
-            resp = reqwest::Client::new()
-                .get(next)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        if resp.status() != StatusCode::OK {
-            let _ = tokio::fs::remove_file(tmp).await;
-            tx.send_replace(Fill::Failed {
-                status: Some(resp.status()),
-                message: format!("upstream answered {}", resp.status()),
+    ) -> Result<(), Fill> {
+        let mut file = tokio::fs::File::create(tmp).await.map_err(Fill::local)?;
+        let resp = tokio::time::timeout(
+            up.connect_timeout + up.read_timeout,
+            open_blob(up, repo, digest, 0),
+        )
+        .await
+        .map_err(|_| Fill::failed("no answer from the upstream in time"))?
+        .map_err(Fill::failed)?;
+        let status = resp.status();
+        if status != StatusCode::OK {
+            let refused = matches!(
+                status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+            );
+            let answer = if refused {
+                let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+                Some((content_type, bounded_body(resp, ERROR_BODY_LIMIT).await))
+            } else {
+                None
+            };
+            return Err(Fill::Failed {
+                status: Some(status),
+                message: format!("upstream answered {status}"),
+                local: false,
+                answer,
             });
-            return Ok(());
         }
         let total = resp.content_length();
         tx.send_replace(Fill::Streaming { total, written: 0 });
@@ -340,27 +410,25 @@ impl Cache {
         let mut written = 0u64;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
-            file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+            let chunk = chunk.map_err(|e| Fill::failed(e.to_string()))?;
+            file.write_all(&chunk).await.map_err(Fill::local)?;
             hasher.update(&chunk);
             written += chunk.len() as u64;
             tx.send_replace(Fill::Streaming { total, written });
         }
-        file.flush().await.map_err(|e| e.to_string())?;
+        file.flush().await.map_err(Fill::local)?;
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != digest || total.is_some_and(|t| t != written) {
-            return Err(format!(
+            return Err(Fill::failed(format!(
                 "upstream sent {actual} ({written} bytes) for {digest}: not cached"
-            ));
+            )));
         }
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(Fill::local)?;
         }
-        tokio::fs::rename(tmp, path)
-            .await
-            .map_err(|e| e.to_string())?;
+        tokio::fs::rename(tmp, path).await.map_err(Fill::local)?;
         self.touch(&up.backend.name, digest, repo, None, written);
         tx.send_replace(Fill::Done { total: written });
         Ok(())
@@ -368,6 +436,12 @@ impl Cache {
 
     /// Answers a manifest `GET`/`HEAD` from the cache, filling it on a miss and revalidating
     /// tags after the TTL. An unreachable or failing upstream is answered from the cache.
+    ///
+    /// The cache holds what the upstream serves for [`MANIFEST_ACCEPT`]. A client whose
+    /// `Accept` names types but not the cached one is answered past the cache, with what the
+    /// upstream negotiates for it (uncached). Digests other than `sha256:` are verified and
+    /// passed through uncached (the cache's layout has no place for them, and a digest is
+    /// never a tag).
     pub async fn manifest(
         &self,
         up: &Upstream,
@@ -376,29 +450,89 @@ impl Cache {
         method: &Method,
         headers: &HeaderMap,
     ) -> Result<Response, OciError> {
-        let upstream = up.backend.name.as_str();
-        let unknown = || {
-            OciError::new(
-                StatusCode::NOT_FOUND,
-                "MANIFEST_UNKNOWN",
-                "manifest unknown",
-            )
-        };
-        if reference.starts_with("sha256:") {
-            if let Some(r) = self
-                .cached_manifest(upstream, repo, reference, method)
-                .await
-            {
-                return Ok(r);
-            }
+        let is_digest = reference.contains(':');
+        if is_digest
+            && self
+                .path(&up.backend.name, "manifests", reference)
+                .is_none()
+        {
             if self.offline {
-                return Err(unknown());
+                return Err(manifest_unknown());
             }
-            let (bytes, media_type) = self.fetch_manifest(up, repo, reference, headers).await?;
-            return Ok(self
-                .store_and_answer(upstream, repo, reference, bytes, media_type, method)
-                .await);
+            return self
+                .pass_through(up, repo, reference, method, headers)
+                .await;
         }
+        let resp = if is_digest {
+            self.digest_manifest(up, repo, reference, method).await?
+        } else {
+            self.tag_manifest(up, repo, reference, method).await?
+        };
+        let media_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if is_digest || self.offline || accepts(headers, media_type) {
+            return Ok(resp);
+        }
+        self.pass_through(up, repo, reference, method, headers)
+            .await
+    }
+
+    /// Fetches a manifest with the client's own `Accept` and answers with it, storing nothing.
+    async fn pass_through(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Response, OciError> {
+        let (bytes, media_type) = self
+            .fetch_manifest(up, repo, reference, Some(headers))
+            .await?;
+        let digest = if reference.contains(':') {
+            reference.to_owned()
+        } else {
+            format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+        };
+        Ok(manifest_response(
+            &digest,
+            media_type.as_deref(),
+            bytes,
+            method,
+        ))
+    }
+
+    async fn digest_manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        digest: &str,
+        method: &Method,
+    ) -> Result<Response, OciError> {
+        let upstream = up.backend.name.as_str();
+        if let Some(r) = self.cached_manifest(upstream, repo, digest, method).await {
+            return Ok(r);
+        }
+        if self.offline {
+            return Err(manifest_unknown());
+        }
+        let (bytes, media_type) = self.fetch_manifest(up, repo, digest, None).await?;
+        Ok(self
+            .store_and_answer(upstream, repo, digest, bytes, media_type, method)
+            .await)
+    }
+
+    async fn tag_manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        method: &Method,
+    ) -> Result<Response, OciError> {
+        let upstream = up.backend.name.as_str();
+        let unknown = manifest_unknown;
 
         let cached = shimmer_store::cache::tag(&self.pool, upstream, repo, reference)
             .await
@@ -427,7 +561,7 @@ impl Cache {
             Some(c) if self.has_manifest(upstream, &c.digest).await => c,
             // Nothing to compare with or fall back on: fetch the tag.
             _ => {
-                let fetched = self.fetch_manifest(up, repo, reference, headers).await?;
+                let fetched = self.fetch_manifest(up, repo, reference, None).await?;
                 return Ok(self
                     .store_tag(upstream, repo, reference, fetched, method)
                     .await);
@@ -437,7 +571,7 @@ impl Cache {
         // slow upstream cannot stall the pull for its whole read timeout.
         let head = tokio::time::timeout(
             self.revalidate_timeout,
-            self.upstream_send(up, Method::HEAD, repo, reference, headers),
+            self.upstream_send(up, Method::HEAD, repo, reference, None),
         )
         .await;
         let failure = match head {
@@ -488,7 +622,7 @@ impl Cache {
         // The tag moved, or the HEAD did not say: the manifest by tag decides.
         match tokio::time::timeout(
             self.revalidate_timeout,
-            self.fetch_manifest(up, repo, reference, headers),
+            self.fetch_manifest(up, repo, reference, None),
         )
         .await
         {
@@ -559,38 +693,45 @@ impl Cache {
         }
     }
 
-    /// Sends a manifest request upstream with its credentials (token exchange included).
+    /// Sends a manifest request upstream with its credentials (token exchange included), with
+    /// the client's `Accept` (`client`) or else every type the cache keeps.
     async fn upstream_send(
         &self,
         up: &Upstream,
         method: Method,
         repo: &str,
         reference: &str,
-        headers: &HeaderMap,
+        client: Option<&HeaderMap>,
     ) -> reqwest::Result<reqwest::Response> {
         let url = up
             .backend
             .url(&format!("/v2/{repo}/manifests/{reference}"), None);
         up.send(repo, || {
             let mut req = up.backend.client.request(method.clone(), url.clone());
-            for v in headers.get_all(header::ACCEPT) {
-                req = req.header(header::ACCEPT, v.clone());
+            match client {
+                Some(headers) => {
+                    for v in headers.get_all(header::ACCEPT) {
+                        req = req.header(header::ACCEPT, v.clone());
+                    }
+                }
+                None => req = req.header(header::ACCEPT, MANIFEST_ACCEPT),
             }
             req
         })
         .await
     }
 
+    /// A manifest from the upstream, checked against `reference` when that is a digest.
     async fn fetch_manifest(
         &self,
         up: &Upstream,
         repo: &str,
         reference: &str,
-        headers: &HeaderMap,
+        client: Option<&HeaderMap>,
     ) -> Result<(Bytes, Option<String>), OciError> {
         let name = &up.backend.name;
         let resp = self
-            .upstream_send(up, Method::GET, repo, reference, headers)
+            .upstream_send(up, Method::GET, repo, reference, client)
             .await
             .map_err(|error| {
                 tracing::warn!(upstream = %name, %error, "upstream unreachable");
@@ -603,6 +744,16 @@ impl Cache {
                     StatusCode::NOT_FOUND,
                     "MANIFEST_UNKNOWN",
                     "manifest unknown",
+                ));
+            }
+            s @ (StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::TOO_MANY_REQUESTS) => {
+                tracing::warn!(upstream = %name, status = %s, "upstream refused a manifest GET");
+                return Err(OciError::new(
+                    s,
+                    refusal_code(s),
+                    format!("upstream {name:?} answered {s}"),
                 ));
             }
             s => {
@@ -628,8 +779,12 @@ impl Cache {
         if bytes.len() > MANIFEST_LIMIT {
             return Err(OciError::backend_unavailable(name));
         }
-        if reference.starts_with("sha256:") {
-            let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if let Some((algorithm, _)) = reference.split_once(':') {
+            let actual = match algorithm {
+                "sha256" => format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+                "sha512" => format!("sha512:{}", hex::encode(Sha512::digest(&bytes))),
+                _ => format!("{algorithm}:(not computable)"),
+            };
             if actual != reference {
                 tracing::warn!(upstream = %name, %reference, %actual, "upstream manifest does not match its digest");
                 return Err(OciError::backend_unavailable(name));
@@ -648,11 +803,7 @@ impl Cache {
         method: &Method,
     ) -> Response {
         if let Some(path) = self.path(upstream, "manifests", digest) {
-            let tmp = self.root.join("tmp").join(format!(
-                "m-{}-{}",
-                digest.trim_start_matches("sha256:"),
-                rand_suffix()
-            ));
+            let tmp = self.temp_for(&path, "m-");
             let stored = async {
                 tokio::fs::create_dir_all(path.parent().expect("cache paths have parents")).await?;
                 tokio::fs::write(&tmp, &bytes).await?;
@@ -664,16 +815,21 @@ impl Cache {
                 tokio::fs::rename(&tmp, &path).await
             }
             .await;
-            if let Err(error) = stored {
-                tracing::warn!(%error, "manifest not cached");
+            // Recorded only once on disk: an entry without its file would count against
+            // `max_bytes` and list as cached.
+            match stored {
+                Ok(()) => self.touch(
+                    upstream,
+                    digest,
+                    repo,
+                    media_type.as_deref(),
+                    bytes.len() as u64,
+                ),
+                Err(error) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    tracing::warn!(%error, "manifest not cached");
+                }
             }
-            self.touch(
-                upstream,
-                digest,
-                repo,
-                media_type.as_deref(),
-                bytes.len() as u64,
-            );
         }
         manifest_response(digest, media_type.as_deref(), bytes, method)
     }
@@ -841,12 +997,26 @@ fn manifest_response(
     resp
 }
 
+/// What a reader of a download needs to go on straight from the upstream when the cache
+/// cannot keep the blob (a disk that fills up mid-download).
+struct Resume {
+    up: Arc<Upstream>,
+    repo: String,
+    digest: String,
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
 /// Streams a download as it grows: reads what has been written, waits for more, ends when it is
-/// done, and fails (aborting the client's transfer) if the download fails.
+/// done, and fails (aborting the client's transfer) if the download fails. If the cache could
+/// not write the download, the rest comes straight from the upstream (a `Range` from where the
+/// client is), uncached.
 fn tail(
     tmp: PathBuf,
     done_path: PathBuf,
     progress: watch::Receiver<Fill>,
+    resume: Resume,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     struct State {
         tmp: PathBuf,
@@ -855,6 +1025,8 @@ fn tail(
         file: Option<tokio::fs::File>,
         pos: u64,
         finished: bool,
+        resume: Resume,
+        direct: Option<ByteStream>,
     }
     let state = State {
         tmp,
@@ -863,10 +1035,17 @@ fn tail(
         file: None,
         pos: 0,
         finished: false,
+        resume,
+        direct: None,
     };
     futures_util::stream::unfold(state, |mut st| async move {
         if st.finished {
             return None;
+        }
+        if let Some(direct) = st.direct.as_mut() {
+            let next = direct.next().await;
+            st.finished = !matches!(next, Some(Ok(_)));
+            return next.map(|item| (item, st));
         }
         loop {
             let fill = st.progress.borrow_and_update().clone();
@@ -875,6 +1054,26 @@ fn tail(
                 // counts bytes against Content-Length cannot mistake a corrupt blob for a whole one.
                 Fill::Streaming { written, .. } => written.saturating_sub(1),
                 Fill::Done { total } => *total,
+                Fill::Failed {
+                    local: true,
+                    message,
+                    ..
+                } => {
+                    tracing::warn!(upstream = %st.resume.up.backend.name, digest = %st.resume.digest,
+                        %message, "blob not cached; sending the rest straight from the upstream");
+                    match resume_direct(&st.resume, st.pos).await {
+                        Ok(mut direct) => {
+                            let next = direct.next().await;
+                            st.finished = !matches!(next, Some(Ok(_)));
+                            st.direct = Some(direct);
+                            return next.map(|item| (item, st));
+                        }
+                        Err(message) => {
+                            st.finished = true;
+                            return Some((Err(std::io::Error::other(message)), st));
+                        }
+                    }
+                }
                 Fill::Failed { message, .. } => {
                     st.finished = true;
                     return Some((Err(std::io::Error::other(message.clone())), st));
@@ -922,9 +1121,9 @@ fn tail(
                 return None;
             }
             if st.progress.changed().await.is_err() {
-                // The download task ended; its last state decides.
+                // The download task ended; its last state decides (a local failure resumes).
                 let last = st.progress.borrow().clone();
-                if !matches!(last, Fill::Done { .. }) {
+                if !matches!(last, Fill::Done { .. } | Fill::Failed { local: true, .. }) {
                     st.finished = true;
                     return Some((Err(std::io::Error::other("download ended early")), st));
                 }
@@ -933,7 +1132,199 @@ fn tail(
     })
 }
 
-/// Serves a cached file, honouring one `Range: bytes=a-b` (or `a-`, `-n`).
+/// The blob from byte `from` on, straight from the upstream (asked with a `Range`; an upstream
+/// that ignores it has the bytes before `from` skipped).
+async fn resume_direct(r: &Resume, from: u64) -> Result<ByteStream, String> {
+    let resp = tokio::time::timeout(
+        r.up.connect_timeout + r.up.read_timeout,
+        open_blob(&r.up, &r.repo, &r.digest, from),
+    )
+    .await
+    .map_err(|_| "no answer from the upstream in time".to_owned())??;
+    let mut skip = match resp.status() {
+        StatusCode::PARTIAL_CONTENT if from > 0 => 0,
+        StatusCode::OK => from,
+        s => return Err(format!("upstream answered {s} to the rest of the blob")),
+    };
+    Ok(Box::pin(resp.bytes_stream().filter_map(move |chunk| {
+        let out = match chunk {
+            Ok(b) if skip >= b.len() as u64 => {
+                skip -= b.len() as u64;
+                None
+            }
+            Ok(b) => {
+                let rest = b.slice(skip as usize..);
+                skip = 0;
+                Some(Ok(rest))
+            }
+            Err(e) => Some(Err(std::io::Error::other(e))),
+        };
+        std::future::ready(out)
+    })))
+}
+
+/// Sends a blob `GET` upstream (with a `Range` from `from` when it is not 0) and follows its
+/// redirects, at most [`MAX_REDIRECTS`], with the upstream's redirect client: object storage
+/// gets no credentials.
+async fn open_blob(
+    up: &Upstream,
+    repo: &str,
+    digest: &str,
+    from: u64,
+) -> Result<reqwest::Response, String> {
+    let range = (from > 0).then(|| format!("bytes={from}-"));
+    let with_range = |mut req: reqwest::RequestBuilder| {
+        if let Some(r) = &range {
+            req = req.header(header::RANGE, r);
+        }
+        req
+    };
+    let url = up.backend.url(&format!("/v2/{repo}/blobs/{digest}"), None);
+    let mut resp = up
+        .send(repo, || with_range(up.backend.client.get(url.clone())))
+        .await
+        .map_err(|e| e.to_string())?;
+    for _ in 0..MAX_REDIRECTS {
+        if !resp.status().is_redirection() {
+            return Ok(resp);
+        }
+        let next = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok())
+            .ok_or("redirect without a location")?;
+        resp = with_range(up.redirect_client.get(next))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    if resp.status().is_redirection() {
+        return Err("too many redirects".into());
+    }
+    Ok(resp)
+}
+
+/// At most `limit` bytes of an answer's body (an upstream's error envelope).
+async fn bounded_body(resp: reqwest::Response, limit: usize) -> Bytes {
+    let mut out = Vec::new();
+    let mut body = resp.bytes_stream();
+    while let Some(Ok(chunk)) = body.next().await {
+        out.extend_from_slice(&chunk[..chunk.len().min(limit - out.len())]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Bytes::from(out)
+}
+
+/// The OCI error code of an upstream's refusal.
+fn refusal_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+        StatusCode::TOO_MANY_REQUESTS => "TOOMANYREQUESTS",
+        _ => "DENIED",
+    }
+}
+
+/// An upstream's refusal of a blob (401, 403, 429) passed on as it came, its OCI error body
+/// included, so a client sees `TOOMANYREQUESTS` or `DENIED` rather than a gateway error. No
+/// `WWW-Authenticate` goes along: the client cannot answer a challenge meant for the shim.
+fn upstream_refusal(
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+) -> Response {
+    if body.is_empty() {
+        return OciError::new(
+            status,
+            refusal_code(status),
+            format!("upstream answered {status}"),
+        )
+        .into_response();
+    }
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    if let Some(v) = content_type {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+/// The spec's 404 for a manifest.
+fn manifest_unknown() -> OciError {
+    OciError::new(
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+        "manifest unknown",
+    )
+}
+
+/// Whether a client's `Accept` admits `media_type`. No `Accept` (or no type to compare) admits
+/// anything; otherwise the type, `*/*` or `application/*` must be named.
+fn accepts(headers: &HeaderMap, media_type: Option<&str>) -> bool {
+    let Some(media_type) = media_type else {
+        return true;
+    };
+    let mut named = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or("").trim())
+        .filter(|t| !t.is_empty())
+        .peekable();
+    if named.peek().is_none() {
+        return true;
+    }
+    named.any(|t| t == "*/*" || t == "application/*" || t.eq_ignore_ascii_case(media_type.trim()))
+}
+
+/// Where `digest` of `upstream` lives under `root`: only for a `sha256:` digest of exactly 64
+/// lowercase hex and an upstream name that is one plain path component. Digests and names come
+/// from requests, upstream manifests and imported metadata; nothing else may become a path.
+pub(crate) fn content_path(
+    root: &Path,
+    upstream: &str,
+    kind: &str,
+    digest: &str,
+) -> Option<PathBuf> {
+    let hex = digest.strip_prefix("sha256:")?;
+    let hex_ok = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let name_ok = !upstream.is_empty()
+        && !matches!(upstream, "." | ".." | "tmp")
+        && !upstream.contains(['/', '\\', '\0']);
+    (hex_ok && name_ok).then(|| root.join(upstream).join(kind).join("sha256").join(hex))
+}
+
+/// Removes the temp files in `tmp` last written before `before`: downloads a crashed or killed
+/// process left behind.
+fn remove_stale_temp_files(tmp: &Path, before: std::time::SystemTime) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let mut removed = 0usize;
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|m| m < before);
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "removed stale cache temp files");
+    }
+}
+
+/// Serves a cached file, honouring one `Range: bytes=a-b` (or `a-`, `-n`); any other `Range`
+/// is ignored and the whole file sent (RFC 9110, 14.2).
 async fn serve_file(
     path: &Path,
     size: u64,
@@ -945,11 +1336,11 @@ async fn serve_file(
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .map(|r| parse_range(r, size));
+        .map_or(Range::Ignored, |r| parse_range(r, size));
     let (status, start, len) = match range {
-        None => (StatusCode::OK, 0, size),
-        Some(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
-        Some(None) => {
+        Range::Ignored => (StatusCode::OK, 0, size),
+        Range::Bytes(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        Range::Unsatisfiable => {
             let mut resp = Response::new(Body::empty());
             *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
             resp.headers_mut().insert(
@@ -992,22 +1383,47 @@ async fn serve_file(
     Ok(resp)
 }
 
-/// `bytes=a-b`, `bytes=a-`, `bytes=-n` against `size`; `None` if unsatisfiable or malformed.
-fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
-    let spec = value.strip_prefix("bytes=")?;
-    if spec.contains(',') || size == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            (size.saturating_sub(n), size - 1)
-        }
-        (a, "") => (a.parse().ok()?, size - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+/// What a `Range` header asks of a file.
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    /// First and last byte, inclusive.
+    Bytes(u64, u64),
+    /// One byte range that starts past the end: 416.
+    Unsatisfiable,
+    /// Several ranges, another unit, or not parseable: the whole file is sent (200), as RFC
+    /// 9110 lets a server that does not support them do.
+    Ignored,
+}
+
+/// `bytes=a-b`, `bytes=a-`, `bytes=-n` against `size`.
+fn parse_range(value: &str, size: u64) -> Range {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Range::Ignored;
     };
-    (start <= end && start < size).then_some((start, end))
+    let Some((a, b)) = spec.split_once('-').filter(|_| !spec.contains(',')) else {
+        return Range::Ignored;
+    };
+    let number = |s: &str| s.parse::<u64>().ok();
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => match number(n) {
+            Some(0) => return Range::Unsatisfiable,
+            Some(n) if size > 0 => (size.saturating_sub(n), size - 1),
+            Some(_) => return Range::Unsatisfiable,
+            None => return Range::Ignored,
+        },
+        (a, "") => match number(a) {
+            Some(a) => (a, u64::MAX),
+            None => return Range::Ignored,
+        },
+        (a, b) => match (number(a), number(b)) {
+            (Some(a), Some(b)) if a <= b => (a, b),
+            _ => return Range::Ignored,
+        },
+    };
+    if start >= size {
+        return Range::Unsatisfiable;
+    }
+    Range::Bytes(start, end.min(size - 1))
 }
 
 fn rand_suffix() -> u64 {
@@ -1024,17 +1440,68 @@ fn rand_suffix() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use std::path::Path;
+
+    use super::{Range, accepts, content_path, parse_range};
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=95-200", 100), Some((95, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=5-2", 100), None);
-        assert_eq!(parse_range("bytes=0-1,4-5", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
+        assert_eq!(parse_range("bytes=0-9", 100), Range::Bytes(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Range::Bytes(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Range::Bytes(90, 99));
+        assert_eq!(parse_range("bytes=95-200", 100), Range::Bytes(95, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Range::Unsatisfiable);
+        assert_eq!(parse_range("bytes=100-200", 100), Range::Unsatisfiable);
+        // Several ranges, other units and nonsense are ignored (200 with the whole file).
+        assert_eq!(parse_range("bytes=5-2", 100), Range::Ignored);
+        assert_eq!(parse_range("bytes=0-1,4-5", 100), Range::Ignored);
+        assert_eq!(parse_range("items=0-1", 100), Range::Ignored);
+        assert_eq!(parse_range("bytes=x-", 100), Range::Ignored);
+    }
+
+    #[test]
+    fn only_plain_names_and_sha256_hex_become_cache_paths() {
+        let root = Path::new("/cache");
+        let hex = "a".repeat(64);
+        assert_eq!(
+            content_path(root, "up", "blobs", &format!("sha256:{hex}")),
+            Some(root.join("up/blobs/sha256").join(&hex))
+        );
+        for digest in [
+            "sha256:../../etc/passwd".to_owned(),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("sha256:/{}", "a".repeat(63)),
+            format!("sha512:{}", "a".repeat(128)),
+            hex.clone(),
+        ] {
+            assert_eq!(content_path(root, "up", "blobs", &digest), None, "{digest}");
+        }
+        for upstream in ["", ".", "..", "tmp", "/etc", "a/../..", "a\\b"] {
+            let digest = format!("sha256:{hex}");
+            assert_eq!(
+                content_path(root, upstream, "blobs", &digest),
+                None,
+                "{upstream}"
+            );
+        }
+    }
+
+    #[test]
+    fn accept_is_matched_by_type_ignoring_parameters() {
+        let h = |v: &str| {
+            let mut m = axum::http::HeaderMap::new();
+            m.insert(axum::http::header::ACCEPT, v.parse().unwrap());
+            m
+        };
+        let oci = "application/vnd.oci.image.manifest.v1+json";
+        assert!(accepts(&axum::http::HeaderMap::new(), Some(oci)));
+        assert!(accepts(&h(&format!("text/plain, {oci};q=0.5")), Some(oci)));
+        assert!(accepts(&h("*/*"), Some(oci)));
+        assert!(!accepts(
+            &h("application/vnd.docker.distribution.manifest.v2+json"),
+            Some(oci)
+        ));
+        assert!(accepts(&h("text/plain"), None));
     }
 }

@@ -8,10 +8,13 @@ use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::{AppState, cache::Cache, error::OciError, upstream::Upstream};
-
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
-     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+use crate::{
+    AppState,
+    cache::{Cache, MANIFEST_ACCEPT, content_path},
+    error::OciError,
+    path::{check_digest, is_valid_name, is_valid_tag},
+    upstream::Upstream,
+};
 
 /// One reference of a preload list: `host/repository:tag` or `host/repository@sha256:...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +42,7 @@ impl ImageRef {
         } else {
             repository.to_owned()
         };
-        if !crate::path::is_valid_name(&repository) {
+        if !is_valid_name(&repository) {
             return Err(format!("{line:?}: invalid repository name"));
         }
         Ok(Self {
@@ -109,9 +112,7 @@ pub async fn preload(
             {
                 continue;
             }
-            let digest = child["digest"]
-                .as_str()
-                .ok_or("index entry without digest")?;
+            let digest = descriptor_digest(image, child)?;
             images.push(manifest(cache, &up, &image.repository, digest).await?);
             loaded.manifests += 1;
         }
@@ -120,10 +121,13 @@ pub async fn preload(
     }
     let mut blobs: Vec<String> = Vec::new();
     for m in &images {
-        for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().into_iter().flatten()) {
-            if let Some(digest) = d["digest"].as_str()
-                && !blobs.iter().any(|b| b == digest)
-            {
+        let config = Some(&m["config"]).filter(|c| !c.is_null());
+        for d in config
+            .into_iter()
+            .chain(m["layers"].as_array().into_iter().flatten())
+        {
+            let digest = descriptor_digest(image, d)?;
+            if !blobs.iter().any(|b| b == digest) {
                 blobs.push(digest.to_owned());
             }
         }
@@ -142,6 +146,19 @@ pub async fn preload(
     Ok(loaded)
 }
 
+/// A descriptor's digest, checked before it is used for anything: an upstream's manifest is
+/// untrusted, and its digests name requests and cache files.
+fn descriptor_digest<'a>(image: &ImageRef, descriptor: &'a Value) -> Result<&'a str, String> {
+    let digest = descriptor["digest"].as_str().unwrap_or_default();
+    check_digest(digest).map_err(|_| {
+        format!(
+            "{}:{}: invalid manifest: descriptor digest {digest:?}",
+            image.repository, image.reference
+        )
+    })?;
+    Ok(digest)
+}
+
 async fn manifest(
     cache: &Cache,
     up: &Upstream,
@@ -149,7 +166,7 @@ async fn manifest(
     reference: &str,
 ) -> Result<Value, String> {
     let mut headers = HeaderMap::new();
-    headers.insert(header::ACCEPT, HeaderValue::from_static(ACCEPT));
+    headers.insert(header::ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
     let resp = cache
         .manifest(up, repo, reference, &Method::GET, &headers)
         .await
@@ -220,13 +237,7 @@ pub async fn list(state: &AppState) -> anyhow::Result<Vec<Listed>> {
             });
         }
         let l = out.last_mut().expect("pushed above");
-        let hex = digest.strip_prefix("sha256:").unwrap_or(&digest);
-        if root
-            .join(&upstream)
-            .join("manifests/sha256")
-            .join(hex)
-            .exists()
-        {
+        if content_path(root, &upstream, "manifests", &digest).is_some_and(|p| p.exists()) {
             l.manifests += 1;
         } else {
             l.blobs += 1;
@@ -256,10 +267,12 @@ pub async fn export(state: &AppState, out: &Path) -> anyhow::Result<u64> {
     Ok(copied)
 }
 
-/// Copies an exported cache into this one and records its metadata. Every blob and manifest
-/// is checked against its digest first; if any is corrupt, nothing is imported.
+/// Copies an exported cache into this one and records its metadata. The metadata and every
+/// blob and manifest are checked first; if any is invalid or corrupt, nothing is imported.
 pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
     let root = cache_root(state)?;
+    let meta: Value = serde_json::from_slice(&std::fs::read(from.join("metadata.json"))?)?;
+    check_metadata(state, &meta)?;
     let exported = from.join("cache");
     let corrupt = tokio::task::spawn_blocking(move || verify_tree(&exported)).await??;
     anyhow::ensure!(
@@ -273,7 +286,6 @@ pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
             .join(", ")
     );
     let copied = copy_tree(&from.join("cache"), root, true)?;
-    let meta: Value = serde_json::from_slice(&std::fs::read(from.join("metadata.json"))?)?;
     for t in meta["tags"].as_array().into_iter().flatten() {
         let s = |i: usize| t[i].as_str().unwrap_or_default().to_owned();
         shimmer_store::cache::set_tag(&state.pool, &s(0), &s(1), &s(2), &s(3), t[4].as_str())
@@ -292,6 +304,39 @@ pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
         .await?;
     }
     Ok(copied)
+}
+
+/// Refuses exported metadata that names anything this site would not itself have put in its
+/// cache tables: an upstream (or caching backend) that is not configured here, an invalid
+/// repository name, tag or digest. The error names the entry.
+fn check_metadata(state: &AppState, meta: &Value) -> anyhow::Result<()> {
+    let text = |row: &Value, i: usize| row[i].as_str().unwrap_or_default().to_owned();
+    let check = |what: &str, row: &Value, upstream: String, repo: String, digest: String| {
+        let problem = if !state.upstreams.is_cache_name(&upstream) {
+            format!("upstream {upstream:?} is not configured here")
+        } else if !is_valid_name(&repo) {
+            format!("invalid repository name {repo:?}")
+        } else if check_digest(&digest).is_err() {
+            format!("invalid digest {digest:?}")
+        } else {
+            return Ok(());
+        };
+        anyhow::bail!(
+            "refusing the import: metadata.json {what} {row}: {problem} (nothing was imported)"
+        )
+    };
+    for t in meta["tags"].as_array().into_iter().flatten() {
+        let tag = text(t, 2);
+        anyhow::ensure!(
+            is_valid_tag(&tag),
+            "refusing the import: metadata.json tag {t}: invalid tag {tag:?} (nothing was imported)"
+        );
+        check("tag", t, text(t, 0), text(t, 1), text(t, 3))?;
+    }
+    for e in meta["entries"].as_array().into_iter().flatten() {
+        check("entry", e, text(e, 0), text(e, 2), text(e, 1))?;
+    }
+    Ok(())
 }
 
 /// The content-addressed files under an exported cache (`<upstream>/{blobs,manifests}/sha256/<hex>`)

@@ -29,6 +29,14 @@ pub struct Upstream {
     pub authorization: Option<HeaderValue>,
     /// Whether pulls from it go through the cache (when one is configured).
     pub cache: bool,
+    /// Follows the upstream's blob redirects (object storage, a CDN) during a cache fill: the
+    /// upstream's timeouts, no proxy from the environment, no redirects of its own (the cache
+    /// follows a bounded number itself), no credentials.
+    pub redirect_client: reqwest::Client,
+    /// The upstream's `connect_timeout` and `read_timeout`: together they bound how long a
+    /// cache fill may wait for an answer's head, redirects included.
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
     /// Whether `authorization` is a static token (then no token exchange happens).
     static_token: bool,
     /// The token service the upstream named in its `Bearer` challenge, once it has.
@@ -224,10 +232,14 @@ impl Upstreams {
                 Ok::<_, BackendError>(v)
             })
             .transpose()?;
+            let cfg = u.as_backend();
             let upstream = Arc::new(Upstream {
                 backend,
                 authorization,
                 cache: u.cache,
+                redirect_client: redirect_client(&cfg)?,
+                connect_timeout: cfg.connect_timeout,
+                read_timeout: cfg.read_timeout,
                 static_token: token.is_some(),
                 realm: Mutex::new(None),
                 tokens: Mutex::new(HashMap::new()),
@@ -260,6 +272,9 @@ impl Upstreams {
                     backend,
                     authorization,
                     cache: true,
+                    redirect_client: redirect_client(&cfg)?,
+                    connect_timeout: cfg.connect_timeout,
+                    read_timeout: cfg.read_timeout,
                     static_token: false,
                     realm: Mutex::new(None),
                     tokens: Mutex::new(HashMap::new()),
@@ -267,6 +282,12 @@ impl Upstreams {
             );
         }
         Ok(Self { by_host, backends })
+    }
+
+    /// Whether `name` names a configured upstream or a backend with `cache = true`: the only
+    /// names the cache keeps content under.
+    pub fn is_cache_name(&self, name: &str) -> bool {
+        self.backends.contains_key(name) || self.by_host.values().any(|u| u.backend.name == name)
     }
 
     /// The cache side of a backend with `cache = true`.
@@ -278,6 +299,21 @@ impl Upstreams {
     pub fn get(&self, ns: &str) -> Option<&Arc<Upstream>> {
         self.by_host.get(&normalize_registry_host(ns))
     }
+}
+
+/// The client that follows an upstream's blob redirects (see [`Upstream::redirect_client`]).
+fn redirect_client(cfg: &shimmer_config::BackendConfig) -> Result<reqwest::Client, BackendError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(cfg.connect_timeout)
+        .read_timeout(cfg.read_timeout)
+        .build()
+        .map_err(|e| BackendError::Tls {
+            backend: cfg.name.clone(),
+            what: "redirect client",
+            message: e.to_string(),
+        })
 }
 
 /// Whether `host` is Docker Hub under any of its names.

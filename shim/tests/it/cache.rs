@@ -992,3 +992,417 @@ async fn an_upstream_with_cache_off_is_passed_through_and_nothing_is_stored() {
         assert_eq!(n, 0, "{table}");
     }
 }
+
+/// A hand-written upstream that answers each `GET` path in `answers` with (status, content
+/// type, body), anything else 404, and records the paths it was asked for. It stands in for a
+/// hostile or rate-limiting registry: docker-registry refuses to store a manifest whose
+/// descriptors name invalid digests, never serves a manifest by `sha512:`, and cannot be made
+/// to answer `429`.
+async fn fake_upstream(
+    answers: Vec<(String, StatusCode, &'static str, Vec<u8>)>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use axum::{body::Body, http::Request, response::Response};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answers = std::sync::Arc::new(answers);
+    let (log, table) = (seen.clone(), answers.clone());
+    let app = axum::Router::new().fallback(move |req: Request<Body>| {
+        let (log, table) = (log.clone(), table.clone());
+        async move {
+            let path = req.uri().path().to_owned();
+            log.lock().unwrap().push(path.clone());
+            let found = table.iter().find(|(p, ..)| *p == path);
+            let (status, content_type, body) = match found {
+                Some((_, s, t, b)) => (*s, *t, b.clone()),
+                None if path == "/v2/" => (StatusCode::OK, "application/json", b"{}".to_vec()),
+                None => (StatusCode::NOT_FOUND, "application/json", b"{}".to_vec()),
+            };
+            let mut resp = Response::new(Body::from(body));
+            *resp.status_mut() = axum::http::StatusCode::from_u16(status.as_u16()).unwrap();
+            resp.headers_mut()
+                .insert("content-type", content_type.parse().unwrap());
+            resp
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen, task)
+}
+
+#[tokio::test]
+async fn a_stalled_blob_redirect_fails_the_fill_for_every_client_and_leaves_no_temp_file() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let (stalled, _stall) = hung_upstream().await;
+    // The upstream answers blob GETs with a redirect to object storage that never answers.
+    let target = stalled.clone();
+    let rec = Recorder::start_with_hook(
+        &up.url(),
+        std::sync::Arc::new(
+            move |req: &testkit::recorder::RecordedRequest, parts: &mut http::response::Parts| {
+                if req.method == "GET" && req.path_and_query.contains("/blobs/sha256:") {
+                    parts.status = http::StatusCode::TEMPORARY_REDIRECT;
+                    parts.headers.insert(
+                        "location",
+                        format!("{target}/storage{}", req.path_and_query)
+                            .parse()
+                            .unwrap(),
+                    );
+                }
+            },
+        ),
+    )
+    .await;
+    let (tmp, layout) = scratch_layout();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(7))])));
+    let blob = first_layer(&layout, &d);
+    push(&layout, "v1", &up, "team/r:v1").await;
+    let cache_dir = tmp.path().join("cache");
+    let toml = format!(
+        "{}connect_timeout = \"1s\"\nread_timeout = \"1s\"\n",
+        config(&rec.url(), &cache_dir, "")
+    );
+    let shim = Shim::start(&toml).await;
+    let url = format!("{}/v2/team/r/blobs/{blob}?ns=registry-a.test", shim.url());
+    let get = || async {
+        let resp = http()
+            .get(&url)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .expect("an answer, not a wait forever");
+        resp.status()
+    };
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(get(), get());
+    assert_eq!(first, StatusCode::BAD_GATEWAY);
+    assert_eq!(second, StatusCode::BAD_GATEWAY);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    testkit::wait_until(
+        "the temp file is removed",
+        Duration::from_secs(5),
+        || async { files_under(&cache_dir).is_empty() },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_sha512_manifest_is_verified_and_never_stored_as_a_tag() {
+    use sha2::Digest as _;
+    let good = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
+    let good_digest = format!("sha512:{}", hex::encode(sha2::Sha512::digest(&good)));
+    let forged = format!("sha512:{}", "0".repeat(128));
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    let (url, _seen, _task) = fake_upstream(vec![
+        (
+            format!("/v2/team/s/manifests/{good_digest}"),
+            StatusCode::OK,
+            oci,
+            good.clone(),
+        ),
+        (
+            format!("/v2/team/s/manifests/{forged}"),
+            StatusCode::OK,
+            oci,
+            good.clone(),
+        ),
+    ])
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let shim = start_cached(&url, &tmp, "").await;
+    let get = |reference: String| {
+        let url = format!(
+            "{}/v2/team/s/manifests/{reference}?ns=registry-a.test",
+            shim.url()
+        );
+        async move { http().get(url).send().await.unwrap() }
+    };
+    let r = get(good_digest.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["docker-content-digest"], good_digest.as_str());
+    assert_eq!(r.bytes().await.unwrap(), good);
+    // Bytes that do not hash to the digest asked for are refused, not served.
+    assert_eq!(get(forged).await.status(), StatusCode::BAD_GATEWAY);
+    let tags: Vec<(String,)> = sqlx::query_as("select tag from cache_tags")
+        .fetch_all(&shim.pool)
+        .await
+        .unwrap();
+    assert!(tags.is_empty(), "digests stored as tags: {tags:?}");
+}
+
+#[tokio::test]
+async fn preload_refuses_a_manifest_whose_descriptors_name_invalid_digests() {
+    let evil = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": "sha256:../../escaped", "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": "sha256:../../../../written-by-upstream", "size": 2}],
+    });
+    let (url, seen, _task) = fake_upstream(vec![(
+        "/v2/team/evil/manifests/v1".into(),
+        StatusCode::OK,
+        "application/vnd.oci.image.manifest.v1+json",
+        serde_json::to_vec(&evil).unwrap(),
+    )])
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let shim = start_cached(&url, &tmp, "").await;
+    let image = shimmer_shim::preload::ImageRef::parse("registry-a.test/team/evil:v1").unwrap();
+    let err = shimmer_shim::preload::preload(&shim.state, &image, &[], 2)
+        .await
+        .unwrap_err();
+    assert!(err.contains("invalid manifest"), "{err}");
+    let blob_requests: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.contains("/blobs/"))
+        .cloned()
+        .collect();
+    assert!(blob_requests.is_empty(), "{blob_requests:?}");
+    let outside: Vec<_> = files_under(tmp.path())
+        .into_iter()
+        .filter(|p| !p.starts_with(tmp.path().join("cache")))
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}");
+}
+
+/// Writes an export (`cache/` and `metadata.json`) holding only `metadata`.
+fn export_with_metadata(dir: &std::path::Path, metadata: serde_json::Value) {
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    std::fs::write(
+        dir.join("metadata.json"),
+        serde_json::to_vec(&metadata).unwrap(),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn import_refuses_metadata_naming_paths_unknown_upstreams_or_invalid_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shim = start_cached("http://127.0.0.1:1", &tmp, "").await;
+    let good = format!("sha256:{}", "a".repeat(64));
+    let cases = [
+        (
+            serde_json::json!({"tags": [], "entries": [["a", "sha256:../../../etc/passwd", "team/x", null, 1]]}),
+            "invalid digest",
+        ),
+        (
+            serde_json::json!({"tags": [], "entries": [["/etc", good, "team/x", null, 1]]}),
+            "not configured",
+        ),
+        (
+            serde_json::json!({"tags": [], "entries": [["..", good, "team/x", null, 1]]}),
+            "not configured",
+        ),
+        (
+            serde_json::json!({"tags": [["a", "../x", "v1", good, null]], "entries": []}),
+            "invalid repository",
+        ),
+        (
+            serde_json::json!({"tags": [["a", "team/x", "../v1", good, null]], "entries": []}),
+            "invalid tag",
+        ),
+    ];
+    for (i, (metadata, expected)) in cases.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("export-{i}"));
+        export_with_metadata(&dir, metadata);
+        let err = shimmer_shim::preload::import(&shim.state, &dir)
+            .await
+            .expect_err(expected)
+            .to_string();
+        assert!(
+            err.contains(expected) && err.contains("metadata.json"),
+            "{err}"
+        );
+    }
+    let rows: (i64, i64) = sqlx::query_as(
+        "select (select count(*) from cache_tags), (select count(*) from cache_entries)",
+    )
+    .fetch_one(&shim.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, (0, 0));
+}
+
+#[tokio::test]
+async fn a_client_whose_accept_excludes_the_cached_type_is_answered_by_the_upstream() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let (tmp, layout) = scratch_layout();
+    image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", b"accept")])));
+    push(&layout, "v1", &up, "team/acc:v1").await;
+    let shim = start_cached(&up.url(), &tmp, "").await;
+    let get = |accept: Option<&'static str>| {
+        let url = format!("{}/v2/team/acc/manifests/v1?ns=registry-a.test", shim.url());
+        async move {
+            let mut req = http().get(url);
+            if let Some(a) = accept {
+                req = req.header(header::ACCEPT, a);
+            }
+            let r = req.send().await.unwrap();
+            let ct = r
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), ct)
+        }
+    };
+    let oci = "application/vnd.oci.image.manifest.v1+json";
+    assert_eq!(get(Some(oci)).await, (StatusCode::OK, Some(oci.to_owned())));
+    // The cached OCI manifest is not what this client takes: the upstream answers it (for an
+    // OCI manifest, docker-registry says it is unknown in the types the client accepts).
+    let (status, ct) = get(Some("application/vnd.docker.distribution.manifest.v2+json")).await;
+    assert_ne!(ct.as_deref(), Some(oci), "served a type the client refused");
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(get(None).await, (StatusCode::OK, Some(oci.to_owned())));
+}
+
+#[tokio::test]
+async fn an_unwritable_cache_passes_pulls_through_and_records_nothing() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let (tmp, layout) = scratch_layout();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(9))])));
+    let blob = first_layer(&layout, &d);
+    push(&layout, "v1", &up, "team/ro:v1").await;
+    let cache_dir = tmp.path().join("cache");
+    let shim = start_cached(&up.url(), &tmp, "").await;
+    // Nothing can be written any more (a file where `tmp/` was stops root too).
+    std::fs::remove_dir_all(cache_dir.join("tmp")).unwrap();
+    std::fs::write(cache_dir.join("tmp"), b"").unwrap();
+
+    let r = get_blob(&shim, "team/ro", &blob).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap(), layout.read_blob(&blob));
+    let m = http()
+        .get(format!(
+            "{}/v2/team/ro/manifests/v1?ns=registry-a.test",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), StatusCode::OK);
+    shim.state.cache.as_ref().unwrap().flush().await;
+    let entries: (i64,) = sqlx::query_as("select count(*) from cache_entries")
+        .fetch_one(&shim.pool)
+        .await
+        .unwrap();
+    assert_eq!(entries.0, 0, "entries recorded for content not on disk");
+}
+
+#[tokio::test]
+async fn stale_temp_files_are_removed_at_start_and_odd_ranges_get_the_whole_blob() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    let (tmp, layout) = scratch_layout();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(3))])));
+    let blob = first_layer(&layout, &d);
+    push(&layout, "v1", &up, "team/t:v1").await;
+    let cache_dir = tmp.path().join("cache");
+    std::fs::create_dir_all(cache_dir.join("tmp")).unwrap();
+    let stale = cache_dir.join("tmp").join("left-by-a-crash");
+    let file = std::fs::File::create(&stale).unwrap();
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    drop(file);
+    let shim = start_cached(&up.url(), &tmp, "").await;
+    assert!(!stale.exists(), "a crashed download's temp file was kept");
+
+    let whole = layout.read_blob(&blob);
+    // Read whole, so the blob is in place before the ranged requests.
+    let first = get_blob(&shim, "team/t", &blob).await;
+    assert_eq!(first.bytes().await.unwrap(), whole);
+    let ranged = |range: &'static str| {
+        let url = format!("{}/v2/team/t/blobs/{blob}?ns=registry-a.test", shim.url());
+        async move {
+            let r = http()
+                .get(url)
+                .header(header::RANGE, range)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.bytes().await.unwrap().len())
+        }
+    };
+    // Several ranges and other units are ignored (RFC 9110), one past the end is a 416.
+    assert_eq!(ranged("bytes=0-1,4-5").await, (StatusCode::OK, whole.len()));
+    assert_eq!(ranged("items=0-1").await, (StatusCode::OK, whole.len()));
+    assert_eq!(
+        ranged("bytes=999999999-").await.0,
+        StatusCode::RANGE_NOT_SATISFIABLE
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fill_for_another_repository_is_not_joined() {
+    let up = Registry::start(RegistryOptions::default()).await;
+    // Answers for `team/none` (which lacks the blob) arrive a second late, so a request for
+    // `team/has` starts while that fill is still running.
+    let rec = Recorder::start_with_hook(
+        &up.url(),
+        std::sync::Arc::new(
+            |req: &testkit::recorder::RecordedRequest, _: &mut http::response::Parts| {
+                if req.path_and_query.starts_with("/v2/team/none/blobs/") {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            },
+        ),
+    )
+    .await;
+    let (tmp, layout) = scratch_layout();
+    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(5))])));
+    let blob = first_layer(&layout, &d);
+    push(&layout, "v1", &up, "team/has:v1").await;
+    let shim = start_cached(&rec.url(), &tmp, "").await;
+    let missing = get_blob(&shim, "team/none", &blob);
+    let present = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        get_blob(&shim, "team/has", &blob).await
+    };
+    let (missing, present) = tokio::join!(missing, present);
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(present.status(), StatusCode::OK);
+    assert_eq!(present.bytes().await.unwrap(), layout.read_blob(&blob));
+}
+
+#[tokio::test]
+async fn an_upstream_refusing_a_fill_is_passed_on_with_its_error() {
+    let body = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"pull rate limit"}]}"#.to_vec();
+    let digest = format!("sha256:{}", "b".repeat(64));
+    let (url, _seen, _task) = fake_upstream(vec![
+        (
+            format!("/v2/team/lim/blobs/{digest}"),
+            StatusCode::TOO_MANY_REQUESTS,
+            "application/json",
+            body.clone(),
+        ),
+        (
+            "/v2/team/lim/manifests/v1".into(),
+            StatusCode::FORBIDDEN,
+            "application/json",
+            b"{}".to_vec(),
+        ),
+    ])
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let shim = start_cached(&url, &tmp, "").await;
+    let r = get_blob(&shim, "team/lim", &digest).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.bytes().await.unwrap(), body);
+    let m = http()
+        .get(format!(
+            "{}/v2/team/lim/manifests/v1?ns=registry-a.test",
+            shim.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), StatusCode::FORBIDDEN);
+    assert_eq!(crate::harness::error_code(m).await, "DENIED");
+}
