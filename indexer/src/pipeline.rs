@@ -181,6 +181,10 @@ pub async fn index(
     reference: &str,
     options: &Options,
 ) -> Result<Outcome, IndexError> {
+    // Taken before the read: of two jobs reading one tag, the later reading moves it.
+    let asked_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let (bytes, digest) = backend.manifest(repository, reference).await?;
     let tag = (!reference.contains(':')).then(|| reference.to_owned());
     let mut run = Run {
@@ -190,6 +194,7 @@ pub async fn index(
     let base = VersionRecord {
         backend: backend.name.clone(),
         repository: repository.to_owned(),
+        tag_resolved_at: tag.is_some().then_some(asked_at),
         tag,
         manifest_digest: digest.clone(),
         index_digest: None,

@@ -62,6 +62,10 @@ pub struct VersionRecord {
     pub repository: String,
     /// The tag this version was reached by, if any (it moves here).
     pub tag: Option<String>,
+    /// When the registry said `tag` names this manifest (seconds since the Unix epoch): the tag
+    /// moves only to what was read later than what it names now, so of two jobs reading one
+    /// tag the later reading wins whichever commits last. `None`: no ordering (moves always).
+    pub tag_resolved_at: Option<f64>,
     pub manifest_digest: String,
     pub index_digest: Option<String>,
     pub media_type: Option<String>,
@@ -228,7 +232,14 @@ pub async fn store_version(
         insert_examples(&mut tx, version_id, examples).await?;
     }
     if let Some(tag) = &v.tag {
-        move_tag(&mut tx, package_id, tag, version_id, &v.manifest_digest).await?;
+        move_tag(
+            &mut tx,
+            package_id,
+            tag,
+            (version_id, &v.manifest_digest),
+            v.tag_resolved_at,
+        )
+        .await?;
     }
     refresh_latest(&mut tx, package_id).await?;
     tx.commit().await?;
@@ -330,23 +341,32 @@ async fn refresh_latest(
     Ok(())
 }
 
-/// Points `tag` at a version, keeping every digest it ever named in `tag_history`.
+/// Points `tag` at a version (`(id, manifest digest)`), keeping every digest it ever named in
+/// `tag_history`; unless what the tag names now was read from the registry later than
+/// `resolved_at` (a job that read the tag before another but commits after it).
 async fn move_tag(
     tx: &mut Transaction<'_, Postgres>,
     package_id: i64,
     tag: &str,
-    version_id: i64,
-    digest: &str,
+    (version_id, digest): (i64, &str),
+    resolved_at: Option<f64>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into tags (package_id, tag, version_id) values ($1, $2, $3)
+        "insert into tags (package_id, tag, version_id, resolved_at)
+         values ($1, $2, $3, to_timestamp($4))
          on conflict (package_id, tag) do update
-             set version_id = excluded.version_id, updated_at = now()
-             where tags.version_id <> excluded.version_id",
+             set version_id = excluded.version_id, resolved_at = excluded.resolved_at,
+                 updated_at = case when tags.version_id <> excluded.version_id
+                                   then now() else tags.updated_at end
+             where (tags.resolved_at is null or excluded.resolved_at is null
+                    or tags.resolved_at < excluded.resolved_at)
+               and (tags.version_id <> excluded.version_id
+                    or tags.resolved_at is distinct from excluded.resolved_at)",
     )
     .bind(package_id)
     .bind(tag)
     .bind(version_id)
+    .bind(resolved_at)
     .execute(&mut **tx)
     .await?;
     sqlx::query(

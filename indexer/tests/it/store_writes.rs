@@ -11,6 +11,7 @@ fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionR
         backend: "primary".into(),
         repository: repository.into(),
         tag: None,
+        tag_resolved_at: None,
         manifest_digest: digest.into(),
         index_digest: None,
         media_type: None,
@@ -147,4 +148,55 @@ async fn an_unknown_visibility_keeps_the_stored_one_and_a_new_package_is_private
             ("acme/y".to_owned(), "private".to_owned())
         ]
     );
+}
+
+#[tokio::test]
+async fn a_tag_moves_to_the_later_reading_whichever_job_commits_last() {
+    let env = Env::start().await;
+    let tagged = |digest: &str, at: f64| VersionRecord {
+        tag: Some("v1".into()),
+        tag_resolved_at: Some(at),
+        ..version("acme/race", digest, Some("public"))
+    };
+    let names = || async {
+        let (d,): (String,) = sqlx::query_as(
+            "select v.manifest_digest from tags t join versions v on v.id = t.version_id
+             join packages p on p.id = t.package_id
+             where p.repository = 'acme/race' and t.tag = 'v1'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        d
+    };
+    // The registry said v1 -> one at t=100 and v1 -> two at t=200, but the job that read `one`
+    // commits last: `two` stays, and `one` is in the history.
+    packages::store_version(&env.pool, &tagged("sha256:two", 200.0), &[], &[], &[])
+        .await
+        .unwrap();
+    packages::store_version(&env.pool, &tagged("sha256:one", 100.0), &[], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(names().await, "sha256:two");
+    let history: i64 = sqlx::query_scalar(
+        "select count(*) from tag_history h join packages p on p.id = h.package_id
+         where p.repository = 'acme/race' and h.tag = 'v1'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(history, 2);
+    // A later reading of the same digest keeps it and raises the bar...
+    packages::store_version(&env.pool, &tagged("sha256:two", 300.0), &[], &[], &[])
+        .await
+        .unwrap();
+    packages::store_version(&env.pool, &tagged("sha256:one", 250.0), &[], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(names().await, "sha256:two");
+    // ...and a reading later still moves the tag back, as a re-push does.
+    packages::store_version(&env.pool, &tagged("sha256:one", 400.0), &[], &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(names().await, "sha256:one");
 }
