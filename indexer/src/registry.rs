@@ -133,6 +133,11 @@ impl BackendReader {
                 "the indexer reads backends at the root of their host only (url has a path)",
             ));
         }
+        if cfg.client_cert.is_some() {
+            return Err(err(
+                "the indexer cannot present a client certificate (oci-client has no setting for one)",
+            ));
+        }
         let host = cfg.url.host_str().ok_or_else(|| err("url has no host"))?;
         let registry = match cfg.url.port() {
             Some(p) => format!("{host}:{p}"),

@@ -23,7 +23,8 @@ pub struct Indexer {
     config: Arc<Config>,
     backends: HashMap<String, BackendReader>,
     /// Backends the indexer cannot read, and why: the shim forwards to a backend URL with a path,
-    /// but oci-client names a registry by its host alone.
+    /// but oci-client names a registry by its host alone; and the shim presents a backend's
+    /// client certificate (mutual TLS), but oci-client 0.18 has no setting for one.
     unreadable: HashMap<String, String>,
     options: Options,
     wake: Notify,
@@ -35,12 +36,20 @@ impl Indexer {
         let mut backends = HashMap::new();
         let mut unreadable = HashMap::new();
         for b in &config.backends {
-            if !matches!(b.url.path(), "" | "/") {
-                let why = format!(
-                    "backend {}: its url has a path, and the indexer reads backends at the root \
-                     of their host only; its packages are not indexed",
-                    b.name
-                );
+            let why = if !matches!(b.url.path(), "" | "/") {
+                Some(
+                    "its url has a path, and the indexer reads backends at the root of their host only",
+                )
+            } else if b.client_cert.is_some() {
+                Some(
+                    "it asks for a client certificate (mutual TLS), and oci-client, which the \
+                     indexer reads with, cannot present one",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let why = format!("backend {}: {why}; its packages are not indexed", b.name);
                 tracing::warn!("{why}");
                 unreadable.insert(b.name.clone(), why);
                 continue;

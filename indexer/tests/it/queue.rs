@@ -452,37 +452,85 @@ async fn reconcile_pages_through_tags_and_goes_on_past_a_failing_repository() {
 }
 
 #[tokio::test]
-async fn a_backend_with_a_path_fails_its_own_jobs_and_the_others_are_indexed() {
-    // The shim forwards to a backend URL with a path; oci-client cannot read one. This used to
-    // stop the indexer from starting at all, for every backend.
-    let env = Env::start_with(
+async fn unreadable_backends_fail_their_own_jobs_and_the_others_are_indexed() {
+    // The shim forwards to a backend URL with a path, and presents a client certificate to a
+    // backend that asks for one (mutual TLS); oci-client can do neither. This used to stop the
+    // indexer from starting at all, for every backend (the path), or fail every job with a TLS
+    // handshake error and no word of why (the certificate).
+    let certs = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("openssl")
+        .current_dir(certs.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=shimmer"])
+        .args(["-keyout", "client.key", "-out", "client.pem"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = Env::start_with(&format!(
         "[indexer]\nmax_attempts = 1\nretry_base = \"0s\"\npoll_interval = \"100ms\"\n\
-         [[backend]]\nname = \"mirror\"\nurl = \"http://127.0.0.1:1/mirror/\"\n",
-    )
+         [[backend]]\nname = \"mirror\"\nurl = \"http://127.0.0.1:1/mirror/\"\n\
+         [[backend]]\nname = \"mtls\"\nurl = \"https://127.0.0.1:1\"\n\
+         client_cert = \"{0}/client.pem\"\nclient_key = \"{0}/client.key\"\n",
+        certs.path().display()
+    ))
     .await;
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "acme/nop", &[]).await;
-    jobs::enqueue(
-        &env.pool,
-        &NewJob {
-            backend: "mirror".into(),
-            ..missing_job()
-        },
-    )
-    .await
-    .unwrap();
+    for backend in ["mirror", "mtls"] {
+        jobs::enqueue(
+            &env.pool,
+            &NewJob {
+                backend: backend.into(),
+                ..missing_job()
+            },
+        )
+        .await
+        .unwrap();
+    }
     env.index_all().await;
     assert_eq!(env.package_versions().await, 1, "primary's push is indexed");
-    let (state, error): (String, Option<String>) =
-        sqlx::query_as("select state, last_error from index_jobs where backend = 'mirror'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
-    assert_eq!(state, "failed");
-    let error = error.unwrap_or_default();
+    let failed: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "select backend, state, last_error from index_jobs where backend <> 'primary' \
+         order by backend",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let expected = [
+        ("mirror", "backend mirror: its url has a path"),
+        (
+            "mtls",
+            "backend mtls: it asks for a client certificate (mutual TLS)",
+        ),
+    ];
+    assert_eq!(failed.len(), expected.len(), "{failed:?}");
+    for ((backend, state, error), (name, why)) in failed.iter().zip(expected) {
+        assert_eq!((backend.as_str(), state.as_str()), (name, "failed"));
+        let error = error.clone().unwrap_or_default();
+        assert!(error.contains(why), "{error}");
+    }
+    let mtls = shimmer_config::BackendConfig {
+        client_cert: Some(certs.path().join("client.pem")),
+        client_key: Some(certs.path().join("client.key")),
+        ..shimmer_config::BackendConfig::new("mtls", "https://127.0.0.1:1".parse().unwrap())
+    };
+    let refused = shimmer_indexer::registry::BackendReader::from_config(&mtls).unwrap_err();
     assert!(
-        error.contains("backend mirror: its url has a path"),
-        "{error}"
+        refused
+            .to_string()
+            .contains("cannot present a client certificate"),
+        "{refused}"
     );
     let unknown = env.indexer.backend("nope").unwrap_err().to_string();
     assert_eq!(unknown, "no backend named \"nope\" is configured");
