@@ -1,0 +1,521 @@
+//! Manifests from the cache: by digest, by tag with revalidation after the TTL, and served
+//! stale when the upstream cannot answer.
+
+use axum::{
+    body::Body,
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    response::Response,
+};
+use bytes::Bytes;
+use sha2::{Digest, Sha256, Sha512};
+
+use super::{Cache, MANIFEST_ACCEPT, MANIFEST_LIMIT, refusal_code};
+use crate::{
+    error::OciError, forward::DOCKER_CONTENT_DIGEST, metrics::Metrics, upstream::Upstream,
+};
+
+impl Cache {
+    /// Answers a manifest `GET`/`HEAD` from the cache, filling it on a miss and revalidating
+    /// tags after the TTL. An unreachable or failing upstream is answered from the cache.
+    ///
+    /// The cache holds what the upstream serves for [`MANIFEST_ACCEPT`]. A client whose
+    /// `Accept` names types but not the cached one is answered past the cache, with what the
+    /// upstream negotiates for it (uncached). Digests other than `sha256:` are verified and
+    /// passed through uncached (the cache's layout has no place for them, and a digest is
+    /// never a tag).
+    pub async fn manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Response, OciError> {
+        let is_digest = reference.contains(':');
+        if is_digest
+            && self
+                .path(&up.backend.name, "manifests", reference)
+                .is_none()
+        {
+            if self.offline {
+                return Err(manifest_unknown());
+            }
+            return self
+                .pass_through(up, repo, reference, method, headers)
+                .await;
+        }
+        let resp = if is_digest {
+            self.digest_manifest(up, repo, reference, method).await?
+        } else {
+            self.tag_manifest(up, repo, reference, method).await?
+        };
+        let media_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        if is_digest || self.offline || accepts(headers, media_type) {
+            return Ok(resp);
+        }
+        self.pass_through(up, repo, reference, method, headers)
+            .await
+    }
+
+    /// Fetches a manifest with the client's own `Accept` and answers with it, storing nothing.
+    async fn pass_through(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Response, OciError> {
+        let (bytes, media_type) = self
+            .fetch_manifest(up, repo, reference, Some(headers))
+            .await?;
+        let digest = if reference.contains(':') {
+            reference.to_owned()
+        } else {
+            format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+        };
+        Ok(manifest_response(
+            &digest,
+            media_type.as_deref(),
+            bytes,
+            method,
+        ))
+    }
+
+    async fn digest_manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        digest: &str,
+        method: &Method,
+    ) -> Result<Response, OciError> {
+        let upstream = up.backend.name.as_str();
+        if let Some(r) = self.cached_manifest(upstream, repo, digest, method).await {
+            return Ok(r);
+        }
+        if self.offline {
+            return Err(manifest_unknown());
+        }
+        let (bytes, media_type) = self.fetch_manifest(up, repo, digest, None).await?;
+        Ok(self
+            .store_and_answer(upstream, repo, digest, bytes, media_type, method)
+            .await)
+    }
+
+    async fn tag_manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        method: &Method,
+    ) -> Result<Response, OciError> {
+        let upstream = up.backend.name.as_str();
+        let unknown = manifest_unknown;
+
+        let cached = shimmer_store::cache::tag(&self.pool, upstream, repo, reference)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "cache tags unavailable");
+                None
+            });
+        let fresh = cached.as_ref().is_some_and(|c| {
+            self.offline
+                || self
+                    .tag_ttl
+                    .is_none_or(|ttl| c.age_secs < ttl.as_secs_f64())
+        });
+        if fresh
+            && let Some(c) = &cached
+            && let Some(r) = self
+                .cached_manifest(upstream, repo, &c.digest, method)
+                .await
+        {
+            return Ok(r);
+        }
+        if self.offline {
+            return Err(unknown());
+        }
+        let stale = match cached {
+            Some(c) if self.has_manifest(upstream, &c.digest).await => c,
+            // Nothing to compare with or fall back on: fetch the tag.
+            _ => {
+                let fetched = self.fetch_manifest(up, repo, reference, None).await?;
+                return Ok(self
+                    .store_tag(upstream, repo, reference, fetched, method)
+                    .await);
+            }
+        };
+        // Revalidate with a HEAD (registries count GETs against rate limits), bounded so a
+        // slow upstream cannot stall the pull for its whole read timeout.
+        let head = tokio::time::timeout(
+            self.revalidate_timeout,
+            self.upstream_send(up, Method::HEAD, repo, reference, None),
+        )
+        .await;
+        let failure = match head {
+            Ok(Ok(r)) if r.status() == StatusCode::OK => {
+                let digest = r
+                    .headers()
+                    .get(&DOCKER_CONTENT_DIGEST)
+                    .and_then(|v| v.to_str().ok());
+                match digest {
+                    Some(d) if d == stale.digest => {
+                        let _ = shimmer_store::cache::set_tag(
+                            &self.pool,
+                            upstream,
+                            repo,
+                            reference,
+                            &stale.digest,
+                            stale.media_type.as_deref(),
+                        )
+                        .await;
+                        if let Some(r) = self
+                            .cached_manifest(upstream, repo, &stale.digest, method)
+                            .await
+                        {
+                            return Ok(r);
+                        }
+                        None
+                    }
+                    Some(_) => None,
+                    None => {
+                        tracing::debug!(%upstream, %repo, %reference, "HEAD without Docker-Content-Digest; revalidating with a GET");
+                        None
+                    }
+                }
+            }
+            Ok(Ok(r)) if r.status() == StatusCode::NOT_FOUND => return Err(unknown()),
+            Ok(Ok(r)) => Some(format!("upstream answered {}", r.status())),
+            Ok(Err(error)) => Some(format!("upstream unreachable: {error}")),
+            Err(_) => Some(format!(
+                "no answer within revalidate_timeout ({:?})",
+                self.revalidate_timeout
+            )),
+        };
+        if let Some(reason) = failure {
+            return self
+                .serve_stale(upstream, repo, reference, &stale.digest, method, &reason)
+                .await;
+        }
+        // The tag moved, or the HEAD did not say: the manifest by tag decides.
+        match tokio::time::timeout(
+            self.revalidate_timeout,
+            self.fetch_manifest(up, repo, reference, None),
+        )
+        .await
+        {
+            Ok(Ok(fetched)) => Ok(self
+                .store_tag(upstream, repo, reference, fetched, method)
+                .await),
+            Ok(Err(e)) if e.status == StatusCode::NOT_FOUND => Err(e),
+            Ok(Err(e)) => {
+                self.serve_stale(upstream, repo, reference, &stale.digest, method, &e.message)
+                    .await
+            }
+            Err(_) => {
+                let reason = format!(
+                    "no manifest within revalidate_timeout ({:?})",
+                    self.revalidate_timeout
+                );
+                self.serve_stale(upstream, repo, reference, &stale.digest, method, &reason)
+                    .await
+            }
+        }
+    }
+
+    /// Answers with the cached copy of a tag the upstream could not revalidate; logged and
+    /// counted.
+    async fn serve_stale(
+        &self,
+        upstream: &str,
+        repo: &str,
+        reference: &str,
+        digest: &str,
+        method: &Method,
+        reason: &str,
+    ) -> Result<Response, OciError> {
+        Metrics::inc(&self.metrics.cache_stale_served);
+        tracing::warn!(%upstream, %repo, %reference, %digest, %reason, "cannot revalidate the tag; serving the cached copy");
+        self.cached_manifest(upstream, repo, digest, method)
+            .await
+            .ok_or_else(|| OciError::backend_unavailable(upstream))
+    }
+
+    /// Records what `tag` resolves to now and answers with it (storing it by digest).
+    async fn store_tag(
+        &self,
+        upstream: &str,
+        repo: &str,
+        tag: &str,
+        (bytes, media_type): (Bytes, Option<String>),
+        method: &Method,
+    ) -> Response {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let _ = shimmer_store::cache::set_tag(
+            &self.pool,
+            upstream,
+            repo,
+            tag,
+            &digest,
+            media_type.as_deref(),
+        )
+        .await;
+        self.store_and_answer(upstream, repo, &digest, bytes, media_type, method)
+            .await
+    }
+
+    async fn has_manifest(&self, upstream: &str, digest: &str) -> bool {
+        match self.path(upstream, "manifests", digest) {
+            Some(p) => tokio::fs::try_exists(p).await.unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Sends a manifest request upstream with its credentials (token exchange included), with
+    /// the client's `Accept` (`client`) or else every type the cache keeps.
+    async fn upstream_send(
+        &self,
+        up: &Upstream,
+        method: Method,
+        repo: &str,
+        reference: &str,
+        client: Option<&HeaderMap>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let url = up
+            .backend
+            .url(&format!("/v2/{repo}/manifests/{reference}"), None);
+        up.send(repo, || {
+            let mut req = up.backend.client.request(method.clone(), url.clone());
+            match client {
+                Some(headers) => {
+                    for v in headers.get_all(header::ACCEPT) {
+                        req = req.header(header::ACCEPT, v.clone());
+                    }
+                }
+                None => req = req.header(header::ACCEPT, MANIFEST_ACCEPT),
+            }
+            req
+        })
+        .await
+    }
+
+    /// A manifest from the upstream, checked against `reference` when that is a digest.
+    async fn fetch_manifest(
+        &self,
+        up: &Upstream,
+        repo: &str,
+        reference: &str,
+        client: Option<&HeaderMap>,
+    ) -> Result<(Bytes, Option<String>), OciError> {
+        let name = &up.backend.name;
+        let resp = self
+            .upstream_send(up, Method::GET, repo, reference, client)
+            .await
+            .map_err(|error| {
+                tracing::warn!(upstream = %name, %error, "upstream unreachable");
+                OciError::backend_unavailable(name)
+            })?;
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => {
+                return Err(OciError::new(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    "manifest unknown",
+                ));
+            }
+            s @ (StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::TOO_MANY_REQUESTS) => {
+                tracing::warn!(upstream = %name, status = %s, "upstream refused a manifest GET");
+                return Err(OciError::new(
+                    s,
+                    refusal_code(s),
+                    format!("upstream {name:?} answered {s}"),
+                ));
+            }
+            s => {
+                tracing::warn!(upstream = %name, status = %s, "upstream failed a manifest GET");
+                return Err(OciError::backend_unavailable(name));
+            }
+        }
+        let media_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MANIFEST_LIMIT as u64)
+        {
+            return Err(OciError::backend_unavailable(name));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|_| OciError::backend_unavailable(name))?;
+        if bytes.len() > MANIFEST_LIMIT {
+            return Err(OciError::backend_unavailable(name));
+        }
+        if let Some((algorithm, _)) = reference.split_once(':') {
+            let actual = match algorithm {
+                "sha256" => format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+                "sha512" => format!("sha512:{}", hex::encode(Sha512::digest(&bytes))),
+                _ => format!("{algorithm}:(not computable)"),
+            };
+            if actual != reference {
+                tracing::warn!(upstream = %name, %reference, %actual, "upstream manifest does not match its digest");
+                return Err(OciError::backend_unavailable(name));
+            }
+        }
+        Ok((bytes, media_type))
+    }
+
+    async fn store_and_answer(
+        &self,
+        upstream: &str,
+        repo: &str,
+        digest: &str,
+        bytes: Bytes,
+        media_type: Option<String>,
+        method: &Method,
+    ) -> Response {
+        if let Some(path) = self.path(upstream, "manifests", digest) {
+            let tmp = self.temp_for(&path, "m-");
+            let stored = async {
+                tokio::fs::create_dir_all(path.parent().expect("cache paths have parents")).await?;
+                tokio::fs::write(&tmp, &bytes).await?;
+                tokio::fs::write(
+                    path.with_extension("type"),
+                    media_type.as_deref().unwrap_or(""),
+                )
+                .await?;
+                tokio::fs::rename(&tmp, &path).await
+            }
+            .await;
+            // Recorded only once on disk: an entry without its file would count against
+            // `max_bytes` and list as cached.
+            match stored {
+                Ok(()) => self.touch(
+                    upstream,
+                    digest,
+                    repo,
+                    media_type.as_deref(),
+                    bytes.len() as u64,
+                ),
+                Err(error) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    tracing::warn!(%error, "manifest not cached");
+                }
+            }
+        }
+        manifest_response(digest, media_type.as_deref(), bytes, method)
+    }
+
+    async fn cached_manifest(
+        &self,
+        upstream: &str,
+        repo: &str,
+        digest: &str,
+        method: &Method,
+    ) -> Option<Response> {
+        let path = self.path(upstream, "manifests", digest)?;
+        let bytes = tokio::fs::read(&path).await.ok()?;
+        let media_type = tokio::fs::read_to_string(path.with_extension("type"))
+            .await
+            .ok()
+            .filter(|m| !m.is_empty());
+        self.touch(
+            upstream,
+            digest,
+            repo,
+            media_type.as_deref(),
+            bytes.len() as u64,
+        );
+        Some(manifest_response(
+            digest,
+            media_type.as_deref(),
+            Bytes::from(bytes),
+            method,
+        ))
+    }
+}
+
+fn manifest_response(
+    digest: &str,
+    media_type: Option<&str>,
+    bytes: Bytes,
+    method: &Method,
+) -> Response {
+    let len = bytes.len();
+    let mut resp = Response::new(if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    });
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, len.into());
+    if let Some(v) = media_type.and_then(|m| HeaderValue::from_str(m).ok()) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(digest) {
+        h.insert(DOCKER_CONTENT_DIGEST, v.clone());
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// The spec's 404 for a manifest.
+fn manifest_unknown() -> OciError {
+    OciError::new(
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+        "manifest unknown",
+    )
+}
+
+/// Whether a client's `Accept` admits `media_type`. No `Accept` (or no type to compare) admits
+/// anything; otherwise the type, `*/*` or `application/*` must be named.
+fn accepts(headers: &HeaderMap, media_type: Option<&str>) -> bool {
+    let Some(media_type) = media_type else {
+        return true;
+    };
+    let mut named = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or("").trim())
+        .filter(|t| !t.is_empty())
+        .peekable();
+    if named.peek().is_none() {
+        return true;
+    }
+    named.any(|t| t == "*/*" || t == "application/*" || t.eq_ignore_ascii_case(media_type.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+
+    #[test]
+    fn accept_is_matched_by_type_ignoring_parameters() {
+        let h = |v: &str| {
+            let mut m = axum::http::HeaderMap::new();
+            m.insert(axum::http::header::ACCEPT, v.parse().unwrap());
+            m
+        };
+        let oci = "application/vnd.oci.image.manifest.v1+json";
+        assert!(accepts(&axum::http::HeaderMap::new(), Some(oci)));
+        assert!(accepts(&h(&format!("text/plain, {oci};q=0.5")), Some(oci)));
+        assert!(accepts(&h("*/*"), Some(oci)));
+        assert!(!accepts(
+            &h("application/vnd.docker.distribution.manifest.v2+json"),
+            Some(oci)
+        ));
+        assert!(accepts(&h("text/plain"), None));
+    }
+}
