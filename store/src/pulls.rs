@@ -10,7 +10,9 @@ pub struct PullCount {
     pub count: i64,
 }
 
-/// Adds `counts` to today's (UTC) rows in one statement.
+/// Adds `counts` to today's (UTC) rows in one statement. The rows are upserted in key order, so
+/// shims flushing overlapping batches at once take their row locks in the same order and never
+/// deadlock (with the aggregate's own order they did, several times a second under load).
 pub async fn add(pool: &PgPool, counts: &[PullCount]) -> sqlx::Result<()> {
     if counts.is_empty() {
         return Ok(());
@@ -23,6 +25,7 @@ pub async fn add(pool: &PgPool, counts: &[PullCount]) -> sqlx::Result<()> {
          select b, r, (now() at time zone 'UTC')::date, sum(n)
          from unnest($1::text[], $2::text[], $3::bigint[]) as u(b, r, n)
          group by b, r
+         order by b, r
          on conflict (backend, repository, day)
          do update set count = package_pulls.count + excluded.count",
     )

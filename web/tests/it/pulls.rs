@@ -55,3 +55,75 @@ async fn pulls_through_the_shim_are_counted_on_the_package_page_and_json() {
         .await;
     assert_eq!(rows, 1, "one row per repository and day");
 }
+
+#[tokio::test]
+async fn concurrent_flushes_of_overlapping_counts_all_land() {
+    // Several shims flush at once, each a batch over many of the same repositories in an order
+    // of its own. Each batch upserts its rows in one statement; unless every statement takes
+    // its row locks in one order, two of them can each wait on a row the other holds, and
+    // PostgreSQL aborts one as a deadlock (the counts would come back late, or a
+    // statement that waits holds up a whole shim's flushes).
+    let db = testkit::pg::fresh_database().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    shimmer_store::migrate(&pool).await.unwrap();
+    const REPOS: usize = 300;
+    const SHIMS: usize = 8;
+    const ROUNDS: usize = 15;
+    let mut tasks = Vec::new();
+    for shim in 0..SHIMS {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for round in 0..ROUNDS {
+                // Every shim has every repository, each in an order that differs by shim and
+                // round (a stride coprime to REPOS, from a different start).
+                let stride = [7, 11, 13, 17, 19, 23, 29, 31][(shim + round) % 8];
+                // Each shim skips some repositories of its own, so the batches differ in size
+                // as well as order.
+                let batch: Vec<shimmer_store::pulls::PullCount> = (0..REPOS)
+                    .map(|i| (i * stride + shim * 37) % REPOS)
+                    .filter(|r| r % (shim + 3) != 1)
+                    .map(|r| shimmer_store::pulls::PullCount {
+                        backend: "primary".into(),
+                        repository: format!("acme/r{r:03}"),
+                        count: 1,
+                    })
+                    .collect();
+                if let Err(e) = shimmer_store::pulls::add(&pool, &batch).await {
+                    errors.push(e.to_string());
+                }
+            }
+            errors
+        }));
+    }
+    let mut errors = Vec::new();
+    for t in tasks {
+        errors.extend(t.await.unwrap());
+    }
+    assert!(
+        errors.is_empty(),
+        "{} failed flushes: {errors:?}",
+        errors.len()
+    );
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "select repository, sum(count)::bigint from package_pulls group by repository",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let shims_of = |r: usize| (0..SHIMS).filter(|s| r % (s + 3) != 1).count();
+    let counted = (0..REPOS).filter(|&r| shims_of(r) > 0).count();
+    assert_eq!(
+        counts.len(),
+        counted,
+        "one row per repository any shim pulled"
+    );
+    for (repo, n) in counts {
+        let r: usize = repo.trim_start_matches("acme/r").parse().unwrap();
+        assert_eq!(n, (shims_of(r) * ROUNDS) as i64, "{repo}");
+    }
+}
