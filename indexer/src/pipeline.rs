@@ -173,6 +173,14 @@ struct Run {
     note: Option<String>,
 }
 
+/// Seconds since the Unix epoch: when a job asked the registry something, so that of two jobs
+/// the later reading wins whichever commits last.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Indexes `reference` (a tag or digest) of `repository` on `backend`.
 pub async fn index(
     pool: &PgPool,
@@ -182,9 +190,7 @@ pub async fn index(
     options: &Options,
 ) -> Result<Outcome, IndexError> {
     // Taken before the read: of two jobs reading one tag, the later reading moves it.
-    let asked_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let asked_at = unix_now();
     let (bytes, digest) = backend.manifest(repository, reference).await?;
     let tag = (!reference.contains(':')).then(|| reference.to_owned());
     let mut run = Run {
@@ -210,6 +216,7 @@ pub async fn index(
         rejection: None,
         bytes_downloaded: 0,
         image_bytes: 0,
+        visibility_checked_at: Some(unix_now()),
         visibility: match options.visibility {
             Some(v) => Some(v.as_str().into()),
             None => backend

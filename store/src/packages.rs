@@ -85,6 +85,10 @@ pub struct VersionRecord {
     /// `public` or `private`; `None` when it could not be told (the anonymous check failed in a
     /// way that proves nothing): the package keeps what it had, a new one is private.
     pub visibility: Option<String>,
+    /// When `visibility` was found out (seconds since the Unix epoch): the package's visibility
+    /// changes only to a later finding than the one it has, so a job that checked before
+    /// another but commits after it cannot put back what it saw. `None`: no time, applies.
+    pub visibility_checked_at: Option<f64>,
     /// Replace a version stored already (a forced re-index: `shimmer index`), instead of
     /// leaving it as it was and only moving the tag.
     pub replace: bool,
@@ -143,13 +147,22 @@ pub async fn store_version(
 ) -> Result<Stored, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let (package_id,): (i64,) = sqlx::query_as(
-        "insert into packages (backend, repository, package_type, name, visibility)
-         values ($1, $2, $3, $4, coalesce($5, 'private'))
+        "insert into packages (backend, repository, package_type, name, visibility,
+                               visibility_checked_at)
+         values ($1, $2, $3, $4, coalesce($5, 'private'),
+                 case when $5 is not null then to_timestamp($6) end)
          on conflict (repository) do update set
              backend = excluded.backend,
              package_type = coalesce(excluded.package_type, packages.package_type),
              name = coalesce(excluded.name, packages.name),
-             visibility = coalesce($5, packages.visibility),
+             visibility = case when $5 is not null and (packages.visibility_checked_at is null
+                                    or $6 is null
+                                    or packages.visibility_checked_at < to_timestamp($6))
+                               then $5 else packages.visibility end,
+             visibility_checked_at = case when $5 is not null
+                                    and (packages.visibility_checked_at is null
+                                         or packages.visibility_checked_at < to_timestamp($6))
+                               then to_timestamp($6) else packages.visibility_checked_at end,
              updated_at = now()
          returning id",
     )
@@ -158,6 +171,7 @@ pub async fn store_version(
     .bind(&v.package_type)
     .bind(&v.name)
     .bind(&v.visibility)
+    .bind(v.visibility_checked_at)
     .fetch_one(&mut *tx)
     .await?;
 

@@ -27,6 +27,7 @@ fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionR
         bytes_downloaded: 0,
         image_bytes: 0,
         visibility: visibility.map(str::to_owned),
+        visibility_checked_at: None,
         replace: false,
     }
 }
@@ -148,6 +149,57 @@ async fn an_unknown_visibility_keeps_the_stored_one_and_a_new_package_is_private
             ("acme/y".to_owned(), "private".to_owned())
         ]
     );
+}
+
+#[tokio::test]
+async fn visibility_follows_the_later_check_whichever_job_commits_last() {
+    let env = Env::start().await;
+    let checked = |digest: &str, visibility: Option<&str>, at: f64| VersionRecord {
+        visibility_checked_at: Some(at),
+        ..version("acme/turned", digest, visibility)
+    };
+    let visibility = || async {
+        let (v,): (String,) =
+            sqlx::query_as("select visibility from packages where repository = 'acme/turned'")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        v
+    };
+    // Anonymous clients could read the repository at t=100 and no longer at t=200, but the job
+    // that checked at t=100 (a slow download) commits last: the package stays private.
+    let store = |v: VersionRecord| {
+        let pool = env.pool.clone();
+        async move {
+            packages::store_version(&pool, &v, &[], &[], &[])
+                .await
+                .unwrap()
+        }
+    };
+    store(checked("sha256:b", Some("private"), 200.0)).await;
+    store(checked("sha256:a", Some("public"), 100.0)).await;
+    assert_eq!(visibility().await, "private", "an older check came back");
+    // A later check moves it; a check that told nothing keeps it, whenever it was.
+    store(checked("sha256:c", Some("public"), 300.0)).await;
+    assert_eq!(visibility().await, "public");
+    store(checked("sha256:d", None, 400.0)).await;
+    assert_eq!(visibility().await, "public");
+    store(checked("sha256:e", Some("private"), 250.0)).await;
+    assert_eq!(
+        visibility().await,
+        "public",
+        "250 is older than the 300 check"
+    );
+    store(checked("sha256:f", Some("private"), 500.0)).await;
+    assert_eq!(visibility().await, "private");
+    let (at,): (f64,) = sqlx::query_as(
+        "select extract(epoch from visibility_checked_at)::float8 from packages
+         where repository = 'acme/turned'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(at, 500.0);
 }
 
 #[tokio::test]
