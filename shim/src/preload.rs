@@ -288,8 +288,16 @@ pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
     let copied = copy_tree(&from.join("cache"), root, true)?;
     for t in meta["tags"].as_array().into_iter().flatten() {
         let s = |i: usize| t[i].as_str().unwrap_or_default().to_owned();
-        shimmer_store::cache::set_tag(&state.pool, &s(0), &s(1), &s(2), &s(3), t[4].as_str())
-            .await?;
+        // Imported tags count as checked now: an export does not say when they were.
+        shimmer_store::cache::set_tag(
+            &state.pool,
+            &s(0),
+            &s(1),
+            &s(2),
+            (&s(3), t[4].as_str()),
+            shimmer_store::cache::unix_now(),
+        )
+        .await?;
     }
     for e in meta["entries"].as_array().into_iter().flatten() {
         let s = |i: usize| e[i].as_str().unwrap_or_default().to_owned();

@@ -28,25 +28,39 @@ pub async fn tag(
     .await
 }
 
-/// Records that `tag` resolves to `digest`, checked now.
+/// Seconds since the Unix epoch, as [`set_tag`] takes them.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Records that `tag` resolved to `digest` when the upstream was asked at `asked_at` (seconds
+/// since the Unix epoch); unless a later answer is recorded already: a shim whose answer came
+/// before the tag moved upstream, but whose write lands after another shim's record of the
+/// move, must not put the old digest back for a whole `tag_ttl`.
 pub async fn set_tag(
     pool: &PgPool,
     upstream: &str,
     repository: &str,
     tag: &str,
-    digest: &str,
-    media_type: Option<&str>,
+    (digest, media_type): (&str, Option<&str>),
+    asked_at: f64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into cache_tags (upstream, repository, tag, digest, media_type) values ($1, $2, $3, $4, $5)
+        "insert into cache_tags (upstream, repository, tag, digest, media_type, checked_at)
+         values ($1, $2, $3, $4, $5, to_timestamp($6))
          on conflict (upstream, repository, tag) do update
-             set digest = excluded.digest, media_type = excluded.media_type, checked_at = now()",
+             set digest = excluded.digest, media_type = excluded.media_type,
+                 checked_at = excluded.checked_at
+             where cache_tags.checked_at < excluded.checked_at",
     )
     .bind(upstream)
     .bind(repository)
     .bind(tag)
     .bind(digest)
     .bind(media_type)
+    .bind(asked_at)
     .execute(pool)
     .await?;
     Ok(())

@@ -142,14 +142,16 @@ impl Cache {
             Some(c) if self.has_manifest(upstream, &c.digest).await => c,
             // Nothing to compare with or fall back on: fetch the tag.
             _ => {
+                let asked_at = shimmer_store::cache::unix_now();
                 let fetched = self.fetch_manifest(up, repo, reference, None).await?;
                 return Ok(self
-                    .store_tag(upstream, repo, reference, fetched, method)
+                    .store_tag((upstream, repo, reference), fetched, asked_at, method)
                     .await);
             }
         };
         // Revalidate with a HEAD (registries count GETs against rate limits), bounded so a
         // slow upstream cannot stall the pull for its whole read timeout.
+        let asked_at = shimmer_store::cache::unix_now();
         let head = tokio::time::timeout(
             self.revalidate_timeout,
             self.upstream_send(up, Method::HEAD, repo, reference, None),
@@ -168,8 +170,8 @@ impl Cache {
                             upstream,
                             repo,
                             reference,
-                            &stale.digest,
-                            stale.media_type.as_deref(),
+                            (&stale.digest, stale.media_type.as_deref()),
+                            asked_at,
                         )
                         .await;
                         if let Some(r) = self
@@ -201,6 +203,7 @@ impl Cache {
                 .await;
         }
         // The tag moved, or the HEAD did not say: the manifest by tag decides.
+        let asked_at = shimmer_store::cache::unix_now();
         match tokio::time::timeout(
             self.revalidate_timeout,
             self.fetch_manifest(up, repo, reference, None),
@@ -208,7 +211,7 @@ impl Cache {
         .await
         {
             Ok(Ok(fetched)) => Ok(self
-                .store_tag(upstream, repo, reference, fetched, method)
+                .store_tag((upstream, repo, reference), fetched, asked_at, method)
                 .await),
             Ok(Err(e)) if e.status == StatusCode::NOT_FOUND => Err(e),
             Ok(Err(e)) => {
@@ -244,13 +247,13 @@ impl Cache {
             .ok_or_else(|| OciError::backend_unavailable(upstream))
     }
 
-    /// Records what `tag` resolves to now and answers with it (storing it by digest).
+    /// Records what `tag` resolved to when the upstream was asked at `asked_at` and answers
+    /// with it (storing it by digest).
     async fn store_tag(
         &self,
-        upstream: &str,
-        repo: &str,
-        tag: &str,
+        (upstream, repo, tag): (&str, &str, &str),
         (bytes, media_type): (Bytes, Option<String>),
+        asked_at: f64,
         method: &Method,
     ) -> Response {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
@@ -259,8 +262,8 @@ impl Cache {
             upstream,
             repo,
             tag,
-            &digest,
-            media_type.as_deref(),
+            (&digest, media_type.as_deref()),
+            asked_at,
         )
         .await;
         self.store_and_answer(upstream, repo, &digest, bytes, media_type, method)

@@ -1406,3 +1406,64 @@ async fn an_upstream_refusing_a_fill_is_passed_on_with_its_error() {
     assert_eq!(m.status(), StatusCode::FORBIDDEN);
     assert_eq!(crate::harness::error_code(m).await, "DENIED");
 }
+
+#[tokio::test]
+async fn a_cached_tag_keeps_the_later_answer_whichever_shim_writes_last() {
+    // Shim A asks the upstream what `v1` names and hears `old`; the tag moves; shim B asks,
+    // hears `new` and records it; A's write lands last. Every shim must go on serving `new`,
+    // not `old` for a whole tag_ttl.
+    let db = testkit::pg::fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    shimmer_store::migrate(&pool).await.unwrap();
+    use shimmer_store::cache::{set_tag, tag, unix_now};
+    let now = unix_now();
+    let json = Some("application/vnd.oci.image.manifest.v1+json");
+    let names = || async {
+        let t = tag(&pool, "up", "library/x", "v1").await.unwrap().unwrap();
+        (t.digest, t.age_secs)
+    };
+    set_tag(
+        &pool,
+        "up",
+        "library/x",
+        "v1",
+        ("sha256:new", json),
+        now - 10.0,
+    )
+    .await
+    .unwrap();
+    set_tag(
+        &pool,
+        "up",
+        "library/x",
+        "v1",
+        ("sha256:old", json),
+        now - 20.0,
+    )
+    .await
+    .unwrap();
+    let (digest, age) = names().await;
+    assert_eq!(digest, "sha256:new", "the earlier answer came back");
+    assert!(
+        (9.0..60.0).contains(&age),
+        "the age of the later answer: {age}"
+    );
+    // A later answer moves it (and a revalidation of the same digest refreshes its age).
+    set_tag(
+        &pool,
+        "up",
+        "library/x",
+        "v1",
+        ("sha256:newer", json),
+        now - 5.0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(names().await.0, "sha256:newer");
+    set_tag(&pool, "up", "library/x", "v1", ("sha256:newer", json), now)
+        .await
+        .unwrap();
+    let (digest, age) = names().await;
+    assert_eq!(digest, "sha256:newer");
+    assert!(age < 4.0, "revalidated just now: {age}");
+}
