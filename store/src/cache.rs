@@ -97,30 +97,51 @@ pub struct Entry {
     pub size_bytes: i64,
     /// Seconds since last use.
     pub idle_secs: f64,
+    /// The last use, in microseconds since the Unix epoch: [`forget`] removes the entry only if
+    /// it has not been used since it was read.
+    pub last_access_us: i64,
 }
 
 /// Every entry, least recently used first.
 pub async fn entries(pool: &PgPool) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as(
-        "select upstream, digest, size_bytes, extract(epoch from now() - last_access)::float8 as idle_secs
+        "select upstream, digest, size_bytes,
+                extract(epoch from now() - last_access)::float8 as idle_secs,
+                (extract(epoch from last_access) * 1000000)::bigint as last_access_us
          from cache_entries order by last_access, digest",
     )
     .fetch_all(pool)
     .await
 }
 
-/// Forgets an entry and any tag that resolved to it.
-pub async fn forget(pool: &PgPool, upstream: &str, digest: &str) -> Result<(), sqlx::Error> {
+/// Forgets an entry and any tag that resolved to it, unless it was used after `seen` (its
+/// [`Entry::last_access_us`] when eviction read it): an entry a client hit in the meantime is
+/// kept, and of two shims evicting at once only one forgets it. Whether it was forgotten.
+pub async fn forget(
+    pool: &PgPool,
+    upstream: &str,
+    digest: &str,
+    seen: i64,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("delete from cache_entries where upstream = $1 and digest = $2")
-        .bind(upstream)
-        .bind(digest)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("delete from cache_tags where upstream = $1 and digest = $2")
-        .bind(upstream)
-        .bind(digest)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    let deleted = sqlx::query(
+        "delete from cache_entries where upstream = $1 and digest = $2
+             and (extract(epoch from last_access) * 1000000)::bigint = $3",
+    )
+    .bind(upstream)
+    .bind(digest)
+    .bind(seen)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if deleted {
+        sqlx::query("delete from cache_tags where upstream = $1 and digest = $2")
+            .bind(upstream)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(deleted)
 }

@@ -50,6 +50,7 @@ impl Cache {
             .iter()
             .map(|e| (key(e), e.size_bytes.max(0) as u64))
             .collect();
+        let seen: HashMap<_, i64> = entries.iter().map(|e| (key(e), e.last_access_us)).collect();
         // What each cached manifest refers to, and how many kept manifests need each blob.
         let mut refs: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
         for e in &entries {
@@ -85,13 +86,19 @@ impl Cache {
         }
         let mut evicted = Evicted::default();
         for (upstream, digest) in gone {
+            // The record goes first, and only if nobody used the entry since it was read (a
+            // hit, another shim's eviction): the files go only with it.
+            let k = (upstream, digest);
+            if !shimmer_store::cache::forget(&self.pool, &k.0, &k.1, seen[&k]).await? {
+                continue;
+            }
+            let (upstream, digest) = k;
             for kind in ["manifests", "blobs"] {
                 if let Some(p) = self.path(&upstream, kind, &digest) {
                     let _ = tokio::fs::remove_file(p.with_extension("type")).await;
                     let _ = tokio::fs::remove_file(&p).await;
                 }
             }
-            shimmer_store::cache::forget(&self.pool, &upstream, &digest).await?;
             evicted.entries += 1;
             evicted.bytes += size[&(upstream, digest)];
         }

@@ -1467,3 +1467,70 @@ async fn a_cached_tag_keeps_the_later_answer_whichever_shim_writes_last() {
     assert_eq!(digest, "sha256:newer");
     assert!(age < 4.0, "revalidated just now: {age}");
 }
+
+#[tokio::test]
+async fn eviction_forgets_only_entries_nobody_used_since_it_looked() {
+    // Eviction reads every entry, decides, then forgets; a client's hit in between (or another
+    // shim's eviction of the same entry) must win: the entry is kept (or forgotten once).
+    let db = testkit::pg::fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    shimmer_store::migrate(&pool).await.unwrap();
+    use shimmer_store::cache::{entries, forget, set_tag, tag, touch, unix_now};
+    let json = Some("application/vnd.oci.image.manifest.v1+json");
+    touch(&pool, "up", "sha256:hot", "library/x", json, 10)
+        .await
+        .unwrap();
+    touch(&pool, "up", "sha256:cold", "library/x", json, 10)
+        .await
+        .unwrap();
+    set_tag(
+        &pool,
+        "up",
+        "library/x",
+        "v1",
+        ("sha256:cold", json),
+        unix_now(),
+    )
+    .await
+    .unwrap();
+    let looked = entries(&pool).await.unwrap();
+    let seen = |d: &str| {
+        looked
+            .iter()
+            .find(|e| e.digest == d)
+            .unwrap()
+            .last_access_us
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // A client hits `hot` after eviction looked.
+    touch(&pool, "up", "sha256:hot", "library/x", json, 10)
+        .await
+        .unwrap();
+    assert!(
+        !forget(&pool, "up", "sha256:hot", seen("sha256:hot"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        forget(&pool, "up", "sha256:cold", seen("sha256:cold"))
+            .await
+            .unwrap()
+    );
+    // A second evictor that looked at the same time forgets nothing more.
+    assert!(
+        !forget(&pool, "up", "sha256:cold", seen("sha256:cold"))
+            .await
+            .unwrap()
+    );
+    let left: Vec<String> = entries(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.digest)
+        .collect();
+    assert_eq!(left, ["sha256:hot"]);
+    assert!(
+        tag(&pool, "up", "library/x", "v1").await.unwrap().is_none(),
+        "the tag that named the forgotten entry went with it"
+    );
+}
