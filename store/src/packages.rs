@@ -300,6 +300,13 @@ async fn refresh_latest(
     tx: &mut Transaction<'_, Postgres>,
     package_id: i64,
 ) -> Result<(), sqlx::Error> {
+    // The package row first (held already when a version is being stored): the one-time fix
+    // must not read the tags while an indexer moves one, and then write what the old tags said
+    // once the indexer commits.
+    sqlx::query("select 1 from packages where id = $1 for no key update")
+        .bind(package_id)
+        .execute(&mut **tx)
+        .await?;
     let tagged: Vec<(String, i64)> = sqlx::query_as(
         "select t.tag, t.version_id from tags t join versions v on v.id = t.version_id
          where t.package_id = $1 and v.kind = 'package'
