@@ -1412,36 +1412,24 @@ async fn a_cached_tag_keeps_the_later_answer_whichever_shim_writes_last() {
     // Shim A asks the upstream what `v1` names and hears `old`; the tag moves; shim B asks,
     // hears `new` and records it; A's write lands last. Every shim must go on serving `new`,
     // not `old` for a whole tag_ttl.
-    let db = testkit::pg::fresh_database().await;
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    shimmer_store::migrate(&pool).await.unwrap();
+    let (_db, pool) = migrated_database().await;
     use shimmer_store::cache::{set_tag, tag, unix_now};
     let now = unix_now();
     let json = Some("application/vnd.oci.image.manifest.v1+json");
+    let set = |digest: &'static str, at: f64| {
+        let pool = pool.clone();
+        async move {
+            set_tag(&pool, "up", "library/x", "v1", (digest, json), at)
+                .await
+                .unwrap()
+        }
+    };
     let names = || async {
         let t = tag(&pool, "up", "library/x", "v1").await.unwrap().unwrap();
         (t.digest, t.age_secs)
     };
-    set_tag(
-        &pool,
-        "up",
-        "library/x",
-        "v1",
-        ("sha256:new", json),
-        now - 10.0,
-    )
-    .await
-    .unwrap();
-    set_tag(
-        &pool,
-        "up",
-        "library/x",
-        "v1",
-        ("sha256:old", json),
-        now - 20.0,
-    )
-    .await
-    .unwrap();
+    set("sha256:new", now - 10.0).await;
+    set("sha256:old", now - 20.0).await;
     let (digest, age) = names().await;
     assert_eq!(digest, "sha256:new", "the earlier answer came back");
     assert!(
@@ -1449,20 +1437,9 @@ async fn a_cached_tag_keeps_the_later_answer_whichever_shim_writes_last() {
         "the age of the later answer: {age}"
     );
     // A later answer moves it (and a revalidation of the same digest refreshes its age).
-    set_tag(
-        &pool,
-        "up",
-        "library/x",
-        "v1",
-        ("sha256:newer", json),
-        now - 5.0,
-    )
-    .await
-    .unwrap();
+    set("sha256:newer", now - 5.0).await;
     assert_eq!(names().await.0, "sha256:newer");
-    set_tag(&pool, "up", "library/x", "v1", ("sha256:newer", json), now)
-        .await
-        .unwrap();
+    set("sha256:newer", now).await;
     let (digest, age) = names().await;
     assert_eq!(digest, "sha256:newer");
     assert!(age < 4.0, "revalidated just now: {age}");
@@ -1472,9 +1449,7 @@ async fn a_cached_tag_keeps_the_later_answer_whichever_shim_writes_last() {
 async fn eviction_forgets_only_entries_nobody_used_since_it_looked() {
     // Eviction reads every entry, decides, then forgets; a client's hit in between (or another
     // shim's eviction of the same entry) must win: the entry is kept (or forgotten once).
-    let db = testkit::pg::fresh_database().await;
-    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    shimmer_store::migrate(&pool).await.unwrap();
+    let (_db, pool) = migrated_database().await;
     use shimmer_store::cache::{entries, forget, set_tag, tag, touch, unix_now};
     let json = Some("application/vnd.oci.image.manifest.v1+json");
     touch(&pool, "up", "sha256:hot", "library/x", json, 10)
@@ -1533,4 +1508,12 @@ async fn eviction_forgets_only_entries_nobody_used_since_it_looked() {
         tag(&pool, "up", "library/x", "v1").await.unwrap().is_none(),
         "the tag that named the forgotten entry went with it"
     );
+}
+
+/// A database of its own with shimmer's schema, for tests of the cache's records alone.
+async fn migrated_database() -> (testkit::pg::TestDatabase, sqlx::PgPool) {
+    let db = testkit::pg::fresh_database().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    shimmer_store::migrate(&pool).await.unwrap();
+    (db, pool)
 }
