@@ -173,14 +173,6 @@ struct Run {
     note: Option<String>,
 }
 
-/// Seconds since the Unix epoch: when a job asked the registry something, so that of two jobs
-/// the later reading wins whichever commits last.
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// Indexes `reference` (a tag or digest) of `repository` on `backend`.
 pub async fn index(
     pool: &PgPool,
@@ -190,7 +182,7 @@ pub async fn index(
     options: &Options,
 ) -> Result<Outcome, IndexError> {
     // Taken before the read: of two jobs reading one tag, the later reading moves it.
-    let asked_at = unix_now();
+    let asked_at = shimmer_store::unix_now();
     let (bytes, digest) = backend.manifest(repository, reference).await?;
     let tag = (!reference.contains(':')).then(|| reference.to_owned());
     let mut run = Run {
@@ -216,7 +208,7 @@ pub async fn index(
         rejection: None,
         bytes_downloaded: 0,
         image_bytes: 0,
-        visibility_checked_at: Some(unix_now()),
+        visibility_checked_at: Some(shimmer_store::unix_now()),
         visibility: match options.visibility {
             Some(v) => Some(v.as_str().into()),
             None => backend

@@ -295,7 +295,7 @@ pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
             &s(1),
             &s(2),
             (&s(3), t[4].as_str()),
-            shimmer_store::cache::unix_now(),
+            shimmer_store::unix_now(),
         )
         .await?;
     }

@@ -28,17 +28,10 @@ pub async fn tag(
     .await
 }
 
-/// Seconds since the Unix epoch, as [`set_tag`] takes them.
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// Records that `tag` resolved to `digest` when the upstream was asked at `asked_at` (seconds
-/// since the Unix epoch); unless a later answer is recorded already: a shim whose answer came
-/// before the tag moved upstream, but whose write lands after another shim's record of the
-/// move, must not put the old digest back for a whole `tag_ttl`.
+/// Records that `tag` resolved to `digest` when the upstream was asked at `asked_at`
+/// ([`crate::unix_now`] when the question went out); unless a later answer is recorded
+/// already: a shim whose answer came before the tag moved upstream, but whose write lands after
+/// another shim's record of the move, must not put the old digest back for a whole `tag_ttl`.
 pub async fn set_tag(
     pool: &PgPool,
     upstream: &str,

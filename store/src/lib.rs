@@ -15,6 +15,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use sqlx::PgPool;
 
+/// Seconds since the Unix epoch: when a registry or upstream was asked something. Records that
+/// keep such a time (`tags.resolved_at`, `packages.visibility_checked_at`, `cache_tags.checked_at`)
+/// take the later answer, whichever writer commits last.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// The migrations in the workspace's `migrations/`, embedded in the binary. Applied migrations
 /// it does not know are ignored: during a rolling deploy the new release migrates first (its
 /// migrations are additive, forward-only) while the old one keeps running and restarting.

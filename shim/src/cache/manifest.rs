@@ -142,7 +142,7 @@ impl Cache {
             Some(c) if self.has_manifest(upstream, &c.digest).await => c,
             // Nothing to compare with or fall back on: fetch the tag.
             _ => {
-                let asked_at = shimmer_store::cache::unix_now();
+                let asked_at = shimmer_store::unix_now();
                 let fetched = self.fetch_manifest(up, repo, reference, None).await?;
                 return Ok(self
                     .store_tag((upstream, repo, reference), fetched, asked_at, method)
@@ -151,7 +151,7 @@ impl Cache {
         };
         // Revalidate with a HEAD (registries count GETs against rate limits), bounded so a
         // slow upstream cannot stall the pull for its whole read timeout.
-        let asked_at = shimmer_store::cache::unix_now();
+        let asked_at = shimmer_store::unix_now();
         let head = tokio::time::timeout(
             self.revalidate_timeout,
             self.upstream_send(up, Method::HEAD, repo, reference, None),
@@ -203,7 +203,7 @@ impl Cache {
                 .await;
         }
         // The tag moved, or the HEAD did not say: the manifest by tag decides.
-        let asked_at = shimmer_store::cache::unix_now();
+        let asked_at = shimmer_store::unix_now();
         match tokio::time::timeout(
             self.revalidate_timeout,
             self.fetch_manifest(up, repo, reference, None),

@@ -1413,7 +1413,10 @@ async fn a_cached_tag_keeps_the_later_answer_whichever_shim_writes_last() {
     // hears `new` and records it; A's write lands last. Every shim must go on serving `new`,
     // not `old` for a whole tag_ttl.
     let (_db, pool) = migrated_database().await;
-    use shimmer_store::cache::{set_tag, tag, unix_now};
+    use shimmer_store::{
+        cache::{set_tag, tag},
+        unix_now,
+    };
     let now = unix_now();
     let json = Some("application/vnd.oci.image.manifest.v1+json");
     let set = |digest: &'static str, at: f64| {
@@ -1450,7 +1453,10 @@ async fn eviction_forgets_only_entries_nobody_used_since_it_looked() {
     // Eviction reads every entry, decides, then forgets; a client's hit in between (or another
     // shim's eviction of the same entry) must win: the entry is kept (or forgotten once).
     let (_db, pool) = migrated_database().await;
-    use shimmer_store::cache::{entries, forget, set_tag, tag, touch, unix_now};
+    use shimmer_store::{
+        cache::{entries, forget, set_tag, tag, touch},
+        unix_now,
+    };
     let json = Some("application/vnd.oci.image.manifest.v1+json");
     touch(&pool, "up", "sha256:hot", "library/x", json, 10)
         .await
