@@ -25,6 +25,9 @@ pub const MANIFEST_TYPES: &[&str] = &[
 pub enum RegistryError {
     #[error("backend {0}: {1}")]
     Config(String, String),
+    /// A backend the shim proxies but the indexer cannot read at all, and why.
+    #[error("backend {0}: {1}; its packages are not indexed")]
+    Unreadable(String, &'static str),
     #[error("registry: {0}")]
     Oci(#[from] oci_client::errors::OciDistributionError),
     #[error("registry: {0}")]
@@ -128,15 +131,20 @@ impl std::fmt::Debug for BackendReader {
 impl BackendReader {
     pub fn from_config(cfg: &BackendConfig) -> Result<Self, RegistryError> {
         let err = |m: &str| RegistryError::Config(cfg.name.clone(), m.to_owned());
+        let unreadable = |why| Err(RegistryError::Unreadable(cfg.name.clone(), why));
+        // oci-client names a registry by its host alone.
         if !matches!(cfg.url.path(), "" | "/") {
-            return Err(err(
-                "the indexer reads backends at the root of their host only (url has a path)",
-            ));
+            return unreadable(
+                "its url has a path, and the indexer reads backends at the root of their host only",
+            );
         }
+        // oci-client 0.18's configuration has no client identity (and its reqwest client is
+        // private).
         if cfg.client_cert.is_some() {
-            return Err(err(
-                "the indexer cannot present a client certificate (oci-client has no setting for one)",
-            ));
+            return unreadable(
+                "it asks for a client certificate (mutual TLS), and the indexer cannot present a \
+                 client certificate (oci-client has no setting for one)",
+            );
         }
         let host = cfg.url.host_str().ok_or_else(|| err("url has no host"))?;
         let registry = match cfg.url.port() {

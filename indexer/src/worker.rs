@@ -14,7 +14,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::{
     pipeline::{self, IndexError, Options},
-    registry::BackendReader,
+    registry::{BackendReader, RegistryError},
 };
 
 /// What workers share.
@@ -22,9 +22,7 @@ pub struct Indexer {
     pool: PgPool,
     config: Arc<Config>,
     backends: HashMap<String, BackendReader>,
-    /// Backends the indexer cannot read, and why: the shim forwards to a backend URL with a path,
-    /// but oci-client names a registry by its host alone; and the shim presents a backend's
-    /// client certificate (mutual TLS), but oci-client 0.18 has no setting for one.
+    /// Backends the indexer cannot read, and why ([`RegistryError::Unreadable`]).
     unreadable: HashMap<String, String>,
     options: Options,
     wake: Notify,
@@ -36,25 +34,17 @@ impl Indexer {
         let mut backends = HashMap::new();
         let mut unreadable = HashMap::new();
         for b in &config.backends {
-            let why = if !matches!(b.url.path(), "" | "/") {
-                Some(
-                    "its url has a path, and the indexer reads backends at the root of their host only",
-                )
-            } else if b.client_cert.is_some() {
-                Some(
-                    "it asks for a client certificate (mutual TLS), and oci-client, which the \
-                     indexer reads with, cannot present one",
-                )
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                let why = format!("backend {}: {why}; its packages are not indexed", b.name);
-                tracing::warn!("{why}");
-                unreadable.insert(b.name.clone(), why);
-                continue;
+            match BackendReader::from_config(b) {
+                Ok(reader) => {
+                    backends.insert(b.name.clone(), reader);
+                }
+                Err(cannot @ RegistryError::Unreadable(..)) => {
+                    let why = cannot.to_string();
+                    tracing::warn!("{why}");
+                    unreadable.insert(b.name.clone(), why);
+                }
+                Err(error) => return Err(error.into()),
             }
-            backends.insert(b.name.clone(), BackendReader::from_config(b)?);
         }
         let options = Options {
             flatten_limit: config.indexer.flatten_limit_bytes,
