@@ -66,7 +66,8 @@ impl Drop for TokenServer {
     }
 }
 
-async fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+/// Runs the `openssl` command in `dir` and returns what it printed; panics if it fails.
+pub async fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = tokio::process::Command::new("openssl")
         .args(args)
         .current_dir(dir)

@@ -458,25 +458,27 @@ async fn unreadable_backends_fail_their_own_jobs_and_the_others_are_indexed() {
     // indexer from starting at all, for every backend (the path), or fail every job with a TLS
     // handshake error and no word of why (the certificate).
     let certs = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("openssl")
-        .current_dir(certs.path())
-        .args([
+    testkit::token::openssl(
+        certs.path(),
+        &[
             "req",
             "-x509",
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=shimmer"])
-        .args(["-keyout", "client.key", "-out", "client.pem"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=shimmer",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.pem",
+        ],
+    )
+    .await;
     let env = Env::start_with(&format!(
         "[indexer]\nmax_attempts = 1\nretry_base = \"0s\"\npoll_interval = \"100ms\"\n\
          [[backend]]\nname = \"mirror\"\nurl = \"http://127.0.0.1:1/mirror/\"\n\

@@ -85,22 +85,21 @@ impl Cache {
             }
         }
         let mut evicted = Evicted::default();
-        for (upstream, digest) in gone {
+        for k in gone {
+            let (upstream, digest) = (&k.0, &k.1);
             // The record goes first, and only if nobody used the entry since it was read (a
             // hit, another shim's eviction): the files go only with it.
-            let k = (upstream, digest);
-            if !shimmer_store::cache::forget(&self.pool, &k.0, &k.1, seen[&k]).await? {
+            if !shimmer_store::cache::forget(&self.pool, upstream, digest, seen[&k]).await? {
                 continue;
             }
-            let (upstream, digest) = k;
             for kind in ["manifests", "blobs"] {
-                if let Some(p) = self.path(&upstream, kind, &digest) {
+                if let Some(p) = self.path(upstream, kind, digest) {
                     let _ = tokio::fs::remove_file(p.with_extension("type")).await;
                     let _ = tokio::fs::remove_file(&p).await;
                 }
             }
             evicted.entries += 1;
-            evicted.bytes += size[&(upstream, digest)];
+            evicted.bytes += size[&k];
         }
         Ok(evicted)
     }
