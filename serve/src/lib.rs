@@ -6,7 +6,12 @@
 
 use std::{future::Future, time::Duration};
 
-use axum::{Router, serve::Listener};
+use axum::{
+    Router,
+    http::{Request, Response},
+    serve::Listener,
+};
+use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -20,11 +25,29 @@ use tokio::net::TcpListener;
 /// server starting to wait for it (a zero timeout is the caller's to refuse: hyper would cut
 /// every connection at once).
 pub async fn serve(
-    mut listener: TcpListener,
+    listener: TcpListener,
     router: Router,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
+    let service = TowerToHyperService::new(router);
+    serve_service(listener, service, header_read_timeout, shutdown).await;
+}
+
+/// [`serve`] for any hyper service: the shim answers `/v2` without a router in between.
+pub async fn serve_service<S, B>(
+    mut listener: TcpListener,
+    service: S,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     // HTTP/1.1 only. Registry clients speak it in plain text (HTTP/2 only over TLS, which a load
     // balancer in front terminates), and hyper's HTTP/2 server has no head or idle timeout: an
     // h2c connection could sit idle for ever, around `header_read_timeout`.
@@ -34,6 +57,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let keeper = tokio::spawn(keep_next_wake_near());
     tokio::pin!(shutdown);
     loop {
         // `Listener::accept` retries by itself on errors (it waits out a lack of descriptors).
@@ -48,7 +72,7 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
         }
         let conn = builder
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()))
+            .serve_connection(TokioIo::new(tcp), service.clone())
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -59,4 +83,18 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+    keeper.abort();
+}
+
+/// Keeps a timer of this runtime always due within a second, so the timers each request arms
+/// (the head's `header_read_timeout`, the backend's read timeout) are never the earliest one.
+/// tokio wakes its driver (a write to its eventfd) whenever a timer is registered ahead of the
+/// driver's next wake, even from the driver's own thread while it is busy polling
+/// (tokio-rs/tokio#5207): without this, 0.4 such writes a request on a loaded shim.
+async fn keep_next_wake_near() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }

@@ -240,8 +240,9 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         repo: routed.repo.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
         public_base: state.public_base(),
     };
+    let mut resp = resp;
+    rewrite_response_headers(resp.headers_mut(), &ctx);
     let status = resp.status();
-    let headers = response_headers(resp.headers(), &ctx);
     // Tag lists of a prefixed backend are renamed; every catalog keeps only the repositories
     // the shim routes to its backend.
     let translate_list = status == StatusCode::OK
@@ -251,18 +252,24 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
             Endpoint::Catalog => true,
             _ => false,
         };
-    let body = if translate_list {
+    let mut response = if translate_list {
+        let mut headers = std::mem::take(resp.headers_mut());
+        headers.remove(header::CONTENT_LENGTH);
         let list = read_limited(resp, LIST_LIMIT, &routed.backend.name).await?;
-        Body::from(translate_names(state, &routed, &endpoint, &list)?)
+        let mut response = Response::new(Body::from(translate_names(
+            state, &routed, &endpoint, &list,
+        )?));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        response
     } else {
-        resp.into_body()
+        // The status and headers as they came; the version is the client connection's (hyper
+        // writes the one it speaks), and the backend client's extensions stay behind.
+        let (mut parts, body) = resp.into_parts();
+        parts.version = http::Version::default();
+        parts.extensions.clear();
+        Response::from_parts(parts, body)
     };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    if translate_list {
-        response.headers_mut().remove(header::CONTENT_LENGTH);
-    }
     if matches!(endpoint, Endpoint::Catalog) && !routed.backend.prefix.is_empty() {
         let link = response.headers_mut().remove(header::LINK);
         let next = link
@@ -699,19 +706,22 @@ fn has_body(headers: &HeaderMap) -> bool {
 }
 
 /// Headers that describe one connection (RFC 9110 §7.6.1), never forwarded either way.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Whether a header is hop-by-hop: one of [`HOP_BY_HOP`] or named by the message's
+/// `Connection` header.
 fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    ) || connection_listed.iter().any(|c| c == name.as_str())
+    HOP_BY_HOP.contains(name) || connection_listed.iter().any(|c| c == name.as_str())
 }
 
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
@@ -761,27 +771,39 @@ fn request_headers(headers: &HeaderMap, forward_auth: bool) -> HeaderMap {
     out
 }
 
-/// The backend's headers as the client gets them: hop-by-hop headers and cookies dropped (a
-/// backend or upstream must not set cookies on the shim's host name, which the marketplace may
-/// share), `Location` and `Link` pointed at the shim.
-fn response_headers(headers: &HeaderMap, ctx: &rewrite::Context<'_>) -> HeaderMap {
-    let listed = connection_listed(headers);
-    let mut out = HeaderMap::with_capacity(headers.len() + 1);
-    for (name, value) in headers {
-        if is_hop_by_hop(name, &listed) || *name == header::SET_COOKIE {
+/// The backend's headers as the client gets them, edited in place: hop-by-hop headers and
+/// cookies dropped (a backend or upstream must not set cookies on the shim's host name, which the
+/// marketplace may share), `Location` and `Link` pointed at the shim.
+fn rewrite_response_headers(headers: &mut HeaderMap, ctx: &rewrite::Context<'_>) {
+    for name in connection_listed(headers) {
+        headers.remove(name.as_str());
+    }
+    for name in HOP_BY_HOP.iter().chain([&header::SET_COOKIE]) {
+        headers.remove(name);
+    }
+    for name in [header::LOCATION, header::LINK] {
+        if !headers.contains_key(&name) {
             continue;
         }
-        let rewritten = match value.to_str() {
-            Ok(v) if *name == header::LOCATION => ctx.url(v),
-            Ok(v) if *name == header::LINK => ctx.link(v),
-            _ => None,
-        };
-        match rewritten.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            Some(v) => out.append(name.clone(), v),
-            None => out.append(name.clone(), value.clone()),
-        };
+        let values: Vec<HeaderValue> = headers
+            .get_all(&name)
+            .iter()
+            .map(|value| {
+                let rewritten = match value.to_str() {
+                    Ok(v) if name == header::LOCATION => ctx.url(v),
+                    Ok(v) => ctx.link(v),
+                    Err(_) => None,
+                };
+                rewritten
+                    .and_then(|v| HeaderValue::from_str(&v).ok())
+                    .unwrap_or_else(|| value.clone())
+            })
+            .collect();
+        headers.remove(&name);
+        for v in values {
+            headers.append(name.clone(), v);
+        }
     }
-    out
 }
 
 /// Follows a backend's blob redirect (to object storage or a CDN) for clients that cannot reach

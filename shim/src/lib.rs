@@ -24,14 +24,16 @@ pub mod upstream;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::{Router, routing::any, routing::get};
+use axum::{Router, routing::get};
 use shimmer_config::Config;
 use shimmer_store::PgPool;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::{
     request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
+use tracing::Instrument;
 
 use crate::{enqueue::Enqueuer, metrics::Metrics, routing::Routes, upstream::Upstreams};
 
@@ -113,33 +115,97 @@ impl AppState {
     }
 }
 
-/// The shim's routes: `/v2` and the operational endpoints.
-pub fn router(state: AppState) -> Router {
+/// The shim's operational endpoints, with request ids (from `ids`) and a span per request.
+/// `/v2` is not among them: [`service`] answers it without a router in between.
+fn router(state: AppState, ids: request_id::ProcessCounter) -> Router {
     Router::new()
-        .route("/v2", any(forward::handle))
-        .route("/v2/", any(forward::handle))
-        .route("/v2/{*rest}", any(forward::handle))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(
-                    request_id::ProcessCounter::new(),
-                ))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("");
-                        tracing::info_span!("shim", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                    }),
-                )
+                .layer(SetRequestIdLayer::x_request_id(ids))
+                .layer(TraceLayer::new_for_http())
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+/// The shim as a hyper service: `/v2` and everything under it straight to [`forward::handle`],
+/// with a request id and a span as [`router`]'s layers give its endpoints; the rest through
+/// [`router`]. Every registry request skips the router's matching, the extensions its extractors
+/// insert and the layers' boxed futures and bodies, about 20 allocations of a proxied manifest
+/// request (see the README's Benchmarks).
+pub fn service(
+    state: AppState,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+             + Send
+             + 'static,
+> + Clone
++ Send
++ 'static {
+    let ids = request_id::ProcessCounter::new();
+    let router = router(state.clone(), ids.clone());
+    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let (state, router, ids) = (state.clone(), router.clone(), ids.clone());
+        async move {
+            let req = req.map(axum::body::Body::new);
+            let path = req.uri().path();
+            if path == "/v2" || path.starts_with("/v2/") {
+                Ok(v2(state, &ids, req).await)
+            } else {
+                router.oneshot(req).await
+            }
+        }
+    })
+}
+
+/// A `/v2` request: its `x-request-id` (the client's, or a new one, sent on to the backend and
+/// returned), its span, and the events tower-http's trace layer would log: the start and end at
+/// debug, a 5xx answer at error.
+async fn v2(
+    state: AppState,
+    ids: &request_id::ProcessCounter,
+    mut req: http::Request<axum::body::Body>,
+) -> axum::response::Response {
+    let id = match req.headers().get(request_id::X_REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = ids.next_id();
+            req.headers_mut()
+                .insert(request_id::X_REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let span = tracing::info_span!(
+        "shim",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %id.to_str().unwrap_or(""),
+    );
+    let start = std::time::Instant::now();
+    let mut resp = async move {
+        tracing::debug!("started processing request");
+        let resp = forward::handle(axum::extract::State(state), req).await;
+        let latency = start.elapsed();
+        let status = resp.status();
+        if status.is_server_error() {
+            tracing::error!(?latency, %status, "response failed");
+        } else {
+            tracing::debug!(?latency, %status, "finished processing request");
+        }
+        resp
+    }
+    .instrument(span)
+    .await;
+    resp.headers_mut()
+        .entry(request_id::X_REQUEST_ID)
+        .or_insert(id);
+    resp
 }
 
 /// Serves the shim on `listener` until `shutdown` resolves, then drains in-flight requests, all
@@ -158,7 +224,7 @@ pub async fn run(
 /// [`shimmer_serve::serve`]); each request head must arrive within `server.header_read_timeout`.
 async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let timeout = state.config.server.header_read_timeout;
-    shimmer_serve::serve(listener, router(state), timeout, shutdown).await;
+    shimmer_serve::serve_service(listener, service(state), timeout, shutdown).await;
 }
 
 /// [`run`] on `threads` threads (0: one per core), each accepting from the same listener on a

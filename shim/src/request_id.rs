@@ -8,14 +8,18 @@
 use std::{
     collections::hash_map::RandomState,
     hash::{BuildHasher, Hasher},
+    io::Write,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
 };
 
-use http::{HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request};
 use tower_http::request_id::{MakeRequestId, RequestId};
+
+/// The header that carries a request's id, to the backend and back to the client.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Makes `<16 hex digits of process prefix>-<counter in hex>` ids.
 #[derive(Clone)]
@@ -42,12 +46,25 @@ impl Default for ProcessCounter {
     }
 }
 
+impl ProcessCounter {
+    /// The next id.
+    pub fn next_id(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // 16 + 1 + at most 16 hex digits, written without a heap string.
+        let mut buf = [0u8; 33];
+        let len = {
+            let mut w = &mut buf[..];
+            let _ = write!(w, "{:016x}-{n:x}", self.prefix);
+            33 - w.len()
+        };
+        HeaderValue::from_bytes(&buf[..len])
+            .expect("hex digits and a dash are a valid header value")
+    }
+}
+
 impl MakeRequestId for ProcessCounter {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:016x}-{n:x}", self.prefix))
-            .ok()
-            .map(RequestId::new)
+        Some(RequestId::new(self.next_id()))
     }
 }
 

@@ -297,7 +297,14 @@ impl Upstreams {
 
     /// The upstream configured for the host `ns` names, if any.
     pub fn get(&self, ns: &str) -> Option<&Arc<Upstream>> {
-        self.by_host.get(&normalize_registry_host(ns))
+        if self.by_host.is_empty() {
+            return None;
+        }
+        // Hosts are kept normalized, and normalizing is idempotent: a host already in that
+        // form is looked up as it is (every request asks, for the host-in-path form).
+        self.by_host
+            .get(ns)
+            .or_else(|| self.by_host.get(&normalize_registry_host(ns)))
     }
 }
 

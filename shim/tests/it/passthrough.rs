@@ -377,3 +377,144 @@ async fn a_backend_blob_the_cache_cannot_answer_passes_through() {
         assert_eq!(skopeo::digest_of(&body), layer, "{broken}");
     }
 }
+
+/// Every answer carries an `x-request-id`: a new one for each request, sent on to the backend
+/// with it, or the client's own, kept; the shim's own errors and the operational endpoints
+/// carry one too.
+#[tokio::test]
+async fn every_answer_carries_a_request_id_the_backend_saw_too() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&reg.url()).await;
+    let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
+    let c = http();
+    let id_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .unwrap_or_else(|| panic!("no x-request-id on {}", r.url()))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let mut ids = Vec::new();
+    for path in ["/v2/", "/v2/", "/v2/acme/none/manifests/v1"] {
+        let r = c.get(format!("{}{path}", shim.url())).send().await.unwrap();
+        ids.push(id_of(&r));
+    }
+    // The shim's own probe of `/v2/` at its first request is no client's and has no id.
+    let seen: Vec<String> = rec
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("x-request-id").map(str::to_owned))
+        .collect();
+    assert_eq!(seen, ids, "the backend got each request's id");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2],
+        "ids are distinct: {ids:?}"
+    );
+
+    let r = c
+        .get(format!("{}/v2/acme/none/manifests/v1", shim.url()))
+        .header("x-request-id", "client-chosen-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(id_of(&r), "client-chosen-7");
+    assert_eq!(
+        rec.requests().last().unwrap().header("x-request-id"),
+        Some("client-chosen-7")
+    );
+
+    // Answered by the shim alone: an invalid name never reaches the backend.
+    let before = rec.requests().len();
+    let r = c
+        .get(format!("{}/v2/Acme/manifests/v1", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    let own = id_of(&r);
+    assert_eq!(error_code(r).await, "NAME_INVALID");
+    assert!(!ids.contains(&own));
+    assert_eq!(rec.requests().len(), before);
+    let r = c
+        .get(format!("{}/healthz", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!id_of(&r).is_empty());
+}
+
+/// A backend's hop-by-hop headers (the listed ones and those its `Connection` names) and its
+/// cookies stay behind; each of several `Link` values is pointed at the shim, in order; the
+/// rest of the head, and the body, arrive as the backend sent them.
+#[tokio::test]
+async fn backend_hop_headers_and_cookies_stay_behind_and_every_link_is_rewritten() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let relay = Recorder::start_with_hook(
+        &reg.url(),
+        Arc::new(|req, resp| {
+            if !req.path_and_query.starts_with("/v2/acme/hop/tags/list") {
+                return;
+            }
+            let host = req.header("host").unwrap_or_default().to_owned();
+            let h = &mut resp.headers;
+            h.insert(header::CONNECTION, "x-backend-hop".parse().unwrap());
+            h.insert("x-backend-hop", "connection-only".parse().unwrap());
+            h.insert("keep-alive", "timeout=5".parse().unwrap());
+            h.insert(header::SET_COOKIE, "session=backend".parse().unwrap());
+            h.insert("x-backend-kept", "end-to-end".parse().unwrap());
+            h.append(
+                header::LINK,
+                format!(r#"<http://{host}/v2/acme/hop/tags/list?n=1&last=a>; rel="next""#)
+                    .parse()
+                    .unwrap(),
+            );
+            h.append(
+                header::LINK,
+                r#"</v2/acme/hop/tags/list?n=1>; rel="first""#.parse().unwrap(),
+            );
+        }),
+    )
+    .await;
+    let shim = Shim::start(&backend_toml("primary", &relay.url(), "")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, _) = small_image(tmp.path(), b"hop");
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/hop:a"), &[])
+        .await
+        .unwrap();
+
+    let r = http()
+        .get(format!("{}/v2/acme/hop/tags/list", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let h = r.headers();
+    for gone in ["x-backend-hop", "keep-alive", "set-cookie"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the client: {h:?}");
+    }
+    assert!(
+        h.get_all(header::CONNECTION)
+            .iter()
+            .all(|v| !v.to_str().unwrap().contains("x-backend-hop")),
+        "{h:?}"
+    );
+    assert_eq!(h["x-backend-kept"], "end-to-end");
+    let links: Vec<&str> = h
+        .get_all(header::LINK)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    // Without `public_url`, pointed at the shim by a path alone, the absolute one included.
+    assert_eq!(
+        links,
+        [
+            r#"</v2/acme/hop/tags/list?n=1&last=a>; rel="next""#,
+            r#"</v2/acme/hop/tags/list?n=1>; rel="first""#,
+        ],
+    );
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["tags"], serde_json::json!(["a"]));
+}
