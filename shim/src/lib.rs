@@ -132,8 +132,8 @@ fn router(state: AppState, ids: request_id::ProcessCounter) -> Router {
 }
 
 /// The shim as a hyper service: `/v2` and everything under it straight to [`forward::handle`],
-/// with a request id and a span as [`router`]'s layers give its endpoints; the rest through
-/// [`router`]. Every registry request skips the router's matching, the extensions its extractors
+/// with a request id and a span as `router`'s layers give its endpoints; the rest through
+/// `router`. Every registry request skips the router's matching, the extensions its extractors
 /// insert and the layers' boxed futures and bodies, about 20 allocations of a proxied manifest
 /// request (see the README's Benchmarks).
 pub fn service(
@@ -220,7 +220,7 @@ pub async fn run(
     background.stop(&state).await;
 }
 
-/// Serves the shim's [`router`] on `listener` until `shutdown` resolves, then drains (see
+/// Serves the shim's [`service`] on `listener` until `shutdown` resolves, then drains (see
 /// [`shimmer_serve::serve`]); each request head must arrive within `server.header_read_timeout`.
 async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let timeout = state.config.server.header_read_timeout;
