@@ -221,7 +221,7 @@ pub async fn run(
 }
 
 /// Serves the shim's [`service`] on `listener` until `shutdown` resolves, then drains (see
-/// [`shimmer_serve::serve`]); each request head must arrive within `server.header_read_timeout`.
+/// [`shimmer_serve::serve_service`]); each request head must arrive within `server.header_read_timeout`.
 async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let timeout = state.config.server.header_read_timeout;
     shimmer_serve::serve_service(listener, service(state), timeout, shutdown).await;
