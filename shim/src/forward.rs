@@ -240,36 +240,30 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         repo: routed.repo.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
         public_base: state.public_base(),
     };
-    let mut resp = resp;
-    rewrite_response_headers(resp.headers_mut(), &ctx);
-    let status = resp.status();
+    // The status and headers as they came, edited for the client; the version is the client
+    // connection's (hyper writes the one it speaks), and the backend client's extensions stay
+    // behind.
+    let (mut head, body) = resp.into_parts();
+    head.version = http::Version::default();
+    head.extensions.clear();
+    rewrite_response_headers(&mut head.headers, &ctx);
     // Tag lists of a prefixed backend are renamed; every catalog keeps only the repositories
     // the shim routes to its backend.
-    let translate_list = status == StatusCode::OK
+    let translate_list = head.status == StatusCode::OK
         && parts.method != Method::HEAD
         && match endpoint {
             Endpoint::Tags { .. } => !routed.backend.prefix.is_empty(),
             Endpoint::Catalog => true,
             _ => false,
         };
-    let mut response = if translate_list {
-        let mut headers = std::mem::take(resp.headers_mut());
-        headers.remove(header::CONTENT_LENGTH);
-        let list = read_limited(resp, LIST_LIMIT, &routed.backend.name).await?;
-        let mut response = Response::new(Body::from(translate_names(
-            state, &routed, &endpoint, &list,
-        )?));
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        response
+    let body = if translate_list {
+        head.headers.remove(header::CONTENT_LENGTH);
+        let list = read_limited(body, LIST_LIMIT, &routed.backend.name).await?;
+        Body::from(translate_names(state, &routed, &endpoint, &list)?)
     } else {
-        // The status and headers as they came; the version is the client connection's (hyper
-        // writes the one it speaks), and the backend client's extensions stay behind.
-        let (mut parts, body) = resp.into_parts();
-        parts.version = http::Version::default();
-        parts.extensions.clear();
-        Response::from_parts(parts, body)
+        body
     };
+    let mut response = Response::from_parts(head, body);
     if matches!(endpoint, Endpoint::Catalog) && !routed.backend.prefix.is_empty() {
         let link = response.headers_mut().remove(header::LINK);
         let next = link
@@ -923,12 +917,8 @@ fn enqueue(
     }
 }
 
-async fn read_limited(
-    resp: http::Response<Body>,
-    limit: usize,
-    backend: &str,
-) -> Result<Bytes, OciError> {
-    Limited::new(resp.into_body(), limit)
+async fn read_limited(body: Body, limit: usize, backend: &str) -> Result<Bytes, OciError> {
+    Limited::new(body, limit)
         .collect()
         .await
         .map(|c| c.to_bytes())

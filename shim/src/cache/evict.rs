@@ -46,11 +46,8 @@ impl Cache {
         use std::collections::{HashMap, HashSet};
         let entries = shimmer_store::cache::entries(&self.pool).await?;
         let key = |e: &shimmer_store::cache::Entry| (e.upstream.clone(), e.digest.clone());
-        let size: HashMap<_, u64> = entries
-            .iter()
-            .map(|e| (key(e), e.size_bytes.max(0) as u64))
-            .collect();
-        let seen: HashMap<_, i64> = entries.iter().map(|e| (key(e), e.last_access_us)).collect();
+        let by_key: HashMap<_, _> = entries.iter().map(|e| (key(e), e)).collect();
+        let size = |k: &(String, String)| by_key[k].size_bytes.max(0) as u64;
         // What each cached manifest refers to, and how many kept manifests need each blob.
         let mut refs: HashMap<(String, String), Vec<(String, String)>> = HashMap::new();
         for e in &entries {
@@ -62,7 +59,7 @@ impl Cache {
         for r in refs.values().flatten() {
             *needed.entry(r.clone()).or_default() += 1;
         }
-        let mut total: u64 = size.values().sum();
+        let mut total: u64 = by_key.keys().map(size).sum();
         let mut gone: HashSet<(String, String)> = HashSet::new();
         for e in &entries {
             let k = key(e);
@@ -75,12 +72,12 @@ impl Cache {
                 continue;
             }
             gone.insert(k.clone());
-            total = total.saturating_sub(size[&k]);
+            total = total.saturating_sub(size(&k));
             for blob in refs.get(&k).into_iter().flatten() {
                 let n = needed.entry(blob.clone()).or_default();
                 *n = n.saturating_sub(1);
-                if *n == 0 && size.contains_key(blob) && gone.insert(blob.clone()) {
-                    total = total.saturating_sub(size[blob]);
+                if *n == 0 && by_key.contains_key(blob) && gone.insert(blob.clone()) {
+                    total = total.saturating_sub(size(blob));
                 }
             }
         }
@@ -89,7 +86,8 @@ impl Cache {
             let (upstream, digest) = (&k.0, &k.1);
             // The record goes first, and only if nobody used the entry since it was read (a
             // hit, another shim's eviction): the files go only with it.
-            if !shimmer_store::cache::forget(&self.pool, upstream, digest, seen[&k]).await? {
+            let seen = by_key[&k].last_access_us;
+            if !shimmer_store::cache::forget(&self.pool, upstream, digest, seen).await? {
                 continue;
             }
             for kind in ["manifests", "blobs"] {
@@ -99,7 +97,7 @@ impl Cache {
                 }
             }
             evicted.entries += 1;
-            evicted.bytes += size[&k];
+            evicted.bytes += size(&k);
         }
         Ok(evicted)
     }
