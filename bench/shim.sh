@@ -206,8 +206,11 @@ oha_run() { # method url -> "rps p50_ms p99_ms"; oha's own CPU time goes to $WOR
 }
 echo "manifest GET and HEAD request rates ($ROUNDS interleaved rounds of $REQUESTS requests)..." >&2
 for r in $(seq "$ROUNDS"); do
+    # The order turns each round (direct, nginx, shim; nginx, shim, direct; ...), so no target
+    # always runs just after another (the registry's garbage collection, a cache warmed).
+    order=("${targets[@]:r%3}" "${targets[@]:0:r%3}")
     for m in GET HEAD; do
-        for t in "${targets[@]}"; do
+        for t in "${order[@]}"; do
             p=$(port_of "$t"); pid=$(pid_of "$t")
             r0=$(ticks "$REG_PID"); x0=$(ticks "$pid")
             oha_run "$m" "http://127.0.0.1:$p/v2/bench/small/manifests/v1" >>"$WORK/oha.$m.$t"
@@ -215,6 +218,12 @@ for r in $(seq "$ROUNDS"); do
         done
     done
 done
+# Each round's rate over the same round's direct rate, the median of those: a slow spell moves
+# a round's three figures together, so this is steadier than the ratio of the medians.
+paired() { # method target -> median of the per-round ratios to direct
+    paste -d' ' "$WORK/oha.$1.direct" "$WORK/oha.$1.$2" | awk '$1 > 0 {print $4 / $1}' | median |
+        awk '{printf "%.2fx", $1}'
+}
 for t in "${targets[@]}"; do
     col() { awk -v c="$1" '{print $c}' "$WORK/oha.$2.$t" | median; }
     MAN_GET[$t]=$(col 1 GET); MAN_GET_P50[$t]=$(col 2 GET); MAN_GET_P99[$t]=$(col 3 GET)
@@ -269,6 +278,7 @@ cat <<EOF
 | manifest GET (req/s, $CONNECTIONS conns, median of $ROUNDS x $REQUESTS) | ${MAN_GET[direct]} | ${MAN_GET[nginx]} | ${MAN_GET[shim]} | $(ratio "${MAN_GET[nginx]}" "${MAN_GET[direct]}") | $(ratio "${MAN_GET[shim]}" "${MAN_GET[direct]}") |
 | manifest GET p50 / p99 (ms) | ${MAN_GET_P50[direct]} / ${MAN_GET_P99[direct]} | ${MAN_GET_P50[nginx]} / ${MAN_GET_P99[nginx]} | ${MAN_GET_P50[shim]} / ${MAN_GET_P99[shim]} | | |
 | manifest HEAD (req/s) | ${MAN_HEAD[direct]} | ${MAN_HEAD[nginx]} | ${MAN_HEAD[shim]} | $(ratio "${MAN_HEAD[nginx]}" "${MAN_HEAD[direct]}") | $(ratio "${MAN_HEAD[shim]}" "${MAN_HEAD[direct]}") |
+| manifest GET / HEAD, median of each round's ratio to direct | | | | $(paired GET nginx) / $(paired HEAD nginx) | $(paired GET shim) / $(paired HEAD shim) |
 | manifest HEAD p50 / p99 (ms) | ${MAN_HEAD_P50[direct]} / ${MAN_HEAD_P99[direct]} | ${MAN_HEAD_P50[nginx]} / ${MAN_HEAD_P99[nginx]} | ${MAN_HEAD_P50[shim]} / ${MAN_HEAD_P99[shim]} | | |
 | CPU per manifest request, registry / proxy / oha (us) | ${CPU_REG[direct]} / - / ${CPU_CLIENT[direct]} | ${CPU_REG[nginx]} / ${CPU_PROXY[nginx]} / ${CPU_CLIENT[nginx]} | ${CPU_REG[shim]} / ${CPU_PROXY[shim]} / ${CPU_CLIENT[shim]} | | |
 | manifest rate predicted by CPU: $CEILING | | | | $(man_ceiling nginx) | $(man_ceiling shim) |

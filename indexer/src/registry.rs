@@ -107,7 +107,8 @@ pub fn anonymous_answer<T>(
 #[derive(Clone)]
 pub struct BackendReader {
     pub name: String,
-    /// `host:port` as oci-client names registries.
+    /// `host:port` as oci-client names registries, and the backend's path if it has one
+    /// (`host:port/registry`).
     registry: String,
     prefix: String,
     auth: RegistryAuth,
@@ -132,12 +133,6 @@ impl BackendReader {
     pub fn from_config(cfg: &BackendConfig) -> Result<Self, RegistryError> {
         let err = |m: &str| RegistryError::Config(cfg.name.clone(), m.to_owned());
         let unreadable = |why| Err(RegistryError::Unreadable(cfg.name.clone(), why));
-        // oci-client names a registry by its host alone.
-        if !matches!(cfg.url.path(), "" | "/") {
-            return unreadable(
-                "its url has a path, and the indexer reads backends at the root of their host only",
-            );
-        }
         // oci-client 0.18's configuration has no client identity (and its reqwest client is
         // private).
         if cfg.client_cert.is_some() {
@@ -147,10 +142,15 @@ impl BackendReader {
             );
         }
         let host = cfg.url.host_str().ok_or_else(|| err("url has no host"))?;
-        let registry = match cfg.url.port() {
+        let mut registry = match cfg.url.port() {
             Some(p) => format!("{host}:{p}"),
             None => host.to_owned(),
         };
+        // A backend under a path (`https://host/registry/`, its API at `/registry/v2/`): oci-client
+        // writes every URL as `{scheme}://{registry}/v2/…`, so the path goes into the registry's
+        // name (its credentials check compares only host and port). `path_backends_are_indexed`
+        // in the tests holds it to that.
+        registry.push_str(cfg.url.path().trim_end_matches('/'));
         let ca = match &cfg.ca_file {
             Some(ca) => Some(std::fs::read(ca).map_err(|e| err(&format!("ca_file: {e}")))?),
             None => None,

@@ -25,6 +25,9 @@ pub struct RegistryOptions {
     pub tls: Option<RegistryTls>,
     /// Demand registry Bearer tokens from this token service (`auth.token`).
     pub token_auth: Option<TokenAuth>,
+    /// `http.prefix`: serve the API under this path (`/mirror/` serves `/mirror/v2/`), as a
+    /// registry behind a path-routing load balancer does. `None`: at the root.
+    pub prefix: Option<String>,
 }
 
 /// `auth.token` of a registry: who issues tokens and the certificate that signs them.
@@ -53,6 +56,7 @@ impl Default for RegistryOptions {
             log_level: "info".to_owned(),
             tls: None,
             token_auth: None,
+            prefix: None,
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct Registry {
     dir: TempDir,
     port: u16,
     tls: bool,
+    /// Where the API lives: `/`, or `http.prefix` (`/mirror/`).
+    prefix: String,
 }
 
 impl Registry {
@@ -82,6 +88,7 @@ impl Registry {
             dir,
             port: 0,
             tls: opts.tls.is_some(),
+            prefix: api_prefix(&opts),
         };
         for _ in 0..5 {
             registry.port = crate::free_port();
@@ -98,6 +105,12 @@ impl Registry {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.host_port())
+    }
+
+    /// Where the API lives: [`Registry::url`] plus `http.prefix` with its slashes
+    /// (`http://127.0.0.1:PORT/mirror/`), or plus `/` at the root. `…v2/` is the API root.
+    pub fn api_base(&self) -> String {
+        format!("{}{}", self.url(), self.prefix)
     }
 
     /// `127.0.0.1:PORT`, as used in `docker://127.0.0.1:PORT/repo:tag`.
@@ -144,7 +157,9 @@ impl Registry {
             drop_signal: "KILL",
         });
         let client = crate::recorder::http_client();
-        let uri: http::Uri = format!("{}/v2/", self.url()).parse().expect("registry uri");
+        let uri: http::Uri = format!("{}v2/", self.api_base())
+            .parse()
+            .expect("registry uri");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             // An HTTPS registry is up once it accepts connections (the plain client cannot ask).
@@ -183,6 +198,14 @@ impl Registry {
     }
 }
 
+/// `http.prefix` with a slash at each end (what docker-registry demands), or `/`.
+fn api_prefix(opts: &RegistryOptions) -> String {
+    match opts.prefix.as_deref().map(|p| p.trim_matches('/')) {
+        None | Some("") => "/".to_owned(),
+        Some(p) => format!("/{p}/"),
+    }
+}
+
 fn config_yaml(opts: &RegistryOptions, dir: &Path, port: u16) -> String {
     // JSON strings are valid YAML scalars, so `json` quotes paths and URLs safely.
     let json = |s: &str| serde_json::Value::from(s).to_string();
@@ -195,6 +218,9 @@ fn config_yaml(opts: &RegistryOptions, dir: &Path, port: u16) -> String {
         data = json(&dir.join("data").to_string_lossy()),
         relative = opts.relative_urls,
     );
+    if opts.prefix.is_some() {
+        yaml += &format!("  prefix: {}\n", json(&api_prefix(opts)));
+    }
     if opts.htpasswd.is_some() {
         yaml += &format!(
             "auth:\n  htpasswd: {{realm: testkit, path: {}}}\n",
