@@ -196,6 +196,7 @@ pub async fn index(
         tag,
         manifest_digest: digest.clone(),
         index_digest: None,
+        children: vec![],
         media_type: None,
         artifact_type: None,
         kind: "rejected".into(),
@@ -274,6 +275,7 @@ pub async fn index(
             .as_array()
             .map(|a| a.iter().filter_map(Desc::parse).collect())
             .unwrap_or_default();
+        version.children = entries.iter().map(|d| d.digest.clone()).collect();
         let extensions = entries
             .iter()
             .find(|d| d.role() == Some("xpkg-extensions"))

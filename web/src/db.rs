@@ -53,6 +53,9 @@ pub struct VersionRow {
     pub package_type: Option<String>,
     pub tags: Vec<String>,
     pub indexed_at: String,
+    /// Whether an index of the same package lists this manifest (a platform image): part of
+    /// that index's version, not one of its own.
+    pub in_index: bool,
 }
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -162,7 +165,10 @@ pub async fn counts(pool: &PgPool, reader: bool) -> sqlx::Result<Counts> {
            (select count(*) from packages p where p.latest_version_id is not null and {VISIBLE})
              as packages,
            (select count(*) from versions v join packages p on p.id = v.package_id
-             where v.kind = 'package' and {VISIBLE}) as versions,
+             where v.kind = 'package' and {VISIBLE} and not exists (
+               select 1 from versions i
+               where i.package_id = v.package_id and v.manifest_digest = any(i.children)))
+             as versions,
            (select count(*) from api_types a join packages p on p.latest_version_id = a.version_id
              where {VISIBLE}) as api_types"
     ))
@@ -245,7 +251,10 @@ pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<Versio
         "select v.id, v.manifest_digest, v.kind, v.package_type,
                 coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{}')
                   as tags,
-                to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at
+                to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at,
+                exists (select 1 from versions i
+                        where i.package_id = v.package_id and v.manifest_digest = any(i.children))
+                  as in_index
          from versions v left join tags t on t.version_id = v.id
          where v.package_id = $1
          group by v.id order by v.indexed_at desc, v.id desc",

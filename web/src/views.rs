@@ -110,7 +110,7 @@ pub struct VersionLink {
 }
 
 /// A package's versions: semver tags (newest first), other tags (most recent first), and
-/// manifests no tag points at.
+/// manifests no tag points at (but for the platform images an index of the package lists).
 pub fn version_lists(
     repository: &str,
     rows: &[VersionRow],
@@ -127,7 +127,8 @@ pub fn version_lists(
             kind: row.kind.clone(),
             manifest_digest: row.manifest_digest.clone(),
         };
-        if row.tags.is_empty() {
+        // A platform image of a listed index is reached through that index's version.
+        if row.tags.is_empty() && !row.in_index {
             untagged.push(link(&row.manifest_digest));
         }
         for tag in &row.tags {
@@ -570,6 +571,7 @@ mod tests {
             package_type: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             indexed_at: String::new(),
+            in_index: false,
         }
     }
 
@@ -583,6 +585,11 @@ mod tests {
             row(&["main"], "sha256:e"),
             row(&[], "sha256:f"),
             row(&["v2.0.0"], "sha256:g"),
+            // A platform image of an index, untagged: part of the index's version.
+            VersionRow {
+                in_index: true,
+                ..row(&[], "sha256:h")
+            },
         ];
         let (semver, other, untagged) = version_lists("acme/p", &rows);
         let labels: Vec<_> = semver.iter().map(|l| l.label.as_str()).collect();
@@ -592,6 +599,7 @@ mod tests {
         );
         let labels: Vec<_> = other.iter().map(|l| l.label.as_str()).collect();
         assert_eq!(labels, ["latest", "main"]);
+        assert_eq!(untagged.len(), 1);
         assert_eq!(untagged[0].url, "/packages/acme/p/versions/sha256:f");
     }
 

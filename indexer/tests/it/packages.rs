@@ -350,6 +350,7 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
             ..base.clone()
         },
     );
+    let platforms = vec![amd.digest.clone(), arm.digest.clone()];
     let index = tag_index(
         &layout,
         "multi",
@@ -385,6 +386,23 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
         assert_eq!(r.2.as_deref(), Some("Provider"), "{tag}");
     }
     assert_eq!(by_tag["multi"].3.as_deref(), Some(index.digest.as_str()));
+    // The index names its platform images, which were pushed (and indexed) by digest before it.
+    let children: Vec<String> =
+        sqlx::query_scalar("select children from versions where manifest_digest = $1")
+            .bind(&index.digest)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(children, platforms);
+    assert_eq!(
+        env.count(&format!(
+            "select count(*) from versions where manifest_digest in ('{}', '{}')",
+            platforms[0], platforms[1]
+        ))
+        .await,
+        2,
+        "each platform image has its own version row"
+    );
     // Five manifests of one package: its objects are stored once.
     let one = shimmer_indexer::xpkg::parse_package(
         &base.package_yaml,

@@ -14,6 +14,7 @@ fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionR
         tag_resolved_at: None,
         manifest_digest: digest.into(),
         index_digest: None,
+        children: vec![],
         media_type: None,
         artifact_type: None,
         kind: "package".into(),

@@ -141,6 +141,27 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
         "{lint}"
     );
 
+    // A multi-platform package is one version: its platform manifests (pushed by digest before
+    // the index, each indexed on its own) are not listed as untagged versions beside it.
+    let package = env.text("/packages/acme/provider-multi").await;
+    assert!(package.contains("v2.0.0"), "{package}");
+    assert!(!package.contains("id=\"untagged\""), "{package}");
+    let api = env.json("/api/v1/packages/acme/provider-multi").await;
+    let versions: Vec<&str> = api["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{api}"))
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["v2.0.0"], "{api}");
+    // Nor are they counted as versions on the home page.
+    let rows: i64 = sqlx::query_scalar("select count(*) from versions where kind = 'package'")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let home = env.text("/").await;
+    let shown = format!("<span id=\"count-versions\">{}</span>", rows - 2);
+    assert!(home.contains(&shown), "{shown} not in\n{home}");
     // A multi-platform package: its index digest and a docker pull line.
     let multi = env
         .text("/packages/acme/provider-multi/versions/v2.0.0")
