@@ -197,6 +197,7 @@ pub async fn index(
         manifest_digest: digest.clone(),
         index_digest: None,
         children: vec![],
+        platforms: vec![],
         media_type: None,
         artifact_type: None,
         kind: "rejected".into(),
@@ -286,6 +287,10 @@ pub async fn index(
                 d.role() != Some("xpkg-extensions")
                     && d.platform.as_ref().is_none_or(|(os, _)| os != "unknown")
             })
+            .collect();
+        version.platforms = images
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|(os, arch)| format!("{os}/{arch}")))
             .collect();
         let chosen = match images.as_slice() {
             [one] => Some(*one),

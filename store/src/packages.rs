@@ -70,6 +70,8 @@ pub struct VersionRecord {
     pub index_digest: Option<String>,
     /// For an index, the digests of the manifests it lists (empty otherwise).
     pub children: Vec<String>,
+    /// For an index, the platforms of its images, `os/architecture` (empty otherwise).
+    pub platforms: Vec<String>,
     pub media_type: Option<String>,
     pub artifact_type: Option<String>,
     /// `package`, `image`, `helm`, `artifact`, `index` or `rejected`.
@@ -190,8 +192,8 @@ pub async fn store_version(
     let inserted: Option<(i64,)> = sqlx::query_as(
         "insert into versions (package_id, manifest_digest, index_digest, media_type,
              artifact_type, kind, package_type, meta, contents_digest, crossplane_version, lint,
-             rejection, bytes_downloaded, image_bytes, children)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16)
+             rejection, bytes_downloaded, image_bytes, children, platforms)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, $17)
          on conflict (package_id, manifest_digest) do update
              set index_digest = excluded.index_digest, media_type = excluded.media_type,
                  artifact_type = excluded.artifact_type, kind = excluded.kind,
@@ -200,7 +202,7 @@ pub async fn store_version(
                  crossplane_version = excluded.crossplane_version, lint = excluded.lint,
                  rejection = excluded.rejection, bytes_downloaded = excluded.bytes_downloaded,
                  image_bytes = excluded.image_bytes, children = excluded.children,
-                 indexed_at = now()
+                 platforms = excluded.platforms, indexed_at = now()
              where $15
          returning id",
     )
@@ -220,6 +222,7 @@ pub async fn store_version(
     .bind(v.image_bytes)
     .bind(v.replace)
     .bind(&v.children)
+    .bind(&v.platforms)
     .fetch_optional(&mut *tx)
     .await?;
     let (version_id, created) = match inserted {

@@ -64,6 +64,8 @@ pub struct Version {
     pub id: i64,
     pub manifest_digest: String,
     pub index_digest: Option<String>,
+    /// An index's platforms (`linux/amd64`), in its order.
+    pub platforms: Vec<String>,
     pub media_type: Option<String>,
     pub artifact_type: Option<String>,
     pub kind: String,
@@ -264,7 +266,7 @@ pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<Versio
     .await
 }
 
-const VERSION_COLUMNS: &str = "v.id, v.manifest_digest, v.index_digest, v.media_type,
+const VERSION_COLUMNS: &str = "v.id, v.manifest_digest, v.index_digest, v.platforms, v.media_type,
     v.artifact_type, v.kind, v.package_type, v.meta, v.contents_digest, v.crossplane_version,
     v.lint, v.rejection, v.bytes_downloaded, v.image_bytes,
     to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at,

@@ -394,6 +394,13 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
             .await
             .unwrap();
     assert_eq!(children, platforms);
+    let offered: Vec<String> =
+        sqlx::query_scalar("select platforms from versions where manifest_digest = $1")
+            .bind(&index.digest)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(offered, ["linux/amd64", "linux/arm64"]);
     assert_eq!(
         env.count(&format!(
             "select count(*) from versions where manifest_digest in ('{}', '{}')",

@@ -15,6 +15,7 @@ fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionR
         manifest_digest: digest.into(),
         index_digest: None,
         children: vec![],
+        platforms: vec![],
         media_type: None,
         artifact_type: None,
         kind: "package".into(),

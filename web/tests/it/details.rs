@@ -167,6 +167,20 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
         .text("/packages/acme/provider-multi/versions/v2.0.0")
         .await;
     assert!(multi.contains("<dt>Index digest</dt>"), "{multi}");
+    assert!(
+        multi.contains(
+            "<dt>Platforms</dt><dd><code>linux/amd64</code> <code>linux/arm64</code> </dd>"
+        ),
+        "{multi}"
+    );
+    let api = env
+        .json("/api/v1/packages/acme/provider-multi/versions/v2.0.0")
+        .await;
+    assert_eq!(
+        api["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64"]),
+        "{api}"
+    );
     assert!(multi.contains(&index.digest), "{multi}");
     assert!(
         multi.contains("<code>docker pull 127.0.0.1:5000/acme/provider-multi@sha256:"),
