@@ -67,6 +67,10 @@ pub struct Options {
     /// The configured visibility of the repository; `None`: public only if the backend serves
     /// the manifest without credentials.
     pub visibility: Option<shimmer_config::Visibility>,
+    /// Bytes of a manifest (an index's platform manifest too) the indexer parses: the shim's
+    /// `server.max_manifest_bytes`, so what could not be pushed through the shim is not read
+    /// either. Larger ones are rejected unparsed.
+    pub max_manifest_bytes: u64,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
             flatten_limit: 64 * 1024 * 1024,
             force: false,
             visibility: None,
+            max_manifest_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -248,6 +253,9 @@ pub async fn index(
     }
 
     let mut version = base;
+    if let Some(reason) = oversized(&bytes, options.max_manifest_bytes) {
+        return reject(pool, version, outcome, &run, reason).await;
+    }
     let Ok(manifest) = serde_json::from_slice::<Value>(&bytes) else {
         return reject(
             pool,
@@ -313,6 +321,9 @@ pub async fn index(
         outcome.index_digest = Some(digest.clone());
         let (child, _) = backend.manifest(repository, &chosen.digest).await?;
         run.downloaded += child.len() as u64;
+        if let Some(reason) = oversized(&child, options.max_manifest_bytes) {
+            return reject(pool, version, outcome, &run, format!("platform {reason}")).await;
+        }
         let Ok(child) = serde_json::from_slice::<Value>(&child) else {
             return reject(
                 pool,
@@ -666,6 +677,12 @@ fn count(
                 .get_or_insert_with(|| e.to_string());
         }
     }))
+}
+
+/// Why a manifest of `len` bytes is not parsed, if it is over `limit`.
+fn oversized(manifest: &[u8], limit: u64) -> Option<String> {
+    let len = manifest.len() as u64;
+    (len > limit).then(|| format!("manifest is {len} bytes, over the limit of {limit}"))
 }
 
 async fn reject(

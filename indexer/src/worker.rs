@@ -48,6 +48,7 @@ impl Indexer {
         }
         let options = Options {
             flatten_limit: config.indexer.flatten_limit_bytes,
+            max_manifest_bytes: config.server.max_manifest_bytes,
             ..Options::default()
         };
         Ok(Arc::new(Self {

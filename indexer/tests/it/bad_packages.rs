@@ -939,3 +939,66 @@ async fn a_missing_examples_blob_is_a_note_and_the_package_is_indexed() {
             .contains("examples layer not read: its blob is missing from the registry")
     );
 }
+
+#[tokio::test]
+async fn a_manifest_over_the_size_limit_is_rejected_unparsed() {
+    // The indexer reads no manifest over the shim's `server.max_manifest_bytes` (docker-registry
+    // itself neither stores nor serves one over 4 MiB, so the limit is set lower here).
+    const LIMIT: usize = 64 * 1024;
+    let env = Env::start_with(&format!("[server]\nmax_manifest_bytes = {LIMIT}\n")).await;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", "1".repeat(64)),
+            "size": 2,
+        },
+        "layers": [],
+        "annotations": {"pad": "x".repeat(LIMIT)},
+    }))
+    .unwrap();
+    // Planted in the registry's storage (pushing it would need its config blob), from where the
+    // real registry serves it.
+    let digest = testkit::skopeo::digest_of(&body);
+    let hex = &digest["sha256:".len()..];
+    let root = env.registry.data_dir().join("docker/registry/v2");
+    let write = |path: std::path::PathBuf, data: &[u8]| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    write(
+        root.join(format!("blobs/sha256/{}/{hex}/data", &hex[..2])),
+        &body,
+    );
+    let manifests = root.join("repositories/big/manifest/_manifests");
+    for link in [
+        format!("revisions/sha256/{hex}/link"),
+        "tags/v1/current/link".to_owned(),
+        format!("tags/v1/index/sha256/{hex}/link"),
+    ] {
+        write(manifests.join(link), digest.as_bytes());
+    }
+    let reader = env.indexer.backend("primary").unwrap();
+    let outcome = shimmer_indexer::pipeline::index(
+        &env.pool,
+        reader,
+        "big/manifest",
+        "v1",
+        env.indexer.options(),
+    )
+    .await
+    .unwrap();
+    let want = format!(
+        "manifest is {} bytes, over the limit of {LIMIT}",
+        body.len()
+    );
+    assert_eq!(
+        (outcome.kind.as_str(), outcome.rejection.as_deref()),
+        ("rejected", Some(want.as_str()))
+    );
+    assert_eq!(outcome.manifest_digest, digest);
+    let (kind, _, _, rejection, downloaded) = stored(&env, "v1").await;
+    assert_eq!((kind.as_str(), rejection), ("rejected", Some(want)));
+    assert_eq!(downloaded, body.len() as i64, "the manifest, and no more");
+}
