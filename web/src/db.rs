@@ -167,10 +167,7 @@ pub async fn counts(pool: &PgPool, reader: bool) -> sqlx::Result<Counts> {
            (select count(*) from packages p where p.latest_version_id is not null and {VISIBLE})
              as packages,
            (select count(*) from versions v join packages p on p.id = v.package_id
-             where v.kind = 'package' and {VISIBLE} and not exists (
-               select 1 from versions i
-               where i.package_id = v.package_id and v.manifest_digest = any(i.children)))
-             as versions,
+             where v.kind = 'package' and {VISIBLE} and not {IN_AN_INDEX}) as versions,
            (select count(*) from api_types a join packages p on p.latest_version_id = a.version_id
              where {VISIBLE}) as api_types"
     ))
@@ -247,20 +244,23 @@ pub async fn package(
     .await
 }
 
+/// Whether the version `v` is a platform image that an index of its package lists: part of that
+/// index's version, never listed or counted as one of its own.
+const IN_AN_INDEX: &str = "exists (select 1 from versions i
+    where i.package_id = v.package_id and v.manifest_digest = any(i.children))";
+
 /// Every manifest of a package with its tags.
 pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<VersionRow>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "select v.id, v.manifest_digest, v.kind, v.package_type,
-                coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{}')
+                coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{{}}')
                   as tags,
                 to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at,
-                exists (select 1 from versions i
-                        where i.package_id = v.package_id and v.manifest_digest = any(i.children))
-                  as in_index
+                {IN_AN_INDEX} as in_index
          from versions v left join tags t on t.version_id = v.id
          where v.package_id = $1
-         group by v.id order by v.indexed_at desc, v.id desc",
-    )
+         group by v.id order by v.indexed_at desc, v.id desc"
+    ))
     .bind(package_id)
     .fetch_all(pool)
     .await
@@ -622,7 +622,7 @@ pub async fn api_definitions(
                           where t.version_id = v.id), '{{}}') as tags
          from api_types a join versions v on v.id = a.version_id
          join packages p on p.id = v.package_id
-         where {VISIBLE}
+         where {VISIBLE} and not {IN_AN_INDEX}
            and ($2::text is null or lower(a.api_group) = lower($2))
            and ($3::text is null or lower(a.kind) = lower($3))
          order by a.api_group, a.kind, p.repository, v.id desc

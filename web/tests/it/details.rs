@@ -154,6 +154,16 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
         .map(|v| v["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, ["v2.0.0"], "{api}");
+    // Nor do they define its API types a second and third time.
+    let apis = env.json("/api/v1/apis?kind=NopResource").await;
+    let multi_definers: Vec<&str> = apis["apis"][0]["definitions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{apis}"))
+        .iter()
+        .filter(|d| d["repository"] == "acme/provider-multi")
+        .map(|d| d["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(multi_definers, ["v2.0.0"], "{apis}");
     // Nor are they counted as versions on the home page.
     let rows: i64 = sqlx::query_scalar("select count(*) from versions where kind = 'package'")
         .fetch_one(&env.pool)
