@@ -386,20 +386,15 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
         assert_eq!(r.2.as_deref(), Some("Provider"), "{tag}");
     }
     assert_eq!(by_tag["multi"].3.as_deref(), Some(index.digest.as_str()));
-    // The index names its platform images, which were pushed (and indexed) by digest before it.
-    let children: Vec<String> =
-        sqlx::query_scalar("select children from versions where manifest_digest = $1")
+    // The index names its platform images, which were pushed (and indexed) by digest before it,
+    // and their platforms.
+    let (children, offered): (Vec<String>, Vec<String>) =
+        sqlx::query_as("select children, platforms from versions where manifest_digest = $1")
             .bind(&index.digest)
             .fetch_one(&env.pool)
             .await
             .unwrap();
     assert_eq!(children, platforms);
-    let offered: Vec<String> =
-        sqlx::query_scalar("select platforms from versions where manifest_digest = $1")
-            .bind(&index.digest)
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
     assert_eq!(offered, ["linux/amd64", "linux/arm64"]);
     assert_eq!(
         env.count(&format!(
