@@ -679,7 +679,7 @@ fn count(
     }))
 }
 
-/// Why a manifest of `len` bytes is not parsed, if it is over `limit`.
+/// Why `manifest` is not parsed, if it is over `limit` bytes.
 fn oversized(manifest: &[u8], limit: u64) -> Option<String> {
     let len = manifest.len() as u64;
     (len > limit).then(|| format!("manifest is {len} bytes, over the limit of {limit}"))

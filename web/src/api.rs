@@ -165,7 +165,7 @@ pub async fn package(
     let value = json!({
         "repository": p.repository, "version": reference, "url": version_url(&p.repository, reference),
         "tags": v.tags, "manifest_digest": v.manifest_digest, "index_digest": v.index_digest,
-        "platforms": v.platforms,
+        "platforms": v.platforms, "platform_of": body.platform_of,
         "kind": v.kind, "package_type": v.package_type, "media_type": v.media_type,
         "artifact_type": v.artifact_type, "rejection": v.rejection,
         "crossplane_version": v.crossplane_version, "meta": v.meta, "lint": v.lint,

@@ -266,6 +266,26 @@ pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<Versio
     .await
 }
 
+/// The indexes of the same package that list version `version_id` (a platform image): each one's
+/// manifest digest and tags, newest first.
+pub async fn indexes_listing(
+    pool: &PgPool,
+    version_id: i64,
+) -> sqlx::Result<Vec<(String, Vec<String>)>> {
+    sqlx::query_as(
+        "select i.manifest_digest,
+                coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{}')
+         from versions c join versions i
+           on i.package_id = c.package_id and c.manifest_digest = any(i.children)
+         left join tags t on t.version_id = i.id
+         where c.id = $1
+         group by i.id order by i.indexed_at desc, i.id desc",
+    )
+    .bind(version_id)
+    .fetch_all(pool)
+    .await
+}
+
 const VERSION_COLUMNS: &str = "v.id, v.manifest_digest, v.index_digest, v.platforms, v.media_type,
     v.artifact_type, v.kind, v.package_type, v.meta, v.contents_digest, v.crossplane_version,
     v.lint, v.rejection, v.bytes_downloaded, v.image_bytes,

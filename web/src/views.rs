@@ -305,6 +305,15 @@ pub struct ObjectLink {
     pub url: String,
 }
 
+/// A version of an index that lists the version shown (one of its platform images).
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexLink {
+    /// Its tag (a release rather than `latest`), else its manifest digest.
+    pub version: String,
+    pub manifest_digest: String,
+    pub url: String,
+}
+
 /// Everything shown about one version.
 #[derive(Debug, Clone)]
 pub struct VersionBody {
@@ -316,6 +325,8 @@ pub struct VersionBody {
     pub manifest_digest: String,
     pub index_digest: Option<String>,
     pub platforms: Vec<String>,
+    /// The versions of the indexes that list this one, when it is a platform image.
+    pub platform_of: Vec<IndexLink>,
     pub tags: Vec<String>,
     pub indexed_at: String,
     pub install: Vec<String>,
@@ -336,6 +347,9 @@ pub struct Loaded {
     pub examples: Vec<Example>,
     pub contents: Vec<ContentEntry>,
     pub dependencies: Vec<DependencyView>,
+    /// The indexes that list this version (it is one of their platform images): manifest
+    /// digest and tags.
+    pub indexes: Vec<(String, Vec<String>)>,
 }
 
 pub async fn load(pool: &PgPool, reader: bool, v: &Version) -> sqlx::Result<Loaded> {
@@ -368,6 +382,7 @@ pub async fn load(pool: &PgPool, reader: bool, v: &Version) -> sqlx::Result<Load
         examples,
         contents,
         dependencies,
+        indexes: db::indexes_listing(pool, v.id).await?,
     })
 }
 
@@ -547,6 +562,18 @@ pub fn version_body(
         manifest_digest: v.manifest_digest.clone(),
         index_digest: v.index_digest.clone(),
         platforms: v.platforms.clone(),
+        platform_of: loaded
+            .indexes
+            .iter()
+            .map(|(digest, tags)| {
+                let version = preferred_tag("", tags).unwrap_or(digest).to_owned();
+                IndexLink {
+                    url: version_url(repository, &version),
+                    version,
+                    manifest_digest: digest.clone(),
+                }
+            })
+            .collect(),
         tags: v.tags.clone(),
         indexed_at: human_time(&v.indexed_at),
         install,

@@ -183,6 +183,32 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
         ),
         "{multi}"
     );
+    assert!(!multi.contains("Platform image of"), "{multi}");
+    // A platform image's own page (by its digest) names the version it is part of.
+    let platform = env
+        .text(&format!(
+            "/packages/acme/provider-multi/versions/{}",
+            amd.digest
+        ))
+        .await;
+    assert!(
+        platform.contains(
+            "<dt>Platform image of</dt><dd><a href=\"/packages/acme/provider-multi/versions/v2.0.0\"><code>v2.0.0</code></a> </dd>"
+        ),
+        "{platform}"
+    );
+    let api = env
+        .json(&format!(
+            "/api/v1/packages/acme/provider-multi/versions/{}",
+            amd.digest
+        ))
+        .await;
+    assert_eq!(api["platform_of"][0]["version"], "v2.0.0", "{api}");
+    assert_eq!(
+        api["platform_of"][0]["manifest_digest"],
+        index.digest.as_str(),
+        "{api}"
+    );
     let api = env
         .json("/api/v1/packages/acme/provider-multi/versions/v2.0.0")
         .await;
