@@ -776,26 +776,19 @@ fn rewrite_response_headers(headers: &mut HeaderMap, ctx: &rewrite::Context<'_>)
         headers.remove(name);
     }
     for name in [header::LOCATION, header::LINK] {
-        if !headers.contains_key(&name) {
+        let http::header::Entry::Occupied(mut entry) = headers.entry(&name) else {
             continue;
-        }
-        let values: Vec<HeaderValue> = headers
-            .get_all(&name)
-            .iter()
-            .map(|value| {
-                let rewritten = match value.to_str() {
-                    Ok(v) if name == header::LOCATION => ctx.url(v),
-                    Ok(v) => ctx.link(v),
-                    Err(_) => None,
-                };
-                rewritten
-                    .and_then(|v| HeaderValue::from_str(&v).ok())
-                    .unwrap_or_else(|| value.clone())
-            })
-            .collect();
-        headers.remove(&name);
-        for v in values {
-            headers.append(name.clone(), v);
+        };
+        // Each value in its place: several `Link`s keep their order.
+        for value in entry.iter_mut() {
+            let rewritten = match value.to_str() {
+                Ok(v) if name == header::LOCATION => ctx.url(v),
+                Ok(v) => ctx.link(v),
+                Err(_) => None,
+            };
+            if let Some(v) = rewritten.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                *value = v;
+            }
         }
     }
 }
