@@ -10,7 +10,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver openssl)
+PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver openssl python3-venv)
+
+# oras-py, the ORAS project's Python client (PyPI), one of the real clients the tests drive.
+ORAS_PY_VERSION=0.2.43
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -72,7 +75,21 @@ cleanup() {
     exit "$status"
 }
 
+# Into a virtualenv in the target directory, once: testkit runs it from TESTKIT_ORAS_PYTHON.
+install_oras() {
+    local venv
+    venv=$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)/testkit-venv
+    if ! "$venv/bin/python" -c "import oras.version, sys; sys.exit(oras.version.__version__ != '$ORAS_PY_VERSION')" 2>/dev/null; then
+        log "installing oras-py $ORAS_PY_VERSION from PyPI into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: "oras==$ORAS_PY_VERSION"
+    fi
+    export TESTKIT_ORAS_PYTHON="$venv/bin/python"
+}
+
 install_missing
+install_oras
 
 WORK=$(mktemp -d /tmp/shimmer-test.XXXXXX)
 trap cleanup EXIT

@@ -1,4 +1,4 @@
-//! Test harness: real PostgreSQL, real docker-registry, OCI layouts, skopeo.
+//! Test harness: real PostgreSQL, real docker-registry, OCI layouts, skopeo, containerd, oras-py.
 //!
 //! Everything here starts real programs on loopback (see `shared/specs/real-clients.md`), so tests
 //! exercise the same wire traffic production sees. Error policy: this is test code, so setup
@@ -13,6 +13,7 @@ pub mod containerd;
 mod daemon;
 pub mod nginx;
 pub mod oci;
+pub mod oras;
 pub mod pg;
 pub mod recorder;
 pub mod registry;

@@ -1,4 +1,5 @@
-//! Integration tests of the shim against real parts: PostgreSQL, docker-registry, skopeo.
+//! Integration tests of the shim against real parts: PostgreSQL, docker-registry, skopeo,
+//! containerd, oras-py.
 
 mod auth;
 mod bad_input;
@@ -8,6 +9,7 @@ mod docker_hub;
 mod enqueue;
 mod harness;
 mod mirror;
+mod oras;
 mod passthrough;
 mod push_pull;
 mod redirects;
