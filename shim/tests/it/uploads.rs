@@ -325,3 +325,65 @@ async fn a_percent_encoded_upload_session_goes_back_to_the_backend_as_it_wrote_i
         .collect();
     assert_eq!(patched, [format!("{SESSION}?_state=opaque%3D%3D")]);
 }
+
+/// docker's and go-containerregistry's (`crossplane xpkg push`) layer upload: one `PATCH` whose
+/// body is streamed with no `Content-Length` (chunked transfer coding), then an empty `PUT` with
+/// the digest. The body reaches the backend streamed the same way, and arrives whole.
+#[tokio::test]
+async fn a_patch_streamed_without_a_length_reaches_the_backend_streamed() {
+    use futures_util::StreamExt;
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let rec = Recorder::start(&reg.url()).await;
+    let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
+    let c = http();
+    let pieces: Vec<Vec<u8>> = (0..5u8)
+        .map(|n| (0..500_000u32).map(|i| (i % 241) as u8 ^ n).collect())
+        .collect();
+    let whole = pieces.concat();
+    let digest = digest_of(&whole);
+
+    let resp = c
+        .post(format!("{}/v2/team/streamed/blobs/uploads/", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let next = location(&resp, &shim, &reg.host_port());
+    let body = futures_util::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let resp = c
+        .patch(&next)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        resp.headers()[header::RANGE],
+        format!("0-{}", whole.len() - 1)
+    );
+    let next = location(&resp, &shim, &reg.host_port());
+    let resp = c
+        .put(with_query(&next, &format!("digest={digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    let patch = rec
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("the PATCH reached the backend");
+    assert_eq!(patch.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(patch.header("content-length"), None);
+    let got = c
+        .get(format!("{}/v2/team/streamed/blobs/{digest}", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap(), whole);
+}
