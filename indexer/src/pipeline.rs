@@ -24,6 +24,7 @@ use crate::{
 
 pub const ROLE_ANNOTATION: &str = "io.crossplane.xpkg";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
 const IMAGE_CONFIGS: [&str; 2] = [
@@ -32,6 +33,20 @@ const IMAGE_CONFIGS: [&str; 2] = [
 ];
 /// Largest image config read (to find role labels).
 const CONFIG_LIMIT: usize = 1024 * 1024;
+
+/// A manifest's media type: its `mediaType`, else what its fields make it. The field is
+/// optional in OCI's image manifest and index (helm's and oras-go's manifests leave it out;
+/// registries go by the `Content-Type` they were pushed with), and Docker's schema 2 types
+/// require it, so a manifest without one is OCI's: an index if it lists `manifests`, an image
+/// manifest if it has a `config`.
+fn media_type_of(manifest: &Value) -> &str {
+    match manifest["mediaType"].as_str() {
+        Some(t) if !t.is_empty() => t,
+        _ if manifest["manifests"].is_array() => OCI_INDEX,
+        _ if manifest["config"].is_object() => OCI_MANIFEST,
+        _ => "",
+    }
+}
 
 /// Whether a layer media type is a filesystem layer: a tar, plain or compressed (OCI, its
 /// non-distributable variants, Docker v2). Signatures, attestations, SBOMs and other artifacts
@@ -269,10 +284,7 @@ pub async fn index(
     if holds_nul(&manifest) {
         return reject(pool, version, outcome, &run, NUL_MANIFEST.into()).await;
     }
-    let mut media_type = manifest["mediaType"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let mut media_type = media_type_of(&manifest).to_owned();
     version.media_type = Some(media_type.clone()).filter(|m| !m.is_empty());
 
     // An index: Crossplane reads its sole manifest, else the linux/amd64 one.
@@ -904,7 +916,27 @@ async fn store_package(
 
 #[cfg(test)]
 mod tests {
-    use super::is_tar_layer;
+    use super::{is_tar_layer, media_type_of};
+
+    #[test]
+    fn a_manifest_without_a_media_type_is_taken_for_what_its_fields_make_it() {
+        let t = |v: serde_json::Value| media_type_of(&v).to_owned();
+        let docker = "application/vnd.docker.distribution.manifest.v2+json";
+        assert_eq!(
+            t(serde_json::json!({"mediaType": docker, "config": {}})),
+            docker
+        );
+        assert_eq!(
+            t(serde_json::json!({"schemaVersion": 2, "config": {}, "layers": []})),
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        assert_eq!(
+            t(serde_json::json!({"schemaVersion": 2, "mediaType": "", "manifests": []})),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(t(serde_json::json!({"schemaVersion": 2})), "");
+        assert_eq!(t(serde_json::json!({"config": "not an object"})), "");
+    }
 
     #[test]
     fn tar_layers_are_told_from_other_layer_types() {

@@ -1,4 +1,5 @@
-//! Test harness: real PostgreSQL, real docker-registry, OCI layouts, skopeo, containerd, oras-py.
+//! Test harness: real PostgreSQL, real docker-registry, OCI layouts, skopeo, containerd,
+//! oras-py, helm.
 //!
 //! Everything here starts real programs on loopback (see `shared/specs/real-clients.md`), so tests
 //! exercise the same wire traffic production sees. Error policy: this is test code, so setup
@@ -11,6 +12,7 @@
 pub mod chromium;
 pub mod containerd;
 mod daemon;
+pub mod helm;
 pub mod nginx;
 pub mod oci;
 pub mod oras;

@@ -1,10 +1,10 @@
-//! Integration tests of the indexer: real packages pushed with skopeo (and artifacts with oras-py)
-//! through a real shim to a real docker-registry, indexed into a real PostgreSQL.
+//! Integration tests of the indexer: real packages pushed with skopeo (charts with helm, artifacts
+//! with oras-py) through a real shim to a real docker-registry, indexed into a real PostgreSQL.
 
 mod bad_packages;
+mod clients;
 mod harness;
 mod lifecycle;
-mod oras;
 mod packages;
 mod queue;
 mod reconcile;

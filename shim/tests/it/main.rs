@@ -1,5 +1,5 @@
 //! Integration tests of the shim against real parts: PostgreSQL, docker-registry, skopeo,
-//! containerd, oras-py.
+//! containerd, oras-py, helm.
 
 mod auth;
 mod bad_input;
@@ -8,6 +8,7 @@ mod confinement;
 mod docker_hub;
 mod enqueue;
 mod harness;
+mod helm;
 mod mirror;
 mod oras;
 mod passthrough;
