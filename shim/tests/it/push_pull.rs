@@ -1,4 +1,4 @@
-//! skopeo pushes through the shim and pulls back: every byte as the backend has it.
+//! skopeo (and containerd) push through the shim and pull back: every byte as the backend has it.
 
 use testkit::{
     oci::{Flavor, ImageSpec, IndexSpec, LayerSpec, OciLayout, tar_gz},
@@ -181,4 +181,68 @@ async fn a_256_mib_layer_streams_through_unchanged() {
         via_shim, from_backend,
         "a pull through the shim differs from a direct pull"
     );
+}
+
+/// containerd (`ctr`) as an ordinary client of the shim, not a mirror: it pulls an image pushed
+/// by skopeo, then pushes it to another repository, where it asks the backend to mount the
+/// blobs from the repository it pulled them from (its `distribution.source` labels) instead of
+/// uploading them again.
+#[tokio::test]
+async fn containerd_pulls_and_pushes_through_the_shim_mounting_what_it_can() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let rec = testkit::recorder::Recorder::start(&reg.url()).await;
+    let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let image = layout.add_image(ImageSpec {
+        layers: vec![layer("bin/app"), layer("etc/app.conf")],
+        ..Default::default()
+    });
+    layout.tag("v1", &image);
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("team/app:v1"), &[])
+        .await
+        .unwrap();
+
+    let ctrd = testkit::containerd::Containerd::start().await;
+    let source = format!("{}/team/app:v1", shim.host_port);
+    let target = format!("{}/team/copy:v1", shim.host_port);
+    ctrd.ctr(&[
+        "images",
+        "pull",
+        "--plain-http",
+        "--snapshotter",
+        "native",
+        &source,
+    ])
+    .await
+    .unwrap();
+    ctrd.ctr(&["images", "push", "--plain-http", &target, &source])
+        .await
+        .unwrap();
+
+    let (copy, app) = (
+        docker(&reg.host_port(), "team/copy:v1"),
+        docker(&reg.host_port(), "team/app:v1"),
+    );
+    assert_eq!(
+        skopeo::inspect_raw(&copy, &[]).await.unwrap(),
+        skopeo::inspect_raw(&app, &[]).await.unwrap()
+    );
+    let reqs = rec.requests();
+    let mounts = reqs
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path_and_query
+                    .starts_with("/v2/team/copy/blobs/uploads/?")
+                && r.path_and_query.contains("mount=sha256")
+                && r.path_and_query.contains("from=team")
+        })
+        .count();
+    let uploads = reqs
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path_and_query.starts_with("/v2/team/copy/blobs/"))
+        .count();
+    assert!(mounts >= 2, "{mounts} mounts: {reqs:#?}");
+    assert_eq!(uploads, 0, "nothing uploaded again: {reqs:#?}");
 }
