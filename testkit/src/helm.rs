@@ -2,28 +2,10 @@
 //! installed by `scripts/test.sh`) as an OCI client: `helm push`, `helm pull`, `helm show`.
 //! Each [`Helm`] has its own home, so no registry login or cache of the machine's is used.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 /// Longest a single helm run may take.
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The helm binary: `TESTKIT_HELM`, else the virtualenv `scripts/test.sh` leaves in the target
-/// directory.
-fn binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("TESTKIT_HELM") {
-        return p.into();
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/testkit-venv/bin/helm");
-    assert!(
-        venv.exists(),
-        "helm is not installed: run the tests through scripts/test.sh (it installs it), or set \
-         TESTKIT_HELM to a helm 3 binary"
-    );
-    venv
-}
 
 /// helm with a private home (config, cache and data directories).
 pub struct Helm {
@@ -66,7 +48,7 @@ impl Helm {
     /// pulls on stderr), or `Err` with them.
     pub async fn run(&self, args: &[&str]) -> Result<String, String> {
         let home = self.home.path();
-        let output = tokio::process::Command::new(binary())
+        let output = tokio::process::Command::new(crate::venv_program("TESTKIT_HELM", "helm"))
             .args(args)
             .current_dir(self.dir())
             .env("HOME", home)

@@ -47,6 +47,24 @@ where
     }
 }
 
+/// A program from the virtualenv of PyPI clients: the path in environment variable `var`, else
+/// `target/testkit-venv/bin/NAME`, where `scripts/test.sh` installs it.
+pub(crate) fn venv_program(var: &str, name: &str) -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        return p.into();
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/testkit-venv/bin")
+        .join(name);
+    assert!(
+        venv.exists(),
+        "{} is not installed: run the tests through scripts/test.sh (it installs it from PyPI), \
+         or set {var}",
+        venv.display()
+    );
+    venv
+}
+
 /// A loopback TCP port that was free a moment ago (for programs that cannot bind port 0 and
 /// report back). Another process may take it before it is used: starters retry on bind errors.
 pub fn free_port() -> u16 {

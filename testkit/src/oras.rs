@@ -3,30 +3,12 @@
 //! from skopeo and containerd (Python `requests`, its own upload and auth code), and it pushes
 //! artifacts the way `oras push` and `helm push` lay them out. `oras_driver.py` is the glue.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 const DRIVER: &str = include_str!("../oras_driver.py");
 
 /// Longest a single oras-py run may take.
 const TIMEOUT: Duration = Duration::from_secs(300);
-
-/// The Python that has oras-py: `TESTKIT_ORAS_PYTHON`, else the virtualenv `scripts/test.sh`
-/// leaves in the target directory.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TESTKIT_ORAS_PYTHON") {
-        return p.into();
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/testkit-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "oras-py is not installed: run the tests through scripts/test.sh (it installs it), or \
-         set TESTKIT_ORAS_PYTHON to a Python that has `oras`"
-    );
-    venv
-}
 
 /// oras-py talking to one registry host (`127.0.0.1:PORT`, plain HTTP).
 #[derive(Clone, Debug)]
@@ -133,7 +115,8 @@ impl Oras {
     }
 
     async fn run(&self, dir: &Path, args: &[String]) -> Result<Vec<u8>, String> {
-        let mut cmd = tokio::process::Command::new(python());
+        let mut cmd =
+            tokio::process::Command::new(crate::venv_program("TESTKIT_ORAS_PYTHON", "python"));
         cmd.arg("-c")
             .arg(DRIVER)
             .args(args)

@@ -4,7 +4,13 @@ use std::{sync::Arc, time::Duration};
 
 use shimmer_config::Config;
 use shimmer_store::PgPool;
-use testkit::{oci::OciLayout, pg::TestDatabase, registry::Registry, skopeo};
+use testkit::{
+    oci::OciLayout,
+    pg::TestDatabase,
+    registry::{Registry, RegistryOptions},
+    skopeo,
+    token::TokenServer,
+};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// A running shim.
@@ -76,6 +82,58 @@ impl Shim {
 impl Drop for Shim {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A token-auth backend (user `bob`, password `t0ken-pass`; routed `private/`) and an htpasswd
+/// backend (`alice`, `s3cret-pass`; routed `team/`) behind one shim, `server` being its
+/// `[server]` lines.
+pub struct AuthBackends {
+    pub tokens: TokenServer,
+    pub token_backend: Registry,
+    pub basic_backend: Registry,
+    pub shim: Shim,
+}
+
+impl AuthBackends {
+    pub async fn start(server: &str) -> AuthBackends {
+        let tokens = TokenServer::start("bob", "t0ken-pass").await;
+        let token_backend = Registry::start(RegistryOptions {
+            token_auth: Some(tokens.registry_auth()),
+            ..Default::default()
+        })
+        .await;
+        let basic_backend = Registry::start(RegistryOptions {
+            htpasswd: Some(("alice".into(), "s3cret-pass".into())),
+            ..Default::default()
+        })
+        .await;
+        let toml = format!(
+            "[server]\n{server}\n{}{}",
+            backend_toml("tokens", &token_backend.url(), "private/"),
+            backend_toml("basic", &basic_backend.url(), "team/")
+        );
+        let shim = Shim::start(&toml).await;
+        AuthBackends {
+            tokens,
+            token_backend,
+            basic_backend,
+            shim,
+        }
+    }
+
+    /// Whether the token service was asked, with Basic credentials, for a scope on `repo`
+    /// granting `action`.
+    pub fn token_asked(&self, repo: &str, action: &str) -> bool {
+        self.tokens.requests().iter().any(|t| {
+            t.scopes.iter().any(|s| {
+                s.strip_prefix(&format!("repository:{repo}:"))
+                    .is_some_and(|actions| actions.split(',').any(|a| a == action))
+            }) && t
+                .authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))
+        })
     }
 }
 

@@ -5,10 +5,9 @@ use testkit::{
     helm::{Helm, digest_in},
     registry::{Registry, RegistryOptions},
     skopeo,
-    token::TokenServer,
 };
 
-use crate::harness::{Shim, backend_toml, docker, wait_for_jobs};
+use crate::harness::{AuthBackends, Shim, backend_toml, docker, wait_for_jobs};
 
 #[tokio::test]
 async fn helm_pushes_pulls_and_resolves_chart_versions_through_the_shim() {
@@ -104,23 +103,8 @@ async fn helm_pushes_pulls_and_resolves_chart_versions_through_the_shim() {
 /// and to a token backend's realm for a Bearer token with push scope, through the shim.
 #[tokio::test]
 async fn helm_logs_in_to_basic_and_token_auth_backends_through_the_shim() {
-    let tokens = TokenServer::start("bob", "t0ken-pass").await;
-    let token_backend = Registry::start(RegistryOptions {
-        token_auth: Some(tokens.registry_auth()),
-        ..Default::default()
-    })
-    .await;
-    let basic_backend = Registry::start(RegistryOptions {
-        htpasswd: Some(("alice".into(), "s3cret-pass".into())),
-        ..Default::default()
-    })
-    .await;
-    let toml = format!(
-        "{}{}",
-        backend_toml("tokens", &token_backend.url(), "private/"),
-        backend_toml("basic", &basic_backend.url(), "team/")
-    );
-    let shim = Shim::start(&toml).await;
+    let env = AuthBackends::start("").await;
+    let shim = &env.shim;
     let helm = Helm::new();
     let chart = helm.package("podinfo", "1.0.0").await;
     let chart = chart.to_str().unwrap();
@@ -165,16 +149,10 @@ async fn helm_logs_in_to_basic_and_token_auth_backends_through_the_shim() {
         );
     }
     // helm asked the realm itself, with bob's password, for push access.
-    let asked = tokens.requests();
     assert!(
-        asked.iter().any(|t| t
-            .scopes
-            .iter()
-            .any(|s| s.starts_with("repository:private/podinfo:") && s.contains("push"))
-            && t.authorization
-                .as_deref()
-                .is_some_and(|a| a.starts_with("Basic "))),
-        "{asked:?}"
+        env.token_asked("private/podinfo", "push"),
+        "{:?}",
+        env.tokens.requests()
     );
     wait_for_jobs(&shim.pool, 2).await;
 }

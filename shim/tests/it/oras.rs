@@ -9,10 +9,9 @@ use testkit::{
     recorder::Recorder,
     registry::{Registry, RegistryOptions},
     skopeo,
-    token::TokenServer,
 };
 
-use crate::harness::{Shim, backend_toml, docker, jobs, wait_for_jobs};
+use crate::harness::{AuthBackends, Shim, backend_toml, docker, jobs, wait_for_jobs};
 
 /// Writes the artifact's files into `dir`: a 3 MiB and a bit "model" (more than three 1 MiB
 /// chunks), a note and a config.
@@ -163,24 +162,9 @@ async fn oras_py_pushes_and_pulls_artifacts_chunked_and_whole() {
 /// challenge itself is shown with skopeo in `auth.rs`.)
 #[tokio::test]
 async fn oras_py_logs_in_to_basic_and_token_auth_backends() {
-    let tokens = TokenServer::start("bob", "t0ken-pass").await;
-    let token_backend = Registry::start(RegistryOptions {
-        token_auth: Some(tokens.registry_auth()),
-        ..Default::default()
-    })
-    .await;
-    let basic_backend = Registry::start(RegistryOptions {
-        htpasswd: Some(("alice".into(), "s3cret-pass".into())),
-        ..Default::default()
-    })
-    .await;
     // skopeo takes its login scheme from the shim's `GET /v2/`: the token backend's.
-    let toml = format!(
-        "[server]\nping_backend = \"tokens\"\n{}{}",
-        backend_toml("tokens", &token_backend.url(), "private/"),
-        backend_toml("basic", &basic_backend.url(), "team/")
-    );
-    let shim = Shim::start(&toml).await;
+    let env = AuthBackends::start("ping_backend = \"tokens\"").await;
+    let (shim, token_backend) = (&env.shim, &env.token_backend);
     let tmp = tempfile::tempdir().unwrap();
     let files = write_artifact(tmp.path());
     let chunked = || PushOptions {
@@ -216,7 +200,7 @@ async fn oras_py_logs_in_to_basic_and_token_auth_backends() {
         );
     }
     skopeo::copy(
-        &docker(&basic_backend.host_port(), "team/art:v1"),
+        &docker(&env.basic_backend.host_port(), "team/art:v1"),
         &shim.docker("private/art:v1"),
         &[
             "--src-creds",
@@ -237,15 +221,10 @@ async fn oras_py_logs_in_to_basic_and_token_auth_backends() {
     );
     assert_pulled(out.path(), &files);
     // oras asked the realm itself, with bob's password, to pull the repository.
-    let asked = tokens.requests();
     assert!(
-        asked.iter().any(
-            |t| t.scopes.iter().any(|s| s == "repository:private/art:pull")
-                && t.authorization
-                    .as_deref()
-                    .is_some_and(|a| a.starts_with("Basic "))
-        ),
-        "{asked:?}"
+        env.token_asked("private/art", "pull"),
+        "{:?}",
+        env.tokens.requests()
     );
     // Two manifests pushed: alice's and skopeo's copy.
     wait_for_jobs(&shim.pool, 2).await;

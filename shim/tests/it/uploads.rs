@@ -8,7 +8,7 @@ use testkit::{
     skopeo::digest_of,
 };
 
-use crate::harness::{Shim, backend_toml, http, with_query};
+use crate::harness::{Shim, backend_toml, http, start_upload, with_query};
 
 /// The `Location` of a response, which must point at the shim (relative, no backend host).
 fn location(resp: &reqwest::Response, shim: &Shim, backend_host: &str) -> String {
@@ -342,13 +342,7 @@ async fn a_patch_streamed_without_a_length_reaches_the_backend_streamed() {
     let whole = pieces.concat();
     let digest = digest_of(&whole);
 
-    let resp = c
-        .post(format!("{}/v2/team/streamed/blobs/uploads/", shim.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let next = location(&resp, &shim, &reg.host_port());
+    let next = start_upload(&shim.url(), "team/streamed").await;
     let body = futures_util::stream::iter(pieces).then(|piece| async move {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         Ok::<_, std::io::Error>(piece)
