@@ -800,8 +800,8 @@ async fn one_off_commands_leave_the_schema_to_migrate_when_migrate_on_start_is_o
     assert!(schema().await > 5);
 }
 
-/// `GET path` over HTTP/1.0 to `addr`: the status line and the body (the connection closes
-/// after the answer, so the body is whatever arrived before it did).
+/// `GET path` over HTTP/1.0 to `addr`: the answer's head (status line first) and its body (the
+/// connection closes after the answer, so the body is whatever arrived before it did).
 async fn http10_get(addr: &str, path: &str) -> (String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -815,8 +815,7 @@ async fn http10_get(addr: &str, path: &str) -> (String, Vec<u8>) {
         .position(|w| w == b"\r\n\r\n")
         .expect("an answer head");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, raw[split + 4..].to_vec())
+    (head, raw[split + 4..].to_vec())
 }
 
 /// A cache whose disk fills up in the middle of a download: the shim runs with a file size
@@ -868,11 +867,12 @@ async fn a_cache_disk_filling_mid_download_still_serves_the_whole_blob() {
     })
     .await;
 
-    let (status, body) = http10_get(
+    let (head, body) = http10_get(
         &addr,
         &format!("/v2/team/big/blobs/{blob}?ns=registry-a.test"),
     )
     .await;
+    let status = head.lines().next().unwrap_or_default();
     assert!(
         status.contains(" 200 "),
         "{status}: {}",
@@ -884,4 +884,103 @@ async fn a_cache_disk_filling_mid_download_still_serves_the_whole_blob() {
         .join("a/blobs/sha256")
         .join(blob.trim_start_matches("sha256:"));
     assert!(!kept.exists(), "a blob the disk could not hold was kept");
+}
+
+/// With JSON logs at debug, every request's events sit in one `shim` span naming its method,
+/// path and the `x-request-id` its answer carries: registry requests and the operational
+/// endpoints alike, so one id finds a request in the logs whichever it was.
+#[tokio::test]
+async fn every_request_logs_in_a_span_with_its_request_id() {
+    use std::time::Duration;
+    use tokio::io::AsyncBufReadExt;
+
+    let registry = Registry::start(RegistryOptions::default()).await;
+    let db = testkit::pg::fresh_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        &dir,
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nfilter = \"shimmer_shim=debug,tower_http=debug\"\n[database]\nurl = \"{}\"\n{}",
+            db.url,
+            primary_backend(&registry.url(), "")
+        ),
+    );
+    assert!(migrate(&config).success());
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
+        .args(["shim", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = out.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("shimmer: OCI endpoint at http://") {
+                return rest.trim_end_matches("/v2/").to_owned();
+            }
+        }
+        panic!("shimmer shim exited without printing its address");
+    })
+    .await
+    .expect("shimmer shim prints its address");
+
+    let mut asked = Vec::new();
+    for path in ["/v2/", "/healthz", "/v2/acme/none/manifests/v1", "/metrics"] {
+        let (head, _) = http10_get(&addr, path).await;
+        let id = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("x-request-id")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("{path}: no x-request-id in {head}"));
+        asked.push((path, id));
+    }
+
+    // Each request's start and finish, at debug, in its span.
+    let mut logs = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut seen: Vec<(String, String, String)> = Vec::new();
+    let wanted = |seen: &[(String, String, String)]| {
+        asked
+            .iter()
+            .all(|(path, id)| seen.iter().filter(|(p, i, _)| p == path && i == id).count() >= 2)
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = logs.next_line().await.unwrap() {
+            let v: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+            let span = &v["span"];
+            if span["name"] == "shim" {
+                let field = |k: &str| span[k].as_str().unwrap_or_default().to_owned();
+                seen.push((
+                    field("path"),
+                    field("request_id"),
+                    v["fields"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ));
+                if wanted(&seen) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    for (path, id) in &asked {
+        let messages: Vec<&str> = seen
+            .iter()
+            .filter(|(p, i, _)| p == path && i == id)
+            .map(|(_, _, m)| m.as_str())
+            .collect();
+        assert!(
+            messages.contains(&"started processing request")
+                && messages.contains(&"finished processing request"),
+            "{path} ({id}): {messages:?} in {seen:#?}"
+        );
+    }
 }

@@ -126,9 +126,23 @@ fn router(state: AppState, ids: request_id::ProcessCounter) -> Router {
         .layer(
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(ids))
-                .layer(TraceLayer::new_for_http())
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+/// The span every request is served in, `/v2` or not: its method, path and `x-request-id`.
+fn request_span<B>(req: &http::Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "shim",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %req
+            .headers()
+            .get(request_id::X_REQUEST_ID)
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or(""),
+    )
 }
 
 /// The shim as a hyper service: `/v2` and everything under it straight to [`forward::handle`],
@@ -181,12 +195,7 @@ async fn v2(
             id
         }
     };
-    let span = tracing::info_span!(
-        "shim",
-        method = %req.method(),
-        path = %req.uri().path(),
-        request_id = %id.to_str().unwrap_or(""),
-    );
+    let span = request_span(&req);
     let start = std::time::Instant::now();
     let mut resp = async move {
         tracing::debug!("started processing request");
