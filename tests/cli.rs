@@ -560,13 +560,59 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+/// `shimmer shim` running from a configuration that listens on port 0, with the address it
+/// printed. Its stdout stays open (held here) for as long as the caller keeps this.
+struct ShimProcess {
+    child: tokio::process::Child,
+    /// `host:port`
+    addr: String,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl ShimProcess {
+    /// Starts it and waits for the address line; with `logs`, its stderr is piped for the caller
+    /// to read (`child.stderr`), else inherited.
+    async fn start(config: &std::path::Path, logs: bool) -> ShimProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
+            .args(["shim", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(if logs {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::inherit()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(line) = stdout.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix("shimmer: OCI endpoint at http://") {
+                    return rest.trim_end_matches("/v2/").to_owned();
+                }
+            }
+            panic!("shimmer shim exited without printing its address");
+        })
+        .await
+        .expect("shimmer shim prints its address");
+        ShimProcess {
+            child,
+            addr,
+            stdout,
+        }
+    }
+}
+
 /// `shimmer shim` on SIGTERM: stops accepting connections at once, finishes the blob download
 /// in flight (all of it, the right bytes), then exits 0; afterwards nothing listens.
 #[tokio::test]
 async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
     use std::time::Duration;
     use testkit::oci::{ImageSpec, LayerSpec};
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let registry = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
@@ -592,26 +638,12 @@ async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
         ),
     );
     assert!(migrate(&config).success());
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
-        .args(["shim", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     // It prints the address it bound (port 0: no race for a free port).
-    let mut lines = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("shimmer: OCI endpoint at http://") {
-                return rest.trim_end_matches("/v2/").to_owned();
-            }
-        }
-        panic!("shimmer shim exited without printing its address");
-    })
-    .await
-    .expect("shimmer shim prints its address");
+    let ShimProcess {
+        child: mut server,
+        addr,
+        stdout: _stdout,
+    } = ShimProcess::start(&config, false).await;
 
     // A client that reads slowly: the first 64 KiB of a 64 MiB blob, then nothing for a while.
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -906,26 +938,11 @@ async fn every_request_logs_in_a_span_with_its_request_id() {
         ),
     );
     assert!(migrate(&config).success());
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_shimmer"))
-        .args(["shim", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = tokio::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = out.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("shimmer: OCI endpoint at http://") {
-                return rest.trim_end_matches("/v2/").to_owned();
-            }
-        }
-        panic!("shimmer shim exited without printing its address");
-    })
-    .await
-    .expect("shimmer shim prints its address");
+    let ShimProcess {
+        child: mut server,
+        addr,
+        stdout: _stdout,
+    } = ShimProcess::start(&config, true).await;
 
     let mut asked = Vec::new();
     for path in ["/v2/", "/healthz", "/v2/acme/none/manifests/v1", "/metrics"] {

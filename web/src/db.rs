@@ -249,12 +249,15 @@ pub async fn package(
 const IN_AN_INDEX: &str = "exists (select 1 from versions i
     where i.package_id = v.package_id and v.manifest_digest = any(i.children))";
 
+/// The tags of the version rows grouped by `v.id` (or `i.id`), joined as `t`, sorted; `{}` if
+/// none.
+const GROUPED_TAGS: &str =
+    "coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{}')";
+
 /// Every manifest of a package with its tags.
 pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<VersionRow>> {
     sqlx::query_as(&format!(
-        "select v.id, v.manifest_digest, v.kind, v.package_type,
-                coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{{}}')
-                  as tags,
+        "select v.id, v.manifest_digest, v.kind, v.package_type, {GROUPED_TAGS} as tags,
                 to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at,
                 {IN_AN_INDEX} as in_index
          from versions v left join tags t on t.version_id = v.id
@@ -272,15 +275,14 @@ pub async fn indexes_listing(
     pool: &PgPool,
     version_id: i64,
 ) -> sqlx::Result<Vec<(String, Vec<String>)>> {
-    sqlx::query_as(
-        "select i.manifest_digest,
-                coalesce(array_agg(t.tag order by t.tag) filter (where t.tag is not null), '{}')
+    sqlx::query_as(&format!(
+        "select i.manifest_digest, {GROUPED_TAGS}
          from versions c join versions i
            on i.package_id = c.package_id and c.manifest_digest = any(i.children)
          left join tags t on t.version_id = i.id
          where c.id = $1
-         group by i.id order by i.indexed_at desc, i.id desc",
-    )
+         group by i.id order by i.indexed_at desc, i.id desc"
+    ))
     .bind(version_id)
     .fetch_all(pool)
     .await
