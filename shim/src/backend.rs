@@ -5,7 +5,7 @@ use std::{
     cell::RefCell,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll, ready},
@@ -56,6 +56,8 @@ pub struct Backend {
     id: usize,
     connector: Connector,
     read_timeout: Duration,
+    /// The token service this backend last named in a `Bearer` challenge (see [`crate::token`]).
+    token_realm: Mutex<Option<String>>,
 }
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -150,6 +152,7 @@ impl Backend {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             connector,
             read_timeout: cfg.read_timeout,
+            token_realm: Mutex::new(None),
         }))
     }
 
@@ -203,6 +206,19 @@ impl Backend {
             pools.push((self.id, c.clone()));
             c
         })
+    }
+
+    /// Remembers the token service this backend named in a `Bearer` challenge.
+    pub fn learn_token_realm(&self, realm: &str) {
+        let mut known = self.token_realm.lock().expect("token realm lock");
+        if known.as_deref() != Some(realm) {
+            *known = Some(realm.to_owned());
+        }
+    }
+
+    /// The token service this backend last named, if it has.
+    pub fn token_realm(&self) -> Option<String> {
+        self.token_realm.lock().expect("token realm lock").clone()
     }
 
     /// The backend's name for a shim repository.

@@ -24,7 +24,7 @@ use crate::{
     error::{API_VERSION, API_VERSION_HEADER, OciError},
     metrics::Metrics,
     path::{self, Endpoint, Reference},
-    rewrite, upstream,
+    rewrite, token, upstream,
 };
 
 /// Largest tag or catalog list the shim rewrites in memory.
@@ -247,6 +247,14 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     head.version = http::Version::default();
     head.extensions.clear();
     rewrite_response_headers(&mut head.headers, &ctx);
+    // A prefixed backend's token service is asked through the shim, which renames the scopes.
+    if !routed.backend.prefix.is_empty()
+        && upstream.is_none()
+        && head.headers.contains_key(header::WWW_AUTHENTICATE)
+        && let Some(url) = token::endpoint_url(state.public_base(), &parts.headers, &routed.backend)
+    {
+        token::rewrite_challenges(&mut head.headers, &routed.backend, &url);
+    }
     // Tag lists of a prefixed backend are renamed; every catalog keeps only the repositories
     // the shim routes to its backend.
     let translate_list = head.status == StatusCode::OK

@@ -20,6 +20,7 @@ pub mod request_id;
 pub mod rewrite;
 pub mod routing;
 pub mod tls;
+pub mod token;
 pub mod upstream;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -122,6 +123,12 @@ fn router(state: AppState, ids: request_id::ProcessCounter) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/token/{backend}",
+            get(token::handle)
+                .post(token::handle)
+                .layer(axum::extract::DefaultBodyLimit::max(token::FORM_LIMIT)),
+        )
         .with_state(state)
         .layer(
             tower::ServiceBuilder::new()

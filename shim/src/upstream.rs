@@ -55,43 +55,60 @@ pub struct Challenge {
 impl Challenge {
     /// Parses a `Bearer` challenge; anything else (Basic, malformed) is `None`.
     pub fn parse(value: &str) -> Option<Self> {
-        let rest = value
-            .trim()
-            .strip_prefix("Bearer ")
-            .or_else(|| value.trim().strip_prefix("bearer "))?;
-        let mut realm = None;
-        let mut service = None;
-        let mut chars = rest.chars().peekable();
-        loop {
-            while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-                chars.next();
-            }
-            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-            if key.is_empty() {
-                break;
-            }
-            let mut value = String::new();
-            if chars.peek() == Some(&'"') {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => value.extend(chars.next()),
-                        '"' => break,
-                        c => value.push(c),
-                    }
-                }
-            } else {
-                value = chars.by_ref().take_while(|c| *c != ',').collect();
-            }
-            match key.trim().to_ascii_lowercase().as_str() {
-                "realm" => realm = Some(value),
-                "service" => service = Some(value),
-                _ => {}
-            }
-        }
-        let realm = realm.filter(|r| r.starts_with("https://") || r.starts_with("http://"))?;
-        Some(Self { realm, service })
+        let params = bearer_params(value)?;
+        let get = |key: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let realm = get("realm").filter(|r| is_http_url(r))?;
+        Some(Self {
+            realm,
+            service: get("service"),
+        })
     }
+}
+
+/// Whether a challenge's `realm` is one the shim may ask: an `http(s)` URL, never a file or other
+/// scheme.
+pub fn is_http_url(v: &str) -> bool {
+    v.starts_with("https://") || v.starts_with("http://")
+}
+
+/// The parameters of a `Bearer` challenge (`Bearer realm="...",service="...",scope="..."`), in
+/// order, keys in lower case, quoted values unescaped; `None` for any other scheme.
+pub fn bearer_params(value: &str) -> Option<Vec<(String, String)>> {
+    let rest = value
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| value.trim().strip_prefix("bearer "))?;
+    let mut params = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        params.push((key.trim().to_ascii_lowercase(), value));
+    }
+    Some(params)
 }
 
 /// How long a token is used when the service does not say (the spec's default is 60 s).

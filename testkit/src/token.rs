@@ -3,7 +3,8 @@
 //! here (Docker Hub's, Harbor's and docker_auth are not): it implements only what the
 //! distribution token spec asks — `GET /token?service=&scope=` with optional Basic
 //! credentials, answering `{"token", "access_token", "expires_in"}` with an RS256 JWT whose
-//! `x5c` header carries the signing certificate the registry trusts. Keys and signatures come
+//! `x5c` header carries the signing certificate the registry trusts; and its OAuth2 form,
+//! `POST /token` with `grant_type=password` (containerd's first try when it has credentials). Keys and signatures come
 //! from the `openssl` command. Every request is recorded, so tests can see who asked with what.
 
 use std::{
@@ -43,6 +44,10 @@ pub struct TokenRequest {
     pub service: Option<String>,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// `GET`, or `POST` for the OAuth2 form.
+    pub method: String,
+    /// The OAuth2 form's `username` (its password is checked, not kept).
+    pub username: Option<String>,
 }
 
 struct Inner {
@@ -120,7 +125,7 @@ impl TokenServer {
             .expect("bind token server");
         let addr = listener.local_addr().expect("token server address");
         let app = Router::new()
-            .route("/token", get(token))
+            .route("/token", get(token).post(oauth_token))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -166,25 +171,93 @@ async fn token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    inner
-        .requests
-        .lock()
-        .expect("requests lock")
-        .push(TokenRequest {
-            scope: scopes.first().cloned(),
-            scopes: scopes.clone(),
-            service,
-            authorization: authorization.clone(),
-        });
-    let granted = match authorization
+    let credentials = authorization
         .as_deref()
         .and_then(|a| a.strip_prefix("Basic "))
-    {
+        .map(|b64| STANDARD.decode(b64).unwrap_or_default());
+    inner.record(TokenRequest {
+        scope: scopes.first().cloned(),
+        scopes: scopes.clone(),
+        service,
+        authorization,
+        method: "GET".into(),
+        username: None,
+    });
+    match issue(&inner, &scopes, credentials.as_deref()).await {
+        Ok(jwt) => Json(serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300}))
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// The OAuth2 form (`grant_type=password`, `username`, `password`, space-separated `scope`).
+async fn oauth_token(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let scopes: Vec<String> = field("scope")
+        .map(|s| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let username = field("username");
+    inner.record(TokenRequest {
+        scope: scopes.first().cloned(),
+        scopes: scopes.clone(),
+        service: field("service"),
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        method: "POST".into(),
+        username: username.clone(),
+    });
+    if field("grant_type").as_deref() != Some("password") {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "unsupported_grant_type"})),
+        )
+            .into_response();
+    }
+    let credentials = format!(
+        "{}:{}",
+        username.unwrap_or_default(),
+        field("password").unwrap_or_default()
+    );
+    match issue(&inner, &scopes, Some(credentials.as_bytes())).await {
+        Ok(jwt) => Json(serde_json::json!({
+            "access_token": jwt, "expires_in": 300, "scope": scopes.join(" "),
+        }))
+        .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+impl Inner {
+    fn record(&self, request: TokenRequest) {
+        self.requests.lock().expect("requests lock").push(request);
+    }
+}
+
+/// A signed token granting `scopes` to the holder of `credentials` (`user:password`), or with no
+/// access without any; wrong credentials are refused with a `401`.
+async fn issue(
+    inner: &Inner,
+    scopes: &[String],
+    credentials: Option<&[u8]>,
+) -> Result<String, Response> {
+    let granted = match credentials {
         None => false,
-        Some(b64) => {
+        Some(given) => {
             let expected = format!("{}:{}", inner.user, inner.password);
-            if STANDARD.decode(b64).ok().as_deref() != Some(expected.as_bytes()) {
-                return (StatusCode::UNAUTHORIZED, "wrong credentials").into_response();
+            if given != expected.as_bytes() {
+                return Err((StatusCode::UNAUTHORIZED, "wrong credentials").into_response());
             }
             true
         }
@@ -231,8 +304,10 @@ async fn token(
     )
     .await;
     let _ = std::fs::remove_file(&input_path);
-    let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature));
-    Json(serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300})).into_response()
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
 }
 
 fn rand_id() -> u64 {

@@ -199,6 +199,20 @@ pub fn backend_toml(name: &str, url: &str, prefix: &str) -> String {
     )
 }
 
+/// `[[backend]]` + `[[route]]` for a backend storing shim names under `repository_prefix`.
+pub fn prefixed_backend_toml(
+    name: &str,
+    url: &str,
+    route: &str,
+    repository_prefix: &str,
+) -> String {
+    backend_toml(name, url, route).replacen(
+        "\n\n[[route]]",
+        &format!("\nrepository_prefix = \"{repository_prefix}\"\n\n[[route]]"),
+        1,
+    )
+}
+
 /// `url` with `extra` added to its query (an upload `Location` may already carry one).
 pub fn with_query(url: &str, extra: &str) -> String {
     if url.contains('?') {

@@ -20,4 +20,5 @@ mod shutdown;
 mod slow_clients;
 mod timeouts;
 mod tls;
+mod token_relay;
 mod uploads;

@@ -12,7 +12,9 @@ use testkit::{
     skopeo,
 };
 
-use crate::harness::{Shim, backend_toml, docker, error_code, http, start_upload};
+use crate::harness::{
+    Shim, backend_toml, docker, error_code, http, prefixed_backend_toml, start_upload,
+};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -28,15 +30,6 @@ fn small_image(dir: &std::path::Path, content: &[u8]) -> (OciLayout, String, Str
         serde_json::from_slice(&layout.read_blob(&image.digest)).unwrap();
     let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
     (layout, image.digest, layer)
-}
-
-/// `[[backend]]` + `[[route]]` for a backend storing shim names under `repository_prefix`.
-fn prefixed_backend_toml(name: &str, url: &str, route: &str, repository_prefix: &str) -> String {
-    backend_toml(name, url, route).replacen(
-        "\n\n[[route]]",
-        &format!("\nrepository_prefix = \"{repository_prefix}\"\n\n[[route]]"),
-        1,
-    )
 }
 
 #[tokio::test]
