@@ -12,6 +12,8 @@ use oci_client::{
 };
 use shimmer_config::BackendConfig;
 
+use crate::mtls::MtlsBridge;
+
 /// Every manifest media type the indexer reads.
 pub const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
@@ -25,9 +27,6 @@ pub const MANIFEST_TYPES: &[&str] = &[
 pub enum RegistryError {
     #[error("backend {0}: {1}")]
     Config(String, String),
-    /// A backend the shim proxies but the indexer cannot read at all, and why.
-    #[error("backend {0}: {1}; its packages are not indexed")]
-    Unreadable(String, &'static str),
     #[error("registry: {0}")]
     Oci(#[from] oci_client::errors::OciDistributionError),
     #[error("registry: {0}")]
@@ -118,6 +117,9 @@ pub struct BackendReader {
     anonymous: Arc<Client>,
     /// Names asked for per catalog or tag-list page.
     page_size: usize,
+    /// The mutual TLS bridge both clients go through, for a backend that asks for a client
+    /// certificate; it runs while a reader holds it.
+    _bridge: Option<Arc<MtlsBridge>>,
 }
 
 impl std::fmt::Debug for BackendReader {
@@ -132,15 +134,12 @@ impl std::fmt::Debug for BackendReader {
 impl BackendReader {
     pub fn from_config(cfg: &BackendConfig) -> Result<Self, RegistryError> {
         let err = |m: &str| RegistryError::Config(cfg.name.clone(), m.to_owned());
-        let unreadable = |why| Err(RegistryError::Unreadable(cfg.name.clone(), why));
         // oci-client 0.18's configuration has no client identity (and its reqwest client is
-        // private).
-        if cfg.client_cert.is_some() {
-            return unreadable(
-                "it asks for a client certificate (mutual TLS), and the indexer cannot present a \
-                 client certificate (oci-client has no setting for one)",
-            );
-        }
+        // private): such a backend is read through a loopback bridge that presents it.
+        let bridge = match cfg.client_cert {
+            Some(_) => Some(Arc::new(MtlsBridge::start(cfg)?)),
+            None => None,
+        };
         let host = cfg.url.host_str().ok_or_else(|| err("url has no host"))?;
         let mut registry = match cfg.url.port() {
             Some(p) => format!("{host}:{p}"),
@@ -157,11 +156,12 @@ impl BackendReader {
         };
         // oci-client's configuration is not `Clone`: both clients are built from the backend's.
         let client_config = || ClientConfig {
-            protocol: if cfg.url.scheme() == "http" {
+            protocol: if cfg.url.scheme() == "http" || bridge.is_some() {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
             },
+            http_proxy: bridge.as_ref().map(|b| b.proxy_url.clone()),
             accept_invalid_certificates: cfg.insecure_skip_verify,
             connect_timeout: Some(cfg.connect_timeout),
             read_timeout: Some(cfg.read_timeout),
@@ -191,6 +191,7 @@ impl BackendReader {
             anonymous: Arc::new(Client::new(client_config())),
             client: Arc::new(Client::new(client_config())),
             page_size: 1000,
+            _bridge: bridge,
         })
     }
 

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::{
     pipeline::{self, IndexError, Options},
-    registry::{BackendReader, RegistryError},
+    registry::BackendReader,
 };
 
 /// What workers share.
@@ -22,8 +22,6 @@ pub struct Indexer {
     pool: PgPool,
     config: Arc<Config>,
     backends: HashMap<String, BackendReader>,
-    /// Backends the indexer cannot read, and why ([`RegistryError::Unreadable`]).
-    unreadable: HashMap<String, String>,
     options: Options,
     wake: Notify,
 }
@@ -32,19 +30,8 @@ impl Indexer {
     pub fn new(config: Arc<Config>, pool: PgPool) -> anyhow::Result<Arc<Self>> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut backends = HashMap::new();
-        let mut unreadable = HashMap::new();
         for b in &config.backends {
-            match BackendReader::from_config(b) {
-                Ok(reader) => {
-                    backends.insert(b.name.clone(), reader);
-                }
-                Err(cannot @ RegistryError::Unreadable(..)) => {
-                    let why = cannot.to_string();
-                    tracing::warn!("{why}");
-                    unreadable.insert(b.name.clone(), why);
-                }
-                Err(error) => return Err(error.into()),
-            }
+            backends.insert(b.name.clone(), BackendReader::from_config(b)?);
         }
         let options = Options {
             flatten_limit: config.indexer.flatten_limit_bytes,
@@ -55,21 +42,16 @@ impl Indexer {
             pool,
             config,
             backends,
-            unreadable,
             options,
             wake: Notify::new(),
         }))
     }
 
-    /// The reader of a configured backend, or why there is none.
+    /// The reader of a configured backend.
     pub fn backend(&self, name: &str) -> anyhow::Result<&BackendReader> {
-        if let Some(reader) = self.backends.get(name) {
-            return Ok(reader);
-        }
-        match self.unreadable.get(name) {
-            Some(why) => Err(anyhow::anyhow!("{why}")),
-            None => Err(anyhow::anyhow!("no backend named {name:?} is configured")),
-        }
+        self.backends
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("no backend named {name:?} is configured"))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -147,9 +129,8 @@ impl Indexer {
 
     async fn work(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
         let lease = self.config.indexer.lease;
-        // Every configured backend, readable or not: a job for an unreadable one is failed here
-        // saying why; one for a backend this process does not know is left to a process that
-        // does.
+        // Every configured backend: a job for a backend this process does not know is left to a
+        // process that does.
         let backends: Vec<String> = self
             .config
             .backends

@@ -6,7 +6,7 @@ use std::time::Duration;
 use shimmer_store::jobs::{self, JobSource, NewJob};
 use testkit::{
     oci::OciLayout,
-    registry::{Registry, RegistryOptions},
+    registry::{Registry, RegistryOptions, RegistryTls, tls_certificates},
     skopeo,
     xpkg_image::{self, PackageImage},
     xpkg_source,
@@ -508,82 +508,152 @@ async fn path_backends_are_indexed() {
     );
 }
 
+/// A backend that asks for a client certificate (mutual TLS) is indexed like any other: oci-client
+/// cannot present one, so the indexer reads it through its loopback bridge
+/// (`indexer/src/mtls.rs`). This used to fail every job with a TLS handshake error, and later
+/// to fail them as unreadable.
 #[tokio::test]
-async fn unreadable_backends_fail_their_own_jobs_and_the_others_are_indexed() {
-    // The shim presents a client certificate to a backend that asks for one (mutual TLS);
-    // oci-client cannot. This used to fail every job with a TLS handshake error and no word of
-    // why.
+async fn mutual_tls_backends_are_indexed_through_the_bridge() {
     let certs = tempfile::tempdir().unwrap();
-    testkit::token::openssl(
-        certs.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=shimmer",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.pem",
-        ],
-    )
+    let d = certs.path();
+    tls_certificates(d);
+    let secure = Registry::start(RegistryOptions {
+        tls: Some(RegistryTls {
+            certificate: d.join("server.pem"),
+            key: d.join("server.key"),
+            client_ca: Some(d.join("ca.pem")),
+        }),
+        log_level: "warn".into(),
+        ..Default::default()
+    })
     .await;
     let env = Env::start_with(&format!(
         "[indexer]\nmax_attempts = 1\nretry_base = \"0s\"\npoll_interval = \"100ms\"\n\
-         [[backend]]\nname = \"mtls\"\nurl = \"https://127.0.0.1:1\"\n\
-         client_cert = \"{0}/client.pem\"\nclient_key = \"{0}/client.key\"\n",
-        certs.path().display()
+         [[backend]]\nname = \"mtls\"\nurl = \"{}\"\nca_file = \"{1}/ca.pem\"\n\
+         client_cert = \"{1}/client.pem\"\nclient_key = \"{1}/client.key\"\n\
+         [[route]]\nprefix = \"secure/\"\nbackend = \"mtls\"\n",
+        secure.url(),
+        d.display()
     ))
     .await;
     let (_tmp, layout) = nop_layout();
-    env.push(&layout, "v1", "acme/nop", &[]).await;
-    jobs::enqueue(
-        &env.pool,
-        &NewJob {
-            backend: "mtls".into(),
-            ..missing_job()
-        },
-    )
-    .await
-    .unwrap();
+    env.push(&layout, "v1", "secure/nop", &[]).await;
     env.index_all().await;
-    assert_eq!(env.package_versions().await, 1, "primary's push is indexed");
-    let failed: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "select backend, state, last_error from index_jobs where backend <> 'primary' \
-         order by backend",
+    let jobs: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("select backend, state, last_error from index_jobs")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert!(!jobs.is_empty());
+    for (backend, state, error) in &jobs {
+        assert_eq!(
+            (backend.as_str(), state.as_str()),
+            ("mtls", "done"),
+            "{error:?}"
+        );
+    }
+    assert_eq!(env.package_versions().await, 1);
+    let stored: (String, String, i64) = sqlx::query_as(
+        "select p.backend, p.repository, count(c.digest) from versions v \
+         join packages p on p.id = v.package_id left join contents c on c.digest = v.contents_digest \
+         where v.kind = 'package' group by p.backend, p.repository",
     )
-    .fetch_all(&env.pool)
+    .fetch_one(&env.pool)
     .await
     .unwrap();
-    let expected = [(
-        "mtls",
-        "backend mtls: it asks for a client certificate (mutual TLS)",
-    )];
-    assert_eq!(failed.len(), expected.len(), "{failed:?}");
-    for ((backend, state, error), (name, why)) in failed.iter().zip(expected) {
-        assert_eq!((backend.as_str(), state.as_str()), (name, "failed"));
-        let error = error.clone().unwrap_or_default();
-        assert!(error.contains(why), "{error}");
-    }
-    let mtls = shimmer_config::BackendConfig {
-        client_cert: Some(certs.path().join("client.pem")),
-        client_key: Some(certs.path().join("client.key")),
-        ..shimmer_config::BackendConfig::new("mtls", "https://127.0.0.1:1".parse().unwrap())
-    };
-    let refused = shimmer_indexer::registry::BackendReader::from_config(&mtls).unwrap_err();
-    assert!(
-        refused
-            .to_string()
-            .contains("cannot present a client certificate"),
-        "{refused}"
+    assert_eq!(stored, ("mtls".to_owned(), "secure/nop".to_owned(), 1));
+    // A reconcile pass reads the backend's catalog and tags through the bridge too.
+    let reader = env.indexer.backend("mtls").unwrap();
+    let report = shimmer_indexer::reconcile::reconcile(&env.pool, reader, |_| true)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.repositories, report.tags, report.failed),
+        (1, 1, 0),
+        "{report:?}"
     );
+
     let unknown = env.indexer.backend("nope").unwrap_err().to_string();
     assert_eq!(unknown, "no backend named \"nope\" is configured");
+}
+
+/// The bridge is no open proxy: it forwards only requests that carry its own random credentials,
+/// only reads, and only to its backend's host and port.
+#[tokio::test]
+async fn the_mutual_tls_bridge_serves_only_its_backend_and_only_with_its_credentials() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    tls_certificates(d);
+    let secure = Registry::start(RegistryOptions {
+        tls: Some(RegistryTls {
+            certificate: d.join("server.pem"),
+            key: d.join("server.key"),
+            client_ca: Some(d.join("ca.pem")),
+        }),
+        log_level: "warn".into(),
+        ..Default::default()
+    })
+    .await;
+    let cfg = shimmer_config::BackendConfig {
+        ca_file: Some(d.join("ca.pem")),
+        client_cert: Some(d.join("client.pem")),
+        client_key: Some(d.join("client.key")),
+        ..shimmer_config::BackendConfig::new("mtls", secure.url().parse().unwrap())
+    };
+    let bridge = shimmer_indexer::mtls::MtlsBridge::start(&cfg).unwrap();
+    let via = |proxy: &str| {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::http(proxy).unwrap())
+            .build()
+            .unwrap()
+    };
+    let plain = secure.url().replacen("https://", "http://", 1);
+
+    // With its credentials: the backend's answer, over mutual TLS.
+    let ok = via(&bridge.proxy_url)
+        .get(format!("{plain}/v2/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        ok.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+
+    // Without them, or with others: refused before anything is sent.
+    let (userinfo, rest) = bridge.proxy_url["http://".len()..].split_once('@').unwrap();
+    for proxy in [
+        format!("http://{rest}"),
+        format!("http://shimmer:{}@{rest}", "0".repeat(48)),
+    ] {
+        let refused = via(&proxy)
+            .get(format!("{plain}/v2/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.status(),
+            reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "{proxy}"
+        );
+    }
+    assert!(userinfo.starts_with("shimmer:"));
+
+    // Only reads, and only its backend.
+    let elsewhere = testkit::containerd::ConnectionCounter::start().await;
+    let client = via(&bridge.proxy_url);
+    let other = client
+        .get(format!("{}/v2/", elsewhere.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(elsewhere.connections(), 0);
+    let write = client
+        .post(format!("{plain}/v2/x/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
 }

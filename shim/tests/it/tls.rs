@@ -2,123 +2,10 @@
 //! `insecure_skip_verify`, against a real docker-registry serving HTTPS with certificates made
 //! by openssl.
 
-use std::{path::Path, process::Command};
-
 use reqwest::StatusCode;
-use testkit::registry::{Registry, RegistryOptions, RegistryTls};
+use testkit::registry::{Registry, RegistryOptions, RegistryTls, tls_certificates};
 
 use crate::harness::{Shim, http};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA.
-fn certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=shimmer",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "client.pem",
-        ],
-    );
-}
 
 fn backend(url: &str, extra: &str) -> String {
     format!(
@@ -139,7 +26,7 @@ async fn status(shim: &Shim) -> StatusCode {
 async fn tls_backends_with_a_private_ca_and_mutual_tls() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    certificates(d);
+    tls_certificates(d);
     let registry = Registry::start(RegistryOptions {
         tls: Some(RegistryTls {
             certificate: d.join("server.pem"),
