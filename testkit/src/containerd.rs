@@ -76,6 +76,15 @@ state = "{d}/state"
         self.ctr(&args).await
     }
 
+    /// `ctr images pull --plain-http --snapshotter native EXTRA REFERENCE`: a whole image, as a
+    /// client pulls it (not a mirror's fetch).
+    pub async fn pull(&self, reference: &str, extra: &[&str]) -> Result<String, String> {
+        let mut args = vec!["images", "pull", "--plain-http", "--snapshotter", "native"];
+        args.extend_from_slice(extra);
+        args.push(reference);
+        self.ctr(&args).await
+    }
+
     /// Runs `ctr` against this daemon; `Err` carries its stderr.
     pub async fn ctr(&self, args: &[&str]) -> Result<String, String> {
         let socket = self.dir.path().join("containerd.sock");

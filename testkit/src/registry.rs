@@ -269,25 +269,12 @@ async fn write_htpasswd(path: &Path, user: &str, password: &str) {
     std::fs::write(path, out.stdout).expect("write htpasswd file");
 }
 
-fn openssl_sync(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Writes into `dir` a CA (`ca.pem`, `ca.key`), a server certificate for 127.0.0.1
 /// (`server.pem`, `server.key`) and a client certificate (`client.pem`, `client.key`), both
 /// signed by the CA: the files of [`RegistryTls`] with `client_ca`, and of a backend's
 /// `ca_file`, `client_cert` and `client_key`.
-pub fn tls_certificates(dir: &Path) {
-    openssl_sync(
+pub async fn tls_certificates(dir: &Path) {
+    crate::token::openssl(
         dir,
         &[
             "req",
@@ -304,13 +291,14 @@ pub fn tls_certificates(dir: &Path) {
             "-out",
             "ca.pem",
         ],
-    );
+    )
+    .await;
     std::fs::write(
         dir.join("san.ext"),
         "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    openssl_sync(
+    crate::token::openssl(
         dir,
         &[
             "req",
@@ -324,8 +312,9 @@ pub fn tls_certificates(dir: &Path) {
             "-out",
             "server.csr",
         ],
-    );
-    openssl_sync(
+    )
+    .await;
+    crate::token::openssl(
         dir,
         &[
             "x509",
@@ -344,9 +333,10 @@ pub fn tls_certificates(dir: &Path) {
             "-out",
             "server.pem",
         ],
-    );
+    )
+    .await;
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    openssl_sync(
+    crate::token::openssl(
         dir,
         &[
             "req",
@@ -360,8 +350,9 @@ pub fn tls_certificates(dir: &Path) {
             "-out",
             "client.csr",
         ],
-    );
-    openssl_sync(
+    )
+    .await;
+    crate::token::openssl(
         dir,
         &[
             "x509",
@@ -380,5 +371,24 @@ pub fn tls_certificates(dir: &Path) {
             "-out",
             "client.pem",
         ],
-    );
+    )
+    .await;
+}
+
+impl Registry {
+    /// A registry serving HTTPS with certificates [`tls_certificates`] makes in `dir`, and
+    /// demanding a client certificate signed by the same CA (mutual TLS).
+    pub async fn start_mutual_tls(dir: &Path) -> Registry {
+        tls_certificates(dir).await;
+        Registry::start(RegistryOptions {
+            tls: Some(RegistryTls {
+                certificate: dir.join("server.pem"),
+                key: dir.join("server.key"),
+                client_ca: Some(dir.join("ca.pem")),
+            }),
+            log_level: "warn".into(),
+            ..Default::default()
+        })
+        .await
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use shimmer_store::jobs::{self, JobSource, NewJob};
 use testkit::{
     oci::OciLayout,
-    registry::{Registry, RegistryOptions, RegistryTls, tls_certificates},
+    registry::{Registry, RegistryOptions},
     skopeo,
     xpkg_image::{self, PackageImage},
     xpkg_source,
@@ -516,17 +516,7 @@ async fn path_backends_are_indexed() {
 async fn mutual_tls_backends_are_indexed_through_the_bridge() {
     let certs = tempfile::tempdir().unwrap();
     let d = certs.path();
-    tls_certificates(d);
-    let secure = Registry::start(RegistryOptions {
-        tls: Some(RegistryTls {
-            certificate: d.join("server.pem"),
-            key: d.join("server.key"),
-            client_ca: Some(d.join("ca.pem")),
-        }),
-        log_level: "warn".into(),
-        ..Default::default()
-    })
-    .await;
+    let secure = Registry::start_mutual_tls(d).await;
     let env = Env::start_with(&format!(
         "[indexer]\nmax_attempts = 1\nretry_base = \"0s\"\npoll_interval = \"100ms\"\n\
          [[backend]]\nname = \"mtls\"\nurl = \"{}\"\nca_file = \"{1}/ca.pem\"\n\
@@ -583,17 +573,7 @@ async fn mutual_tls_backends_are_indexed_through_the_bridge() {
 async fn the_mutual_tls_bridge_serves_only_its_backend_and_only_with_its_credentials() {
     let certs = tempfile::tempdir().unwrap();
     let d = certs.path();
-    tls_certificates(d);
-    let secure = Registry::start(RegistryOptions {
-        tls: Some(RegistryTls {
-            certificate: d.join("server.pem"),
-            key: d.join("server.key"),
-            client_ca: Some(d.join("ca.pem")),
-        }),
-        log_level: "warn".into(),
-        ..Default::default()
-    })
-    .await;
+    let secure = Registry::start_mutual_tls(d).await;
     let cfg = shimmer_config::BackendConfig {
         ca_file: Some(d.join("ca.pem")),
         client_cert: Some(d.join("client.pem")),

@@ -206,16 +206,7 @@ async fn containerd_pulls_and_pushes_through_the_shim_mounting_what_it_can() {
     let ctrd = testkit::containerd::Containerd::start().await;
     let source = format!("{}/team/app:v1", shim.host_port);
     let target = format!("{}/team/copy:v1", shim.host_port);
-    ctrd.ctr(&[
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        &source,
-    ])
-    .await
-    .unwrap();
+    ctrd.pull(&source, &[]).await.unwrap();
     ctrd.ctr(&["images", "push", "--plain-http", &target, &source])
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 //! by openssl.
 
 use reqwest::StatusCode;
-use testkit::registry::{Registry, RegistryOptions, RegistryTls, tls_certificates};
+use testkit::registry::Registry;
 
 use crate::harness::{Shim, http};
 
@@ -26,16 +26,7 @@ async fn status(shim: &Shim) -> StatusCode {
 async fn tls_backends_with_a_private_ca_and_mutual_tls() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    tls_certificates(d);
-    let registry = Registry::start(RegistryOptions {
-        tls: Some(RegistryTls {
-            certificate: d.join("server.pem"),
-            key: d.join("server.key"),
-            client_ca: Some(d.join("ca.pem")),
-        }),
-        ..Default::default()
-    })
-    .await;
+    let registry = Registry::start_mutual_tls(d).await;
     let url = registry.url();
     assert!(url.starts_with("https://"));
     let files = |names: &[(&str, &str)]| {

@@ -180,18 +180,7 @@ async fn prefixed_token_backend_logins_work_through_the_shims_token_endpoint() {
     let before = tokens.requests().len();
     let ctrd = Containerd::start().await;
     let source = format!("{}/acme/app:v1", shim.host_port);
-    ctrd.ctr(&[
-        "images",
-        "pull",
-        "--plain-http",
-        "--snapshotter",
-        "native",
-        "--user",
-        CREDS,
-        &source,
-    ])
-    .await
-    .unwrap();
+    ctrd.pull(&source, &["--user", CREDS]).await.unwrap();
     let posted: Vec<_> = tokens.requests()[before..]
         .iter()
         .filter(|t| t.method == "POST")
