@@ -193,6 +193,10 @@ pub struct BackendConfig {
     /// authorised by the backend (a `HEAD` with the client's own headers) first.
     #[serde(default)]
     pub cache: bool,
+    /// Point the backend's `Bearer` challenges at the shim's token relay (`/token/<name>`), for a
+    /// token service clients cannot reach themselves. Always on with a `repository_prefix`.
+    #[serde(default)]
+    pub relay_tokens: bool,
     #[serde(default = "default_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
     /// Longest silence while reading a response (not a cap on a whole blob transfer).
@@ -225,6 +229,7 @@ impl BackendConfig {
             client_auth: ClientAuth::Auto,
             visibility: None,
             cache: false,
+            relay_tokens: false,
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
         }

@@ -56,7 +56,10 @@ pub struct Backend {
     id: usize,
     connector: Connector,
     read_timeout: Duration,
-    /// The token service this backend last named in a `Bearer` challenge (see [`crate::token`]).
+    /// Whether clients ask this backend's token service through the shim (see [`crate::token`]):
+    /// `relay_tokens`, or a `repository_prefix`.
+    pub relay_tokens: bool,
+    /// The token service this backend last named in a `Bearer` challenge.
     token_realm: Mutex<Option<String>>,
 }
 
@@ -152,6 +155,7 @@ impl Backend {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             connector,
             read_timeout: cfg.read_timeout,
+            relay_tokens: cfg.relay_tokens || !cfg.repository_prefix.is_empty(),
             token_realm: Mutex::new(None),
         }))
     }

@@ -247,8 +247,9 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     head.version = http::Version::default();
     head.extensions.clear();
     rewrite_response_headers(&mut head.headers, &ctx);
-    // A prefixed backend's token service is asked through the shim, which renames the scopes.
-    if !routed.backend.prefix.is_empty()
+    // The token service of a prefixed backend (or one with `relay_tokens`) is asked through the
+    // shim, which renames the scopes.
+    if routed.backend.relay_tokens
         && upstream.is_none()
         && head.headers.contains_key(header::WWW_AUTHENTICATE)
         && let Some(url) = token::endpoint_url(state.public_base(), &parts.headers, &routed.backend)

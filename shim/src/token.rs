@@ -1,19 +1,20 @@
-//! Registry token auth for a backend that stores the shim's repositories under a
-//! `repository_prefix`.
+//! Registry token auth relayed by the shim: for a backend that stores the shim's repositories
+//! under a `repository_prefix`, and for one with `relay_tokens`.
 //!
 //! A client that meets a `Bearer` challenge asks the challenge's `realm` for a token scoped to the
 //! repository *it* names (`repository:acme/x:pull`), but the backend only accepts a token for the
-//! repository it stores (`repository:mirror/acme/x:pull`). So, for a prefixed backend only, the
-//! shim points each challenge's realm at its own `/token/<backend>` and names the scopes in it by
-//! the shim's names. A token request there goes on to the realm the backend named, each
+//! repository it stores (`repository:mirror/acme/x:pull`). So, for a prefixed backend, the shim
+//! points each challenge's realm at its own `/token/<backend>` and names the scopes in it by the
+//! shim's names. A backend with `relay_tokens` gets the same without the renaming: for a token
+//! service on a network the shim reaches and its clients do not. A token request there goes on to the realm the backend named, each
 //! repository scope renamed to the backend's name, with the client's `Authorization` (which so
 //! reaches the token service of the backend the client's request routed to, and no other); the
 //! token service's answer comes back unchanged.
 //!
 //! The realm a token request goes to is only ever one the backend itself named in a challenge
-//! (learnt from its answers, or by asking its `GET /v2/`), never a URL from the client. A backend
-//! without a prefix is left alone: its challenges reach the client unchanged and the client asks
-//! its realm directly.
+//! (learnt from its answers, or by asking its `GET /v2/`), never a URL from the client. Any other
+//! backend is left alone: its challenges reach the client unchanged and the client asks its realm
+//! directly.
 
 use std::sync::Arc;
 
@@ -72,7 +73,7 @@ pub fn endpoint_url(public_base: &str, headers: &HeaderMap, backend: &Backend) -
     Some(format!("{base}/token/{name}"))
 }
 
-/// Points the `Bearer` challenges in a prefixed backend's answer at `token_url` (the shim's
+/// Points the `Bearer` challenges in a relayed backend's answer at `token_url` (the shim's
 /// endpoint for the backend), their scopes named by the shim's names, and remembers the realm
 /// they named. Other challenges (`Basic`) are left as they are.
 pub fn rewrite_challenges(headers: &mut HeaderMap, backend: &Backend, token_url: &str) {
@@ -111,7 +112,7 @@ pub fn rewrite_challenges(headers: &mut HeaderMap, backend: &Backend, token_url:
     }
 }
 
-/// `GET` or `POST /token/<backend>`: a client's token request for a prefixed backend, sent on
+/// `GET` or `POST /token/<backend>`: a client's token request for a relayed backend, sent on
 /// to the backend's token service (see the module docs).
 pub async fn handle(
     State(state): State<AppState>,
@@ -137,13 +138,13 @@ async fn relay(
     let no_service = || {
         OciError::not_found(format!(
             "no token service is relayed for {name:?}: only a backend with a repository_prefix \
-             whose registry asks for tokens has one here"
+             or relay_tokens, whose registry asks for tokens, has one here"
         ))
     };
     let backend = state
         .routes
         .backend(name)
-        .filter(|b| !b.prefix.is_empty())
+        .filter(|b| b.relay_tokens)
         .ok_or_else(no_service)?;
     let realm = match backend.token_realm() {
         Some(realm) => realm,

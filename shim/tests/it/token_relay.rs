@@ -290,3 +290,76 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
     assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(tokens.requests().len(), before);
 }
+
+/// `relay_tokens` on a backend without a prefix: for a token service the shim reaches and its
+/// clients do not (an internal Harbor's, say). Clients never see the backend's realm; they ask
+/// the shim, which asks the realm for the same scopes.
+#[tokio::test]
+async fn relay_tokens_keeps_the_token_service_behind_the_shim() {
+    let tokens = TokenServer::start("bob", "t0ken-pass").await;
+    let backend = Registry::start(RegistryOptions {
+        token_auth: Some(tokens.registry_auth()),
+        ..Default::default()
+    })
+    .await;
+    let toml = backend_toml("internal", &backend.url(), "").replacen(
+        "\n\n[[route]]",
+        "\nrelay_tokens = true\n\n[[route]]",
+        1,
+    );
+    let shim = Shim::start(&toml).await;
+    let front = testkit::recorder::Recorder::start(&shim.url()).await;
+    let realm = tokens.registry_auth().realm;
+
+    let challenge = http()
+        .get(format!("{}/v2/team/app/manifests/v1", front.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
+    let challenge = challenge.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with(&format!(
+            "Bearer realm=\"http://{}/token/internal\",service=\"{SERVICE}\"",
+            front.host_port()
+        )) && challenge.contains("scope=\"repository:team/app:pull\""),
+        "{challenge}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, digest) = image(tmp.path());
+    let via_front = |r: &str| docker(&front.host_port(), r);
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &via_front("team/app:v1"),
+        &["--dest-creds", CREDS],
+    )
+    .await
+    .unwrap();
+    let raw = skopeo::inspect_raw(&via_front("team/app:v1"), &["--creds", CREDS])
+        .await
+        .unwrap();
+    assert_eq!(skopeo::digest_of(&raw), digest);
+
+    // skopeo asked the shim for its tokens, with its credentials; the shim asked the realm for
+    // the same scopes; no answer the client got named the realm.
+    let sent = front.requests();
+    assert!(
+        sent.iter()
+            .any(|r| r.path_and_query.starts_with("/token/internal?")
+                && r.header("authorization") == Some(basic(CREDS).as_str())),
+        "{sent:?}"
+    );
+    let asked = tokens.requests();
+    assert!(
+        asked.iter().any(|t| t
+            .scopes
+            .iter()
+            .any(|s| s.starts_with("repository:team/app:") && s.contains("push"))),
+        "{asked:?}"
+    );
+    assert!(!challenge.contains(&realm));
+}
