@@ -570,6 +570,26 @@ struct ShimProcess {
 }
 
 impl ShimProcess {
+    /// Writes a configuration in `dir` (`[server]` on port 0 with `extra` after it, the database
+    /// at `db_url` migrated, one backend at `registry_url` for every name) and starts on it.
+    async fn configured(
+        dir: &tempfile::TempDir,
+        extra: &str,
+        db_url: &str,
+        registry_url: &str,
+        logs: bool,
+    ) -> ShimProcess {
+        let config = write_config(
+            dir,
+            &format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n{extra}[database]\nurl = \"{db_url}\"\n{}",
+                primary_backend(registry_url, "")
+            ),
+        );
+        assert!(migrate(&config).success());
+        Self::start(&config, logs).await
+    }
+
     /// Starts it and waits for the address line; with `logs`, its stderr is piped for the caller
     /// to read (`child.stderr`), else inherited.
     async fn start(config: &std::path::Path, logs: bool) -> ShimProcess {
@@ -629,21 +649,19 @@ async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
     push(&layout, "big", &registry, "acme/big:v1", &[]).await;
     // The drain may take far longer than this test waits, so an exit within the wait below is
     // the drain finishing, not timing out.
-    let config = write_config(
-        &dir,
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"120s\"\nthreads = 3\n[database]\nurl = \"{}\"\n{}",
-            db.url,
-            primary_backend(&registry.url(), "")
-        ),
-    );
-    assert!(migrate(&config).success());
     // It prints the address it bound (port 0: no race for a free port).
     let ShimProcess {
         child: mut server,
         addr,
         stdout: _stdout,
-    } = ShimProcess::start(&config, false).await;
+    } = ShimProcess::configured(
+        &dir,
+        "shutdown_timeout = \"120s\"\nthreads = 3\n",
+        &db.url,
+        &registry.url(),
+        false,
+    )
+    .await;
 
     // A client that reads slowly: the first 64 KiB of a 64 MiB blob, then nothing for a while.
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -929,20 +947,18 @@ async fn every_request_logs_in_a_span_with_its_request_id() {
     let registry = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        &dir,
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nfilter = \"shimmer_shim=debug,tower_http=debug\"\n[database]\nurl = \"{}\"\n{}",
-            db.url,
-            primary_backend(&registry.url(), "")
-        ),
-    );
-    assert!(migrate(&config).success());
     let ShimProcess {
         child: mut server,
         addr,
         stdout: _stdout,
-    } = ShimProcess::start(&config, true).await;
+    } = ShimProcess::configured(
+        &dir,
+        "[log]\nformat = \"json\"\nfilter = \"shimmer_shim=debug,tower_http=debug\"\n",
+        &db.url,
+        &registry.url(),
+        true,
+    )
+    .await;
 
     let mut asked = Vec::new();
     for path in ["/v2/", "/healthz", "/v2/acme/none/manifests/v1", "/metrics"] {

@@ -84,7 +84,7 @@ pub fn rewrite_challenges(headers: &mut HeaderMap, backend: &Backend, token_url:
         let Some(params) = value.to_str().ok().and_then(bearer_params) else {
             continue;
         };
-        let Some((_, realm)) = params.iter().find(|(k, v)| k == "realm" && is_http_url(v)) else {
+        let Some(realm) = http_realm(&params) else {
             continue;
         };
         backend.learn_token_realm(realm);
@@ -232,16 +232,19 @@ async fn ask_realm(backend: &Arc<Backend>) -> Result<Option<String>, OciError> {
         .get_all(header::WWW_AUTHENTICATE)
         .iter()
         .filter_map(|v| v.to_str().ok().and_then(bearer_params))
-        .find_map(|params| {
-            params
-                .into_iter()
-                .find(|(k, v)| k == "realm" && is_http_url(v))
-        })
-        .map(|(_, realm)| realm);
+        .find_map(|params| http_realm(&params).map(str::to_owned));
     if let Some(realm) = &realm {
         backend.learn_token_realm(realm);
     }
     Ok(realm)
+}
+
+/// The `realm` of a `Bearer` challenge's parameters, if it is an `http(s)` URL.
+fn http_realm(params: &[(String, String)]) -> Option<&str> {
+    params
+        .iter()
+        .find(|(k, v)| k == "realm" && is_http_url(v))
+        .map(|(_, realm)| realm.as_str())
 }
 
 /// Renames the repository in each space-separated scope (`repository:<name>:<actions>`, or

@@ -146,7 +146,6 @@ pub async fn assert_slow_upload_arrives_whole(
     pieces: Vec<Vec<u8>>,
     gap: Duration,
 ) -> Duration {
-    use futures_util::StreamExt;
     let c = http();
     let started = std::time::Instant::now();
     let start = c
@@ -158,10 +157,6 @@ pub async fn assert_slow_upload_arrives_whole(
     let location = start.headers()["location"].to_str().unwrap().to_owned();
     let whole = pieces.concat();
     let digest = testkit::skopeo::digest_of(&whole);
-    let body = futures_util::stream::iter(pieces).then(move |piece| async move {
-        tokio::time::sleep(gap).await;
-        Ok::<_, std::io::Error>(piece)
-    });
     let put = c
         .put(with_query(
             &format!("{}{location}", shim.url()),
@@ -169,7 +164,7 @@ pub async fn assert_slow_upload_arrives_whole(
         ))
         .header("content-length", whole.len())
         .header("content-type", "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(body))
+        .body(paced_body(pieces, gap))
         .timeout(Duration::from_secs(30))
         .send()
         .await
@@ -182,14 +177,31 @@ pub async fn assert_slow_upload_arrives_whole(
         put.text().await
     );
 
-    let got = c
+    assert_blob_is(shim, repo, &digest, &whole).await;
+    took
+}
+
+/// A request body of `pieces`, each sent `gap` after the one before, with no length: streamed
+/// with chunked transfer coding unless the request sets `Content-Length`.
+pub fn paced_body(pieces: Vec<Vec<u8>>, gap: Duration) -> reqwest::Body {
+    use futures_util::StreamExt;
+    reqwest::Body::wrap_stream(
+        futures_util::stream::iter(pieces).then(move |piece| async move {
+            tokio::time::sleep(gap).await;
+            Ok::<_, std::io::Error>(piece)
+        }),
+    )
+}
+
+/// A `GET` of the blob through the shim answers `200` with exactly `whole`.
+pub async fn assert_blob_is(shim: &Shim, repo: &str, digest: &str, whole: &[u8]) {
+    let got = http()
         .get(format!("{}/v2/{repo}/blobs/{digest}", shim.url()))
         .send()
         .await
         .unwrap();
     assert_eq!(got.status(), reqwest::StatusCode::OK);
     assert_eq!(got.bytes().await.unwrap(), whole);
-    took
 }
 
 /// `[[backend]]` + `[[route]]` TOML for one backend serving `prefix`.

@@ -8,7 +8,9 @@ use testkit::{
     skopeo::digest_of,
 };
 
-use crate::harness::{Shim, backend_toml, http, start_upload, with_query};
+use crate::harness::{
+    Shim, assert_blob_is, backend_toml, http, paced_body, start_upload, with_query,
+};
 
 /// The `Location` of a response, which must point at the shim (relative, no backend host).
 fn location(resp: &reqwest::Response, shim: &Shim, backend_host: &str) -> String {
@@ -331,7 +333,6 @@ async fn a_percent_encoded_upload_session_goes_back_to_the_backend_as_it_wrote_i
 /// the digest. The body reaches the backend streamed the same way, and arrives whole.
 #[tokio::test]
 async fn a_patch_streamed_without_a_length_reaches_the_backend_streamed() {
-    use futures_util::StreamExt;
     let reg = Registry::start(RegistryOptions::default()).await;
     let rec = Recorder::start(&reg.url()).await;
     let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
@@ -343,14 +344,10 @@ async fn a_patch_streamed_without_a_length_reaches_the_backend_streamed() {
     let digest = digest_of(&whole);
 
     let next = start_upload(&shim.url(), "team/streamed").await;
-    let body = futures_util::stream::iter(pieces).then(|piece| async move {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        Ok::<_, std::io::Error>(piece)
-    });
     let resp = c
         .patch(&next)
         .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(reqwest::Body::wrap_stream(body))
+        .body(paced_body(pieces, std::time::Duration::from_millis(20)))
         .send()
         .await
         .unwrap();
@@ -374,10 +371,5 @@ async fn a_patch_streamed_without_a_length_reaches_the_backend_streamed() {
         .expect("the PATCH reached the backend");
     assert_eq!(patch.header("transfer-encoding"), Some("chunked"));
     assert_eq!(patch.header("content-length"), None);
-    let got = c
-        .get(format!("{}/v2/team/streamed/blobs/{digest}", shim.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(got.bytes().await.unwrap(), whole);
+    assert_blob_is(&shim, "team/streamed", &digest, &whole).await;
 }
