@@ -86,6 +86,10 @@ pub struct Options {
     /// `server.max_manifest_bytes`, so what could not be pushed through the shim is not read
     /// either. Larger ones are rejected unparsed.
     pub max_manifest_bytes: u64,
+    /// A job whose worker stopped mid-job before (its lease expired: the process may have
+    /// died on it): read under [`Limits::guarded`] and only what a package needs (no examples,
+    /// no extension files), so the same package cannot take the process down again.
+    pub guarded: bool,
 }
 
 impl Default for Options {
@@ -96,6 +100,7 @@ impl Default for Options {
             force: false,
             visibility: None,
             max_manifest_bytes: 4 * 1024 * 1024,
+            guarded: false,
         }
     }
 }
@@ -268,6 +273,14 @@ pub async fn index(
     }
 
     let mut version = base;
+    let guarded_limits;
+    let limits = if options.guarded {
+        guarded_limits = options.limits.guarded();
+        add_note(&mut outcome.note, GUARDED_NOTE.into());
+        &guarded_limits
+    } else {
+        &options.limits
+    };
     if let Some(reason) = oversized(&bytes, options.max_manifest_bytes) {
         return reject(pool, version, outcome, &run, reason).await;
     }
@@ -457,11 +470,10 @@ pub async fn index(
         .map(|(_, d)| d.clone());
     let (package_yaml, layer_media) = match base_layer {
         Some(layer) => {
-            let contents =
-                match read_layer(backend, repository, &layer, &options.limits, &mut run).await? {
-                    Ok(c) => c,
-                    Err(r) => return reject(pool, version, outcome, &run, r.to_string()).await,
-                };
+            let contents = match read_layer(backend, repository, &layer, limits, &mut run).await? {
+                Ok(c) => c,
+                Err(r) => return reject(pool, version, outcome, &run, r.to_string()).await,
+            };
             (contents.package_yaml.map(|f| f.bytes), layer.media_type)
         }
         None => {
@@ -487,7 +499,7 @@ pub async fn index(
             // Later layers win, as they would when the image is flattened. These are ordinary
             // image layers, where symlinks and the like are normal: they are skipped, not
             // rejected (the base and upbound layers keep the strict policy).
-            let mut flatten_limits = options.limits.clone();
+            let mut flatten_limits = limits.clone();
             flatten_limits.layer.unsafe_entries = xpkg::limits::UnsafeEntryPolicy::Skip;
             let mut found = None;
             for layer in &tar_layers {
@@ -520,49 +532,95 @@ pub async fn index(
     };
 
     let mut examples_yaml = None;
-    if let Some((_, layer)) = roles.iter().find(|(r, _)| r == "upbound") {
-        match optional_layer(
-            read_layer(backend, repository, layer, &options.limits, &mut run).await,
-        )? {
-            Ok(c) => examples_yaml = c.examples_yaml.map(|f| f.bytes),
-            Err(r) => add_note(&mut outcome.note, format!("examples layer not read: {r}")),
-        }
-    }
     let mut extension_files = Vec::new();
-    if let Some(ext) = extensions {
-        let (raw, _) = backend.manifest(repository, &ext.digest).await?;
-        run.downloaded += raw.len() as u64;
-        if let Ok(m) = serde_json::from_slice::<Value>(&raw) {
-            for layer in m["layers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Desc::parse)
-            {
-                match optional_layer(
-                    read_layer(backend, repository, &layer, &options.limits, &mut run).await,
-                )? {
-                    Ok(c) => extension_files.extend(c.extension_files),
-                    Err(r) => add_note(&mut outcome.note, format!("extension layer not read: {r}")),
-                }
+    if !options.guarded {
+        if let Some((_, layer)) = roles.iter().find(|(r, _)| r == "upbound") {
+            match optional_layer(read_layer(backend, repository, layer, limits, &mut run).await)? {
+                Ok(c) => examples_yaml = c.examples_yaml.map(|f| f.bytes),
+                Err(r) => add_note(&mut outcome.note, format!("examples layer not read: {r}")),
             }
+        }
+        if let Some(ext) = extensions {
+            extension_files =
+                read_extensions(backend, repository, &ext, limits, &mut run, &mut outcome).await?;
         }
     }
 
-    let limits = options.limits.clone();
+    let parse_limits = limits.clone();
     let parsed = tokio::task::spawn_blocking(move || {
-        xpkg::parse_package(&package_yaml, examples_yaml.as_deref(), &limits)
+        xpkg::parse_package(&package_yaml, examples_yaml.as_deref(), &parse_limits)
     })
     .await?;
     let parsed = match parsed {
         Ok(p) => p,
         Err(r) => return reject(pool, version, outcome, &run, r.to_string()).await,
     };
-    store_package(pool, version, outcome, &run, parsed, extension_files).await
+    store_package(
+        pool,
+        version,
+        outcome,
+        &run,
+        parsed,
+        extension_files,
+        limits,
+    )
+    .await
 }
 
-/// Appends `note` to the notes of a run (`; `-separated).
+/// What a guarded run says on the version.
+const GUARDED_NOTE: &str = "indexed in guarded mode: a worker stopped while indexing this \
+     version before, so it was read under tighter limits and without examples or extension files";
+
+/// The files of an `xpkg-extensions` manifest's layers, each distinct layer read once, within
+/// `version.max_extension_bytes` over all of them; a layer that cannot be read or would pass the
+/// budget is left out with a note.
+async fn read_extensions(
+    backend: &BackendReader,
+    repository: &str,
+    manifest: &Desc,
+    limits: &Limits,
+    run: &mut Run,
+    outcome: &mut Outcome,
+) -> Result<Vec<xpkg::layers::ExtensionFile>, IndexError> {
+    let mut files = Vec::new();
+    let (raw, _) = backend.manifest(repository, &manifest.digest).await?;
+    run.downloaded += raw.len() as u64;
+    let Ok(m) = serde_json::from_slice::<Value>(&raw) else {
+        add_note(
+            &mut outcome.note,
+            "extensions manifest is not valid JSON".into(),
+        );
+        return Ok(files);
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut budget = limits.clone();
+    for layer in m["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Desc::parse)
+        .filter(|l| seen.insert(l.digest.clone()))
+    {
+        match optional_layer(read_layer(backend, repository, &layer, &budget, run).await)? {
+            Ok(c) => {
+                let bytes: u64 = c
+                    .extension_files
+                    .iter()
+                    .map(|f| f.file.bytes.len() as u64)
+                    .sum();
+                budget.version.max_extension_bytes =
+                    budget.version.max_extension_bytes.saturating_sub(bytes);
+                files.extend(c.extension_files);
+            }
+            Err(r) => add_note(&mut outcome.note, format!("extension layer not read: {r}")),
+        }
+    }
+    Ok(files)
+}
+
+/// Appends `note` to the notes of a run (`; `-separated), each note at most a few lines.
 fn add_note(notes: &mut Option<String>, note: String) {
+    let note = shimmer_store::text::shorten(&note, 1024).into_owned();
     match notes {
         Some(n) => {
             n.push_str("; ");
@@ -637,6 +695,20 @@ async fn read_layer(
     limits: &Limits,
     run: &mut Run,
 ) -> Result<Result<LayerContents, Rejection>, IndexError> {
+    // A compressed layer is never smaller than its tar by much: one declared larger than the
+    // decompression cap would pass it, so it is refused before a byte is read.
+    if layer.size
+        > limits
+            .layer
+            .max_decompressed_bytes
+            .saturating_add(1024 * 1024)
+    {
+        return Ok(Err(Rejection::limit(
+            xpkg::Limit::DecompressedBytes,
+            limits.layer.max_decompressed_bytes,
+            format!("the layer's descriptor declares {} bytes", layer.size),
+        )));
+    }
     let stream = backend.blob(repository, &layer.digest).await?;
     let watch = std::sync::Arc::new(StreamWatch::default());
     let counted = count(stream, watch.clone());
@@ -704,6 +776,8 @@ async fn reject(
     run: &Run,
     reason: String,
 ) -> Result<Outcome, IndexError> {
+    let reason = shimmer_store::text::shorten(&reason, shimmer_store::text::MAX_KEPT_TEXT_BYTES)
+        .into_owned();
     tracing::info!(repository = %version.repository, digest = %version.manifest_digest, %reason, "package rejected");
     version.kind = "rejected".into();
     version.rejection = Some(reason.clone());
@@ -739,6 +813,7 @@ async fn store_package(
     run: &Run,
     mut parsed: ParsedPackage,
     extension_files: Vec<xpkg::layers::ExtensionFile>,
+    options_limits: &Limits,
 ) -> Result<Outcome, IndexError> {
     let meta = &parsed.meta;
     version.kind = "package".into();
@@ -769,6 +844,17 @@ async fn store_package(
     }
     if let Some(r) = &parsed.examples_rejection {
         meta_json["examples_rejection"] = Value::from(r.to_string());
+    }
+    // Serialised once to be measured: the extension budget keeps this a few MiB at most.
+    let meta_bytes = serde_json::to_vec(&meta_json).map_or(0, |v| v.len() as u64);
+    let max_meta = options_limits.version.max_meta_bytes;
+    if meta_bytes > max_meta {
+        let reason = Rejection::limit(
+            xpkg::Limit::MetaBytes,
+            max_meta,
+            format!("the version's metadata is {meta_bytes} bytes of JSON"),
+        );
+        return reject(pool, version, outcome, run, reason.to_string()).await;
     }
     version.meta = Some(meta_json);
     version.lint = serde_json::to_value(&parsed.lint).unwrap_or_else(|_| json!([]));

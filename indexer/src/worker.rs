@@ -233,6 +233,7 @@ impl Indexer {
         let backend = self.backend(&job.backend)?;
         let options = Options {
             visibility: self.config.visibility(&job.backend, &job.repository),
+            guarded: job.lease_expiries > 0,
             ..self.options.clone()
         };
         // Index the digest the shim saw; record the tag it came by.

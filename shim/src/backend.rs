@@ -61,7 +61,13 @@ pub struct Backend {
     pub relay_tokens: bool,
     /// The token service this backend last named in a `Bearer` challenge.
     token_realm: Mutex<Option<String>>,
+    /// Until when a `GET /v2/` that named no token service is believed, so a flood of token
+    /// requests for a backend without one does not become a flood of requests to it.
+    no_realm_until: Mutex<Option<std::time::Instant>>,
 }
+
+/// How long a backend's answer that it names no token service is remembered.
+pub const NO_REALM_MEMORY: Duration = Duration::from_secs(60);
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// The pass-through client: hyper's pooled client directly, which costs about 15 us less CPU a
@@ -157,6 +163,7 @@ impl Backend {
             read_timeout: cfg.read_timeout,
             relay_tokens: cfg.relay_tokens || !cfg.repository_prefix.is_empty(),
             token_realm: Mutex::new(None),
+            no_realm_until: Mutex::new(None),
         }))
     }
 
@@ -218,6 +225,20 @@ impl Backend {
         if known.as_deref() != Some(realm) {
             *known = Some(realm.to_owned());
         }
+    }
+
+    /// Remembers, for [`NO_REALM_MEMORY`], that the backend's `GET /v2/` named no token service.
+    pub fn learn_no_token_realm(&self) {
+        *self.no_realm_until.lock().expect("realm lock") =
+            Some(std::time::Instant::now() + NO_REALM_MEMORY);
+    }
+
+    /// Whether the backend said lately that it names no token service.
+    pub fn lately_no_token_realm(&self) -> bool {
+        self.no_realm_until
+            .lock()
+            .expect("realm lock")
+            .is_some_and(|until| std::time::Instant::now() < until)
     }
 
     /// The token service this backend last named, if it has.

@@ -215,9 +215,12 @@ async fn relay(
 }
 
 /// The realm `backend` names in the challenge of its `GET /v2/`, remembered; `None` if it asks
-/// for no token. For a token request that reaches a shim before any challenge from the backend
+/// for no token (also remembered, for [`crate::backend::NO_REALM_MEMORY`]). For a token request that reaches a shim before any challenge from the backend
 /// has (another process of a deployment handed out the challenge).
 async fn ask_realm(backend: &Arc<Backend>) -> Result<Option<String>, OciError> {
+    if backend.lately_no_token_realm() {
+        return Ok(None);
+    }
     let answer = backend
         .client
         .get(backend.url("/v2/", None))
@@ -233,8 +236,9 @@ async fn ask_realm(backend: &Arc<Backend>) -> Result<Option<String>, OciError> {
         .iter()
         .filter_map(|v| v.to_str().ok().and_then(bearer_params))
         .find_map(|params| http_realm(&params).map(str::to_owned));
-    if let Some(realm) = &realm {
-        backend.learn_token_realm(realm);
+    match &realm {
+        Some(realm) => backend.learn_token_realm(realm),
+        None => backend.learn_no_token_realm(),
     }
     Ok(realm)
 }

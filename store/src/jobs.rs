@@ -179,6 +179,9 @@ pub struct ClaimedJob {
     pub media_type: Option<String>,
     pub source: String,
     pub attempt: i32,
+    /// How often a worker holding this job let its lease run out (died or hung) before: a job
+    /// that may have crashed its process runs guarded.
+    pub lease_expiries: i32,
 }
 
 /// Claims the oldest runnable job of one of `backends` (the ones this process is configured
@@ -204,7 +207,7 @@ pub async fn claim(
              for update skip locked
          )
          returning id, backend, repository, reference, digest, media_type, source,
-                   attempts as attempt",
+                   attempts as attempt, lease_expiries",
     )
     .bind(lease.as_secs_f64())
     .bind(backends)

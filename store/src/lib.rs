@@ -7,6 +7,7 @@
 pub mod jobs;
 pub mod packages;
 pub mod pulls;
+pub mod text;
 
 use std::time::Duration;
 

@@ -217,7 +217,12 @@ pub async fn store_version(
     .bind(v.contents.as_ref().map(|(d, _)| d))
     .bind(&v.crossplane_version)
     .bind(&v.lint)
-    .bind(&v.rejection)
+    // The one place a rejection is kept: at most a screenful, however long the reason.
+    .bind(
+        v.rejection
+            .as_deref()
+            .map(|r| crate::text::shorten(r, crate::text::MAX_KEPT_TEXT_BYTES)),
+    )
     .bind(v.bytes_downloaded)
     .bind(v.image_bytes)
     .bind(v.replace)

@@ -9,6 +9,7 @@
 //! if the thread that started it dies (`setpriv --pdeathsig`), so a killed test binary does not
 //! leave registries or databases running.
 
+pub mod attacks;
 pub mod chromium;
 pub mod containerd;
 mod daemon;

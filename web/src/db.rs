@@ -203,8 +203,7 @@ pub async fn package_list(
     };
     sqlx::query_as(&format!(
         "select p.repository, p.package_type, p.name, p.latest_tag, p.description,
-                case when v.meta->>'icon_uri' like 'data:image/%' or v.meta->>'icon_data' is not null
-                     then v.manifest_digest end as icon_digest
+                case when v.has_icon then v.manifest_digest end as icon_digest
          from packages p join versions v on v.id = p.latest_version_id
          where {VISIBLE}
          order by {order} limit $2 offset $3"

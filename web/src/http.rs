@@ -95,6 +95,14 @@ impl WebError {
         }
     }
 
+    /// A failure of ours; `what` is shown, so it names no internals.
+    pub fn internal(what: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: what.into(),
+        }
+    }
+
     pub fn bad_request(what: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,

@@ -16,6 +16,7 @@ mod db;
 mod http;
 mod markdown;
 mod pages;
+mod render;
 mod schema;
 mod views;
 
@@ -51,6 +52,8 @@ pub struct AppState {
     /// The port the shim listens on, for install lines built from a request's `Host`.
     registry_port: u16,
     pub assets: Assets,
+    /// Markdown, schema trees and large YAML, rendered off the runtime and cached.
+    pub render: render::Renderer,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             request_timeout: config.web.request_timeout,
             registry_host,
             registry_port: config.server.listen.port(),
+            render: render::Renderer::default(),
         }
     }
 

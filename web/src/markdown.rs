@@ -2,6 +2,13 @@
 //! with pulldown-cmark (raw HTML in the source passes through to the sanitiser), then cleaned by
 //! ammonia, which keeps formatting and drops scripts, event handlers, styles, frames and any
 //! URL whose scheme is not http, https or mailto. Links get `rel="noopener noreferrer nofollow"`.
+//!
+//! Rendering cost is bounded by the input, never by what it asks for: a document is cut at
+//! [`MAX_MARKDOWN_BYTES`], elements nest at most [`MAX_NESTING`] deep (deeper ones keep their
+//! text, not their element), and at most [`MAX_RAW_HTML_TAGS`] raw HTML tags pass to the
+//! sanitiser (the rest show as text). HTML tree building costs time in the depth of the open
+//! elements for every new one: `">" * 200_000` took 201 s and 100,000 nested `<b><i><u><s>` 87 s
+//! before these bounds. Callers run it off the async runtime ([`crate::render`]).
 
 use std::sync::LazyLock;
 
@@ -9,6 +16,14 @@ use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
 
 /// What every id from a publisher's markdown starts with.
 const ID_PREFIX: &str = "readme-";
+
+/// Bytes of one markdown document rendered; the rest is left out with a note saying so.
+pub const MAX_MARKDOWN_BYTES: usize = 256 * 1024;
+/// Deepest nesting of elements (block quotes, lists, emphasis, links) rendered.
+pub const MAX_NESTING: usize = 32;
+/// Raw HTML tags (`<` in raw HTML) passed to the sanitiser per document; later raw HTML is
+/// shown as text.
+pub const MAX_RAW_HTML_TAGS: usize = 1_000;
 
 static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let mut b = ammonia::Builder::default();
@@ -47,13 +62,27 @@ pub fn render(source: &str) -> String {
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);
     options.insert(Options::ENABLE_TASKLISTS);
+    let (source, cut) = bounded(source);
     let source = crate::views::plain_text(source);
     let mut events: Vec<Event<'_>> = Vec::new();
+    let mut depth = Nesting::default();
+    let mut raw_tags = 0usize;
     // Index in `events` of the open heading's start, and the text seen since.
     let mut heading: Option<(usize, String)> = None;
     let mut slugs = std::collections::HashMap::<String, usize>::new();
     for event in Parser::new_ext(&source, options) {
+        let Some(event) = depth.admit(event) else {
+            continue;
+        };
         match event {
+            Event::Html(ref raw) | Event::InlineHtml(ref raw) => {
+                raw_tags += raw.matches('<').count();
+                if raw_tags > MAX_RAW_HTML_TAGS {
+                    events.push(Event::Text(raw.clone()));
+                } else {
+                    events.push(event);
+                }
+            }
             Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => {}
             Event::TaskListMarker(done) => {
                 events.push(Event::Text(if done { "☑ " } else { "☐ " }.into()));
@@ -92,7 +121,52 @@ pub fn render(source: &str) -> String {
     }
     let mut out = String::with_capacity(source.len() * 3 / 2);
     html::push_html(&mut out, events.into_iter());
+    if let Some(total) = cut {
+        let _ = std::fmt::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "<p class=\"note\">This document is {total} bytes long; the first \
+                 {MAX_MARKDOWN_BYTES} are shown.</p>"
+            ),
+        );
+    }
     CLEANER.clean(&out).to_string()
+}
+
+/// The first [`MAX_MARKDOWN_BYTES`] of `source` (cut at a character boundary), and its full
+/// length when it was cut.
+fn bounded(source: &str) -> (&str, Option<usize>) {
+    if source.len() <= MAX_MARKDOWN_BYTES {
+        return (source, None);
+    }
+    let mut end = MAX_MARKDOWN_BYTES;
+    while !source.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&source[..end], Some(source.len()))
+}
+
+/// Drops the elements nested deeper than [`MAX_NESTING`] (their start and end; what they hold
+/// stays). Events are well nested, so a depth count decides both ends alike.
+#[derive(Default)]
+struct Nesting {
+    depth: usize,
+}
+
+impl Nesting {
+    fn admit<'a>(&mut self, event: Event<'a>) -> Option<Event<'a>> {
+        match event {
+            Event::Start(_) => {
+                self.depth += 1;
+                (self.depth <= MAX_NESTING).then_some(event)
+            }
+            Event::End(_) => {
+                self.depth = self.depth.saturating_sub(1);
+                (self.depth < MAX_NESTING).then_some(event)
+            }
+            other => Some(other),
+        }
+    }
 }
 
 /// GitHub's heading anchor: lowercase, letters, digits, `-` and `_` kept, spaces to `-`, the
@@ -220,6 +294,41 @@ mod tests {
         // A raw HTML id is prefixed too: it cannot take over one of the page's own anchors.
         let raw = render("<h2 id=\"v1.spec\">x</h2>");
         assert!(!raw.contains("id=\"v1.spec\""), "{raw}");
+    }
+
+    #[test]
+    fn deep_nesting_keeps_its_text_but_not_its_depth() {
+        let quotes = render(&format!("{} innermost", ">".repeat(200_000)));
+        assert_eq!(quotes.matches("<blockquote>").count(), MAX_NESTING);
+        assert!(quotes.contains("innermost"), "{quotes}");
+        let lists = render(&format!("{} deep", "- ".repeat(5_000)));
+        assert!(lists.matches("<li>").count() <= MAX_NESTING, "{lists}");
+        assert!(lists.contains("deep"));
+    }
+
+    #[test]
+    fn raw_html_past_its_budget_shows_as_text() {
+        let html = render(&format!("{}x", "<b><i><u><s>".repeat(100_000)));
+        // The sanitiser's tree builder reopens a few formatting elements it closed.
+        let bold = html.matches("<b>").count();
+        assert!(
+            (MAX_RAW_HTML_TAGS / 4..MAX_RAW_HTML_TAGS / 4 + 10).contains(&bold),
+            "{bold}"
+        );
+        assert!(html.contains("&lt;b&gt;&lt;i&gt;"), "later tags are text");
+        assert!(
+            html.contains("bytes long; the first"),
+            "the 1.2 MB source is cut"
+        );
+    }
+
+    #[test]
+    fn a_long_document_is_cut_with_a_note() {
+        let long = "é".repeat(MAX_MARKDOWN_BYTES);
+        let html = render(&long);
+        assert!(html.contains(&format!("This document is {} bytes long", long.len())));
+        assert!(html.len() < MAX_MARKDOWN_BYTES + 1_000);
+        assert!(!render("short").contains("bytes long"));
     }
 
     #[test]

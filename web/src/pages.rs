@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::{
     AppState, db,
     http::{Caching, WebError, cached},
+    render::Renderer,
     schema,
     views::{
         self, Head, VersionBody, VersionLink, package_url, split_version_path, urlencode,
@@ -265,14 +266,18 @@ pub async fn package(
                     .latest_tag
                     .clone()
                     .unwrap_or_else(|| v.manifest_digest.clone());
-                Some(views::version_body(
+                let mut body = views::version_body(
                     &state,
                     &state.registry_host(&headers),
                     &package.repository,
                     &label,
                     v,
                     loaded,
-                ))
+                );
+                views::documents(&state, v, &mut body)
+                    .await
+                    .or_page(&state)?;
+                Some(body)
             }
             None => None,
         };
@@ -313,17 +318,21 @@ pub async fn package(
         .or_page(&state);
     };
     let loaded = views::load(pool, reader, &version).await.or_page(&state)?;
+    let mut body = views::version_body(
+        &state,
+        &state.registry_host(&headers),
+        &package.repository,
+        reference,
+        &version,
+        loaded,
+    );
+    views::documents(&state, &version, &mut body)
+        .await
+        .or_page(&state)?;
     let page = VersionPage {
         layout: Layout::new(&state, ""),
         head: views::head(&state, &package, Some(&version)),
-        body: views::version_body(
-            &state,
-            &state.registry_host(&headers),
-            &package.repository,
-            reference,
-            &version,
-            loaded,
-        ),
+        body,
     }
     .render()
     .or_page(&state)?;
@@ -345,17 +354,6 @@ pub fn parse_docs_id(id: &str) -> Option<(&str, &str)> {
     .then_some((digest, format))
 }
 
-pub struct SchemaVersionView {
-    pub name: String,
-    pub served: bool,
-    pub storage: bool,
-    pub deprecated: bool,
-    pub warning: Option<String>,
-    /// The schema's own description ("VPC is the Schema for the VPCs API"), sanitised HTML.
-    pub description: Option<String>,
-    pub tree: Option<String>,
-}
-
 pub struct ApiFacts {
     pub group: String,
     pub kind: String,
@@ -370,7 +368,10 @@ pub struct ApiFacts {
 
 pub struct ExampleYaml {
     pub label: String,
-    pub yaml: String,
+    /// Its YAML, unless past the page's budget ([`MAX_PAGE_EXAMPLE_BYTES`]).
+    pub yaml: Option<String>,
+    /// Its own docs page.
+    pub url: String,
 }
 
 /// The search for an API type by `Kind.group`, which ranks its definitions first.
@@ -398,11 +399,19 @@ struct DocsPage {
     yaml_url: String,
     json_url: String,
     api: Option<ApiFacts>,
-    versions: Vec<SchemaVersionView>,
+    /// Every version's section, rendered by [`schema::render_versions`].
+    versions: String,
     examples: Vec<ExampleYaml>,
     composition: Option<CompositionView>,
-    yaml: String,
+    /// The source as YAML, when it is at most [`MAX_INLINE_YAML_BYTES`] of JSON.
+    yaml: Option<String>,
 }
+
+/// Bytes of an object's JSON up to which its docs page shows its YAML inline (beyond, it links
+/// the YAML and JSON).
+pub const MAX_INLINE_YAML_BYTES: usize = 1024 * 1024;
+/// Bytes of example YAML a docs page shows inline; later examples are linked.
+pub const MAX_PAGE_EXAMPLE_BYTES: usize = 1024 * 1024;
 
 pub fn to_yaml(v: &Value) -> String {
     serde_saphyr::to_string(v)
@@ -456,9 +465,11 @@ pub async fn docs(
         }
         _ => {}
     }
-    let body = &object.body;
+    let yaml_url = format!("{}.yaml", state.docs_url(digest));
+    let json_url = format!("{}.json", state.docs_url(digest));
+    let body = Arc::new(object.body);
     let mut api = None;
-    let mut versions = Vec::new();
+    let mut versions = String::new();
     let mut examples = Vec::new();
     let mut composition = None;
     let title;
@@ -472,22 +483,14 @@ pub async fn docs(
             .unwrap_or_default()
             .to_owned();
         title = format!("{kind} ({group})");
-        for v in schema::versions(body) {
-            versions.push(SchemaVersionView {
-                tree: v.schema.as_ref().map(|s| schema::render_tree(&v.name, s)),
-                description: v
-                    .schema
-                    .as_ref()
-                    .and_then(|s| s["description"].as_str())
-                    .filter(|d| !d.trim().is_empty())
-                    .map(crate::markdown::render),
-                name: v.name,
-                served: v.served,
-                storage: v.storage,
-                deprecated: v.deprecated,
-                warning: v.deprecation_warning,
-            });
-        }
+        let key = Renderer::key("schema-versions", &[digest.as_bytes(), yaml_url.as_bytes()]);
+        let (b, url) = (body.clone(), yaml_url.clone());
+        versions = state
+            .render
+            .html(key, move || schema::render_versions(&b, &url))
+            .await
+            .or_page(&state)?
+            .to_string();
         let (found, from_public) = db::examples_for(&state.pool, reader, digest, &group, &kind)
             .await
             .or_page(&state)?;
@@ -496,15 +499,32 @@ pub async fn docs(
             public = false;
             etag = format!("{digest}-private");
         }
+        let mut budget = MAX_PAGE_EXAMPLE_BYTES;
         for e in found {
             let name = e.body["metadata"]["name"].as_str().unwrap_or_default();
+            let label = format!(
+                "{} {}",
+                e.api_version.as_deref().unwrap_or_default(),
+                e.example_id.as_deref().unwrap_or(name)
+            );
+            let mut yaml = None;
+            if budget > 0 {
+                let example = e.body;
+                let text = state
+                    .render
+                    .html(
+                        Renderer::key("yaml", &[e.object_digest.as_bytes()]),
+                        move || to_yaml(&example),
+                    )
+                    .await
+                    .or_page(&state)?;
+                budget = budget.saturating_sub(text.len());
+                yaml = (budget > 0).then(|| text.to_string());
+            }
             examples.push(ExampleYaml {
-                label: format!(
-                    "{} {}",
-                    e.api_version.as_deref().unwrap_or_default(),
-                    e.example_id.as_deref().unwrap_or(name)
-                ),
-                yaml: to_yaml(&e.body),
+                label,
+                yaml,
+                url: state.docs_url(&e.object_digest),
             });
         }
         api = Some(ApiFacts {
@@ -534,22 +554,35 @@ pub async fn docs(
             object.name.as_deref().unwrap_or_default()
         );
         if object.class == "composition" {
-            composition = Some(composition_view(body));
+            composition = Some(composition_view(&body));
         }
     }
+    let yaml = if object.size_bytes as usize <= MAX_INLINE_YAML_BYTES {
+        let b = body.clone();
+        let text = state
+            .render
+            .html(Renderer::key("yaml", &[digest.as_bytes()]), move || {
+                to_yaml(&b)
+            })
+            .await
+            .or_page(&state)?;
+        Some(text.to_string())
+    } else {
+        None
+    };
     let page = DocsPage {
         layout: Layout::new(&state, ""),
         title,
         class: object.class.clone(),
         api_version: object.api_version.clone(),
         digest: digest.to_owned(),
-        yaml_url: format!("{}.yaml", state.docs_url(digest)),
-        json_url: format!("{}.json", state.docs_url(digest)),
+        yaml_url,
+        json_url,
         api,
         versions,
         examples,
         composition,
-        yaml: to_yaml(body),
+        yaml,
     }
     .render()
     .or_page(&state)?;

@@ -13,35 +13,38 @@ use crate::markdown::{escape, render};
 
 /// Deepest level rendered.
 const MAX_DEPTH: usize = 40;
-/// Most fields rendered per version.
-const MAX_FIELDS: usize = 20_000;
+/// Most fields rendered on one page, over all its versions: a v1beta1 CRD shares one schema
+/// among all its versions, and 1,000 versions of a 20,000-field schema made a 5.9 GB page.
+pub const MAX_PAGE_FIELDS: usize = 20_000;
+/// Most bytes of field tree HTML on one page (descriptions make fields of any size).
+pub const MAX_PAGE_TREE_BYTES: usize = 8 * 1024 * 1024;
 
-/// One served version's schema, found in a CRD or XRD.
+/// One served version's schema, found in a CRD or XRD (borrowed from it: a schema shared by all
+/// versions is not copied per version).
 #[derive(Debug, Clone)]
-pub struct VersionSchema {
+pub struct VersionSchema<'a> {
     pub name: String,
     pub served: bool,
     pub storage: bool,
     pub deprecated: bool,
     pub deprecation_warning: Option<String>,
-    pub schema: Option<Value>,
+    pub schema: Option<&'a Value>,
 }
 
 /// The versions of a CRD (`apiextensions.k8s.io/v1` and `v1beta1`) or XRD, with their schemas.
-pub fn versions(body: &Value) -> Vec<VersionSchema> {
+pub fn versions(body: &Value) -> Vec<VersionSchema<'_>> {
     let spec = &body["spec"];
     // v1beta1 CRDs may carry one schema for all versions.
-    let shared = spec["validation"]["openAPIV3Schema"].clone();
-    let mut out: Vec<VersionSchema> = spec["versions"]
+    let shared = Some(&spec["validation"]["openAPIV3Schema"]).filter(|s| !s.is_null());
+    let mut out: Vec<VersionSchema<'_>> = spec["versions"]
         .as_array()
         .map(|vs| {
             vs.iter()
                 .filter_map(|v| {
                     let name = v["name"].as_str()?.to_owned();
                     let schema = match &v["schema"]["openAPIV3Schema"] {
-                        Value::Null if !shared.is_null() => Some(shared.clone()),
-                        Value::Null => None,
-                        s => Some(s.clone()),
+                        Value::Null => shared,
+                        s => Some(s),
                     };
                     Some(VersionSchema {
                         name,
@@ -67,34 +70,114 @@ pub fn versions(body: &Value) -> Vec<VersionSchema> {
             storage: true,
             deprecated: false,
             deprecation_warning: None,
-            schema: (!shared.is_null()).then_some(shared),
+            schema: shared,
         });
     }
     out
 }
 
-/// The field tree of `schema` as HTML; anchors are `<version>.<path>`.
-pub fn render_tree(version: &str, schema: &Value) -> String {
+/// Every version of a CRD or XRD as a section (badges, warning, description, field tree), within
+/// one page's budget ([`MAX_PAGE_FIELDS`], [`MAX_PAGE_TREE_BYTES`]); a version past it says so
+/// and points at the raw YAML (`yaml_url`).
+pub fn render_versions(body: &Value, yaml_url: &str) -> String {
     let mut r = Renderer {
         out: String::new(),
         fields: 0,
+        cut: false,
     };
-    r.out.push_str("<ul class=\"tree\">");
-    r.children(version, schema, 0);
-    r.out.push_str("</ul>");
-    if r.fields >= MAX_FIELDS {
+    for v in versions(body) {
+        let name = escape(&v.name);
+        let _ = write!(
+            r.out,
+            "<section class=\"schema-version\" id=\"{name}\"><h2>{name} <span class=\"badge\">{}</span>",
+            if v.served { "served" } else { "not served" }
+        );
+        if v.storage {
+            r.out.push_str(" <span class=\"badge\">storage</span>");
+        }
+        if v.deprecated {
+            r.out
+                .push_str(" <span class=\"badge deprecated\">deprecated</span>");
+        }
+        r.out.push_str("</h2>");
+        if let Some(w) = &v.deprecation_warning {
+            let _ = write!(r.out, "<p class=\"warning\">{}</p>", escape(w));
+        }
+        match v.schema {
+            _ if r.spent() => {
+                let _ = write!(
+                    r.out,
+                    "<p class=\"note\">This version's schema is not shown: the page shows at most \
+                     {MAX_PAGE_FIELDS} fields. The whole definition is in the \
+                     <a href=\"{}\">YAML</a>.</p>",
+                    escape(yaml_url)
+                );
+            }
+            Some(schema) => {
+                if let Some(d) = schema["description"]
+                    .as_str()
+                    .filter(|d| !d.trim().is_empty())
+                {
+                    let _ = write!(
+                        r.out,
+                        "<div class=\"schema-description\">{}</div>",
+                        render(d)
+                    );
+                }
+                r.tree(&v.name, schema);
+                if r.cut {
+                    let _ = write!(
+                        r.out,
+                        "<p class=\"note\">This schema is longer than the page shows (at most \
+                         {MAX_PAGE_FIELDS} fields a page). The whole definition is in the \
+                         <a href=\"{}\">YAML</a>.</p>",
+                        escape(yaml_url)
+                    );
+                }
+            }
+            None => r.out.push_str("<p>No schema.</p>"),
+        }
+        r.out.push_str("</section>");
+    }
+    r.out
+}
+
+/// The field tree of `schema` as HTML; anchors are `<version>.<path>` (one version alone, as
+/// the tests look at it).
+#[cfg(test)]
+fn render_tree(version: &str, schema: &Value) -> String {
+    let mut r = Renderer {
+        out: String::new(),
+        fields: 0,
+        cut: false,
+    };
+    r.tree(version, schema);
+    if r.cut {
         r.out
             .push_str("<p class=\"note\">This schema is longer than the page shows.</p>");
     }
     r.out
 }
 
+/// A page's field trees, with the budget they share.
 struct Renderer {
     out: String,
     fields: usize,
+    /// A field was left out for the budget.
+    cut: bool,
 }
 
 impl Renderer {
+    fn spent(&self) -> bool {
+        self.fields >= MAX_PAGE_FIELDS || self.out.len() >= MAX_PAGE_TREE_BYTES
+    }
+
+    fn tree(&mut self, version: &str, schema: &Value) {
+        self.out.push_str("<ul class=\"tree\">");
+        self.children(version, schema, 0);
+        self.out.push_str("</ul>");
+    }
+
     /// The fields under `schema`: its properties, its items (`[]`) and its additional
     /// properties (`{key}`).
     fn children(&mut self, path: &str, schema: &Value, depth: usize) {
@@ -128,7 +211,8 @@ impl Renderer {
     }
 
     fn field(&mut self, path: &str, name: &str, schema: &Value, required: bool, depth: usize) {
-        if self.fields >= MAX_FIELDS {
+        if self.spent() {
+            self.cut = true;
             return;
         }
         self.fields += 1;
@@ -368,6 +452,36 @@ mod tests {
         let vs = versions(&beta);
         assert_eq!(vs[0].name, "v1alpha1");
         assert!(vs[0].schema.is_some());
+    }
+
+    #[test]
+    fn one_page_renders_at_most_its_field_budget_over_all_versions() {
+        // The attack: a v1beta1 CRD whose shared schema has 30,000 top-level fields, served as
+        // 1,000 versions. Before, each version copied and rendered the whole schema.
+        let props: serde_json::Map<String, Value> = (0..30_000)
+            .map(|i| (format!("f{i}"), json!({"type": "string"})))
+            .collect();
+        let versions: Vec<Value> = (0..1_000)
+            .map(|i| json!({"name": format!("v{i}"), "served": true, "storage": i == 0}))
+            .collect();
+        let body = json!({"spec": {"versions": versions,
+            "validation": {"openAPIV3Schema": {"type": "object", "properties": props}}}});
+        let html = render_versions(&body, "/docs/x.yaml");
+        assert_eq!(html.matches("class=\"name\"").count(), MAX_PAGE_FIELDS);
+        assert_eq!(
+            html.matches("<section class=\"schema-version\"").count(),
+            1_000
+        );
+        assert!(html.contains("This schema is longer than the page shows"));
+        assert_eq!(
+            html.matches("This version's schema is not shown").count(),
+            999
+        );
+        assert!(
+            html.len() < MAX_PAGE_TREE_BYTES + 1024 * 1024,
+            "{}",
+            html.len()
+        );
     }
 
     #[test]

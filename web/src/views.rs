@@ -9,7 +9,6 @@ use sqlx::PgPool;
 use crate::{
     AppState,
     db::{self, ApiType, ContentEntry, Example, Package, Version, VersionRow},
-    markdown,
 };
 
 /// `s` for a query string value.
@@ -339,6 +338,8 @@ pub struct VersionBody {
     pub lint: Vec<(String, String)>,
     pub readme: Option<String>,
     pub extension_docs: Vec<(String, String)>,
+    /// Documents over the page's budget ([`MAX_PAGE_DOCUMENT_BYTES`]), by name.
+    pub documents_left_out: Vec<String>,
 }
 
 /// Loads and shapes a version's content.
@@ -533,26 +534,6 @@ pub fn version_body(
                 .collect()
         })
         .unwrap_or_default();
-    let mut readme = s("readme").map(|r| markdown::render(&r));
-    let mut extension_docs = Vec::new();
-    if let Some(files) = meta["extensions"].as_array() {
-        for f in files {
-            let (Some(folder), Some(path), Some(text)) =
-                (f["folder"].as_str(), f["path"].as_str(), f["text"].as_str())
-            else {
-                continue;
-            };
-            if !(path.ends_with(".md") || path.ends_with(".markdown") || path.ends_with(".txt")) {
-                continue;
-            }
-            let html = markdown::render(text);
-            if folder == "readme" && readme.is_none() {
-                readme = Some(html);
-            } else {
-                extension_docs.push((format!("{folder}: {path}"), html));
-            }
-        }
-    }
     VersionBody {
         label: label.to_owned(),
         kind: v.kind.clone(),
@@ -584,9 +565,64 @@ pub fn version_body(
         others,
         examples,
         lint,
-        readme,
-        extension_docs,
+        readme: None,
+        extension_docs: vec![],
+        documents_left_out: vec![],
     }
+}
+
+/// Rendered HTML of a page's documents, at most this many bytes; the documents after are named,
+/// not shown.
+pub const MAX_PAGE_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// Fills in `body`'s readme and documents: the `readme` annotation (else the first `readme/`
+/// file of the extensions), then the extensions' markdown and text files, each rendered off the
+/// runtime ([`crate::render`]) until [`MAX_PAGE_DOCUMENT_BYTES`] of HTML.
+pub async fn documents(
+    state: &AppState,
+    v: &Version,
+    body: &mut VersionBody,
+) -> Result<(), crate::http::WebError> {
+    let Some(meta) = v.meta.as_ref() else {
+        return Ok(());
+    };
+    let mut budget = MAX_PAGE_DOCUMENT_BYTES;
+    if let Some(r) = meta["readme"].as_str() {
+        let html = state.render.markdown(r).await?;
+        budget = budget.saturating_sub(html.len());
+        body.readme = Some(html.to_string());
+    }
+    for f in meta["extensions"].as_array().into_iter().flatten() {
+        let (Some(folder), Some(path), Some(text)) =
+            (f["folder"].as_str(), f["path"].as_str(), f["text"].as_str())
+        else {
+            continue;
+        };
+        if !(path.ends_with(".md") || path.ends_with(".markdown") || path.ends_with(".txt")) {
+            continue;
+        }
+        let name = plain_text(&format!(
+            "{folder}: {}",
+            shimmer_store::text::shorten(path, 200)
+        ));
+        if budget == 0 {
+            body.documents_left_out.push(name);
+            continue;
+        }
+        let html = state.render.markdown(text).await?;
+        if html.len() > budget {
+            budget = 0;
+            body.documents_left_out.push(name);
+            continue;
+        }
+        budget -= html.len();
+        if folder == "readme" && body.readme.is_none() {
+            body.readme = Some(html.to_string());
+        } else {
+            body.extension_docs.push((name, html.to_string()));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

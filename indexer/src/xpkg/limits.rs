@@ -22,6 +22,65 @@ pub struct Limits {
     /// memory under a few requests. Default 16 MiB, ten times the largest real CRD here (the AWS
     /// provider's `deliverystreams`, 1.7 MB of YAML).
     pub max_object_bytes: u64,
+    /// Limits on one version as a whole, summed over its layers and objects.
+    pub version: VersionLimits,
+}
+
+impl Limits {
+    /// The limits of a guarded run (a job whose worker stopped mid-job before): every bound on
+    /// memory a quarter of these, so a package that took a process down is read, if at all, in
+    /// a fraction of what it had.
+    pub fn guarded(&self) -> Self {
+        let quarter = |n: u64| (n / 4).max(1);
+        let mut g = self.clone();
+        g.layer.max_decompressed_bytes = quarter(g.layer.max_decompressed_bytes);
+        g.layer.max_extension_file_bytes = quarter(g.layer.max_extension_file_bytes);
+        for y in [&mut g.package_yaml, &mut g.examples_yaml] {
+            y.max_input_bytes = quarter(y.max_input_bytes);
+            y.max_alias_expanded_bytes = quarter(y.max_alias_expanded_bytes);
+        }
+        g.max_object_bytes = quarter(g.max_object_bytes);
+        g.version.max_extension_bytes = 0;
+        g.version.max_meta_bytes = quarter(g.version.max_meta_bytes);
+        g.version.max_objects_bytes = quarter(g.version.max_objects_bytes);
+        g
+    }
+}
+
+/// Limits on one version as a whole. Per-layer and per-object caps alone let one small push
+/// list the same 370 KB docs layer (60 files of 4 MiB) 8 times: 2 GB of `meta`, a crashed
+/// worker, and a 251 MB package page for the one-layer case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionLimits {
+    /// Bytes of extension files (`readme/`, `icons/`, `docs/`, `release-notes/`) kept for one
+    /// version, over all its extension layers; a layer that would pass it is left out with a
+    /// note. Each distinct layer is read once however often a manifest lists it. Default 4 MiB.
+    pub max_extension_bytes: u64,
+    /// Bytes of the version's stored metadata (`versions.meta`: the meta object's fields, its
+    /// extension files, notes) as JSON; over it the version is rejected. Default 8 MiB.
+    pub max_meta_bytes: u64,
+    /// Bytes of canonical JSON of all the version's objects and examples; over it the version is
+    /// rejected. Default 512 MiB (the AWS provider is about 100 MB of YAML).
+    pub max_objects_bytes: u64,
+    /// API types (CRDs, XRDs, function inputs) in one version. Default 5,000 (the largest real
+    /// provider, the AWS monolith, has about 900).
+    pub max_api_types: usize,
+    /// Versions (`spec.versions`) of one API type. Default 64; real CRDs have a handful. A
+    /// `v1beta1` CRD whose 20,000-field shared schema served 1,000 versions made a 5.9 GB
+    /// docs page.
+    pub max_api_versions: usize,
+}
+
+impl Default for VersionLimits {
+    fn default() -> Self {
+        Self {
+            max_extension_bytes: 4 * MIB,
+            max_meta_bytes: 8 * MIB,
+            max_objects_bytes: 512 * MIB,
+            max_api_types: 5_000,
+            max_api_versions: 64,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -34,6 +93,7 @@ impl Default for Limits {
                 ..YamlLimits::default()
             },
             max_object_bytes: 16 * MIB,
+            version: VersionLimits::default(),
         }
     }
 }
@@ -53,6 +113,13 @@ pub struct LayerLimits {
     pub max_extension_files: usize,
     /// What to do with entries that could escape the extraction root or are not plain files.
     pub unsafe_entries: UnsafeEntryPolicy,
+    /// Bytes of one entry's path (PAX paths included); a longer one rejects the layer. Default
+    /// 4,096 (Linux's `PATH_MAX`). A 153 KB push with a 150 MiB symlink path stored a 157 MB
+    /// rejection before.
+    pub max_path_bytes: usize,
+    /// Bytes of one tar extended header (PAX `x`/`g` records, GNU long names), which the tar
+    /// reader holds whole; a larger one rejects the layer before it is read. Default 1 MiB.
+    pub max_extended_header_bytes: u64,
 }
 
 impl Default for LayerLimits {
@@ -63,6 +130,8 @@ impl Default for LayerLimits {
             max_extension_file_bytes: 4 * MIB,
             max_extension_files: 1_000,
             unsafe_entries: UnsafeEntryPolicy::Reject,
+            max_path_bytes: 4096,
+            max_extended_header_bytes: MIB,
         }
     }
 }

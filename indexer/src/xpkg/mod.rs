@@ -24,6 +24,6 @@ pub mod package;
 pub mod rejection;
 pub mod yaml;
 
-pub use limits::{LayerLimits, Limits, YamlLimits};
+pub use limits::{LayerLimits, Limits, VersionLimits, YamlLimits};
 pub use package::{ParsedPackage, parse_package};
 pub use rejection::{Limit, Rejection, Stream};

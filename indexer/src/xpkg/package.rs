@@ -164,6 +164,14 @@ pub fn parse_package(
             ),
         ));
     }
+    let objects_bytes: u64 = documents.iter().map(|d| d.object.json.len() as u64).sum();
+    if objects_bytes > limits.version.max_objects_bytes {
+        return Err(Rejection::limit(
+            Limit::ObjectsBytes,
+            limits.version.max_objects_bytes,
+            format!("package.yaml's objects are {objects_bytes} bytes of JSON"),
+        ));
+    }
     let meta_positions: Vec<usize> = documents
         .iter()
         .enumerate()
@@ -196,7 +204,8 @@ pub fn parse_package(
     ));
     drop(outlines);
 
-    let apis = collect_apis(meta.package_type, &mut documents, &mut lint);
+    let mut apis = collect_apis(meta.package_type, &mut documents, &mut lint);
+    check_apis(&mut apis, &limits.version)?;
     let objects: Vec<PackageObject> = documents.into_iter().map(|d| d.object).collect();
 
     let (examples, examples_rejection) = match examples_yaml {
@@ -284,3 +293,36 @@ fn collect_apis(
 
 #[cfg(test)]
 mod tests;
+
+/// One API type per object (a CRD repeated in a package is one API, not two rows), within the
+/// version's limits on API types and on versions of one API.
+fn check_apis(
+    apis: &mut Vec<ApiType>,
+    limits: &super::limits::VersionLimits,
+) -> Result<(), Rejection> {
+    let mut seen = std::collections::HashSet::new();
+    apis.retain(|a| seen.insert(a.digest.clone()));
+    if apis.len() > limits.max_api_types {
+        return Err(Rejection::limit(
+            Limit::ApiTypes,
+            limits.max_api_types as u64,
+            format!("package.yaml defines {} API types", apis.len()),
+        ));
+    }
+    if let Some(a) = apis
+        .iter()
+        .find(|a| a.versions.len() > limits.max_api_versions)
+    {
+        return Err(Rejection::limit(
+            Limit::ApiVersions,
+            limits.max_api_versions as u64,
+            format!(
+                "{} ({}) has {} versions",
+                shimmer_store::text::shorten(&a.kind, 100),
+                shimmer_store::text::shorten(&a.group, 200),
+                a.versions.len()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -135,6 +135,20 @@ pub enum Limit {
     YamlAliasExpansion,
     /// `max_object_bytes`: one object's canonical JSON.
     ObjectBytes,
+    /// `layer.max_path_bytes`: one tar entry's path.
+    PathBytes,
+    /// `layer.max_extended_header_bytes`: one PAX or GNU long-name record.
+    ExtendedHeaderBytes,
+    /// `version.max_extension_bytes`: the extension files of a version, summed.
+    ExtensionBytes,
+    /// `version.max_meta_bytes`: a version's stored metadata.
+    MetaBytes,
+    /// `version.max_objects_bytes`: a version's objects' canonical JSON, summed.
+    ObjectsBytes,
+    /// `version.max_api_types`: API types (CRDs, XRDs, function inputs) of a version.
+    ApiTypes,
+    /// `version.max_api_versions`: versions of one API type.
+    ApiVersions,
 }
 
 impl fmt::Display for Limit {
@@ -150,6 +164,13 @@ impl fmt::Display for Limit {
             Self::YamlDepth => "YAML nesting depth",
             Self::YamlAliasExpansion => "YAML alias expansion budget",
             Self::ObjectBytes => "object size",
+            Self::PathBytes => "tar entry path length",
+            Self::ExtendedHeaderBytes => "tar extended header size",
+            Self::ExtensionBytes => "total size of extension files",
+            Self::MetaBytes => "version metadata size",
+            Self::ObjectsBytes => "total size of the package's objects",
+            Self::ApiTypes => "number of API types",
+            Self::ApiVersions => "number of versions of one API type",
         })
     }
 }

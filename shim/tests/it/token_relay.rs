@@ -363,3 +363,36 @@ async fn relay_tokens_keeps_the_token_service_behind_the_shim() {
     );
     assert!(!challenge.contains(&realm));
 }
+
+/// A relayed backend that asks for no token: the shim learns that from its `GET /v2/` once and
+/// remembers it, so a flood of token requests is not a flood of requests to the backend.
+#[tokio::test]
+async fn a_backend_without_a_token_service_is_asked_once() {
+    let backend = Registry::start(RegistryOptions::default()).await;
+    let recorded = testkit::recorder::Recorder::start(&backend.url()).await;
+    let toml = backend_toml("internal", &recorded.url(), "").replacen(
+        "\n\n[[route]]",
+        "\nrelay_tokens = true\n\n[[route]]",
+        1,
+    );
+    let shim = Shim::start(&toml).await;
+    let c = http();
+    for _ in 0..5 {
+        let resp = c
+            .get(format!(
+                "{}/token/internal?scope=repository:team/app:pull",
+                shim.url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(error_code(resp).await, "NOT_FOUND");
+    }
+    let pings = recorded
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query == "/v2/")
+        .count();
+    assert_eq!(pings, 1, "{:?}", recorded.requests());
+}
