@@ -2,6 +2,7 @@
 //! with oras-py) through a real shim to a real docker-registry, indexed into a real PostgreSQL.
 
 mod bad_packages;
+mod budgets;
 mod clients;
 mod harness;
 mod lifecycle;
