@@ -21,7 +21,8 @@ if ((${#missing[@]})); then
     [[ $(id -u) -eq 0 ]] || { echo "install: apt-get install -y ${missing[*]}" >&2; exit 1; }
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-cargo build --release -q -p shimmer -p testkit --example write_attack
+cargo build --release -q -p shimmer
+cargo build --release -q -p testkit --example write_attack
 SHIMMER=$ROOT/target/release/shimmer
 WRITE=$ROOT/target/release/examples/write_attack
 
