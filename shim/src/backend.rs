@@ -5,7 +5,7 @@ use std::{
     cell::RefCell,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll, ready},
@@ -59,15 +59,9 @@ pub struct Backend {
     /// Whether clients ask this backend's token service through the shim (see [`crate::token`]):
     /// `relay_tokens`, or a `repository_prefix`.
     pub relay_tokens: bool,
-    /// The token service this backend last named in a `Bearer` challenge.
-    token_realm: Mutex<Option<String>>,
-    /// Until when a `GET /v2/` that named no token service is believed, so a flood of token
-    /// requests for a backend without one does not become a flood of requests to it.
-    no_realm_until: Mutex<Option<std::time::Instant>>,
+    /// What the shim knows of this backend's token service.
+    pub token_realm: crate::realm::RealmMemory,
 }
-
-/// How long a backend's answer that it names no token service is remembered.
-pub const NO_REALM_MEMORY: Duration = Duration::from_secs(60);
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// The pass-through client: hyper's pooled client directly, which costs about 15 us less CPU a
@@ -162,8 +156,7 @@ impl Backend {
             connector,
             read_timeout: cfg.read_timeout,
             relay_tokens: cfg.relay_tokens || !cfg.repository_prefix.is_empty(),
-            token_realm: Mutex::new(None),
-            no_realm_until: Mutex::new(None),
+            token_realm: Default::default(),
         }))
     }
 
@@ -217,33 +210,6 @@ impl Backend {
             pools.push((self.id, c.clone()));
             c
         })
-    }
-
-    /// Remembers the token service this backend named in a `Bearer` challenge.
-    pub fn learn_token_realm(&self, realm: &str) {
-        let mut known = self.token_realm.lock().expect("token realm lock");
-        if known.as_deref() != Some(realm) {
-            *known = Some(realm.to_owned());
-        }
-    }
-
-    /// Remembers, for [`NO_REALM_MEMORY`], that the backend's `GET /v2/` named no token service.
-    pub fn learn_no_token_realm(&self) {
-        *self.no_realm_until.lock().expect("realm lock") =
-            Some(std::time::Instant::now() + NO_REALM_MEMORY);
-    }
-
-    /// Whether the backend said lately that it names no token service.
-    pub fn lately_no_token_realm(&self) -> bool {
-        self.no_realm_until
-            .lock()
-            .expect("realm lock")
-            .is_some_and(|until| std::time::Instant::now() < until)
-    }
-
-    /// The token service this backend last named, if it has.
-    pub fn token_realm(&self) -> Option<String> {
-        self.token_realm.lock().expect("token realm lock").clone()
     }
 
     /// The backend's name for a shim repository.
@@ -446,49 +412,4 @@ pub(crate) fn test_backend(url: &str, prefix: &str) -> Arc<Backend> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::test_backend as backend;
-
-    #[test]
-    fn urls_keep_base_path() {
-        let b = backend("https://r.example.com:8443/registry/", "");
-        assert_eq!(
-            b.url("/v2/a/manifests/v1", Some("x=1")),
-            "https://r.example.com:8443/registry/v2/a/manifests/v1?x=1"
-        );
-        assert!(b.owns(&"https://r.example.com:8443/other".parse().unwrap()));
-        assert!(!b.owns(&"https://r.example.com/other".parse().unwrap()));
-    }
-
-    #[test]
-    fn api_urls_equal_parsed_urls() {
-        for base in [
-            "http://127.0.0.1:5001",
-            "https://r.example.com:8443/registry/",
-            "https://user@r.example.com/x?y=1#z",
-        ] {
-            let b = backend(base, "");
-            for (path, query) in [
-                ("/v2/", None),
-                ("/v2/a/b/manifests/v1.2_3-x", None),
-                ("/v2/a/blobs/sha256:0123", Some("digest=sha256%3A01&x=a+b")),
-                ("/v2/a/tags/list", Some("n=2&last=b%2Fc")),
-                ("/v2/_catalog", Some("")),
-            ] {
-                let parsed: url::Url = b.url(path, query).parse().unwrap();
-                assert_eq!(b.api_url(path, query), parsed, "{base} {path} {query:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn prefix_mapping_round_trips() {
-        let b = backend("http://127.0.0.1:5001", "mirror/");
-        assert_eq!(b.backend_repo("acme/provider-x"), "mirror/acme/provider-x");
-        assert_eq!(
-            b.shim_repo("mirror/acme/provider-x"),
-            Some("acme/provider-x")
-        );
-        assert_eq!(b.shim_repo("other/x"), None);
-    }
-}
+mod tests;

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod path;
 pub mod preload;
 pub mod pulls;
+pub mod realm;
 pub mod request_id;
 pub mod rewrite;
 pub mod routing;

@@ -87,7 +87,7 @@ pub fn rewrite_challenges(headers: &mut HeaderMap, backend: &Backend, token_url:
         let Some(realm) = http_realm(&params) else {
             continue;
         };
-        backend.learn_token_realm(realm);
+        backend.token_realm.learn(realm);
         let rewritten = params
             .iter()
             .map(|(k, v)| {
@@ -146,7 +146,7 @@ async fn relay(
         .backend(name)
         .filter(|b| b.relay_tokens)
         .ok_or_else(no_service)?;
-    let realm = match backend.token_realm() {
+    let realm = match backend.token_realm.get() {
         Some(realm) => realm,
         None => ask_realm(backend).await?.ok_or_else(no_service)?,
     };
@@ -215,10 +215,11 @@ async fn relay(
 }
 
 /// The realm `backend` names in the challenge of its `GET /v2/`, remembered; `None` if it asks
-/// for no token (also remembered, for [`crate::backend::NO_REALM_MEMORY`]). For a token request that reaches a shim before any challenge from the backend
-/// has (another process of a deployment handed out the challenge).
+/// for no token (also remembered, for [`crate::realm::NO_REALM_MEMORY`]). For a token request
+/// that reaches a shim before any challenge from the backend has (another process of a
+/// deployment handed out the challenge).
 async fn ask_realm(backend: &Arc<Backend>) -> Result<Option<String>, OciError> {
-    if backend.lately_no_token_realm() {
+    if backend.token_realm.lately_none() {
         return Ok(None);
     }
     let answer = backend
@@ -237,8 +238,8 @@ async fn ask_realm(backend: &Arc<Backend>) -> Result<Option<String>, OciError> {
         .filter_map(|v| v.to_str().ok().and_then(bearer_params))
         .find_map(|params| http_realm(&params).map(str::to_owned));
     match &realm {
-        Some(realm) => backend.learn_token_realm(realm),
-        None => backend.learn_no_token_realm(),
+        Some(realm) => backend.token_realm.learn(realm),
+        None => backend.token_realm.learn_none(),
     }
     Ok(realm)
 }
@@ -362,7 +363,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            backend.token_realm().as_deref(),
+            backend.token_realm.get().as_deref(),
             Some("https://auth.example/token")
         );
     }

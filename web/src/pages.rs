@@ -369,7 +369,7 @@ pub struct ApiFacts {
 pub struct ExampleYaml {
     pub label: String,
     /// Its YAML, unless past the page's budget ([`MAX_PAGE_EXAMPLE_BYTES`]).
-    pub yaml: Option<String>,
+    pub yaml: Option<Arc<str>>,
     /// Its own docs page.
     pub url: String,
 }
@@ -400,11 +400,11 @@ struct DocsPage {
     json_url: String,
     api: Option<ApiFacts>,
     /// Every version's section, rendered by [`schema::render_versions`].
-    versions: String,
+    versions: Arc<str>,
     examples: Vec<ExampleYaml>,
     composition: Option<CompositionView>,
     /// The source as YAML, when it is at most [`MAX_INLINE_YAML_BYTES`] of JSON.
-    yaml: Option<String>,
+    yaml: Option<Arc<str>>,
 }
 
 /// Bytes of an object's JSON up to which its docs page shows its YAML inline (beyond, it links
@@ -469,7 +469,7 @@ pub async fn docs(
     let json_url = format!("{}.json", state.docs_url(digest));
     let body = Arc::new(object.body);
     let mut api = None;
-    let mut versions = String::new();
+    let mut versions: Arc<str> = Arc::from("");
     let mut examples = Vec::new();
     let mut composition = None;
     let title;
@@ -489,8 +489,7 @@ pub async fn docs(
             .render
             .html(key, move || schema::render_versions(&b, &url))
             .await
-            .or_page(&state)?
-            .to_string();
+            .or_page(&state)?;
         let (found, from_public) = db::examples_for(&state.pool, reader, digest, &group, &kind)
             .await
             .or_page(&state)?;
@@ -519,7 +518,7 @@ pub async fn docs(
                     .await
                     .or_page(&state)?;
                 budget = budget.saturating_sub(text.len());
-                yaml = (budget > 0).then(|| text.to_string());
+                yaml = (budget > 0).then_some(text);
             }
             examples.push(ExampleYaml {
                 label,
@@ -566,7 +565,7 @@ pub async fn docs(
             })
             .await
             .or_page(&state)?;
-        Some(text.to_string())
+        Some(text)
     } else {
         None
     };

@@ -101,6 +101,10 @@ impl Renderer {
     /// Publisher markdown as safe HTML ([`crate::markdown::render`]).
     pub async fn markdown(&self, source: &str) -> Result<Arc<str>, WebError> {
         let key = Self::key("markdown", &[source.as_bytes()]);
+        // A hit costs the digest only: the source is copied for a rendering, not for a lookup.
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
         let source = source.to_owned();
         self.html(key, move || crate::markdown::render(&source))
             .await

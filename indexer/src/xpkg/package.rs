@@ -291,9 +291,6 @@ fn collect_apis(
     apis
 }
 
-#[cfg(test)]
-mod tests;
-
 /// One API type per object (a CRD repeated in a package is one API, not two rows), within the
 /// version's limits on API types and on versions of one API.
 fn check_apis(
@@ -326,3 +323,6 @@ fn check_apis(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
