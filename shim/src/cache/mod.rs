@@ -50,6 +50,7 @@ use crate::{
 };
 
 mod evict;
+mod fill;
 mod manifest;
 mod stream;
 
