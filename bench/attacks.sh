@@ -8,25 +8,19 @@
 #
 #   bench/attacks.sh              # needs: postgresql docker-registry skopeo python3 (apt)
 #   SECONDS_UNDER_LOAD=20 bench/attacks.sh
+#   ATTACKS="nested-quotes huge-tar-path" bench/attacks.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 LOAD_SECONDS=${SECONDS_UNDER_LOAD:-10}
 
-missing=()
-for p in postgresql docker-registry skopeo python3; do
-    dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    [[ $(id -u) -eq 0 ]] || { echo "install: apt-get install -y ${missing[*]}" >&2; exit 1; }
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source bench/lib.sh
+require_packages postgresql docker-registry skopeo python3
 cargo build --release -q -p shimmer
 cargo build --release -q -p testkit --example write_attack
 SHIMMER=$ROOT/target/release/shimmer
 WRITE=$ROOT/target/release/examples/write_attack
 
-source bench/lib.sh
 bench_workdir attacks
 PG=$(free_port); REG=$(free_port)
 start_pg "$PG"
@@ -57,12 +51,7 @@ listen = "127.0.0.1:$web"
 workers = 1
 [database]
 url = "postgres://postgres@127.0.0.1:$PG/$db"
-[[backend]]
-name = "primary"
-url = "http://127.0.0.1:$REG"
-[[route]]
-prefix = ""
-backend = "primary"
+$(primary_backend_toml "http://127.0.0.1:$REG")
 TOML
     RUST_LOG=error "$SHIMMER" serve --config "$WORK/$attack.toml" >"$WORK/$attack.log" 2>&1 &
     pid=$!
@@ -112,6 +101,6 @@ PY
 
 echo "| attack | stored as | worst page | first view | cached view | home p50 / p99 under 4 clients on it (requests) | serve peak RSS |"
 echo "|---|---|---|---|---|---|---|"
-for attack in wide-schema-1000 wide-schema-64 repeated-docs-8 nested-quotes nested-html huge-tar-path; do
+for attack in ${ATTACKS:-wide-schema-1000 wide-schema-64 repeated-docs-8 nested-quotes nested-html huge-tar-path}; do
     run "$attack"
 done

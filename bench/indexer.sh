@@ -12,18 +12,11 @@ ROOT=$PWD
 EC2=${SHIMMER_TESTDATA:-$ROOT/../shared/testdata/xpkg-sources}/provider-aws-ec2-v2.6.0
 COPIES=${COPIES:-11}
 
-missing=()
-for p in postgresql docker-registry skopeo time python3; do
-    dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    [[ $(id -u) -eq 0 ]] || { echo "install: apt-get install -y ${missing[*]}" >&2; exit 1; }
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source bench/lib.sh
+require_packages postgresql docker-registry skopeo time python3
 cargo build --release -q -p shimmer
 SHIMMER=$ROOT/target/release/shimmer
 
-source bench/lib.sh
 bench_workdir indexer
 PG=$(free_port); REG=$(free_port); SHIM=$(free_port)
 mkdir -p "$WORK/data"
@@ -44,12 +37,7 @@ listen = "127.0.0.1:$SHIM"
 url = "postgres://postgres@127.0.0.1:$PG/shimmer"
 [log]
 filter = "warn"
-[[backend]]
-name = "primary"
-url = "http://127.0.0.1:$REG"
-[[route]]
-prefix = ""
-backend = "primary"
+$(primary_backend_toml "http://127.0.0.1:$REG")
 EOF
 "$SHIMMER" migrate --config "$WORK/shimmer.toml"
 "$SHIMMER" shim --config "$WORK/shimmer.toml" >"$WORK/shim.log" 2>&1 & PIDS+=($!)

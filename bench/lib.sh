@@ -1,7 +1,25 @@
 # Shared by the benchmark scripts (sourced): a work directory removed on exit with every process
 # started (PIDS), free loopback ports, and a private PostgreSQL with a `shimmer` database.
 
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+# require_packages PKG...: installs the Debian packages that are missing (as root), or says
+# which to install and exits.
+require_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    [[ $(id -u) -eq 0 ]] || { echo "install: apt-get install -y ${missing[*]}" >&2; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+}
+
+# primary_backend_toml URL: one backend "primary" at URL with every repository routed to it.
+primary_backend_toml() {
+    printf '[[backend]]\nname = "primary"\nurl = "%s"\n[[route]]\nprefix = ""\nbackend = "primary"\n' "$1"
+}
+
+# PostgreSQL's programs, found when a cluster starts (after require_packages installed them).
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true; }
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
@@ -22,6 +40,7 @@ bench_cleanup() {
 
 # start_pg PORT: a throwaway cluster in $WORK/pg (fsync off) with an empty `shimmer` database.
 start_pg() {
+    PG_BIN=$(pg_bin)
     mkdir -p "$WORK/pg"
     [[ $(id -u) -eq 0 ]] && chown postgres: "$WORK/pg"
     as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --locale=C --no-sync >/dev/null
