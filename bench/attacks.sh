@@ -56,7 +56,10 @@ TOML
     RUST_LOG=error "$SHIMMER" serve --config "$WORK/$attack.toml" >"$WORK/$attack.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    wait_port "$shim"; wait_port "$web"
+    if ! (wait_port "$shim" && wait_port "$web"); then
+        tail -n 20 "$WORK/$attack.log" >&2
+        exit 1
+    fi
     rm -rf "$WORK/layout"
     "$WRITE" "$attack" "$WORK/layout"
     skopeo copy -q --all --dest-tls-verify=false "oci:$WORK/layout:attack" \

@@ -33,7 +33,7 @@ struct Serve {
     child: tokio::process::Child,
     shim: String,
     web: String,
-    registry: Registry,
+    _registry: Registry,
     pool: sqlx::PgPool,
     _db: testkit::pg::TestDatabase,
     _dir: tempfile::TempDir,
@@ -97,7 +97,7 @@ impl Serve {
             child,
             shim: shim.unwrap(),
             web: web.unwrap(),
-            registry,
+            _registry: registry,
             pool,
             _db: db,
             _dir: dir,
@@ -219,7 +219,6 @@ impl Serve {
             .await
             .unwrap();
         assert_eq!(home.status(), 200);
-        let _ = &self.registry;
     }
 }
 
