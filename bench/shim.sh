@@ -77,7 +77,12 @@ acquire_timeout = "200ms"
 migrate_on_start = false
 [log]
 filter = "error"
-$(primary_backend_toml "http://127.0.0.1:$REG")
+[[backend]]
+name = "primary"
+url = "http://127.0.0.1:$REG"
+[[route]]
+prefix = ""
+backend = "primary"
 EOF
 "${P[@]}" "$SHIMMER" shim --config "$WORK/shimmer.toml" >"$WORK/shim.log" 2>&1 & PIDS+=($!); SHIM_PID=$!
 user=""; [[ $(id -u) -eq 0 ]] && user="user root;"
