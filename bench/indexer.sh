@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-EC2=${SHIMMER_TESTDATA:-$ROOT/../shared/testdata/xpkg-sources}/provider-aws-ec2-v2.6.0
+EC2=${SHIMMER_TESTDATA:-$ROOT/testdata/xpkg-sources}/provider-aws-ec2-v2.6.0
 COPIES=${COPIES:-11}
 
 source bench/lib.sh

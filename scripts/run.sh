@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 STATE=$ROOT/.shimmer-run
 SAMPLES=${SHIMMER_RUN_SAMPLES:-"provider-nop-main function-patch-and-transform-v0.10.8 configuration-aws-network-v0.15.0 provider-kubernetes-v1.2.1"}
-TESTDATA=${SHIMMER_TESTDATA:-$ROOT/../shared/testdata/xpkg-sources}
+TESTDATA=${SHIMMER_TESTDATA:-$ROOT/testdata/xpkg-sources}
 
 log() { printf '==> %s\n' "$*" >&2; }
 is_root() { [[ $(id -u) -eq 0 ]]; }
@@ -127,7 +127,7 @@ done
 curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { tail -20 "$STATE/shimmer.log" >&2; exit 1; }
 curl -sf "http://127.0.0.1:$WEB_PORT/healthz" >/dev/null || { tail -20 "$STATE/shimmer.log" >&2; exit 1; }
 
-# 5. Sample packages from shared/testdata, built as `crossplane xpkg build` would and pushed
+# 5. Sample packages from testdata/, built as `crossplane xpkg build` would and pushed
 #    through the shim; the indexer picks them up from the queue.
 log "pushing sample packages through the shim"
 pushed=0

@@ -78,7 +78,7 @@ pub fn write(layout: &OciLayout, tag: &str, image: &PackageImage) -> Descriptor 
     desc
 }
 
-/// The package image of a source tree in `shared/testdata/xpkg-sources`.
+/// The package image of a source tree in `testdata/xpkg-sources`.
 pub fn from_source(dir: &std::path::Path) -> PackageImage {
     PackageImage {
         package_yaml: crate::xpkg_source::package_yaml(dir),

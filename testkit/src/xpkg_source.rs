@@ -1,5 +1,5 @@
 //! Builds the `package.yaml` and `.up/examples.yaml` streams of a Crossplane package from a
-//! source tree in `shared/testdata/xpkg-sources`, the way the build tools would. Pure std.
+//! source tree in `testdata/xpkg-sources`, the way the build tools would. Pure std.
 //!
 //! What a real build does, and what this module does instead:
 //! - `crossplane xpkg build` walks the package root in lexical order (afero.Walk), keeps every
@@ -35,10 +35,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Default location of the source trees, relative to this crate.
-const RELATIVE_ROOT: &str = "../../shared/testdata/xpkg-sources";
+const RELATIVE_ROOT: &str = "../testdata/xpkg-sources";
 
-/// Root of the package source trees: `$SHIMMER_TESTDATA` if set, else
-/// `shared/testdata/xpkg-sources` beside the workspace.
+/// Root of the package source trees: `$SHIMMER_TESTDATA` if set, else the workspace's
+/// `testdata/xpkg-sources`.
 pub fn testdata_root() -> PathBuf {
     match std::env::var_os("SHIMMER_TESTDATA") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),

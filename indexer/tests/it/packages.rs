@@ -1,4 +1,4 @@
-//! Real packages from `shared/testdata/xpkg-sources`, every version, through the whole path.
+//! Real packages from `testdata/xpkg-sources`, every version, through the whole path.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -101,7 +101,7 @@ visibility = \"private\"
         }
     }
 
-    /// Builds the package image of `shared/testdata/xpkg-sources/<source>` and pushes it
+    /// Builds the package image of `testdata/xpkg-sources/<source>` and pushes it
     /// through the shim as `repo:tag`.
     pub async fn push_source(&self, source: &str, repo: &str, tag: &str) {
         let image = xpkg_image::from_source(&xpkg_source::testdata_root().join(source));

@@ -1,4 +1,4 @@
-//! `parse_package` against every real package tree in `shared/testdata/xpkg-sources`.
+//! `parse_package` against every real package tree in `testdata/xpkg-sources`.
 
 use std::collections::BTreeSet;
 use std::fs;
