@@ -215,7 +215,9 @@ async fn web_only(config: Arc<Config>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding web.listen {}", config.web.listen))?;
     println!("shimmer: marketplace at http://{}/", listener.local_addr()?);
-    shimmer_web::serve_on(listener, &config, pool, shutdown_signal()).await
+    shimmer_web::serve_on(listener, &config, pool, shutdown_signal())
+        .await
+        .map_err(Into::into)
 }
 
 async fn indexer_only(config: Arc<Config>) -> anyhow::Result<()> {
@@ -254,11 +256,12 @@ fn split_reference(reference: &str) -> anyhow::Result<(String, String)> {
 
 async fn index_one(config: Arc<Config>, reference: &str, json: bool) -> anyhow::Result<()> {
     let (repo, reference) = split_reference(reference)?;
-    let routes = shimmer_shim::routing::Routes::from_config(&config)?;
+    let routes = config.route_table();
     let backend = routes
         .route(&repo)
         .with_context(|| format!("no route covers {repo:?}"))?
-        .name
+        .1
+        .backend
         .clone();
     let pool = command_pool(&config).await?;
     let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
@@ -402,7 +405,7 @@ async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()
         anyhow::bail!("no backend named {name:?} is configured");
     }
     let pool = command_pool(&config).await?;
-    let routes = shimmer_shim::routing::Routes::from_config(&config)?;
+    let routes = config.route_table();
     let indexer = shimmer_indexer::worker::Indexer::new(config.clone(), pool.clone())?;
     let mut failed = 0;
     for b in &config.backends {
@@ -419,7 +422,7 @@ async fn reconcile(config: Arc<Config>, only: Option<&str>) -> anyhow::Result<()
             }
         };
         let report = shimmer_indexer::reconcile::reconcile(&pool, reader, |repo| {
-            routes.route(repo).is_some_and(|r| r.name == b.name)
+            routes.route(repo).is_some_and(|(_, r)| r.backend == b.name)
         })
         .await
         .with_context(|| format!("reading the catalog of backend {}", b.name))?;

@@ -11,6 +11,7 @@
 
 mod duration;
 mod registries;
+mod routes;
 mod secret;
 mod services;
 
@@ -26,6 +27,7 @@ pub use registries::{
     BackendConfig, CacheConfig, ClientAuth, RouteConfig, TagTtl, UpstreamConfig, Visibility,
     normalize_registry_host,
 };
+pub use routes::RouteTable;
 pub use secret::Secret;
 pub use services::{DatabaseConfig, IndexerConfig, LogConfig, LogFormat, ServerConfig, WebConfig};
 
@@ -89,17 +91,22 @@ impl Config {
     /// The configured visibility of a backend's repository: the longest matching route's, else
     /// the backend's; `None` when neither says (the indexer then asks the backend).
     pub fn visibility(&self, backend: &str, repository: &str) -> Option<Visibility> {
-        let route = self
-            .routes
-            .iter()
-            .filter(|r| r.backend == backend && repository.starts_with(r.prefix.as_str()))
-            .max_by_key(|r| r.prefix.len());
+        let table = self.route_table();
+        let route = table
+            .route(repository)
+            .map(|(_, r)| *r)
+            .filter(|r| r.backend == backend);
         route.and_then(|r| r.visibility).or_else(|| {
             self.backends
                 .iter()
                 .find(|b| b.name == backend)
                 .and_then(|b| b.visibility)
         })
+    }
+
+    /// The `[[route]]` table: which route a repository name falls under.
+    pub fn route_table(&self) -> RouteTable<&RouteConfig> {
+        RouteTable::new(self.routes.iter().map(|r| (r.prefix.clone(), r)))
     }
 
     /// Reads `path` (required when `explicit`, optional otherwise), then the `SHIMMER_*`

@@ -9,7 +9,7 @@ use shimmer_store::{
     jobs::{self, JobSource, NewJob},
 };
 
-use crate::registry::{BackendReader, RegistryError};
+use shimmer_registry::{Client, RegistryError};
 
 /// What a reconcile pass found.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -31,7 +31,7 @@ pub struct Report {
 /// database refusing a write) is logged, counted in [`Report::failed`], and skipped.
 pub async fn reconcile(
     pool: &PgPool,
-    backend: &BackendReader,
+    backend: &Client,
     route: impl Fn(&str) -> bool,
 ) -> Result<Report, RegistryError> {
     let mut report = Report::default();
@@ -41,7 +41,7 @@ pub async fn reconcile(
         }
         report.repositories += 1;
         if let Err(error) = repository(pool, backend, &repo, &mut report).await {
-            tracing::warn!(backend = %backend.name, repository = %repo, %error, "reconcile: repository skipped");
+            tracing::warn!(backend = %backend.name(), repository = %repo, %error, "reconcile: repository skipped");
             report.failed += 1;
             if report.errors.len() < 20 {
                 report.errors.push(format!("{repo}: {error}"));
@@ -53,20 +53,20 @@ pub async fn reconcile(
 
 async fn repository(
     pool: &PgPool,
-    backend: &BackendReader,
+    backend: &Client,
     repo: &str,
     report: &mut Report,
 ) -> Result<(), RegistryError> {
     let db = |e: sqlx::Error| RegistryError::Io(std::io::Error::other(e));
     // First, so the requeued jobs count as open below and are not queued twice.
-    let requeued = jobs::requeue_failed(pool, &backend.name, repo)
+    let requeued = jobs::requeue_failed(pool, &backend.name(), repo)
         .await
         .map_err(db)?;
     report.requeued += requeued as usize;
     // Keyed by (tag, digest), not digest: a digest the store knows may have gained a tag, or a
     // tag moved to it, and only a job records a tag. A job for a stored digest costs one
     // manifest read: the pipeline finds the version and only moves the tag.
-    let mut known = jobs::known_tags(pool, &backend.name, repo)
+    let mut known = jobs::known_tags(pool, &backend.name(), repo)
         .await
         .map_err(db)?;
     for tag in backend.tags(repo).await? {
@@ -76,7 +76,7 @@ async fn repository(
             continue;
         }
         let job = NewJob {
-            backend: backend.name.clone(),
+            backend: backend.name().to_owned(),
             repository: repo.to_owned(),
             reference: tag,
             digest,

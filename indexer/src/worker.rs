@@ -12,26 +12,24 @@ use shimmer_store::{
 };
 use tokio::sync::{Notify, watch};
 
-use crate::{
-    pipeline::{self, IndexError, Options},
-    registry::BackendReader,
-};
+use shimmer_registry::Client;
+
+use crate::pipeline::{self, IndexError, Options};
 
 /// What workers share.
 pub struct Indexer {
     pool: PgPool,
     config: Arc<Config>,
-    backends: HashMap<String, BackendReader>,
+    backends: HashMap<String, Client>,
     options: Options,
     wake: Notify,
 }
 
 impl Indexer {
     pub fn new(config: Arc<Config>, pool: PgPool) -> anyhow::Result<Arc<Self>> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut backends = HashMap::new();
         for b in &config.backends {
-            backends.insert(b.name.clone(), BackendReader::from_config(b)?);
+            backends.insert(b.name.clone(), Client::from_config(b)?);
         }
         let options = Options {
             flatten_limit: config.indexer.flatten_limit_bytes,
@@ -48,7 +46,7 @@ impl Indexer {
     }
 
     /// The reader of a configured backend.
-    pub fn backend(&self, name: &str) -> anyhow::Result<&BackendReader> {
+    pub fn backend(&self, name: &str) -> anyhow::Result<&Client> {
         self.backends
             .get(name)
             .ok_or_else(|| anyhow::anyhow!("no backend named {name:?} is configured"))

@@ -1,5 +1,6 @@
-//! A backend registry: its HTTP client (TLS, timeouts), its repository name mapping, and what
-//! the shim has learnt about whether it wants client credentials.
+//! A backend registry as the shim forwards to it: its connection (from the registry crate), the
+//! per-thread pools of the `/v2` pass-through, and what the shim has learnt about whether it
+//! wants client credentials.
 
 use std::{
     cell::RefCell,
@@ -16,18 +17,15 @@ use axum::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper_util::{
-    client::legacy::{Client, connect::HttpConnector},
+    client::legacy::Client,
     rt::{TokioExecutor, TokioTimer},
 };
 use reqwest::StatusCode;
-use shimmer_config::{BackendConfig, ClientAuth, Secret};
+use shimmer_config::{BackendConfig, ClientAuth};
+use shimmer_registry::{Connection, Connector, Endpoint, RegistryError};
 use tokio::time::{Instant, Sleep};
-use url::Url;
 
-/// Installs rustls' ring crypto provider once per process (reqwest is built without a default).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use shimmer_registry::install_crypto_provider;
 
 const AUTH_UNKNOWN: u8 = 0;
 const AUTH_OPEN: u8 = 1;
@@ -37,21 +35,11 @@ const AUTH_PROTECTED: u8 = 2;
 #[derive(Debug)]
 pub struct Backend {
     pub name: String,
-    /// Scheme, host and port of the backend, e.g. `https://registry.example.com:5000`.
-    origin: String,
-    /// Path the backend's API lives under, without a trailing slash (usually empty).
-    base_path: String,
-    /// The configured URL, parsed once: [`Backend::api_url`] only sets its path and query.
-    base_url: Url,
-    /// Prepended to shim repository names to get backend repository names.
-    pub prefix: String,
+    /// TLS, timeouts, credentials and URLs: the one connection setup shimmer has.
+    pub conn: Arc<Connection>,
     pub client_auth: ClientAuth,
     /// Whether the backend has asked for credentials (see [`Backend::forwards_client_auth`]).
     auth: AtomicU8,
-    /// Credentials shimmer itself uses (never a client's).
-    pub credentials: Option<(String, Secret)>,
-    /// For the shim's own requests (probes, the cache, upstream token exchange).
-    pub client: reqwest::Client,
     /// Identifies this backend's pass-through pools (see [`Backend::passthrough`]).
     id: usize,
     connector: Connector,
@@ -63,7 +51,6 @@ pub struct Backend {
     pub token_realm: crate::realm::RealmMemory,
 }
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// The pass-through client: hyper's pooled client directly, which costs about 15 us less CPU a
 /// request than going through reqwest (measured with `bench/shim.sh`).
 type PassClient = Client<Connector, Body>;
@@ -77,25 +64,6 @@ thread_local! {
     static POOLS: RefCell<Vec<(usize, PassClient)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Why a backend could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    #[error("backend {backend}: {what}: {source}")]
-    File {
-        backend: String,
-        what: &'static str,
-        source: std::io::Error,
-    },
-    #[error("backend {backend}: {what}: {message}")]
-    Tls {
-        backend: String,
-        what: &'static str,
-        message: String,
-    },
-    #[error(transparent)]
-    Config(#[from] shimmer_config::ConfigError),
-}
-
 /// Why a pass-through request got no answer from the backend.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -106,58 +74,24 @@ pub enum SendError {
 }
 
 impl Backend {
-    pub fn from_config(cfg: &BackendConfig) -> Result<Arc<Self>, BackendError> {
-        install_crypto_provider();
-        let mut tls = crate::tls::client_config(cfg)?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(cfg.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.read_timeout)
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(64)
-            .tls_backend_preconfigured(tls)
-            .build()
-            .map_err(|e| BackendError::Tls {
-                backend: cfg.name.clone(),
-                what: "client",
-                message: e.to_string(),
-            })?;
-        let credentials = match (&cfg.username, cfg.resolve_password()?) {
-            (Some(u), Some(p)) => Some((u.clone(), p)),
-            (Some(u), None) => Some((u.clone(), Secret::new(""))),
-            _ => None,
-        };
-        let url = &cfg.url;
-        let origin = url[..url::Position::BeforePath].to_owned();
-        let base_path = url.path().trim_end_matches('/').to_owned();
+    pub fn from_config(cfg: &BackendConfig) -> Result<Arc<Self>, RegistryError> {
+        let conn = Connection::from_config(cfg)?;
         Ok(Arc::new(Self {
             name: cfg.name.clone(),
-            origin,
-            base_path,
-            base_url: url.clone(),
-            prefix: cfg.repository_prefix.clone(),
+            connector: conn.connector(),
+            conn: Arc::new(conn),
             client_auth: cfg.client_auth,
             auth: AtomicU8::new(AUTH_UNKNOWN),
-            credentials,
-            client,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            connector,
             read_timeout: cfg.read_timeout,
             relay_tokens: cfg.relay_tokens || !cfg.repository_prefix.is_empty(),
             token_realm: Default::default(),
         }))
+    }
+
+    /// Where the backend's API lives and how its repository names map onto the shim's.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.conn.endpoint
     }
 
     /// Sends a client's request on to the backend with the pass-through client. `read_timeout`
@@ -212,61 +146,6 @@ impl Backend {
         })
     }
 
-    /// The backend's name for a shim repository.
-    pub fn backend_repo(&self, shim_name: &str) -> String {
-        format!("{}{}", self.prefix, shim_name)
-    }
-
-    /// The shim's name for a backend repository, if it is one the shim maps.
-    pub fn shim_repo<'a>(&self, backend_name: &'a str) -> Option<&'a str> {
-        backend_name.strip_prefix(&self.prefix)
-    }
-
-    /// The URL of an API path on this backend (`api_path` starts with `/v2/`).
-    pub fn url(&self, api_path: &str, query: Option<&str>) -> String {
-        let mut u = format!("{}{}{}", self.origin, self.base_path, api_path);
-        if let Some(q) = query {
-            u.push('?');
-            u.push_str(q);
-        }
-        u
-    }
-
-    /// [`Backend::url`], built on the parsed configured URL: no parse of its scheme and host per
-    /// request. `api_path` must be a path only (validated names, references and digests): a
-    /// `?` or `#` in it would be percent-encoded, not taken as a query or fragment.
-    pub fn api_url(&self, api_path: &str, query: Option<&str>) -> Url {
-        let mut u = self.base_url.clone();
-        if self.base_path.is_empty() {
-            u.set_path(api_path);
-        } else {
-            u.set_path(&format!("{}{api_path}", self.base_path));
-        }
-        u.set_query(query);
-        u.set_fragment(None);
-        u
-    }
-
-    /// The URL of an absolute path on this backend's origin (an upload location outside the
-    /// API path), so an encoded session can never point at another host.
-    pub fn at_origin(&self, path: &str, query: Option<&str>) -> String {
-        let mut u = format!("{}{}", self.origin, path);
-        if let Some(q) = query {
-            u.push('?');
-            u.push_str(q);
-        }
-        u
-    }
-
-    pub fn base_path(&self) -> &str {
-        &self.base_path
-    }
-
-    /// Whether `url` is on this backend (same scheme, host and port).
-    pub fn owns(&self, url: &Url) -> bool {
-        url[..url::Position::BeforePath] == self.origin
-    }
-
     /// Whether a client's `Authorization` header goes to this backend. With `auto`, only once
     /// the backend has shown it wants credentials (a 401 on any request, or on the probe), so
     /// credentials a client meant for a protected backend never reach an open one.
@@ -293,7 +172,12 @@ impl Backend {
     /// `GET /v2/` without credentials: the backend is up if it answers below 500; a 401 marks
     /// it as wanting credentials.
     pub async fn probe(&self) -> Result<StatusCode, reqwest::Error> {
-        let resp = self.client.get(self.url("/v2/", None)).send().await?;
+        let resp = self
+            .conn
+            .http
+            .get(self.endpoint().url("/v2/", None))
+            .send()
+            .await?;
         let status = resp.status();
         self.auth.store(
             if status == StatusCode::UNAUTHORIZED {

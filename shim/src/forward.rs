@@ -15,6 +15,7 @@ use axum::{
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use sha2::{Digest, Sha256, Sha512};
+use shimmer_registry::redirect;
 use shimmer_store::jobs::{JobSource, NewJob};
 use url::Url;
 
@@ -29,8 +30,6 @@ use crate::{
 
 /// Largest tag or catalog list the shim rewrites in memory.
 const LIST_LIMIT: usize = 16 * 1024 * 1024;
-/// Most redirects followed for one blob.
-const MAX_REDIRECTS: usize = 5;
 
 pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 
@@ -147,7 +146,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         },
     };
     let query = match &endpoint {
-        Endpoint::Catalog if !routed.backend.prefix.is_empty() => {
+        Endpoint::Catalog if !routed.backend.endpoint().prefix.is_empty() => {
             Some(catalog_query(&routed.backend, query.as_deref()))
         }
         _ => query,
@@ -170,16 +169,14 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         // ask for one; their requests have no body, so a challenged one is simply sent again.
         (Some(up), Some((_, repo))) => {
             let headers = request_headers(&parts.headers, false);
-            up.send(repo, || {
-                routed
-                    .backend
-                    .client
-                    .request(parts.method.clone(), url.clone())
-                    .headers(headers.clone())
-            })
-            .await
-            .map(|r| http::Response::from(r).map(Body::new))
-            .map_err(|e| e.to_string())
+            up.client
+                .send(repo, |http| {
+                    http.request(parts.method.clone(), url.clone())
+                        .headers(headers.clone())
+                })
+                .await
+                .map(|r| http::Response::from(r).map(Body::new))
+                .map_err(|e| e.to_string())
         }
         _ => {
             let mut headers = request_headers(&parts.headers, forward_auth);
@@ -210,16 +207,13 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         Endpoint::Blob { digest, .. }
             if state.config.server.follow_redirects && resp.status().is_redirection() =>
         {
-            follow_redirects(
-                state,
-                &routed.backend,
-                resp,
-                &url,
-                &parts.method,
-                &parts.headers,
-                digest,
-            )
-            .await?
+            follow_redirects(&routed.backend, resp, &url, &parts.method, &parts.headers, digest)
+                .await
+                .map_err(|error| {
+                    Metrics::inc(&state.metrics.backend_errors);
+                    tracing::warn!(backend = %routed.backend.name, %error, "following blob redirect failed");
+                    OciError::backend_unavailable(&routed.backend.name)
+                })?
         }
         _ => resp,
     };
@@ -261,7 +255,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
     let translate_list = head.status == StatusCode::OK
         && parts.method != Method::HEAD
         && match endpoint {
-            Endpoint::Tags { .. } => !routed.backend.prefix.is_empty(),
+            Endpoint::Tags { .. } => !routed.backend.endpoint().prefix.is_empty(),
             Endpoint::Catalog => true,
             _ => false,
         };
@@ -273,7 +267,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         body
     };
     let mut response = Response::from_parts(head, body);
-    if matches!(endpoint, Endpoint::Catalog) && !routed.backend.prefix.is_empty() {
+    if matches!(endpoint, Endpoint::Catalog) && !routed.backend.endpoint().prefix.is_empty() {
         let link = response.headers_mut().remove(header::LINK);
         let next = link
             .as_ref()
@@ -313,6 +307,7 @@ async fn backend_blob_from_cache(
     let forward_auth = routed.backend.forwards_client_auth().await;
     let url = routed
         .backend
+        .endpoint()
         .api_url(&format!("/v2/{repo}/blobs/{digest}"), None);
     let head = backend_request(
         &Method::HEAD,
@@ -468,7 +463,7 @@ fn resolve(state: &AppState, endpoint: &Endpoint) -> Result<Option<Routed>, OciE
                 .route(name)
                 .ok_or_else(|| OciError::name_unknown(name))?
                 .clone();
-            let backend_repo = backend.backend_repo(name);
+            let backend_repo = backend.endpoint().backend_repo(name);
             Ok(Some(Routed {
                 backend,
                 repo: Some((name.to_owned(), backend_repo)),
@@ -497,27 +492,36 @@ fn backend_url(
     // Paths built from validated names, references and digests: set on the backend's parsed
     // URL (no parse of scheme and host per request).
     let url = match endpoint {
-        Endpoint::Base => return Ok(b.api_url("/v2/", query)),
-        Endpoint::Catalog => return Ok(b.api_url("/v2/_catalog", query)),
-        Endpoint::Tags { .. } => return Ok(b.api_url(&format!("/v2/{repo}/tags/list"), query)),
+        Endpoint::Base => return Ok(b.endpoint().api_url("/v2/", query)),
+        Endpoint::Catalog => return Ok(b.endpoint().api_url("/v2/_catalog", query)),
+        Endpoint::Tags { .. } => {
+            return Ok(b
+                .endpoint()
+                .api_url(&format!("/v2/{repo}/tags/list"), query));
+        }
         Endpoint::Manifest { reference, .. } => {
             let path = format!("/v2/{repo}/manifests/{}", reference.as_str());
-            return Ok(b.api_url(&path, query));
+            return Ok(b.endpoint().api_url(&path, query));
         }
         Endpoint::Blob { digest, .. } => {
-            return Ok(b.api_url(&format!("/v2/{repo}/blobs/{digest}"), query));
+            return Ok(b
+                .endpoint()
+                .api_url(&format!("/v2/{repo}/blobs/{digest}"), query));
         }
         Endpoint::Referrers { digest, .. } => {
-            return Ok(b.api_url(&format!("/v2/{repo}/referrers/{digest}"), query));
+            return Ok(b
+                .endpoint()
+                .api_url(&format!("/v2/{repo}/referrers/{digest}"), query));
         }
         // Upload sessions carry the backend's opaque state: parsed as the backend wrote it.
         Endpoint::UploadStart { .. } => {
             let query = query.map(|q| mount_query(state, b, q));
-            b.url(&format!("/v2/{repo}/blobs/uploads/"), query.as_deref())
+            b.endpoint()
+                .url(&format!("/v2/{repo}/blobs/uploads/"), query.as_deref())
         }
         Endpoint::UploadSession { name, session } => {
             match state.sessions.decode(&b.name, name, session) {
-                Some(Ok(path)) => b.at_origin(&path, query),
+                Some(Ok(path)) => b.endpoint().at_origin(&path, query),
                 Some(Err(())) => {
                     return Err(OciError::new(
                         StatusCode::NOT_FOUND,
@@ -526,10 +530,12 @@ fn backend_url(
                     ));
                 }
                 None => {
-                    let uploads = format!("{}/v2/{repo}/blobs/uploads/", b.base_path());
-                    let url =
-                        Url::parse(&b.url(&format!("/v2/{repo}/blobs/uploads/{session}"), query))
-                            .map_err(|_| OciError::not_found("invalid URL"))?;
+                    let uploads = format!("{}/v2/{repo}/blobs/uploads/", b.endpoint().base_path());
+                    let url = Url::parse(
+                        &b.endpoint()
+                            .url(&format!("/v2/{repo}/blobs/uploads/{session}"), query),
+                    )
+                    .map_err(|_| OciError::not_found("invalid URL"))?;
                     // However the URL parser read the session, it stays an upload of this repository.
                     if !url.path().starts_with(&uploads) {
                         return Err(OciError::new(
@@ -582,7 +588,7 @@ fn mount_query(state: &AppState, backend: &Backend, query: &str) -> String {
     if same_backend {
         kept.push(format!(
             "from={}",
-            url::form_urlencoded::byte_serialize(backend.backend_repo(&from).as_bytes())
+            url::form_urlencoded::byte_serialize(backend.endpoint().backend_repo(&from).as_bytes())
                 .collect::<String>()
         ));
     }
@@ -600,8 +606,8 @@ fn catalog_query(backend: &Backend, query: Option<&str>) -> String {
         .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty());
     let last = match last {
-        Some(shim_name) => backend.backend_repo(&shim_name),
-        None => backend.prefix.trim_end_matches('/').to_owned(),
+        Some(shim_name) => backend.endpoint().backend_repo(&shim_name),
+        None => backend.endpoint().prefix.trim_end_matches('/').to_owned(),
     };
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs().filter(|(k, _)| k != "last"))
@@ -620,7 +626,7 @@ fn catalog_link(backend: &Backend, link: &str) -> Option<String> {
         .into_owned()
         .collect();
     let last = pairs.iter().find(|(k, _)| k == "last")?;
-    let shim_last = backend.shim_repo(&last.1)?;
+    let shim_last = backend.endpoint().shim_repo(&last.1)?;
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs.iter().map(|(k, v)| {
             let v = if k == "last" { shim_last } else { v.as_str() };
@@ -803,58 +809,34 @@ fn rewrite_response_headers(headers: &mut HeaderMap, ctx: &rewrite::Context<'_>)
 }
 
 /// Follows a backend's blob redirect (to object storage or a CDN) for clients that cannot reach
-/// it. The client's credentials are not sent along; only the headers that shape the answer are.
+/// it ([`shimmer_registry::redirect`]: bounded, never with credentials). Only the client's
+/// headers that shape the answer go along.
 async fn follow_redirects(
-    state: &AppState,
     backend: &Backend,
-    mut resp: http::Response<Body>,
+    resp: http::Response<Body>,
     url: &Url,
     method: &Method,
     client_headers: &HeaderMap,
     digest: &str,
-) -> Result<http::Response<Body>, OciError> {
-    let failed = |error: &dyn std::fmt::Display| {
-        Metrics::inc(&state.metrics.backend_errors);
-        tracing::warn!(backend = %backend.name, %error, "following blob redirect failed");
-        OciError::backend_unavailable(&backend.name)
+) -> Result<http::Response<Body>, String> {
+    let Some(next) = redirect::location(resp.status(), resp.headers(), url) else {
+        return Ok(resp);
     };
-    let mut current = url.clone();
-    for _ in 0..MAX_REDIRECTS {
-        if !resp.status().is_redirection() {
-            break;
+    let mut headers = HeaderMap::new();
+    for name in [
+        header::RANGE,
+        header::ACCEPT,
+        header::IF_NONE_MATCH,
+        header::IF_RANGE,
+    ] {
+        for v in client_headers.get_all(&name) {
+            headers.append(name.clone(), v.clone());
         }
-        let Some(next) = resp
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| current.join(l).ok())
-        else {
-            return Ok(resp);
-        };
-        let mut headers = HeaderMap::new();
-        for name in [
-            header::RANGE,
-            header::ACCEPT,
-            header::IF_NONE_MATCH,
-            header::IF_RANGE,
-        ] {
-            for v in client_headers.get_all(&name) {
-                headers.append(name.clone(), v.clone());
-            }
-        }
-        resp = state
-            .redirect_client
-            .request(method.clone(), next.clone())
-            .headers(headers)
-            .send()
-            .await
-            .map(|r| http::Response::from(r).map(Body::new))
-            .map_err(|e| failed(&e))?;
-        current = next;
     }
-    if resp.status().is_redirection() {
-        return Err(failed(&"too many redirects"));
-    }
+    let followed = redirect::follow(&backend.conn, method, next, &headers)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut resp = http::Response::from(followed).map(Body::new);
     if resp.status().is_success()
         && !resp.headers().contains_key(&DOCKER_CONTENT_DIGEST)
         && let Ok(v) = HeaderValue::from_str(digest)
@@ -953,7 +935,10 @@ fn translate_names(
         Endpoint::Catalog => {
             if let Some(repos) = value.get_mut("repositories").and_then(|r| r.as_array_mut()) {
                 repos.retain_mut(|r| {
-                    let Some(shim) = r.as_str().and_then(|n| routed.backend.shim_repo(n)) else {
+                    let Some(shim) = r
+                        .as_str()
+                        .and_then(|n| routed.backend.endpoint().shim_repo(n))
+                    else {
                         return false;
                     };
                     let served_here = state

@@ -20,7 +20,6 @@ pub mod realm;
 pub mod request_id;
 pub mod rewrite;
 pub mod routing;
-pub mod tls;
 pub mod token;
 pub mod upstream;
 
@@ -54,8 +53,6 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Pull counts, flushed to `package_pulls` in the background.
     pub pulls: Arc<pulls::Pulls>,
-    /// Follows blob redirects to object storage: no credentials, system trust roots.
-    pub redirect_client: reqwest::Client,
     /// Signs the upload sessions that carry a backend path outside `/v2`.
     pub sessions: rewrite::SessionKey,
     public_base: String,
@@ -77,12 +74,6 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let cache = cache::Cache::new(&config.cache, pool.clone(), metrics.clone())?;
         let enqueuer = Enqueuer::new(pool.clone(), config.server.seen_cache_size, metrics.clone());
-        let redirect_client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .build()?;
         let public_base = config
             .server
             .public_url
@@ -106,7 +97,6 @@ impl AppState {
             enqueuer,
             metrics,
             pulls: pulls::Pulls::new(),
-            redirect_client,
             public_base,
         })))
     }

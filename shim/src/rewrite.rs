@@ -105,13 +105,13 @@ impl Context<'_> {
     /// Rewrites one URL from a backend header; `None` leaves it unchanged.
     pub fn url(&self, value: &str) -> Option<String> {
         let abs = self.request_url.join(value).ok()?;
-        if !self.backend.owns(&abs) {
+        if !self.backend.endpoint().owns(&abs) {
             return None;
         }
         let query = raw_query(value);
         let path = abs.path();
         let in_api = path
-            .strip_prefix(self.backend.base_path())
+            .strip_prefix(self.backend.endpoint().base_path())
             .and_then(|p| p.strip_prefix("/v2/"));
         let shim_path = match in_api.and_then(|rest| self.map_api_path(rest)) {
             Some(p) => p,
@@ -151,7 +151,7 @@ impl Context<'_> {
                 Some(format!("/v2/{shim_repo}{tail}"))
             }
             None => {
-                let shim_rest = self.backend.shim_repo(rest)?;
+                let shim_rest = self.backend.endpoint().shim_repo(rest)?;
                 Some(format!("/v2/{shim_rest}"))
             }
         }

@@ -1,39 +1,37 @@
-//! Which backend a repository belongs to: the longest configured prefix that matches wins.
+//! Which backend a repository belongs to: the configuration's [`RouteTable`] (the longest
+//! configured prefix that matches wins) over the backends built from it.
 
 use std::{collections::HashMap, sync::Arc};
 
 use shimmer_config::Config;
+use shimmer_registry::{RegistryError, RouteTable};
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::Backend;
 
 /// The route table, built once at start.
 #[derive(Debug)]
 pub struct Routes {
-    /// Sorted by prefix length, longest first.
-    routes: Vec<(String, Arc<Backend>)>,
+    routes: RouteTable<Arc<Backend>>,
     backends: HashMap<String, Arc<Backend>>,
     /// The backend answering `GET /v2/` and `_catalog`.
     ping: Option<Arc<Backend>>,
 }
 
 impl Routes {
-    pub fn from_config(config: &Config) -> Result<Self, BackendError> {
+    pub fn from_config(config: &Config) -> Result<Self, RegistryError> {
         let mut backends = HashMap::new();
         for b in &config.backends {
             backends.insert(b.name.clone(), Backend::from_config(b)?);
         }
-        let mut routes: Vec<(String, Arc<Backend>)> = config
-            .routes
-            .iter()
-            .map(|r| (r.prefix.clone(), backends[&r.backend].clone()))
-            .collect();
-        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+        let routes = RouteTable::new(
+            config
+                .routes
+                .iter()
+                .map(|r| (r.prefix.clone(), backends[&r.backend].clone())),
+        );
         let ping = match &config.server.ping_backend {
             Some(name) => Some(backends[name].clone()),
-            None => routes
-                .iter()
-                .find(|(p, _)| p.is_empty())
-                .map(|(_, b)| b.clone()),
+            None => routes.default_route().cloned(),
         };
         Ok(Self {
             routes,
@@ -44,10 +42,7 @@ impl Routes {
 
     /// The backend a shim repository name routes to, if any.
     pub fn route(&self, name: &str) -> Option<&Arc<Backend>> {
-        self.routes
-            .iter()
-            .find(|(prefix, _)| name.starts_with(prefix.as_str()))
-            .map(|(_, b)| b)
+        self.routes.route(name).map(|(_, b)| b)
     }
 
     pub fn ping_backend(&self) -> Option<&Arc<Backend>> {

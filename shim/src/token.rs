@@ -26,12 +26,9 @@ use axum::{
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use url::form_urlencoded;
 
-use crate::{
-    AppState,
-    backend::Backend,
-    error::OciError,
-    upstream::{bearer_params, is_http_url},
-};
+use shimmer_registry::auth::{bearer_params, is_http_url};
+
+use crate::{AppState, backend::Backend, error::OciError};
 
 /// Largest token request body (an OAuth2 form: grant, credentials, scopes) the shim sends on.
 pub const FORM_LIMIT: usize = 64 * 1024;
@@ -95,7 +92,7 @@ pub fn rewrite_challenges(headers: &mut HeaderMap, backend: &Backend, token_url:
                     "realm" => token_url.to_owned(),
                     "scope" => {
                         let to_shim = |name: &str| {
-                            name.strip_prefix(backend.prefix.as_str())
+                            name.strip_prefix(backend.endpoint().prefix.as_str())
                                 .map(str::to_owned)
                         };
                         map_scopes(v, to_shim, true)
@@ -156,7 +153,7 @@ async fn relay(
     let to_backend = |scopes: &str| {
         let rename = |name: &str| {
             let routed = state.routes.route(name)?;
-            Arc::ptr_eq(routed, backend).then(|| backend.backend_repo(name))
+            Arc::ptr_eq(routed, backend).then(|| backend.endpoint().backend_repo(name))
         };
         Some(map_scopes(scopes, rename, false)).filter(|s| !s.is_empty())
     };
@@ -169,7 +166,7 @@ async fn relay(
             };
         }
     }
-    let mut req = backend.client.request(method.clone(), url);
+    let mut req = backend.conn.http.request(method.clone(), url);
     for name in &SENT_ON {
         for v in headers.get_all(name) {
             req = req.header(name, v);
@@ -223,8 +220,9 @@ async fn ask_realm(backend: &Arc<Backend>) -> Result<Option<String>, OciError> {
         return Ok(None);
     }
     let answer = backend
-        .client
-        .get(backend.url("/v2/", None))
+        .conn
+        .http
+        .get(backend.endpoint().url("/v2/", None))
         .send()
         .await
         .map_err(|error| {

@@ -8,16 +8,15 @@ use serde_json::Value;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{IndexError, Outcome, Run, manifest::Desc, record::add_note};
-use crate::{
-    registry::{BackendReader, RegistryError},
-    xpkg::{self, Limits, Rejection, layers::LayerContents},
-};
+use shimmer_registry::{Client, RegistryError};
+
+use crate::xpkg::{self, Limits, Rejection, layers::LayerContents};
 
 /// The files of an `xpkg-extensions` manifest's layers, each distinct layer read once, within
 /// `version.max_extension_bytes` over all of them; a layer that cannot be read or would pass the
 /// budget is left out with a note.
 pub(super) async fn read_extensions(
-    backend: &BackendReader,
+    backend: &Client,
     repository: &str,
     manifest: &Desc,
     limits: &Limits,
@@ -63,7 +62,7 @@ pub(super) async fn read_extensions(
 /// Reads a small blob whole; `None` (and no more bytes read) once it is over `limit` bytes, by
 /// its descriptor's size before any download or by what the stream delivers.
 pub(super) async fn read_small_blob(
-    backend: &BackendReader,
+    backend: &Client,
     repository: &str,
     blob: &Desc,
     limit: usize,
@@ -104,7 +103,7 @@ pub(super) fn optional_layer(
 /// left (past the tar's end) so the blob's digest is verified. Memory stays bounded by the
 /// reader's limits whatever the blob size.
 pub(super) async fn read_layer(
-    backend: &BackendReader,
+    backend: &Client,
     repository: &str,
     layer: &Desc,
     limits: &Limits,

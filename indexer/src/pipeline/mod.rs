@@ -16,7 +16,9 @@ use shimmer_store::{
     packages::{self, VersionRecord},
 };
 
-use crate::{registry::BackendReader, xpkg};
+use shimmer_registry::Client;
+
+use crate::xpkg;
 use fetch::{optional_layer, read_extensions, read_layer, read_small_blob};
 use manifest::{
     CONFIG_LIMIT, DOCKER_LIST, Desc, HELM_CONFIG, IMAGE_CONFIGS, NUL_MANIFEST, OCI_INDEX,
@@ -36,7 +38,7 @@ struct Run {
 /// Indexes `reference` (a tag or digest) of `repository` on `backend`.
 pub async fn index(
     pool: &PgPool,
-    backend: &BackendReader,
+    backend: &Client,
     repository: &str,
     reference: &str,
     options: &Options,
@@ -50,7 +52,7 @@ pub async fn index(
         ..Default::default()
     };
     let base = VersionRecord {
-        backend: backend.name.clone(),
+        backend: backend.name().to_owned(),
         repository: repository.to_owned(),
         tag_resolved_at: tag.is_some().then_some(asked_at),
         tag,

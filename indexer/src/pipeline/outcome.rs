@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::{registry::RegistryError, xpkg::Limits};
+use shimmer_registry::RegistryError;
+
+use crate::xpkg::Limits;
 
 /// Knobs of the pipeline.
 #[derive(Debug, Clone)]

@@ -410,9 +410,10 @@ async fn a_manifest_that_is_not_json_is_rejected_and_recorded() {
     let env = Env::start().await;
     const BODY: &[u8] = b"this is not { json";
     let url = registry_serving_garbage_manifest(BODY).await;
-    let reader = shimmer_indexer::registry::BackendReader::from_config(
-        &shimmer_config::BackendConfig::new("fake", url.parse().unwrap()),
-    )
+    let reader = shimmer_registry::Client::from_config(&shimmer_config::BackendConfig::new(
+        "fake",
+        url.parse().unwrap(),
+    ))
     .unwrap();
     let digest = testkit::skopeo::digest_of(BODY);
     let outcome = shimmer_indexer::pipeline::index(
@@ -814,9 +815,10 @@ async fn a_layer_cut_off_mid_stream_fails_the_job_for_a_retry_and_a_forced_reind
     );
     let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let url = registry_cutting_blobs(&layout, manifest.clone(), cut.clone()).await;
-    let reader = shimmer_indexer::registry::BackendReader::from_config(
-        &shimmer_config::BackendConfig::new("flaky", url.parse().unwrap()),
-    )
+    let reader = shimmer_registry::Client::from_config(&shimmer_config::BackendConfig::new(
+        "flaky",
+        url.parse().unwrap(),
+    ))
     .unwrap();
     let index = |force: bool| {
         let (pool, reader) = (env.pool.clone(), reader.clone());

@@ -455,8 +455,8 @@ async fn reconcile_pages_through_tags_and_goes_on_past_a_failing_repository() {
 #[tokio::test]
 async fn path_backends_are_indexed() {
     // A registry whose API lives under a path (`http.prefix`), as behind a load balancer that
-    // routes by path: the shim forwards to it, and the indexer reads it (oci-client writes every
-    // URL at the root of its registry's name; see `BackendReader::from_config`).
+    // routes by path: the shim forwards to it, and the indexer reads it (every URL under the
+    // configured path; see `shimmer_registry::Endpoint`).
     let pathed = Registry::start(RegistryOptions {
         prefix: Some("/registry/".into()),
         log_level: "warn".into(),
@@ -508,10 +508,9 @@ async fn path_backends_are_indexed() {
     );
 }
 
-/// A backend that asks for a client certificate (mutual TLS) is indexed like any other: oci-client
-/// cannot present one, so the indexer reads it through its loopback bridge
-/// (`indexer/src/mtls.rs`). This used to fail every job with a TLS handshake error, and later
-/// to fail them as unreadable.
+/// A backend that asks for a client certificate (mutual TLS) is indexed like any other: the
+/// registry client presents the configured certificate. This used to fail every job with a TLS
+/// handshake error, and later to fail them as unreadable.
 #[tokio::test]
 async fn mutual_tls_backends_are_indexed_through_the_bridge() {
     let certs = tempfile::tempdir().unwrap();
@@ -552,7 +551,7 @@ async fn mutual_tls_backends_are_indexed_through_the_bridge() {
     .await
     .unwrap();
     assert_eq!(stored, ("mtls".to_owned(), "secure/nop".to_owned(), 1));
-    // A reconcile pass reads the backend's catalog and tags through the bridge too.
+    // A reconcile pass reads the backend's catalog and tags over mutual TLS too.
     let reader = env.indexer.backend("mtls").unwrap();
     let report = shimmer_indexer::reconcile::reconcile(&env.pool, reader, |_| true)
         .await
@@ -565,75 +564,4 @@ async fn mutual_tls_backends_are_indexed_through_the_bridge() {
 
     let unknown = env.indexer.backend("nope").unwrap_err().to_string();
     assert_eq!(unknown, "no backend named \"nope\" is configured");
-}
-
-/// The bridge is no open proxy: it forwards only requests that carry its own random credentials,
-/// only reads, and only to its backend's host and port.
-#[tokio::test]
-async fn the_mutual_tls_bridge_serves_only_its_backend_and_only_with_its_credentials() {
-    let certs = tempfile::tempdir().unwrap();
-    let d = certs.path();
-    let secure = Registry::start_mutual_tls(d).await;
-    let cfg = shimmer_config::BackendConfig {
-        ca_file: Some(d.join("ca.pem")),
-        client_cert: Some(d.join("client.pem")),
-        client_key: Some(d.join("client.key")),
-        ..shimmer_config::BackendConfig::new("mtls", secure.url().parse().unwrap())
-    };
-    let bridge = shimmer_indexer::mtls::MtlsBridge::start(&cfg).unwrap();
-    let via = |proxy: &str| {
-        reqwest::Client::builder()
-            .proxy(reqwest::Proxy::http(proxy).unwrap())
-            .build()
-            .unwrap()
-    };
-    let plain = secure.url().replacen("https://", "http://", 1);
-
-    // With its credentials: the backend's answer, over mutual TLS.
-    let ok = via(&bridge.proxy_url)
-        .get(format!("{plain}/v2/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), reqwest::StatusCode::OK);
-    assert_eq!(
-        ok.headers()["docker-distribution-api-version"],
-        "registry/2.0"
-    );
-
-    // Without them, or with others: refused before anything is sent.
-    let (userinfo, rest) = bridge.proxy_url["http://".len()..].split_once('@').unwrap();
-    for proxy in [
-        format!("http://{rest}"),
-        format!("http://shimmer:{}@{rest}", "0".repeat(48)),
-    ] {
-        let refused = via(&proxy)
-            .get(format!("{plain}/v2/"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            refused.status(),
-            reqwest::StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            "{proxy}"
-        );
-    }
-    assert!(userinfo.starts_with("shimmer:"));
-
-    // Only reads, and only its backend.
-    let elsewhere = testkit::containerd::ConnectionCounter::start().await;
-    let client = via(&bridge.proxy_url);
-    let other = client
-        .get(format!("{}/v2/", elsewhere.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), reqwest::StatusCode::FORBIDDEN);
-    assert_eq!(elsewhere.connections(), 0);
-    let write = client
-        .post(format!("{plain}/v2/x/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(write.status(), reqwest::StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -4,11 +4,17 @@ use super::test_backend as backend;
 fn urls_keep_base_path() {
     let b = backend("https://r.example.com:8443/registry/", "");
     assert_eq!(
-        b.url("/v2/a/manifests/v1", Some("x=1")),
+        b.endpoint().url("/v2/a/manifests/v1", Some("x=1")),
         "https://r.example.com:8443/registry/v2/a/manifests/v1?x=1"
     );
-    assert!(b.owns(&"https://r.example.com:8443/other".parse().unwrap()));
-    assert!(!b.owns(&"https://r.example.com/other".parse().unwrap()));
+    assert!(
+        b.endpoint()
+            .owns(&"https://r.example.com:8443/other".parse().unwrap())
+    );
+    assert!(
+        !b.endpoint()
+            .owns(&"https://r.example.com/other".parse().unwrap())
+    );
 }
 
 #[test]
@@ -26,8 +32,12 @@ fn api_urls_equal_parsed_urls() {
             ("/v2/a/tags/list", Some("n=2&last=b%2Fc")),
             ("/v2/_catalog", Some("")),
         ] {
-            let parsed: url::Url = b.url(path, query).parse().unwrap();
-            assert_eq!(b.api_url(path, query), parsed, "{base} {path} {query:?}");
+            let parsed: url::Url = b.endpoint().url(path, query).parse().unwrap();
+            assert_eq!(
+                b.endpoint().api_url(path, query),
+                parsed,
+                "{base} {path} {query:?}"
+            );
         }
     }
 }
@@ -35,10 +45,13 @@ fn api_urls_equal_parsed_urls() {
 #[test]
 fn prefix_mapping_round_trips() {
     let b = backend("http://127.0.0.1:5001", "mirror/");
-    assert_eq!(b.backend_repo("acme/provider-x"), "mirror/acme/provider-x");
     assert_eq!(
-        b.shim_repo("mirror/acme/provider-x"),
+        b.endpoint().backend_repo("acme/provider-x"),
+        "mirror/acme/provider-x"
+    );
+    assert_eq!(
+        b.endpoint().shim_repo("mirror/acme/provider-x"),
         Some("acme/provider-x")
     );
-    assert_eq!(b.shim_repo("other/x"), None);
+    assert_eq!(b.endpoint().shim_repo("other/x"), None);
 }

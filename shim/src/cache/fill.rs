@@ -55,20 +55,22 @@ impl Cache {
     ) -> reqwest::Result<reqwest::Response> {
         let url = up
             .backend
+            .endpoint()
             .url(&format!("/v2/{repo}/manifests/{reference}"), None);
-        up.send(repo, || {
-            let mut req = up.backend.client.request(method.clone(), url.clone());
-            match client {
-                Some(headers) => {
-                    for v in headers.get_all(header::ACCEPT) {
-                        req = req.header(header::ACCEPT, v.clone());
+        up.client
+            .send(repo, |http| {
+                let mut req = http.request(method.clone(), url.clone());
+                match client {
+                    Some(headers) => {
+                        for v in headers.get_all(header::ACCEPT) {
+                            req = req.header(header::ACCEPT, v.clone());
+                        }
                     }
+                    None => req = req.header(header::ACCEPT, MANIFEST_ACCEPT),
                 }
-                None => req = req.header(header::ACCEPT, MANIFEST_ACCEPT),
-            }
-            req
-        })
-        .await
+                req
+            })
+            .await
     }
 
     /// A manifest from the upstream, checked against `reference` when that is a digest.

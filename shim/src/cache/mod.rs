@@ -59,8 +59,6 @@ use stream::{Resume, bounded_body, open_blob, refusal_code, serve_file, tail, up
 
 const MANIFEST_LIMIT: usize = 4 * 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
-/// Most redirects a blob fill follows (object storage, a CDN).
-const MAX_REDIRECTS: usize = 5;
 /// How long a temp file must have gone unwritten to be taken for a crashed process's leftover
 /// when the cache opens. Not every file older than this process: another process sharing the
 /// directory (`shimmer preload` beside `shimmer serve`) may be writing one, and a live download
@@ -386,7 +384,7 @@ impl Cache {
     ) -> Result<(), Fill> {
         let mut file = tokio::fs::File::create(tmp).await.map_err(Fill::local)?;
         let resp = tokio::time::timeout(
-            up.connect_timeout + up.read_timeout,
+            up.client.conn().connect_timeout + up.client.conn().read_timeout,
             open_blob(up, repo, digest, 0),
         )
         .await

@@ -20,7 +20,9 @@ use tokio::{
     sync::watch,
 };
 
-use super::{Fill, MAX_REDIRECTS, READ_CHUNK};
+use shimmer_registry::redirect;
+
+use super::{Fill, READ_CHUNK};
 use crate::{error::OciError, forward::DOCKER_CONTENT_DIGEST, upstream::Upstream};
 
 /// What a reader of a download needs to go on straight from the upstream when the cache
@@ -162,7 +164,7 @@ pub(super) fn tail(
 /// that ignores it has the bytes before `from` skipped).
 pub(super) async fn resume_direct(r: &Resume, from: u64) -> Result<ByteStream, String> {
     let resp = tokio::time::timeout(
-        r.up.connect_timeout + r.up.read_timeout,
+        r.up.client.conn().connect_timeout + r.up.client.conn().read_timeout,
         open_blob(&r.up, &r.repo, &r.digest, from),
     )
     .await
@@ -190,45 +192,33 @@ pub(super) async fn resume_direct(r: &Resume, from: u64) -> Result<ByteStream, S
 }
 
 /// Sends a blob `GET` upstream (with a `Range` from `from` when it is not 0) and follows its
-/// redirects, at most [`MAX_REDIRECTS`], with the upstream's redirect client: object storage
-/// gets no credentials.
+/// redirects ([`shimmer_registry::redirect`]: bounded, object storage gets no credentials).
 pub(super) async fn open_blob(
     up: &Upstream,
     repo: &str,
     digest: &str,
     from: u64,
 ) -> Result<reqwest::Response, String> {
-    let range = (from > 0).then(|| format!("bytes={from}-"));
-    let with_range = |mut req: reqwest::RequestBuilder| {
-        if let Some(r) = &range {
-            req = req.header(header::RANGE, r);
-        }
-        req
-    };
-    let url = up.backend.url(&format!("/v2/{repo}/blobs/{digest}"), None);
-    let mut resp = up
-        .send(repo, || with_range(up.backend.client.get(url.clone())))
+    let mut headers = HeaderMap::new();
+    if from > 0 {
+        let range = HeaderValue::from_str(&format!("bytes={from}-")).expect("a number");
+        headers.insert(header::RANGE, range);
+    }
+    let url = up
+        .backend
+        .endpoint()
+        .api_url(&format!("/v2/{repo}/blobs/{digest}"), None);
+    let resp = up
+        .client
+        .send(repo, |http| http.get(url.clone()).headers(headers.clone()))
         .await
         .map_err(|e| e.to_string())?;
-    for _ in 0..MAX_REDIRECTS {
-        if !resp.status().is_redirection() {
-            return Ok(resp);
-        }
-        let next = resp
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| resp.url().join(l).ok())
-            .ok_or("redirect without a location")?;
-        resp = with_range(up.redirect_client.get(next))
-            .send()
+    match redirect::location(resp.status(), resp.headers(), &url) {
+        Some(next) => redirect::follow(up.client.conn(), &Method::GET, next, &headers)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string()),
+        None => Ok(resp),
     }
-    if resp.status().is_redirection() {
-        return Err("too many redirects".into());
-    }
-    Ok(resp)
 }
 
 /// At most `limit` bytes of an answer's body (an upstream's error envelope).

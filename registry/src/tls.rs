@@ -1,6 +1,7 @@
-//! A backend's TLS client configuration, built once from its `ca_file`, `client_cert` /
-//! `client_key` and `insecure_skip_verify`, and shared by both of its clients (the pass-through
-//! client and reqwest), so the two can never disagree about whom they trust.
+//! A registry's TLS client configuration, built once from its `ca_file`, `client_cert` /
+//! `client_key` and `insecure_skip_verify`, and shared by both transports of its connection
+//! (the shim's hyper pass-through and the reader's reqwest), so the two can never disagree about
+//! whom they trust or which certificate they present.
 
 use std::sync::Arc;
 
@@ -12,25 +13,25 @@ use rustls::{
 };
 use shimmer_config::BackendConfig;
 
-use crate::backend::BackendError;
+use crate::RegistryError;
 
 /// The rustls configuration for `cfg`, without ALPN (each client sets its own).
 ///
 /// Trust: the platform's roots (rustls-platform-verifier, as reqwest uses), plus `ca_file`;
 /// or nothing checked at all with `insecure_skip_verify`.
-pub fn client_config(cfg: &BackendConfig) -> Result<ClientConfig, BackendError> {
+pub fn client_config(cfg: &BackendConfig) -> Result<ClientConfig, RegistryError> {
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
     let read = |what: &'static str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| BackendError::File {
-            backend: cfg.name.clone(),
+        std::fs::read(path).map_err(|source| RegistryError::Setup {
+            registry: cfg.name.clone(),
             what,
-            source,
+            message: source.to_string(),
         })
     };
-    let invalid = |what: &'static str, error: &dyn std::fmt::Display| BackendError::Tls {
-        backend: cfg.name.clone(),
+    let invalid = |what: &'static str, error: &dyn std::fmt::Display| RegistryError::Setup {
+        registry: cfg.name.clone(),
         what,
         message: error.to_string(),
     };
