@@ -1,49 +1,31 @@
-//! `/api/v1`: the catalogue as JSON, with the pages' caching rules. Errors are
-//! `{"error": {"status": 404, "message": "..."}}`.
+//! `/api/v1`: the catalogue as JSON, with the pages' caching rules. Handlers fail with the
+//! crate's [`Error`], which [`crate::layers::render_errors`] gives the API's envelope,
+//! `{"error": {"status": 404, "message": "..."}}`. Reads through [`crate::db`] and shapes with
+//! [`crate::views`] as the pages do, and uses nothing of the pages themselves.
 
 use std::sync::Arc;
 
 use axum::{
-    Json,
     extract::{Path, Query, State, rejection::QueryRejection},
     http::HeaderMap,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde_json::{Value, json};
 
 use crate::{
-    AppState, db,
-    http::{Caching, WebError, cached},
-    pages::{
-        CheckedSearch, PageParams, SearchParams, check_page, check_page_size, check_search,
-        page_caching, parse_docs_id, query_error, run_search,
+    db,
+    error::{Error, Result},
+    http::{Caching, cached},
+    params::{
+        ApisParams, CheckedSearch, PageParams, SearchParams, check_page, check_page_size,
+        check_search, parse_docs_id,
     },
-    views::{self, package_url, split_version_path, version_url},
+    state::AppState,
+    text::{package_url, split_version_path, summary, version_url},
+    views,
 };
 
-pub struct ApiError(WebError);
-
-impl<E: Into<WebError>> From<E> for ApiError {
-    fn from(e: E) -> Self {
-        Self(e.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (
-            self.0.status,
-            Json(json!({"error": {"status": self.0.status.as_u16(), "message": self.0.message}})),
-        )
-            .into_response();
-        r.headers_mut().insert(
-            axum::http::header::CACHE_CONTROL,
-            axum::http::HeaderValue::from_static("no-store"),
-        );
-        r
-    }
-}
-
+/// A JSON answer with the caching headers of `caching`.
 fn json_response(
     headers: &HeaderMap,
     caching: Caching,
@@ -59,8 +41,9 @@ fn json_response(
     )
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError(WebError::not_found("No such API endpoint."))
+/// Any other address under `/api/v1`.
+pub async fn not_found() -> Error {
+    Error::not_found("No such API endpoint.")
 }
 
 /// `GET /api/v1/packages`: the recently indexed packages.
@@ -68,8 +51,8 @@ pub async fn packages(
     State(state): State<Arc<AppState>>,
     params: Result<Query<PageParams>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(query_error)?;
+) -> Result<Response> {
+    let Query(params) = params?;
     let page = check_page(params.page.as_deref())?;
     let size = check_page_size(params.page_size.as_deref(), PACKAGES_PAGE)?;
     let reader = state.is_reader(&headers);
@@ -87,13 +70,13 @@ pub async fn packages(
         .map(|p| {
             json!({"repository": p.repository, "package_type": p.package_type, "name": p.name,
                    "latest_version": p.latest_tag,
-                   "description": p.description.as_deref().map(views::summary),
+                   "description": p.description.as_deref().map(summary),
                    "url": package_url(&p.repository)})
         })
         .collect();
     Ok(json_response(
         &headers,
-        page_caching(&state, reader),
+        state.page_caching(reader),
         None,
         &json!({ "total": total, "page": page, "page_size": size, "packages": packages }),
     ))
@@ -107,44 +90,59 @@ pub async fn package(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response> {
     let reader = state.is_reader(&headers);
-    let pool = &state.pool;
     let path = path.trim_end_matches('/');
-    if let Some(p) = db::package(pool, reader, path).await? {
-        let rows = db::versions(pool, p.id).await?;
-        let (semver, other, untagged) = views::version_lists(&p.repository, &rows);
-        let versions: Vec<Value> = semver
-            .iter()
-            .chain(&other)
-            .chain(&untagged)
-            .map(|l| {
-                json!({"version": l.label, "manifest_digest": l.manifest_digest, "kind": l.kind,
-                       "indexed_at": l.indexed_at, "url": l.url,
-                       "api_url": format!("/api/v1{}", l.url)})
-            })
-            .collect();
-        let value = json!({
-            "repository": p.repository, "package_type": p.package_type, "name": p.name,
-            "description": p.description, "maintainer": p.maintainer, "visibility": p.visibility,
-            "latest_version": p.latest_tag, "url": package_url(&p.repository),
-            "pulls": p.pulls, "versions": versions,
-        });
-        return Ok(json_response(
-            &headers,
-            page_caching(&state, reader),
-            None,
-            &value,
-        ));
-    }
+    let value = match db::package(&state.pool, reader, path).await? {
+        Some(package) => package_json(&state, package).await?,
+        None => version_json(&state, &headers, reader, path).await?,
+    };
+    Ok(json_response(
+        &headers,
+        state.page_caching(reader),
+        None,
+        &value,
+    ))
+}
+
+/// A package with its versions.
+async fn package_json(state: &AppState, p: db::Package) -> Result<Value> {
+    let rows = db::versions(&state.pool, p.id).await?;
+    let (semver, other, untagged) = views::version_lists(&p.repository, &rows);
+    let versions: Vec<Value> = semver
+        .iter()
+        .chain(&other)
+        .chain(&untagged)
+        .map(|l| {
+            json!({"version": l.label, "manifest_digest": l.manifest_digest, "kind": l.kind,
+                   "indexed_at": l.indexed_at, "url": l.url,
+                   "api_url": format!("/api/v1{}", l.url)})
+        })
+        .collect();
+    Ok(json!({
+        "repository": p.repository, "package_type": p.package_type, "name": p.name,
+        "description": p.description, "maintainer": p.maintainer, "visibility": p.visibility,
+        "latest_version": p.latest_tag, "url": package_url(&p.repository),
+        "pulls": p.pulls, "versions": versions,
+    }))
+}
+
+/// A version, `path` being `<repository>/versions/<tag or digest>`.
+async fn version_json(
+    state: &AppState,
+    headers: &HeaderMap,
+    reader: bool,
+    path: &str,
+) -> Result<Value> {
+    let pool = &state.pool;
     let (repository, reference) = split_version_path(path)
-        .ok_or_else(|| WebError::not_found(format!("No package named {path} is indexed.")))?;
+        .ok_or_else(|| Error::not_found(format!("No package named {path} is indexed.")))?;
     let p = db::package(pool, reader, repository)
         .await?
-        .ok_or_else(|| WebError::not_found(format!("No package named {repository} is indexed.")))?;
+        .ok_or_else(|| Error::not_found(format!("No package named {repository} is indexed.")))?;
     let v = db::version(pool, p.id, reference)
         .await?
-        .ok_or_else(|| WebError::not_found(format!("{repository} has no version {reference}.")))?;
+        .ok_or_else(|| Error::not_found(format!("{repository} has no version {reference}.")))?;
     let loaded = views::load(pool, reader, &v).await?;
     let objects: Vec<Value> = loaded
         .contents
@@ -154,15 +152,9 @@ pub async fn package(
                    "name": c.name, "class": c.class, "docs_url": state.docs_url(&c.digest)})
         })
         .collect();
-    let body = views::version_body(
-        &state,
-        &state.registry_host(&headers),
-        &p.repository,
-        reference,
-        &v,
-        loaded,
-    );
-    let value = json!({
+    let host = state.registry_host(headers);
+    let body = views::version_body(state, &host, &p.repository, reference, &v, loaded);
+    Ok(json!({
         "repository": p.repository, "version": reference, "url": version_url(&p.repository, reference),
         "tags": v.tags, "manifest_digest": v.manifest_digest, "index_digest": v.index_digest,
         "platforms": v.platforms, "platform_of": body.platform_of,
@@ -173,13 +165,7 @@ pub async fn package(
         "contents_digest": v.contents_digest, "objects": objects,
         "bytes_downloaded": v.bytes_downloaded, "image_bytes": v.image_bytes,
         "indexed_at": v.indexed_at, "install": body.install,
-    });
-    Ok(json_response(
-        &headers,
-        page_caching(&state, reader),
-        None,
-        &value,
-    ))
+    }))
 }
 
 /// `GET /api/v1/search?q=&type=&group=&page=`.
@@ -187,8 +173,8 @@ pub async fn search(
     State(state): State<Arc<AppState>>,
     params: Result<Query<SearchParams>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(query_error)?;
+) -> Result<Response> {
+    let Query(params) = params?;
     let CheckedSearch {
         q,
         package_type,
@@ -196,20 +182,18 @@ pub async fn search(
         page,
     } = check_search(&params)?;
     if q.is_empty() {
-        return Err(WebError::bad_request("q is required.").into());
+        return Err(Error::bad_request("q is required."));
     }
     let size = check_page_size(params.page_size.as_deref(), i64::from(state.page_size))?;
     let reader = state.is_reader(&headers);
-    let (hits, total) = run_search(
-        &state,
-        reader,
-        &q,
+    let query = db::Query {
+        q: &q,
         package_type,
-        group.as_deref(),
-        page,
-        size,
-    )
-    .await?;
+        group: group.as_deref(),
+        limit: size,
+        offset: (page - 1) * size,
+    };
+    let (hits, total) = db::search_page(&state.pool, reader, query).await?;
     let hits: Vec<Value> = hits
         .iter()
         .map(|h| {
@@ -223,7 +207,7 @@ pub async fn search(
             }
             // Lists carry a summary; the package's own answer the whole description.
             if let Some(d) = &h.description {
-                v["description"] = Value::from(views::summary(d));
+                v["description"] = Value::from(summary(d));
             }
             v
         })
@@ -231,7 +215,7 @@ pub async fn search(
     let value = json!({"q": q, "page": page, "page_size": size, "total": total, "hits": hits});
     Ok(json_response(
         &headers,
-        page_caching(&state, reader),
+        state.page_caching(reader),
         None,
         &value,
     ))
@@ -242,14 +226,14 @@ pub async fn object(
     State(state): State<Arc<AppState>>,
     Path(digest): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response> {
     let (digest, _) = parse_docs_id(&digest)
         .filter(|(_, f)| *f == "html")
-        .ok_or_else(|| WebError::bad_request("Objects are named by sha256:<64 hex digits>."))?;
+        .ok_or_else(|| Error::bad_request("Objects are named by sha256:<64 hex digits>."))?;
     let reader = state.is_reader(&headers);
     let (o, public) = db::object(&state.pool, reader, digest)
         .await?
-        .ok_or_else(|| WebError::not_found(format!("No object {digest} is indexed.")))?;
+        .ok_or_else(|| Error::not_found(format!("No object {digest} is indexed.")))?;
     let value = json!({"digest": o.digest, "apiVersion": o.api_version, "kind": o.kind,
                        "name": o.name, "class": o.class, "size_bytes": o.size_bytes,
                        "docs_url": state.docs_url(&o.digest), "body": o.body});
@@ -262,10 +246,7 @@ pub async fn object(
 }
 
 /// `GET /api/v1/status`: job counts, and for readers the open jobs with their errors.
-pub async fn status(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
     let reader = state.is_reader(&headers);
     let counts: serde_json::Map<String, Value> = db::job_counts(&state.pool)
         .await?
@@ -288,14 +269,6 @@ pub async fn status(
     ))
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct ApisParams {
-    #[serde(default)]
-    group: String,
-    #[serde(default)]
-    kind: String,
-}
-
 /// Most definitions one `/api/v1/apis` answer lists.
 const APIS_LIMIT: i64 = 1000;
 
@@ -305,15 +278,17 @@ pub async fn apis(
     State(state): State<Arc<AppState>>,
     params: Result<Query<ApisParams>, QueryRejection>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(query_error)?;
+) -> Result<Response> {
+    let Query(params) = params?;
     let group = Some(params.group.trim()).filter(|g| !g.is_empty());
     let kind = Some(params.kind.trim()).filter(|k| !k.is_empty());
     if group.is_none() && kind.is_none() {
-        return Err(WebError::bad_request("group or kind is required.").into());
+        return Err(Error::bad_request("group or kind is required."));
     }
     if group.is_some_and(|g| g.len() > 253) || kind.is_some_and(|k| k.len() > 253) {
-        return Err(WebError::bad_request("group and kind are at most 253 characters.").into());
+        return Err(Error::bad_request(
+            "group and kind are at most 253 characters.",
+        ));
     }
     let reader = state.is_reader(&headers);
     // One more than shown, so `truncated` says whether more exist, not that the limit was hit.
@@ -350,7 +325,7 @@ pub async fn apis(
     }
     Ok(json_response(
         &headers,
-        page_caching(&state, reader),
+        state.page_caching(reader),
         None,
         &json!({"group": group, "kind": kind, "truncated": truncated, "apis": apis}),
     ))

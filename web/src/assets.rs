@@ -16,21 +16,21 @@ use axum::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    AppState,
+    error::Error,
     http::{Caching, cached},
-    pages::not_found_page,
 };
 
 const CSS: &str = include_str!("../static/style.css");
 const JS: &str = include_str!("../static/app.js");
 
-/// The hashed URLs of the static assets.
+/// The hashed URLs of the static assets (cloned for every page and asset request: a reference
+/// count each).
 #[derive(Debug, Clone)]
 pub struct Assets {
-    pub css_url: String,
-    pub js_url: String,
-    css_name: String,
-    js_name: String,
+    pub css_url: Arc<str>,
+    pub js_url: Arc<str>,
+    css_name: Arc<str>,
+    js_name: Arc<str>,
 }
 
 fn hashed(stem: &str, ext: &str, content: &str) -> String {
@@ -43,10 +43,10 @@ impl Assets {
         let css_name = hashed("style", "css", CSS);
         let js_name = hashed("app", "js", JS);
         Self {
-            css_url: format!("{public_base}/static/{css_name}"),
-            js_url: format!("{public_base}/static/{js_name}"),
-            css_name,
-            js_name,
+            css_url: format!("{public_base}/static/{css_name}").into(),
+            js_url: format!("{public_base}/static/{js_name}").into(),
+            css_name: css_name.into(),
+            js_name: js_name.into(),
         }
     }
 }
@@ -86,23 +86,23 @@ pub async fn robots() -> Response {
 #[derive(Debug, Clone, Copy)]
 pub struct SameForEveryone;
 
+/// `/static/<name>`: the stylesheet or the script, by its hashed name.
 pub async fn serve(
-    State(state): State<Arc<AppState>>,
+    State(assets): State<Assets>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let mut response = serve_asset(&state, &name, &headers);
+    let mut response = serve_asset(&assets, &name, &headers);
     if response.status().is_success() || response.status() == axum::http::StatusCode::NOT_MODIFIED {
         response.extensions_mut().insert(SameForEveryone);
     }
     response
 }
 
-fn serve_asset(state: &Arc<AppState>, name: &str, headers: &HeaderMap) -> Response {
-    let a = &state.assets;
-    let (content_type, body, etag) = if name == a.css_name {
+fn serve_asset(a: &Assets, name: &str, headers: &HeaderMap) -> Response {
+    let (content_type, body, etag) = if name == &*a.css_name {
         ("text/css; charset=utf-8", CSS, &a.css_name)
-    } else if name == a.js_name {
+    } else if name == &*a.js_name {
         ("text/javascript; charset=utf-8", JS, &a.js_name)
     } else {
         let earlier = if is_hashed(name, "style", "css") {
@@ -123,7 +123,7 @@ fn serve_asset(state: &Arc<AppState>, name: &str, headers: &HeaderMap) -> Respon
                 content_type,
                 body.as_bytes().to_vec(),
             ),
-            None => not_found_page(state, "No such file.").into_response(),
+            None => Error::not_found("No such file.").into_response(),
         };
     };
     cached(

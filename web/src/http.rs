@@ -1,5 +1,6 @@
-//! Response helpers: the two caching regimes (immutable content-addressed responses, and short
-//! lived pages with an `ETag`), conditional requests, and errors as pages or JSON.
+//! The two caching regimes of every successful answer (immutable content-addressed responses,
+//! and short-lived pages with an `ETag`) and conditional requests (`304 Not Modified`). Errors
+//! are never cached: see [`crate::error`].
 
 use axum::{
     body::Body,
@@ -79,54 +80,7 @@ fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-/// A failure shown to people or programs: a status and a message that is safe to show
-/// (internal errors are logged and replaced by a generic text).
-#[derive(Debug)]
-pub struct WebError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl WebError {
-    pub fn not_found(what: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: what.into(),
-        }
-    }
-
-    /// A failure of ours; `what` is shown, so it names no internals.
-    pub fn internal(what: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: what.into(),
-        }
-    }
-
-    pub fn bad_request(what: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: what.into(),
-        }
-    }
-}
-
-impl From<sqlx::Error> for WebError {
-    fn from(e: sqlx::Error) -> Self {
-        tracing::error!(error = %e, "database error while answering a web request");
-        Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "The catalogue is unavailable right now. Please try again shortly.".into(),
-        }
-    }
-}
-
-impl From<askama::Error> for WebError {
-    fn from(e: askama::Error) -> Self {
-        tracing::error!(error = %e, "template error");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "Something went wrong while rendering this page.".into(),
-        }
-    }
+/// A rendered page with its caching headers (or `304` when the client has it).
+pub fn html(headers: &HeaderMap, caching: Caching, etag: Option<&str>, body: String) -> Response {
+    cached(headers, caching, etag, "text/html; charset=utf-8", body)
 }

@@ -56,14 +56,14 @@ fn in_page_link(url: &str) -> Option<std::borrow::Cow<'_, str>> {
 /// a task-list box a ☑ or ☐ (the sanitiser drops `<input>`, which made done and open items
 /// look alike), and headings move three levels down, under the `<h3>` a readme sits in. Unicode
 /// bidirectional controls are dropped first, as from every publisher's text
-/// ([`crate::views::plain_text`]).
+/// ([`crate::text::plain_text`]).
 pub fn render(source: &str) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);
     options.insert(Options::ENABLE_TASKLISTS);
     let (source, cut) = bounded(source);
-    let source = crate::views::plain_text(source);
+    let source = crate::text::plain_text(source);
     let mut events: Vec<Event<'_>> = Vec::new();
     let mut depth = Nesting::default();
     let mut raw_tags = 0usize;

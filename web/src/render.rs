@@ -17,7 +17,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use crate::http::WebError;
+use crate::error::{Error, Result};
 
 /// Bytes of rendered HTML kept in memory, summed over entries.
 pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -35,7 +35,7 @@ impl quick_cache::Weighter<Key, Arc<str>> for Bytes {
     }
 }
 
-/// The renderer every handler shares (one per [`crate::AppState`]).
+/// The renderer every handler shares (one per [`crate::state::AppState`]).
 pub struct Renderer {
     cache: quick_cache::sync::Cache<Key, Arc<str>, Bytes>,
     permits: Arc<Semaphore>,
@@ -73,7 +73,7 @@ impl Renderer {
         &self,
         key: Key,
         render: impl FnOnce() -> String + Send + 'static,
-    ) -> Result<Arc<str>, WebError> {
+    ) -> Result<Arc<str>> {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
@@ -82,24 +82,19 @@ impl Renderer {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| WebError::internal("the renderer is shut down"))?;
+            .map_err(|_| Error::RendererClosed)?;
         // Another request may have rendered it while this one waited.
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
-        let html: Arc<str> = tokio::task::spawn_blocking(render)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "rendering failed");
-                WebError::internal("This page could not be rendered.")
-            })?
-            .into();
+        // A panic in `render` is an [`Error::Render`], logged when it is answered.
+        let html: Arc<str> = tokio::task::spawn_blocking(render).await?.into();
         self.cache.insert(key, html.clone());
         Ok(html)
     }
 
     /// Publisher markdown as safe HTML ([`crate::markdown::render`]).
-    pub async fn markdown(&self, source: &str) -> Result<Arc<str>, WebError> {
+    pub async fn markdown(&self, source: &str) -> Result<Arc<str>> {
         let key = Self::key("markdown", &[source.as_bytes()]);
         // A hit costs the digest only: the source is copied for a rendering, not for a lookup.
         if let Some(hit) = self.cache.get(&key) {

@@ -9,6 +9,7 @@ mod examples;
 mod harness;
 mod pages;
 mod pulls;
+mod request_id;
 mod search;
 mod slow_clients;
 mod timeouts;
