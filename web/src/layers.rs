@@ -189,10 +189,103 @@ fn page(state: &AppState, status: StatusCode, message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use axum::body::Body;
+    use shimmer_config::Config;
+    use tower::ServiceExt;
+    use tracing::{
+        Event, Id, Metadata, Subscriber,
+        field::{Field, Visit},
+        span,
+    };
+
     use super::*;
 
     #[test]
     fn errors_under_the_api_are_json() {
         assert!(is_api("/api/v1") && is_api("/api/v1/x") && !is_api("/api/v10"));
+    }
+
+    /// Every span opened: its name, `route` and `request_id`.
+    #[derive(Clone, Default)]
+    struct Spans(Arc<Mutex<Vec<[String; 3]>>>);
+
+    struct Fields<'a>(&'a mut [String; 3]);
+
+    impl Visit for Fields<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            match field.name() {
+                "route" => self.0[1] = value.to_owned(),
+                "request_id" => self.0[2] = value.to_owned(),
+                _ => {}
+            }
+        }
+
+        fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+    }
+
+    impl Subscriber for Spans {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+
+        fn new_span(&self, span: &span::Attributes<'_>) -> Id {
+            let mut fields = [
+                span.metadata().name().to_owned(),
+                String::new(),
+                String::new(),
+            ];
+            span.record(&mut Fields(&mut fields));
+            let mut spans = self.0.lock().unwrap();
+            spans.push(fields);
+            Id::from_u64(spans.len() as u64)
+        }
+
+        fn record(&self, _: &Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_requests_span_names_its_route_and_request_id_not_its_address() {
+        let config = Config::from_toml(
+            "[database]\nurl = \"postgres://nobody@127.0.0.1:1/none\"\n\
+             [[backend]]\nname = \"b\"\nurl = \"http://127.0.0.1:1\"\n\
+             [[route]]\nprefix = \"\"\nbackend = \"b\"\n",
+        )
+        .unwrap();
+        let pool = shimmer_store::connect_lazy(&config.database).unwrap();
+        let app = crate::router(Arc::new(AppState::new(&config, pool)));
+        let spans = Spans::default();
+        let _guard = tracing::subscriber::set_default(spans.clone());
+        for (path, id) in [
+            ("/static/secret-name.css", "id-1"),
+            ("/no/such/place", "id-2"),
+        ] {
+            let request = axum::http::Request::get(path)
+                .header(X_REQUEST_ID, id)
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(response.headers()[X_REQUEST_ID], id, "{path}");
+        }
+        let spans = spans.0.lock().unwrap().clone();
+        let web: Vec<_> = spans.iter().filter(|s| s[0] == "web").collect();
+        assert_eq!(
+            web,
+            [
+                &[
+                    "web".to_owned(),
+                    "/static/{name}".to_owned(),
+                    "id-1".to_owned()
+                ],
+                &["web".to_owned(), String::new(), "id-2".to_owned()],
+            ],
+            "{spans:?}"
+        );
     }
 }
