@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (the README's and CI's): installs the real programs the tests drive if
-# missing, starts one private PostgreSQL for the whole run, checks formatting, runs every test.
+# missing, starts one private PostgreSQL for the whole run, checks formatting, runs every test,
+# then (on whole-workspace runs) clippy, rustdoc and cargo-deny.
 #
 #   scripts/test.sh                         # everything
 #   scripts/test.sh -p testkit -E 'test(pg)'  # extra args go to cargo nextest run
@@ -128,7 +129,8 @@ else
     cargo test "${scope[@]}" --no-fail-fast "$@" || test_status=$?
 fi
 
-# Lints and docs, on whole-workspace runs (CI's); TESTKIT_NO_CLIPPY=1 skips them locally.
+# Lints, docs and cargo-deny, on whole-workspace runs (CI's); TESTKIT_NO_CLIPPY=1 skips them
+# locally.
 lint_status=0
 if ((${#scope[@]} > 0)) && [[ -z ${TESTKIT_NO_CLIPPY:-} ]]; then
     log "cargo clippy --workspace --all-targets -- -D warnings"
@@ -136,6 +138,7 @@ if ((${#scope[@]} > 0)) && [[ -z ${TESTKIT_NO_CLIPPY:-} ]]; then
     # Doc comments' links and markup (rustdoc reuses clippy's dependency metadata: seconds).
     log "cargo doc --workspace --no-deps (warnings are errors)"
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q || lint_status=$?
+    bash scripts/deny.sh || lint_status=$?
 fi
 
 if ((fmt_status != 0)); then
