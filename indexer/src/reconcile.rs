@@ -59,14 +59,14 @@ async fn repository(
 ) -> Result<(), RegistryError> {
     let db = |e: sqlx::Error| RegistryError::Io(std::io::Error::other(e));
     // First, so the requeued jobs count as open below and are not queued twice.
-    let requeued = jobs::requeue_failed(pool, &backend.name(), repo)
+    let requeued = jobs::requeue_failed(pool, backend.name(), repo)
         .await
         .map_err(db)?;
     report.requeued += requeued as usize;
     // Keyed by (tag, digest), not digest: a digest the store knows may have gained a tag, or a
     // tag moved to it, and only a job records a tag. A job for a stored digest costs one
     // manifest read: the pipeline finds the version and only moves the tag.
-    let mut known = jobs::known_tags(pool, &backend.name(), repo)
+    let mut known = jobs::known_tags(pool, backend.name(), repo)
         .await
         .map_err(db)?;
     for tag in backend.tags(repo).await? {

@@ -11,6 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
+use shimmer_registry::ErrorCode;
 
 /// The `Docker-Distribution-API-Version` header every `/v2` response carries.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
@@ -20,14 +21,14 @@ pub const API_VERSION: HeaderValue = HeaderValue::from_static("registry/2.0");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OciError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// The methods a `405` names in its `Allow` header (RFC 9110 §15.5.6 requires one).
     pub allow: Option<String>,
 }
 
 impl OciError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -39,7 +40,7 @@ impl OciError {
     pub fn name_invalid(name: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "NAME_INVALID",
+            ErrorCode::NameInvalid,
             format!("invalid repository name {name:?}"),
         )
     }
@@ -47,7 +48,7 @@ impl OciError {
     pub fn name_unknown(name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "NAME_UNKNOWN",
+            ErrorCode::NameUnknown,
             format!("repository name {name:?} is not routed to any backend"),
         )
     }
@@ -55,7 +56,7 @@ impl OciError {
     pub fn digest_invalid(digest: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "DIGEST_INVALID",
+            ErrorCode::DigestInvalid,
             format!("invalid digest {digest:?}"),
         )
     }
@@ -65,23 +66,27 @@ impl OciError {
         let allow = allow.iter().map(http::Method::as_str).collect::<Vec<_>>();
         Self {
             allow: Some(allow.join(", ")),
-            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::Unsupported,
+                message,
+            )
         }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     pub fn manifest_invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::ManifestInvalid, message)
     }
 
     /// The backend could not be reached or failed mid-answer; details are logged, not shown.
     pub fn backend_unavailable(backend: &str) -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,
-            "UNAVAILABLE",
+            ErrorCode::Unavailable,
             format!("backend {backend:?} is unavailable"),
         )
     }
@@ -90,7 +95,7 @@ impl OciError {
 impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         let body = json!({
-            "errors": [{ "code": self.code, "message": self.message, "detail": null }]
+            "errors": [{ "code": self.code.as_str(), "message": self.message, "detail": null }]
         });
         let mut resp = (self.status, Json(body)).into_response();
         resp.headers_mut().insert(API_VERSION_HEADER, API_VERSION);

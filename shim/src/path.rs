@@ -6,6 +6,7 @@
 //! anything is sent to a backend.
 
 use crate::error::OciError;
+use shimmer_registry::ErrorCode;
 
 /// A `/v2/...` endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +138,7 @@ pub fn parse(rest: &str) -> Result<Endpoint, OciError> {
         } else {
             return Err(OciError::new(
                 http::StatusCode::BAD_REQUEST,
-                "MANIFEST_INVALID",
+                ErrorCode::ManifestInvalid,
                 format!("invalid tag {last:?}"),
             ));
         };
@@ -197,7 +198,7 @@ pub fn parse(rest: &str) -> Result<Endpoint, OciError> {
 fn upload_unknown(session: &str) -> OciError {
     OciError::new(
         http::StatusCode::NOT_FOUND,
-        "BLOB_UPLOAD_UNKNOWN",
+        ErrorCode::BlobUploadUnknown,
         format!("invalid upload session {session:?}"),
     )
 }

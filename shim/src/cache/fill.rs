@@ -8,6 +8,7 @@ use axum::{
 };
 use bytes::Bytes;
 use sha2::{Digest, Sha256, Sha512};
+use shimmer_registry::ErrorCode;
 
 use super::{Cache, MANIFEST_ACCEPT, MANIFEST_LIMIT, manifest::manifest_response, refusal_code};
 use crate::{error::OciError, upstream::Upstream};
@@ -94,7 +95,7 @@ impl Cache {
             StatusCode::NOT_FOUND => {
                 return Err(OciError::new(
                     StatusCode::NOT_FOUND,
-                    "MANIFEST_UNKNOWN",
+                    ErrorCode::ManifestUnknown,
                     "manifest unknown",
                 ));
             }

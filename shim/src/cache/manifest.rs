@@ -8,6 +8,7 @@ use axum::{
 };
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use shimmer_registry::ErrorCode;
 
 use super::Cache;
 use crate::{
@@ -304,7 +305,7 @@ pub(super) fn manifest_response(
 fn manifest_unknown() -> OciError {
     OciError::new(
         StatusCode::NOT_FOUND,
-        "MANIFEST_UNKNOWN",
+        ErrorCode::ManifestUnknown,
         "manifest unknown",
     )
 }

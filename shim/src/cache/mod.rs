@@ -20,6 +20,7 @@
 //! `sha256:` digest of 64 lowercase hex and a plain upstream name: nothing can name a file
 //! outside the cache. Temp files are named after such a path, so they stay in `tmp/`.
 
+use shimmer_registry::ErrorCode;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -248,7 +249,7 @@ impl Cache {
         if self.offline {
             return Err(OciError::new(
                 StatusCode::NOT_FOUND,
-                "BLOB_UNKNOWN",
+                ErrorCode::BlobUnknown,
                 "blob is not cached and this registry is offline",
             ));
         }
@@ -268,7 +269,7 @@ impl Cache {
             } => {
                 return Err(OciError::new(
                     StatusCode::NOT_FOUND,
-                    "BLOB_UNKNOWN",
+                    ErrorCode::BlobUnknown,
                     "blob unknown to the upstream",
                 ));
             }
@@ -293,7 +294,7 @@ impl Cache {
                 tracing::warn!(upstream = %up.backend.name, %digest, %message, "blob fill failed");
                 return Err(OciError::new(
                     StatusCode::BAD_GATEWAY,
-                    "UNAVAILABLE",
+                    ErrorCode::Unavailable,
                     format!(
                         "upstream {:?} did not deliver a verified copy of {digest}",
                         up.backend.name

@@ -2,6 +2,7 @@
 //! from the upstream when the cache cannot keep it), cached files with `Range`, and upstream
 //! refusals passed on.
 
+use shimmer_registry::ErrorCode;
 use std::{
     io::SeekFrom,
     path::{Path, PathBuf},
@@ -235,11 +236,11 @@ pub(super) async fn bounded_body(resp: reqwest::Response, limit: usize) -> Bytes
 }
 
 /// The OCI error code of an upstream's refusal.
-pub(super) fn refusal_code(status: StatusCode) -> &'static str {
+pub(super) fn refusal_code(status: StatusCode) -> ErrorCode {
     match status {
-        StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
-        StatusCode::TOO_MANY_REQUESTS => "TOOMANYREQUESTS",
-        _ => "DENIED",
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
+        _ => ErrorCode::Denied,
     }
 }
 

@@ -1,0 +1,256 @@
+//! The `/v2` handler: validate, pick the target once ([`target`]: a mirror, a backend or the
+//! shim itself), forward, stream the answer back.
+//!
+//! Bodies are never buffered except a manifest on `PUT` (bounded by `max_manifest_bytes`, so
+//! its digest can be checked and the push queued) and a tag or catalog list whose repository
+//! names must be translated for a backend with a repository prefix (bounded by
+//! [`lists::LIST_LIMIT`]).
+
+mod cached;
+mod headers;
+mod lists;
+mod manifests;
+mod target;
+mod url;
+
+use std::sync::Arc;
+
+use ::url::Url;
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderName, HeaderValue, Method, Request, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+
+use self::target::Target;
+use crate::{
+    AppState,
+    backend::Backend,
+    error::{API_VERSION, API_VERSION_HEADER, OciError},
+    metrics::Metrics,
+    path::Endpoint,
+    rewrite, token,
+    upstream::{self, Upstream},
+};
+
+pub const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+
+/// Entry point for every `/v2` request.
+pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response {
+    Metrics::inc(&state.metrics.requests);
+    let mut resp = forward(&state, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    resp.headers_mut().insert(API_VERSION_HEADER, API_VERSION);
+    resp
+}
+
+/// A request after validation and routing.
+struct Routed {
+    backend: Arc<Backend>,
+    /// (shim name, backend name) of the repository, for endpoints that have one.
+    repo: Option<(String, String)>,
+}
+
+async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciError> {
+    let (parts, body) = req.into_parts();
+    let (endpoint, ns, query) = target::parse(state, &parts)?;
+    let (routed, upstream) = match target::target(state, &endpoint, ns.as_deref(), &parts.method)? {
+        Target::Local => return Ok(target::local_answer(&endpoint)),
+        Target::Mirror(up) => {
+            let ns = ns.as_deref().unwrap_or_default();
+            if let Some(resp) = cached::mirror_answer(state, &up, ns, &endpoint, &parts).await {
+                return Ok(resp);
+            }
+            let repo = endpoint.name().map(|n| (n.to_owned(), n.to_owned()));
+            let backend = up.backend.clone();
+            (Routed { backend, repo }, Some(up))
+        }
+        Target::Backend(routed) => {
+            let cached = cached::backend_blob_from_cache(state, &routed, &endpoint, &parts).await?;
+            if let Some(resp) = cached {
+                return Ok(resp);
+            }
+            (routed, None)
+        }
+    };
+    let query = match &endpoint {
+        Endpoint::Catalog if !routed.backend.endpoint().prefix.is_empty() => {
+            Some(lists::catalog_query(&routed.backend, query.as_deref()))
+        }
+        _ => query,
+    };
+    let url = url::backend_url(state, &routed, &endpoint, query.as_deref())?;
+    let (resp, pushed) = send(
+        state,
+        &routed,
+        upstream.as_deref(),
+        &endpoint,
+        &parts,
+        body,
+        &url,
+    )
+    .await?;
+    if let (Endpoint::Manifest { reference, .. }, None) = (&endpoint, &upstream) {
+        manifests::enqueue(state, &routed, reference, &parts, &resp, pushed);
+        let repo = routed.repo.as_ref();
+        state
+            .pulls
+            .observe(&routed.backend.name, repo, &parts.method, &resp);
+    }
+    let ctx = rewrite::Context {
+        backend: &routed.backend,
+        sessions: &state.sessions,
+        ns: ns.as_deref(),
+        request_url: &url,
+        repo: routed.repo.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
+        public_base: state.public_base(),
+    };
+    respond(
+        state,
+        &routed,
+        upstream.is_some(),
+        &endpoint,
+        &parts,
+        &ctx,
+        resp,
+    )
+    .await
+}
+
+/// Sends the request to its target: a mirror with the upstream's own credentials (its requests
+/// have no body, so a challenged one is simply sent again), a backend through the pass-through
+/// with the client's body. A manifest push is read and checked first: everything about the
+/// request is checked before the backend is contacted at all. Returns the answer (a blob
+/// redirect followed when configured) and the digest of a pushed manifest.
+async fn send(
+    state: &AppState,
+    routed: &Routed,
+    upstream: Option<&Upstream>,
+    endpoint: &Endpoint,
+    parts: &Parts,
+    body: Body,
+    url: &Url,
+) -> Result<(http::Response<Body>, Option<String>), OciError> {
+    let (manifest, body) = match (endpoint, &parts.method) {
+        (Endpoint::Manifest { reference, .. }, &Method::PUT) => {
+            let limit = state.config.server.max_manifest_bytes;
+            let m = manifests::read_manifest(body, &parts.headers, reference, limit).await?;
+            (Some(m), None)
+        }
+        _ => (None, Some(body)),
+    };
+    let pushed = manifest.as_ref().map(|(_, digest)| digest.clone());
+    let backend = &routed.backend;
+    let sent = match (upstream, &routed.repo) {
+        (Some(up), Some((_, repo))) => {
+            let headers = headers::request_headers(&parts.headers, false);
+            let method = &parts.method;
+            up.client
+                .send(repo, |http| {
+                    http.request(method.clone(), url.clone())
+                        .headers(headers.clone())
+                })
+                .await
+                .map(|r| http::Response::from(r).map(Body::new))
+                .map_err(|e| e.to_string())
+        }
+        _ => {
+            let forward_auth = backend.forwards_client_auth().await;
+            let mut headers = headers::request_headers(&parts.headers, forward_auth);
+            let body = if let Some((bytes, _)) = manifest {
+                headers.insert(header::CONTENT_LENGTH, bytes.len().into());
+                Body::from(bytes)
+            } else if let Some(body) = body.filter(|_| headers::has_body(&parts.headers)) {
+                if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+                    headers.insert(header::CONTENT_LENGTH, len.clone());
+                }
+                body
+            } else {
+                Body::empty()
+            };
+            let req = headers::backend_request(&parts.method, url, headers, body)?;
+            backend.send(req).await.map_err(|e| e.to_string())
+        }
+    };
+    let unavailable = |error: String, what: &str| {
+        Metrics::inc(&state.metrics.backend_errors);
+        tracing::warn!(backend = %backend.name, %error, "{what}");
+        OciError::backend_unavailable(&backend.name)
+    };
+    let resp = sent.map_err(|e| unavailable(e, "backend request failed"))?;
+    backend.observe(resp.status());
+    let resp = match endpoint {
+        Endpoint::Blob { digest, .. }
+            if state.config.server.follow_redirects && resp.status().is_redirection() =>
+        {
+            manifests::follow_redirects(backend, resp, url, &parts.method, &parts.headers, digest)
+                .await
+                .map_err(|e| unavailable(e, "following blob redirect failed"))?
+        }
+        _ => resp,
+    };
+    Ok((resp, pushed))
+}
+
+/// The backend's answer as the client gets it: status and headers as they came, edited for the
+/// client (the version is the client connection's, the backend client's extensions stay
+/// behind), challenges pointed at the shim's token relay, lists renamed into shim names.
+async fn respond(
+    state: &AppState,
+    routed: &Routed,
+    mirrored: bool,
+    endpoint: &Endpoint,
+    parts: &Parts,
+    ctx: &rewrite::Context<'_>,
+    resp: http::Response<Body>,
+) -> Result<Response, OciError> {
+    let backend = &routed.backend;
+    let (mut head, body) = resp.into_parts();
+    head.version = http::Version::default();
+    head.extensions.clear();
+    headers::rewrite_response_headers(&mut head.headers, ctx);
+    // The token service of a prefixed backend (or one with `relay_tokens`) is asked through the
+    // shim, which renames the scopes.
+    if backend.relay_tokens
+        && !mirrored
+        && head.headers.contains_key(header::WWW_AUTHENTICATE)
+        && let Some(url) = token::endpoint_url(state.public_base(), &parts.headers, backend)
+    {
+        token::rewrite_challenges(&mut head.headers, backend, &url);
+    }
+    // Tag lists of a prefixed backend are renamed; every catalog keeps only the repositories
+    // the shim routes to its backend.
+    let prefixed = !backend.endpoint().prefix.is_empty();
+    let translate_list = head.status == StatusCode::OK
+        && parts.method != Method::HEAD
+        && match endpoint {
+            Endpoint::Tags { .. } => prefixed,
+            Endpoint::Catalog => true,
+            _ => false,
+        };
+    let body = if translate_list {
+        head.headers.remove(header::CONTENT_LENGTH);
+        let list = lists::read_limited(body, lists::LIST_LIMIT, &backend.name).await?;
+        Body::from(lists::translate_names(state, routed, endpoint, &list)?)
+    } else {
+        body
+    };
+    let mut response = Response::from_parts(head, body);
+    if matches!(endpoint, Endpoint::Catalog) && prefixed {
+        let link = response.headers_mut().remove(header::LINK);
+        let next = link
+            .as_ref()
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| lists::catalog_link(backend, l))
+            .and_then(|l| HeaderValue::from_str(&l).ok());
+        if let Some(next) = next {
+            response.headers_mut().insert(header::LINK, next);
+        }
+    }
+    if let Some(v) = ctx.ns.and_then(|ns| HeaderValue::from_str(ns).ok()) {
+        response.headers_mut().insert(upstream::OCI_NAMESPACE, v);
+    }
+    Ok(response)
+}
