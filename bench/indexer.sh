@@ -15,7 +15,7 @@ COPIES=${COPIES:-11}
 source bench/lib.sh
 require_packages postgresql docker-registry skopeo time python3
 cargo build --release -q -p shimmer
-SHIMMER=$ROOT/target/release/shimmer
+SHIMMER=${CARGO_TARGET_DIR:-$ROOT/target}/release/shimmer
 
 bench_workdir indexer
 PG=$(free_port); REG=$(free_port); SHIM=$(free_port)

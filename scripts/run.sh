@@ -58,7 +58,7 @@ if ((${#missing[@]})); then
 fi
 log "building shimmer (release)"
 cargo build --release -q -p shimmer
-SHIMMER=$ROOT/target/release/shimmer
+SHIMMER=${CARGO_TARGET_DIR:-$ROOT/target}/release/shimmer
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pick_port() { # wanted -> wanted, or a free one if taken
