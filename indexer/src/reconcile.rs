@@ -11,6 +11,8 @@ use shimmer_store::{
 
 use shimmer_registry::{Client, RegistryError};
 
+use crate::worker::Indexer;
+
 /// What a reconcile pass found.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Report {
@@ -23,6 +25,58 @@ pub struct Report {
     pub failed: usize,
     /// The first errors, `repository: error`, for the caller to show.
     pub errors: Vec<String>,
+}
+
+/// What `shimmer reconcile` prints of one backend's pass (the backend's name goes before it).
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} repositories, {} tags, {} manifests queued, {} repositories failed",
+            self.repositories, self.tags, self.enqueued, self.failed
+        )
+    }
+}
+
+/// Why a reconcile run stopped: a backend's catalog could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the catalog of backend {backend}: {source}")]
+pub struct CatalogError {
+    pub backend: String,
+    #[source]
+    pub source: RegistryError,
+}
+
+/// Walks every configured backend (or only `only`) over the repositories the configuration
+/// routes to it, handing each backend's report to `report` as it finishes; returns how many
+/// repositories could not be walked. A catalog that cannot be read ends the run.
+pub async fn all(
+    indexer: &Indexer,
+    only: Option<&str>,
+    mut report: impl FnMut(&str, &Report),
+) -> Result<usize, CatalogError> {
+    let config = indexer.config();
+    let routes = config.route_table();
+    let mut failed = 0;
+    for b in config
+        .backends
+        .iter()
+        .filter(|b| only.is_none_or(|o| o == b.name))
+    {
+        let backend = indexer
+            .backend(&b.name)
+            .expect("every configured backend has a reader");
+        let routed_here = |repo: &str| routes.route(repo).is_some_and(|(_, r)| r.backend == b.name);
+        let pass = reconcile(indexer.pool(), backend, routed_here)
+            .await
+            .map_err(|source| CatalogError {
+                backend: b.name.clone(),
+                source,
+            })?;
+        report(&b.name, &pass);
+        failed += pass.failed;
+    }
+    Ok(failed)
 }
 
 /// Walks one backend; `route` says whether the shim routes a repository name to this backend

@@ -10,11 +10,28 @@ use shimmer_store::{
     PgPool,
     jobs::{self, ClaimedJob},
 };
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use shimmer_registry::Client;
+use shimmer_registry::{Client, RegistryError};
 
 use crate::pipeline::{self, IndexError, Options};
+
+/// A job or command named a backend this process has no configuration for.
+#[derive(Debug, thiserror::Error)]
+#[error("no backend named {0:?} is configured")]
+pub struct UnknownBackend(pub String);
+
+/// Why a job failed (its text is what the job records).
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    UnknownBackend(#[from] UnknownBackend),
+    #[error("timed out after {0:?} (indexer.job_timeout)")]
+    Timeout(Duration),
+}
 
 /// What workers share.
 pub struct Indexer {
@@ -26,7 +43,7 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    pub fn new(config: Arc<Config>, pool: PgPool) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: Arc<Config>, pool: PgPool) -> Result<Arc<Self>, RegistryError> {
         let mut backends = HashMap::new();
         for b in &config.backends {
             backends.insert(b.name.clone(), Client::from_config(b)?);
@@ -46,10 +63,14 @@ impl Indexer {
     }
 
     /// The reader of a configured backend.
-    pub fn backend(&self, name: &str) -> anyhow::Result<&Client> {
+    pub fn backend(&self, name: &str) -> Result<&Client, UnknownBackend> {
         self.backends
             .get(name)
-            .ok_or_else(|| anyhow::anyhow!("no backend named {name:?} is configured"))
+            .ok_or_else(|| UnknownBackend(name.to_owned()))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -61,9 +82,9 @@ impl Indexer {
     }
 
     /// Runs `workers` workers, a notification listener and the deleter of old `done` jobs until
-    /// `shutdown` turns true. A job in hand at shutdown is released back to the queue. A worker
+    /// `shutdown` is cancelled. A job in hand at shutdown is released back to the queue. A worker
     /// that panics is logged and started again (its job's lease runs out and counts).
-    pub async fn run(self: Arc<Self>, workers: usize, shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, workers: usize, shutdown: CancellationToken) {
         let listener = tokio::spawn(self.clone().listen(shutdown.clone()));
         let janitor = tokio::spawn(self.clone().delete_old_jobs(shutdown.clone()));
         let mut tasks = Vec::new();
@@ -86,7 +107,7 @@ impl Indexer {
 
     /// Deletes `done` jobs older than `keep_done_jobs`, now and every ten minutes, so the queue
     /// table holds what is open plus a bounded history.
-    async fn delete_old_jobs(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    async fn delete_old_jobs(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             match jobs::delete_done(&self.pool, self.config.indexer.keep_done_jobs).await {
                 Ok(0) => {}
@@ -95,12 +116,12 @@ impl Indexer {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(600)) => {},
-                _ = shutdown.changed() => return,
+                _ = shutdown.cancelled() => return,
             }
         }
     }
 
-    async fn listen(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             match sqlx::postgres::PgListener::connect_with(&self.pool).await {
                 Ok(mut l) => {
@@ -111,7 +132,7 @@ impl Indexer {
                                     Ok(_) => self.wake.notify_waiters(),
                                     Err(_) => break,
                                 },
-                                _ = shutdown.changed() => return,
+                                _ = shutdown.cancelled() => return,
                             }
                         }
                     }
@@ -120,12 +141,12 @@ impl Indexer {
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {},
-                _ = shutdown.changed() => return,
+                _ = shutdown.cancelled() => return,
             }
         }
     }
 
-    async fn work(self: Arc<Self>, n: usize, mut shutdown: watch::Receiver<bool>) {
+    async fn work(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
         let lease = self.config.indexer.lease;
         // Every configured backend: a job for a backend this process does not know is left to a
         // process that does.
@@ -140,7 +161,7 @@ impl Indexer {
             base: self.config.indexer.retry_base,
         };
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
             // Listen before looking, so a job queued between the claim and the wait still wakes
@@ -169,7 +190,7 @@ impl Indexer {
                 tokio::select! {
                     _ = woken => {},
                     _ = tokio::time::sleep(self.config.indexer.poll_interval) => {},
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.cancelled() => return,
                 }
                 continue;
             };
@@ -188,7 +209,7 @@ impl Indexer {
                             break None;
                         }
                     }
-                    _ = shutdown.changed() => {
+                    _ = shutdown.cancelled() => {
                         let _ = jobs::release(&self.pool, &job, retry).await;
                         return;
                     }
@@ -216,18 +237,15 @@ impl Indexer {
     async fn run_job_within_deadline(
         &self,
         job: &ClaimedJob,
-    ) -> Result<pipeline::Outcome, anyhow::Error> {
+    ) -> Result<pipeline::Outcome, JobError> {
         let limit = self.config.indexer.job_timeout;
         match tokio::time::timeout(limit, self.run_job(job)).await {
             Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!(
-                "timed out after {:?} (indexer.job_timeout)",
-                limit
-            )),
+            Err(_) => Err(JobError::Timeout(limit)),
         }
     }
 
-    async fn run_job(&self, job: &ClaimedJob) -> Result<pipeline::Outcome, anyhow::Error> {
+    async fn run_job(&self, job: &ClaimedJob) -> Result<pipeline::Outcome, JobError> {
         let backend = self.backend(&job.backend)?;
         let options = Options {
             visibility: self.config.visibility(&job.backend, &job.repository),
@@ -271,12 +289,8 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 /// Runs the task `start` makes until it returns; one that panics is logged and started again
 /// after `delay`, unless shutdown has begun. A panic in a worker (a bug the pipeline hits on
 /// some package) must not silently leave the process with fewer workers, or none.
-async fn supervise<F, Fut>(
-    name: String,
-    shutdown: watch::Receiver<bool>,
-    delay: Duration,
-    mut start: F,
-) where
+async fn supervise<F, Fut>(name: String, shutdown: CancellationToken, delay: Duration, mut start: F)
+where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -294,7 +308,7 @@ async fn supervise<F, Fut>(
             }
             Err(_) => return,
         }
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             return;
         }
         tokio::time::sleep(delay).await;
@@ -310,7 +324,7 @@ mod tests {
     #[tokio::test]
     async fn a_task_that_panics_is_started_again_until_it_returns() {
         let starts = Arc::new(AtomicUsize::new(0));
-        let (_tx, rx) = watch::channel(false);
+        let rx = CancellationToken::new();
         let counter = starts.clone();
         supervise("test".into(), rx, Duration::from_millis(10), move || {
             let n = counter.fetch_add(1, Ordering::SeqCst);
@@ -331,8 +345,8 @@ mod tests {
     #[tokio::test]
     async fn a_panic_after_shutdown_began_is_not_restarted() {
         let starts = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = watch::channel(false);
-        tx.send(true).unwrap();
+        let rx = CancellationToken::new();
+        rx.cancel();
         let counter = starts.clone();
         supervise("test".into(), rx, Duration::from_millis(10), move || {
             counter.fetch_add(1, Ordering::SeqCst);

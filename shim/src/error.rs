@@ -13,6 +13,26 @@ use axum::{
 use serde_json::json;
 use shimmer_registry::ErrorCode;
 
+/// Why the shim could not start, or one of its commands (`preload`, `cache ls/export/import`)
+/// could not finish: the crate's one error at its boundary. (Errors a `/v2` client sees are
+/// [`OciError`]s.)
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Registry(#[from] shimmer_registry::RegistryError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+    /// A refusal with its own sentence (an import that does not check out, a missing setting).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// The `Docker-Distribution-API-Version` header every `/v2` response carries.
 pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 pub const API_VERSION: HeaderValue = HeaderValue::from_static("registry/2.0");

@@ -15,12 +15,8 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = tokio::time::timeout(
-        CHECK_TIMEOUT,
-        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.pool),
-    )
-    .await;
-    let db_ok = matches!(db, Ok(Ok(1)));
+    let db = tokio::time::timeout(CHECK_TIMEOUT, shimmer_store::ping(&state.pool)).await;
+    let db_ok = matches!(db, Ok(Ok(())));
     let mut ready = db_ok;
     let mut backends = serde_json::Map::new();
     for b in state.routes.backends() {

@@ -85,6 +85,34 @@ impl Endpoint {
     }
 }
 
+/// The kind of endpoint a raw `/v2` path is for ([`Endpoint::kind`]'s names, `other` for a
+/// path no endpoint serves), told from its last marker without validating it: for a request's
+/// span, which must not carry the path (an upload session is a signed secret).
+pub fn endpoint_kind(raw_path: &str) -> &'static str {
+    let rest = raw_path.strip_prefix("/v2").unwrap_or(raw_path);
+    if rest.is_empty() || rest == "/" {
+        return "base";
+    }
+    if rest == "/_catalog" {
+        return "catalog";
+    }
+    if rest.ends_with("/tags/list") {
+        return "tags";
+    }
+    let markers = [
+        ("/blobs/uploads", "upload"),
+        ("/manifests/", "manifest"),
+        ("/blobs/", "blob"),
+        ("/referrers/", "referrers"),
+    ];
+    markers
+        .iter()
+        .filter_map(|(m, kind)| rest.rfind(m).map(|i| (i, *kind)))
+        // The last marker wins; of two at one place (`/blobs/uploads`), the first listed.
+        .max_by_key(|(i, kind)| (*i, *kind == "upload"))
+        .map_or("other", |(_, kind)| kind)
+}
+
 /// A manifest reference: a tag or a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
@@ -408,5 +436,25 @@ mod tests {
         // Grammatical, but no registry implements it: refused.
         assert!(check_digest("md5:d41d8cd98f00b204e9800998ecf8427e").is_err());
         assert!(check_digest(":abc").is_err());
+    }
+
+    #[test]
+    fn a_spans_endpoint_is_told_from_the_path_without_it() {
+        for (path, kind) in [
+            ("/v2/", "base"),
+            ("/v2", "base"),
+            ("/v2/_catalog", "catalog"),
+            ("/v2/a/b/tags/list", "tags"),
+            ("/v2/a/manifests/v1", "manifest"),
+            ("/v2/blobs/manifests/v1", "manifest"),
+            ("/v2/a/blobs/sha256:ab", "blob"),
+            ("/v2/manifests/blobs/sha256:ab", "blob"),
+            ("/v2/a/blobs/uploads/", "upload"),
+            ("/v2/a/blobs/uploads/c2Vzc2lvbg", "upload"),
+            ("/v2/a/referrers/sha256:ab", "referrers"),
+            ("/v2/a/whatever", "other"),
+        ] {
+            assert_eq!(endpoint_kind(path), kind, "{path}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::{
-    AppState,
+    AppState, Error,
     cache::{Cache, MANIFEST_ACCEPT, content_path},
     error::OciError,
     path::{check_digest, is_valid_name, is_valid_tag},
@@ -53,12 +53,85 @@ impl ImageRef {
     }
 }
 
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}:{}", self.host, self.repository, self.reference)
+    }
+}
+
+/// The references of a preload list: one a line, blank lines and `#` comments skipped; the
+/// first invalid line is the error.
+pub fn parse_list(text: &str) -> Result<Vec<ImageRef>, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(ImageRef::parse)
+        .collect()
+}
+
 /// What preloading one reference did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Loaded {
     pub manifests: usize,
     pub blobs: usize,
     pub bytes: u64,
+}
+
+impl std::fmt::Display for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            manifests,
+            blobs,
+            bytes,
+        } = self;
+        write!(f, "{manifests} manifests, {blobs} blobs, {bytes} bytes")
+    }
+}
+
+/// One reference of a list preloaded (or not), as `shimmer preload` reports it.
+pub struct Progress<'a> {
+    pub index: usize,
+    pub total: usize,
+    pub image: &'a ImageRef,
+    pub result: &'a Result<Loaded, String>,
+}
+
+impl std::fmt::Display for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            index,
+            total,
+            image,
+            ..
+        } = self;
+        match self.result {
+            Ok(loaded) => write!(f, "[{index}/{total}] {image}  {loaded}"),
+            Err(e) => write!(f, "[{index}/{total}] {image}  failed: {e}"),
+        }
+    }
+}
+
+/// Preloads every reference in turn, handing each outcome to `report` as it comes; returns how
+/// many failed (the others are cached whatever happened to them).
+pub async fn preload_all(
+    state: &AppState,
+    refs: &[ImageRef],
+    platforms: &[String],
+    concurrency: usize,
+    mut report: impl FnMut(Progress<'_>),
+) -> usize {
+    let mut failed = 0;
+    for (i, image) in refs.iter().enumerate() {
+        let result = preload(state, image, platforms, concurrency).await;
+        failed += usize::from(result.is_err());
+        report(Progress {
+            index: i + 1,
+            total: refs.len(),
+            image,
+            result: &result,
+        });
+    }
+    failed
 }
 
 /// Whether an index entry's `platform` is the one `wanted` names: `os/arch` or
@@ -209,25 +282,38 @@ pub struct Listed {
     pub bytes: u64,
 }
 
+impl Listed {
+    /// The header of `cache ls`'s table, aligned with each row's [`Display`](std::fmt::Display).
+    pub const HEADER: &str = "UPSTREAM              MANIFESTS      BLOBS            BYTES";
+}
+
+impl std::fmt::Display for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            upstream,
+            manifests,
+            blobs,
+            bytes,
+        } = self;
+        write!(f, "{upstream:<20} {manifests:>10} {blobs:>10} {bytes:>16}")
+    }
+}
+
 /// The configured cache directory, which the cache commands need.
-fn cache_root(state: &AppState) -> anyhow::Result<&std::path::PathBuf> {
+fn cache_root(state: &AppState) -> Result<&std::path::PathBuf, Error> {
     state
         .config
         .cache
         .path
         .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no [cache] path is configured"))
+        .ok_or_else(|| Error::Invalid("no [cache] path is configured".into()))
 }
 
 /// Cached manifests, blobs and bytes per upstream (an entry is a manifest when the cache holds
 /// it under `manifests/`).
-pub async fn list(state: &AppState) -> anyhow::Result<Vec<Listed>> {
+pub async fn list(state: &AppState) -> Result<Vec<Listed>, Error> {
     let root = cache_root(state)?;
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "select upstream, digest, size_bytes from cache_entries order by upstream, digest",
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = shimmer_store::cache::sizes(&state.pool).await?;
     let mut out: Vec<Listed> = Vec::new();
     for (upstream, digest, size) in rows {
         if out.last().is_none_or(|l| l.upstream != upstream) {
@@ -248,18 +334,10 @@ pub async fn list(state: &AppState) -> anyhow::Result<Vec<Listed>> {
 }
 
 /// Copies the cache directory to `out` with its metadata (`metadata.json`).
-pub async fn export(state: &AppState, out: &Path) -> anyhow::Result<u64> {
+pub async fn export(state: &AppState, out: &Path) -> Result<u64, Error> {
     let root = cache_root(state)?;
     let copied = copy_tree(root, &out.join("cache"), true)?;
-    let tags: Vec<(String, String, String, String, Option<String>)> =
-        sqlx::query_as("select upstream, repository, tag, digest, media_type from cache_tags")
-            .fetch_all(&state.pool)
-            .await?;
-    let entries: Vec<(String, String, String, Option<String>, i64)> = sqlx::query_as(
-        "select upstream, digest, repository, media_type, size_bytes from cache_entries",
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let (tags, entries) = shimmer_store::cache::export_rows(&state.pool).await?;
     std::fs::write(
         out.join("metadata.json"),
         serde_json::to_vec(&serde_json::json!({ "tags": tags, "entries": entries }))?,
@@ -269,22 +347,23 @@ pub async fn export(state: &AppState, out: &Path) -> anyhow::Result<u64> {
 
 /// Copies an exported cache into this one and records its metadata. The metadata and every
 /// blob and manifest are checked first; if any is invalid or corrupt, nothing is imported.
-pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
+pub async fn import(state: &AppState, from: &Path) -> Result<u64, Error> {
     let root = cache_root(state)?;
     let meta: Value = serde_json::from_slice(&std::fs::read(from.join("metadata.json"))?)?;
     check_metadata(state, &meta)?;
     let exported = from.join("cache");
     let corrupt = tokio::task::spawn_blocking(move || verify_tree(&exported)).await??;
-    anyhow::ensure!(
-        corrupt.is_empty(),
-        "refusing the import: {} file(s) do not match their digest (nothing was imported): {}",
-        corrupt.len(),
-        corrupt
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    if !corrupt.is_empty() {
+        return Err(Error::Invalid(format!(
+            "refusing the import: {} file(s) do not match their digest (nothing was imported): {}",
+            corrupt.len(),
+            corrupt
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let copied = copy_tree(&from.join("cache"), root, true)?;
     for t in meta["tags"].as_array().into_iter().flatten() {
         let s = |i: usize| t[i].as_str().unwrap_or_default().to_owned();
@@ -317,7 +396,7 @@ pub async fn import(state: &AppState, from: &Path) -> anyhow::Result<u64> {
 /// Refuses exported metadata that names anything this site would not itself have put in its
 /// cache tables: an upstream (or caching backend) that is not configured here, an invalid
 /// repository name, tag or digest. The error names the entry.
-fn check_metadata(state: &AppState, meta: &Value) -> anyhow::Result<()> {
+fn check_metadata(state: &AppState, meta: &Value) -> Result<(), Error> {
     let text = |row: &Value, i: usize| row[i].as_str().unwrap_or_default().to_owned();
     let check = |what: &str, row: &Value, upstream: String, repo: String, digest: String| {
         let problem = if !state.upstreams.is_cache_name(&upstream) {
@@ -329,16 +408,17 @@ fn check_metadata(state: &AppState, meta: &Value) -> anyhow::Result<()> {
         } else {
             return Ok(());
         };
-        anyhow::bail!(
+        Err(Error::Invalid(format!(
             "refusing the import: metadata.json {what} {row}: {problem} (nothing was imported)"
-        )
+        )))
     };
     for t in meta["tags"].as_array().into_iter().flatten() {
         let tag = text(t, 2);
-        anyhow::ensure!(
-            is_valid_tag(&tag),
-            "refusing the import: metadata.json tag {t}: invalid tag {tag:?} (nothing was imported)"
-        );
+        if !is_valid_tag(&tag) {
+            return Err(Error::Invalid(format!(
+                "refusing the import: metadata.json tag {t}: invalid tag {tag:?} (nothing was imported)"
+            )));
+        }
         check("tag", t, text(t, 0), text(t, 1), text(t, 3))?;
     }
     for e in meta["entries"].as_array().into_iter().flatten() {

@@ -138,3 +138,31 @@ pub async fn forget(
     tx.commit().await?;
     Ok(deleted)
 }
+
+/// A cache tag row as `cache export` writes it: upstream, repository, tag, digest, media type.
+pub type TagRow = (String, String, String, String, Option<String>);
+/// A cache entry row as `cache export` writes it: upstream, digest, repository, media type, size.
+pub type EntryRow = (String, String, String, Option<String>, i64);
+
+/// Every cached entry's upstream, digest and size, by upstream then digest (`cache ls`).
+pub async fn sizes(pool: &PgPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select upstream, digest, size_bytes from cache_entries order by upstream, digest",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Every tag and entry of the cache, for `cache export`.
+pub async fn export_rows(pool: &PgPool) -> Result<(Vec<TagRow>, Vec<EntryRow>), sqlx::Error> {
+    let tags =
+        sqlx::query_as("select upstream, repository, tag, digest, media_type from cache_tags")
+            .fetch_all(pool)
+            .await?;
+    let entries = sqlx::query_as(
+        "select upstream, digest, repository, media_type, size_bytes from cache_entries",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok((tags, entries))
+}

@@ -4,6 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::PgPool;
 
+use crate::JobState;
+
 /// Why a manifest was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobSource {
@@ -150,7 +152,7 @@ pub struct JobRow {
     pub digest: String,
     pub media_type: Option<String>,
     pub source: String,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i32,
     pub lease_expiries: i32,
     pub last_error: Option<String>,

@@ -5,9 +5,12 @@
 //! integration tests against a real PostgreSQL.
 
 pub mod jobs;
+pub mod kinds;
 pub mod packages;
 pub mod pulls;
 pub mod text;
+
+pub use kinds::{JobState, VersionKind};
 
 use std::time::Duration;
 
@@ -83,3 +86,11 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
         .map_err(sqlx::migrate::MigrateError::Execute)
 }
 pub mod cache;
+
+/// Whether the database answers a trivial query (readiness checks).
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar::<_, i32>("select 1")
+        .fetch_one(pool)
+        .await
+        .map(drop)
+}

@@ -6,7 +6,10 @@
 //! changes nothing but its tag.
 
 use serde_json::Value;
+use shimmer_config::Visibility;
 use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::VersionKind;
 
 /// Rows per bulk statement (keeps each under PostgreSQL's parameter and message limits while
 /// staying few round trips for a 2,000-CRD provider).
@@ -74,8 +77,7 @@ pub struct VersionRecord {
     pub platforms: Vec<String>,
     pub media_type: Option<String>,
     pub artifact_type: Option<String>,
-    /// `package`, `image`, `helm`, `artifact`, `index` or `rejected`.
-    pub kind: String,
+    pub kind: VersionKind,
     pub package_type: Option<String>,
     pub name: Option<String>,
     pub meta: Option<Value>,
@@ -86,9 +88,9 @@ pub struct VersionRecord {
     pub rejection: Option<String>,
     pub bytes_downloaded: i64,
     pub image_bytes: i64,
-    /// `public` or `private`; `None` when it could not be told (the anonymous check failed in a
-    /// way that proves nothing): the package keeps what it had, a new one is private.
-    pub visibility: Option<String>,
+    /// `None` when it could not be told (the anonymous check failed in a way that proves
+    /// nothing): the package keeps what it had, a new one is private.
+    pub visibility: Option<Visibility>,
     /// When `visibility` was found out (seconds since the Unix epoch): the package's visibility
     /// changes only to a later finding than the one it has, so a job that checked before
     /// another but commits after it cannot put back what it saw. `None`: no time, applies.
@@ -123,21 +125,20 @@ pub async fn missing_objects(
     Ok(rows.into_iter().map(|(d,)| d).collect())
 }
 
-/// Whether this manifest of this repository is stored already.
-pub async fn version_exists(
+/// What this manifest of this repository was stored as, if it is stored already.
+pub async fn stored_kind(
     pool: &PgPool,
     repository: &str,
     digest: &str,
-) -> Result<bool, sqlx::Error> {
-    let (exists,): (bool,) = sqlx::query_as(
-        "select exists (select 1 from versions v join packages p on p.id = v.package_id
-                        where p.repository = $1 and v.manifest_digest = $2)",
+) -> Result<Option<VersionKind>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select v.kind from versions v join packages p on p.id = v.package_id
+         where p.repository = $1 and v.manifest_digest = $2 limit 1",
     )
     .bind(repository)
     .bind(digest)
-    .fetch_one(pool)
-    .await?;
-    Ok(exists)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Writes a version with its objects (only those the store lacks need bodies: pass the rest
@@ -174,7 +175,7 @@ pub async fn store_version(
     .bind(&v.repository)
     .bind(&v.package_type)
     .bind(&v.name)
-    .bind(&v.visibility)
+    .bind(v.visibility.map(Visibility::as_str))
     .bind(v.visibility_checked_at)
     .fetch_one(&mut *tx)
     .await?;
@@ -211,7 +212,7 @@ pub async fn store_version(
     .bind(&v.index_digest)
     .bind(&v.media_type)
     .bind(&v.artifact_type)
-    .bind(&v.kind)
+    .bind(v.kind)
     .bind(&v.package_type)
     .bind(&v.meta)
     .bind(v.contents.as_ref().map(|(d, _)| d))

@@ -35,6 +35,7 @@ mod text;
 mod views;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio_util::sync::CancellationToken;
 
 use axum::{
     Router,
@@ -132,20 +133,22 @@ pub fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
 /// client sees rather than the cancelled query's error.
 const STATEMENT_GRACE: Duration = Duration::from_secs(1);
 
-/// Serves the marketplace on a bound listener until `shutdown` completes, then drains; each
+/// Serves the marketplace on a bound listener until `shutdown` is cancelled, then drains; each
 /// request head must arrive within `web.header_read_timeout` (see [`shimmer_serve::serve`]).
-pub fn serve_on(
+/// The listener is the caller's, so tests bind port 0 and read the address first.
+pub fn run(
     listener: tokio::net::TcpListener,
     config: &Config,
     pool: PgPool,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
     let app = router(Arc::new(AppState::new(config, pool)));
     let header_read_timeout = config.web.header_read_timeout;
     async move {
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, "marketplace listening");
-        shimmer_serve::serve(listener, app, header_read_timeout, shutdown).await;
+        let stop = shutdown.cancelled_owned();
+        shimmer_serve::serve(listener, app, header_read_timeout, stop).await;
         Ok(())
     }
 }

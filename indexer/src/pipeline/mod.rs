@@ -11,6 +11,8 @@ mod outcome;
 mod record;
 
 use serde_json::{Value, json};
+use shimmer_config::Visibility;
+use shimmer_store::VersionKind;
 use shimmer_store::{
     PgPool,
     packages::{self, VersionRecord},
@@ -62,7 +64,7 @@ pub async fn index(
         platforms: vec![],
         media_type: None,
         artifact_type: None,
-        kind: "rejected".into(),
+        kind: VersionKind::Rejected,
         package_type: None,
         name: None,
         meta: None,
@@ -74,11 +76,17 @@ pub async fn index(
         image_bytes: 0,
         visibility_checked_at: Some(shimmer_store::unix_now()),
         visibility: match options.visibility {
-            Some(v) => Some(v.as_str().into()),
+            Some(v) => Some(v),
             None => backend
                 .anonymous_can_read(repository, &digest)
                 .await
-                .map(|public| if public { "public" } else { "private" }.into()),
+                .map(|public| {
+                    if public {
+                        Visibility::Public
+                    } else {
+                        Visibility::Private
+                    }
+                }),
         },
         replace: options.force,
     };
@@ -87,7 +95,7 @@ pub async fn index(
         reference: reference.to_owned(),
         manifest_digest: digest.clone(),
         index_digest: None,
-        kind: "rejected".into(),
+        kind: VersionKind::Rejected,
         package_type: None,
         name: None,
         apis: vec![],
@@ -101,11 +109,15 @@ pub async fn index(
         already_indexed: false,
         note: None,
     };
-    if !options.force && packages::version_exists(pool, repository, &digest).await? {
+    let stored = match options.force {
+        true => None,
+        false => packages::stored_kind(pool, repository, &digest).await?,
+    };
+    if let Some(kind) = stored {
         // Only the tag may have moved: store_version with nothing new records that.
         packages::store_version(pool, &base, &[], &[], &[]).await?;
         outcome.already_indexed = true;
-        outcome.kind = "indexed".into();
+        outcome.kind = kind;
         return Ok(outcome);
     }
 
@@ -174,7 +186,7 @@ pub async fn index(
                 .copied(),
         };
         let Some(chosen) = chosen else {
-            version.kind = "index".into();
+            version.kind = VersionKind::Index;
             version.index_digest = Some(digest.clone());
             outcome.note = Some("index has no single or linux/amd64 manifest".into());
             return finish(pool, version, outcome, &run).await;
@@ -224,11 +236,11 @@ pub async fn index(
 
     // Not an image: record what it is, download nothing.
     if config_type == HELM_CONFIG {
-        version.kind = "helm".into();
+        version.kind = VersionKind::Helm;
         return finish(pool, version, outcome, &run).await;
     }
     if artifact_type.is_some() || !IMAGE_CONFIGS.contains(&config_type) {
-        version.kind = "artifact".into();
+        version.kind = VersionKind::Artifact;
         return finish(pool, version, outcome, &run).await;
     }
 
@@ -247,7 +259,7 @@ pub async fn index(
     if roles.is_empty() && !layers.is_empty() && tar_layers.is_empty() {
         let mut types: Vec<&str> = layers.iter().map(|l| l.media_type.as_str()).collect();
         types.dedup();
-        version.kind = "artifact".into();
+        version.kind = VersionKind::Artifact;
         version.media_type = Some(media_type.clone());
         if version.artifact_type.is_none() {
             // No `artifactType`: the layers' type is what says what it is.
@@ -266,7 +278,7 @@ pub async fn index(
         let Some(raw) = read_small_blob(backend, repository, c, CONFIG_LIMIT, &mut run).await?
         else {
             // Truncated, the config would read as empty and the image as a roleless package.
-            version.kind = "image".into();
+            version.kind = VersionKind::Image;
             version.media_type = Some(media_type.clone());
             outcome.note = Some(format!(
                 "image config is larger than the {CONFIG_LIMIT}-byte read cap ({} bytes declared); \
@@ -277,7 +289,7 @@ pub async fn index(
         };
         let Ok(parsed) = serde_json::from_slice::<Value>(&raw) else {
             // Read as nothing, it would look like a roleless package image and be flattened.
-            version.kind = "image".into();
+            version.kind = VersionKind::Image;
             version.media_type = Some(media_type.clone());
             outcome.note = Some(
                 "image config is not valid JSON; its layers were not searched for a package".into(),
@@ -321,11 +333,11 @@ pub async fn index(
                 || !config_json["config"]["Cmd"].is_null();
             let total: u64 = tar_layers.iter().map(|l| l.size).sum();
             if runnable || tar_layers.is_empty() {
-                version.kind = "image".into();
+                version.kind = VersionKind::Image;
                 return finish(pool, version, outcome, &run).await;
             }
             if total > options.flatten_limit {
-                version.kind = "image".into();
+                version.kind = VersionKind::Image;
                 outcome.note = Some(format!(
                     "no package layer roles; not flattening {total} bytes of layers (limit {})",
                     options.flatten_limit
@@ -350,7 +362,7 @@ pub async fn index(
                 }
             }
             if found.is_none() {
-                version.kind = "image".into();
+                version.kind = VersionKind::Image;
                 return finish(pool, version, outcome, &run).await;
             }
             (found, String::new())

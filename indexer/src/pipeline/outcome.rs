@@ -67,8 +67,8 @@ pub struct Outcome {
     pub reference: String,
     pub manifest_digest: String,
     pub index_digest: Option<String>,
-    /// `package`, `image`, `helm`, `artifact` or `rejected`.
-    pub kind: String,
+    /// What the manifest is (as stored before, when `already_indexed`).
+    pub kind: shimmer_store::VersionKind,
     pub package_type: Option<String>,
     pub name: Option<String>,
     pub apis: Vec<ApiSummary>,
@@ -84,4 +84,32 @@ pub struct Outcome {
     /// The manifest was stored before and not read again.
     pub already_indexed: bool,
     pub note: Option<String>,
+}
+
+/// What `shimmer index` prints: the reference, what it is, and what was stored.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} {} ({})",
+            self.repository, self.reference, self.manifest_digest
+        )?;
+        writeln!(f, "  kind: {}", self.kind)?;
+        if let Some(t) = &self.package_type {
+            writeln!(f, "  package: {t} {}", self.name.as_deref().unwrap_or("?"))?;
+        }
+        if let Some(r) = &self.rejection {
+            writeln!(f, "  rejected: {r}")?;
+        }
+        writeln!(f, "  apis: {}", self.apis.len())?;
+        for a in &self.apis {
+            writeln!(f, "    {}.{} {}", a.kind, a.group, a.versions.join(","))?;
+        }
+        writeln!(f, "  objects: {} ({} new)", self.objects, self.objects_new)?;
+        write!(
+            f,
+            "  downloaded {} of {} image bytes",
+            self.bytes_downloaded, self.image_bytes
+        )
+    }
 }

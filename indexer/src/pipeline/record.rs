@@ -2,6 +2,7 @@
 //! package with its objects, API types and examples; and the notes a run leaves on the version.
 
 use serde_json::{Value, json};
+use shimmer_store::VersionKind;
 use shimmer_store::{
     PgPool,
     packages::{self, ApiRecord, ExampleRecord, ObjectRecord, VersionRecord},
@@ -32,7 +33,7 @@ pub(super) async fn reject(
     let reason = shimmer_store::text::shorten(&reason, shimmer_store::text::MAX_KEPT_TEXT_BYTES)
         .into_owned();
     tracing::info!(repository = %version.repository, digest = %version.manifest_digest, %reason, "package rejected");
-    version.kind = "rejected".into();
+    version.kind = VersionKind::Rejected;
     version.rejection = Some(reason.clone());
     outcome.rejection = Some(reason);
     finish(pool, version, outcome, run).await
@@ -69,7 +70,7 @@ pub(super) async fn store_package(
     limits: &Limits,
 ) -> Result<Outcome, IndexError> {
     let meta = &parsed.meta;
-    version.kind = "package".into();
+    version.kind = VersionKind::Package;
     version.package_type = Some(meta.package_type.as_str().to_owned());
     version.name = meta.name.clone();
     version.crossplane_version = meta.crossplane_version.clone();
@@ -230,7 +231,7 @@ pub(super) async fn store_package(
         .collect();
 
     let stored = packages::store_version(pool, &version, &records, &apis, &examples).await?;
-    outcome.kind = "package".into();
+    outcome.kind = VersionKind::Package;
     outcome.package_type = version.package_type.clone();
     outcome.name = version.name.clone();
     outcome.apis = parsed

@@ -46,7 +46,11 @@ impl Env {
         let state = shimmer_shim::AppState::new(config.clone(), pool.clone()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shim = listener.local_addr().unwrap().to_string();
-        let task = tokio::spawn(shimmer_shim::run(listener, state, std::future::pending()));
+        let task = tokio::spawn(shimmer_shim::run(
+            listener,
+            state,
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let indexer = Indexer::new(config.clone(), pool.clone()).unwrap();
         Env {
             registry,
@@ -73,8 +77,8 @@ impl Env {
     pub async fn index_all(&self) {
         // The shim writes jobs off the request path: let them land first.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let run = tokio::spawn(self.indexer.clone().run(2, rx));
+        let tx = tokio_util::sync::CancellationToken::new();
+        let run = tokio::spawn(self.indexer.clone().run(2, tx.clone()));
         let pool = self.pool.clone();
         testkit::wait_until("the queue is drained", Duration::from_secs(120), || {
             let pool = pool.clone();
@@ -86,7 +90,7 @@ impl Env {
             }
         })
         .await;
-        tx.send(true).unwrap();
+        tx.cancel();
         run.await.unwrap();
     }
 

@@ -104,8 +104,8 @@ async fn workers_leave_jobs_of_backends_they_are_not_configured_for() {
     );
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(env.indexer.clone().run(2, rx));
+    let tx = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(env.indexer.clone().run(2, tx.clone()));
     let pool = env.pool.clone();
     testkit::wait_until("primary's job is done", Duration::from_secs(60), || {
         let pool = pool.clone();
@@ -122,7 +122,7 @@ async fn workers_leave_jobs_of_backends_they_are_not_configured_for() {
     .await;
     // Give the idle workers a few more polls at the other job.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    tx.send(true).unwrap();
+    tx.cancel();
     run.await.unwrap();
     let (state, attempts): (String, i32) =
         sqlx::query_as("select state, attempts from index_jobs where backend = 'elsewhere'")
@@ -185,8 +185,8 @@ async fn workers_delete_done_jobs_older_than_the_retention_only() {
         .await
         .unwrap();
     }
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(env.indexer.clone().run(1, rx));
+    let tx = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(env.indexer.clone().run(1, tx.clone()));
     let pool = env.pool.clone();
     testkit::wait_until(
         "the old done job is deleted",
@@ -203,7 +203,7 @@ async fn workers_delete_done_jobs_older_than_the_retention_only() {
         },
     )
     .await;
-    tx.send(true).unwrap();
+    tx.cancel();
     run.await.unwrap();
     let left: Vec<String> = sqlx::query_scalar("select repository from index_jobs order by id")
         .fetch_all(&env.pool)

@@ -279,8 +279,8 @@ async fn each_retry_waits_twice_as_long_as_the_one_before() {
     jobs::enqueue(&env.pool, &missing_job()).await.unwrap();
     // Real workers fail the job (its manifest does not exist) three times; every state the job
     // passes through between attempts is recorded from the stored timestamps.
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(env.indexer.clone().run(1, rx));
+    let tx = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(env.indexer.clone().run(1, tx.clone()));
     let delays = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i32, f64)>::new()));
     let pool = env.pool.clone();
     testkit::wait_until("the job failed for good", Duration::from_secs(30), || {
@@ -302,7 +302,7 @@ async fn each_retry_waits_twice_as_long_as_the_one_before() {
         }
     })
     .await;
-    tx.send(true).unwrap();
+    tx.cancel();
     run.await.unwrap();
     let delays = delays.lock().unwrap().clone();
     assert_eq!(
@@ -350,8 +350,8 @@ async fn each_retry_waits_twice_as_long_as_the_one_before() {
 async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
     // Polling alone would not look again for an hour: only the notification can wake them.
     let env = Env::start_with("[indexer]\npoll_interval = \"1h\"\n").await;
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let run = tokio::spawn(env.indexer.clone().run(2, rx));
+    let tx = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(env.indexer.clone().run(2, tx.clone()));
     // Both workers find nothing and go idle.
     let pool = env.pool.clone();
     testkit::wait_until("the listener is connected", Duration::from_secs(20), || {
@@ -386,7 +386,7 @@ async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
         },
     )
     .await;
-    tx.send(true).unwrap();
+    tx.cancel();
     run.await.unwrap();
     assert_eq!(env.package_versions().await, 1);
 }

@@ -18,7 +18,7 @@ fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionR
         platforms: vec![],
         media_type: None,
         artifact_type: None,
-        kind: "package".into(),
+        kind: shimmer_store::VersionKind::Package,
         package_type: Some("Provider".into()),
         name: None,
         meta: None,
@@ -28,7 +28,10 @@ fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionR
         rejection: None,
         bytes_downloaded: 0,
         image_bytes: 0,
-        visibility: visibility.map(str::to_owned),
+        visibility: visibility.map(|v| match v {
+            "public" => shimmer_config::Visibility::Public,
+            _ => shimmer_config::Visibility::Private,
+        }),
         visibility_checked_at: None,
         replace: false,
     }

@@ -48,9 +48,13 @@ impl Shim {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host_port = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(shimmer_shim::run(listener, state.clone(), async {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let cancel = shutdown.clone();
+        tokio::spawn(async move {
             let _ = stopped.await;
-        }));
+            cancel.cancel();
+        });
+        let task = tokio::spawn(shimmer_shim::run(listener, state.clone(), shutdown));
         Shim {
             host_port,
             pool,

@@ -78,10 +78,19 @@ visibility = \"private\"
         let state = shimmer_shim::AppState::new(config.clone(), pool.clone()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shim = listener.local_addr().unwrap().to_string();
-        let shim_task = tokio::spawn(shimmer_shim::run(listener, state, std::future::pending()));
+        let shim_task = tokio::spawn(shimmer_shim::run(
+            listener,
+            state,
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let web = format!("http://{}", listener.local_addr().unwrap());
-        let serve = shimmer_web::serve_on(listener, &config, pool.clone(), std::future::pending());
+        let serve = shimmer_web::run(
+            listener,
+            &config,
+            pool.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        );
         let web_task = tokio::spawn(async move {
             let _ = serve.await;
         });
@@ -161,8 +170,8 @@ visibility = \"private\"
     /// Runs two workers until nothing is queued or running.
     pub async fn index_all(&self) {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let run = tokio::spawn(self.indexer.clone().run(2, rx));
+        let tx = tokio_util::sync::CancellationToken::new();
+        let run = tokio::spawn(self.indexer.clone().run(2, tx.clone()));
         let pool = self.pool.clone();
         testkit::wait_until("the queue is drained", Duration::from_secs(120), || {
             let pool = pool.clone();
@@ -174,7 +183,7 @@ visibility = \"private\"
             }
         })
         .await;
-        tx.send(true).unwrap();
+        tx.cancel();
         run.await.unwrap();
     }
 
@@ -270,11 +279,11 @@ pub async fn bare_web(db: &TestDatabase, web: &str) -> String {
     let pool = shimmer_web::connect(&config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let host_port = listener.local_addr().unwrap().to_string();
-    tokio::spawn(shimmer_web::serve_on(
+    tokio::spawn(shimmer_web::run(
         listener,
         &config,
         pool,
-        std::future::pending(),
+        tokio_util::sync::CancellationToken::new(),
     ));
     host_port
 }

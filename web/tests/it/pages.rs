@@ -402,11 +402,11 @@ async fn a_cdn_base_makes_immutable_urls_absolute() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(shimmer_web::serve_on(
+    tokio::spawn(shimmer_web::run(
         listener,
         &config,
         env.pool.clone(),
-        std::future::pending(),
+        tokio_util::sync::CancellationToken::new(),
     ));
     let v: serde_json::Value = client()
         .get(format!(
