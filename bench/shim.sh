@@ -7,6 +7,8 @@
 #   ROUNDS=7 REQUESTS=20000 bench/shim.sh
 #   SHIMMER=target/release/shimmer bench/shim.sh   # skip the build
 #   THREADS=0 bench/shim.sh                        # the shim on one serving thread per core
+#   DEFAULTS=1 bench/shim.sh   # both as a user runs them: shim `threads = 0`, nginx `worker_processes auto`
+#   BY=digest bench/shim.sh    # manifests asked by digest, not by tag
 #   PIN=1 bench/shim.sh   # registry and clients on CPU 0, the proxy on CPU 1 (needs 2 CPUs)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -70,7 +72,7 @@ EOF
 cat >"$WORK/shimmer.toml" <<EOF
 [server]
 listen = "127.0.0.1:$SHIM"
-threads = ${THREADS:-1}
+threads = ${THREADS:-$([[ -n ${DEFAULTS:-} ]] && echo 0 || echo 1)}
 [database]
 url = "postgres://postgres@127.0.0.1:1/none"
 acquire_timeout = "200ms"
@@ -86,10 +88,13 @@ backend = "primary"
 EOF
 "${P[@]}" "$SHIMMER" shim --config "$WORK/shimmer.toml" >"$WORK/shim.log" 2>&1 & PIDS+=($!); SHIM_PID=$!
 user=""; [[ $(id -u) -eq 0 ]] && user="user root;"
+# DEFAULTS=1: nginx as installed, a master and one worker a core (`worker_processes auto`).
+NGX_PROCS="master_process off;"
+[[ -n ${DEFAULTS:-} ]] && NGX_PROCS="worker_processes auto;"
 cat >"$WORK/nginx/nginx.conf" <<EOF
 $user
 daemon off;
-master_process off;
+$NGX_PROCS
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log error;
 events { worker_connections 1024; }
@@ -155,6 +160,9 @@ skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/big:v1" "doc
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$WORK/small:v1" "docker://127.0.0.1:$REG/bench/small:v1"
 BLOB=$(python3 -c "import json;print(json.load(open('$WORK/big/blobs/sha256/'+json.load(open('$WORK/big/index.json'))['manifests'][0]['digest'][7:]))['layers'][0]['digest'])")
 ACCEPT="application/vnd.oci.image.manifest.v1+json"
+# BY=digest: manifests asked by digest (as containerd and Crossplane pull), else by tag.
+MANIFEST_REF=v1
+[[ ${BY:-} == digest ]] && MANIFEST_REF=$(python3 -c "import json;print(json.load(open('$WORK/small/index.json'))['manifests'][0]['digest'])")
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -171,10 +179,15 @@ port_of() { case $1 in direct) echo "$REG" ;; nginx) echo "$NGX" ;; shim) echo "
 pid_of() { case $1 in direct) echo "" ;; nginx) echo "$NGX_PID" ;; shim) echo "$SHIM_PID" ;; relay) echo "$RELAY_PID" ;; esac; }
 # CPU time (user + system, in clock ticks) a process and its reaped children have used so far
 # (socat's children, one a connection, are reaped as they end; wait for that first).
+# nginx's workers (DEFAULTS=1) live as long as it does: their own time is added.
 ticks() {
     [[ -n $1 ]] || { echo 0; return; }
-    for _ in $(seq 50); do pgrep -P "$1" >/dev/null || break; sleep 0.01; done
-    awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"
+    if [[ $1 == "$RELAY_PID" ]]; then
+        for _ in $(seq 50); do pgrep -P "$1" >/dev/null || break; sleep 0.01; done
+    fi
+    local procs=("/proc/$1/stat") c
+    [[ $1 == "$NGX_PID" ]] && for c in $(pgrep -P "$1"); do procs+=("/proc/$c/stat"); done
+    awk '{s += $14 + $15 + $16 + $17} END {print s}' "${procs[@]}"
 }
 TCK=$(getconf CLK_TCK)
 
@@ -213,7 +226,7 @@ for r in $(seq "$ROUNDS"); do
         for t in "${order[@]}"; do
             p=$(port_of "$t"); pid=$(pid_of "$t")
             r0=$(ticks "$REG_PID"); x0=$(ticks "$pid")
-            oha_run "$m" "http://127.0.0.1:$p/v2/bench/small/manifests/v1" >>"$WORK/oha.$m.$t"
+            oha_run "$m" "http://127.0.0.1:$p/v2/bench/small/manifests/$MANIFEST_REF" >>"$WORK/oha.$m.$t"
             echo "$(( $(ticks "$REG_PID") - r0 )) $(( $(ticks "$pid") - x0 )) $(cat "$WORK/time")" >>"$WORK/cpu.$t"
         done
     done
@@ -268,7 +281,11 @@ cpu_ceiling() { # direct: registry client; proxied: registry proxy client
 blob_ceiling() { cpu_ceiling "${BCPU_REG[direct]}" "${BCPU_CLIENT[direct]}" "${BCPU_REG[$1]}" "${BCPU_PROXY[$1]}" "${BCPU_CLIENT[$1]}"; }
 man_ceiling() { cpu_ceiling "${CPU_REG[direct]}" "${CPU_CLIENT[direct]}" "${CPU_REG[$1]}" "${CPU_PROXY[$1]}" "${CPU_CLIENT[$1]}"; }
 inv() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0) printf "%.2fx", b / a; else print "-" }'; }
+SHIM_THREADS=$(awk -F' = ' '/^threads/ {print $2}' "$WORK/shimmer.toml")
+NGX_MODE=$([[ -n ${DEFAULTS:-} ]] && echo "worker_processes auto" || echo "one worker")
 cat <<EOF
+
+Shim \`threads = $SHIM_THREADS\`, nginx $NGX_MODE; manifests by ${BY:-tag}.
 
 | measure | direct | nginx | shim | nginx/direct | shim/direct |
 |---|---|---|---|---|---|

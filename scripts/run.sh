@@ -114,6 +114,7 @@ path = "$STATE/cache"
 [[backend]]
 name = "primary"
 url = "http://127.0.0.1:$REG_PORT"
+cache = true
 [[route]]
 prefix = ""
 backend = "primary"
