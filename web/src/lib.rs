@@ -56,7 +56,7 @@ pub use assets::Assets;
 pub use error::{Error, Result};
 pub use state::AppState;
 
-/// The marketplace's routes with their layers (see [`layers`]), in the order a request meets
+/// The marketplace's routes with their layers (see `layers`), in the order a request meets
 /// them: its request id and span; `Vary` and security headers; compression; errors given their
 /// page or JSON body; unreadable addresses refused; the deadline; the handler.
 pub fn router(state: Arc<AppState>) -> Router {

@@ -1,10 +1,10 @@
-//! The `/v2` handler: validate, pick the target once ([`target`]: a mirror, a backend or the
+//! The `/v2` handler: validate, pick the target once (`target`: a mirror, a backend or the
 //! shim itself), forward, stream the answer back.
 //!
 //! Bodies are never buffered except a manifest on `PUT` (bounded by `max_manifest_bytes`, so
 //! its digest can be checked and the push queued) and a tag or catalog list whose repository
 //! names must be translated for a backend with a repository prefix (bounded by
-//! [`lists::LIST_LIMIT`]).
+//! `lists::LIST_LIMIT`).
 
 mod cached;
 mod headers;
