@@ -1,6 +1,13 @@
 //! `shimmer`: parses the command line and configuration, then composes the crates. Each
 //! service runs with one shutdown token; what a command prints is its types' `Display`.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::exit,
+    reason = "the command line prints its results and exits with its status"
+)]
+
 mod cli;
 mod commands;
 mod services;

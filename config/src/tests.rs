@@ -88,7 +88,10 @@ fn route_to_missing_backend_is_named() {
 }
 
 #[test]
-#[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+#[allow(
+    clippy::result_large_err,
+    reason = "figment's Jail API fixes the error type"
+)]
 fn environment_overrides_file_including_arrays() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shimmer.toml");
@@ -107,7 +110,10 @@ fn environment_overrides_file_including_arrays() {
 }
 
 #[test]
-#[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+#[allow(
+    clippy::result_large_err,
+    reason = "figment's Jail API fixes the error type"
+)]
 fn other_shimmer_variables_are_not_configuration_but_misspelt_keys_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("shimmer.toml");
@@ -197,7 +203,10 @@ const UPSTREAM: &str =
     "[[upstream]]\nname = \"up\"\nhosts = [\"registry.test\"]\nurl = \"http://127.0.0.1:1\"\n";
 
 #[test]
-#[allow(clippy::result_large_err)] // figment's Jail API fixes the error type
+#[allow(
+    clippy::result_large_err,
+    reason = "figment's Jail API fixes the error type"
+)]
 fn upstream_secrets_come_from_env_or_files_and_do_not_print() {
     figment::Jail::expect_with(|jail| {
         jail.set_env("SHIMMER_TEST_UP_PASSWORD", "pw-from-env");

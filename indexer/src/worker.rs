@@ -146,6 +146,7 @@ impl Indexer {
         }
     }
 
+    /// Kept whole: one worker's loop, whose `select!` arms share its job, lease and heartbeat.
     async fn work(self: Arc<Self>, n: usize, shutdown: CancellationToken) {
         let lease = self.config.indexer.lease;
         // Every configured backend: a job for a backend this process does not know is left to a

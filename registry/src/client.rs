@@ -36,6 +36,9 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub struct Client {
     conn: Arc<Connection>,
     auth: Arc<Auth>,
+    /// The token cache of anonymous reads ([`Client::anonymous`]), kept apart from `auth`'s:
+    /// tokens earned with credentials would make every private repository look public.
+    anonymous: Arc<Auth>,
     page_size: usize,
     max_manifest_bytes: u64,
 }
@@ -45,6 +48,7 @@ impl Client {
         Self {
             conn,
             auth,
+            anonymous: Arc::new(Auth::anonymous()),
             page_size: 1000,
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
         }
@@ -63,9 +67,13 @@ impl Client {
         Self::new(conn, auth)
     }
 
-    /// The same registry read without any credentials (its own token cache).
+    /// The same registry read without any credentials, with the anonymous token cache every
+    /// clone of this client shares.
     pub fn anonymous(&self) -> Self {
-        Self::new(self.conn.clone(), Arc::new(Auth::anonymous()))
+        Self {
+            auth: self.anonymous.clone(),
+            ..self.clone()
+        }
     }
 
     /// Sets how many names a catalog or tag-list page asks for (default 1,000).

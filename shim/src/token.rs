@@ -124,6 +124,7 @@ pub async fn handle(
         .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Kept whole: one token exchange: checked, renamed, sent and answered in order.
 async fn relay(
     state: &AppState,
     name: &str,

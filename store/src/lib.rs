@@ -1,8 +1,10 @@
 //! shimmer's one piece of state: PostgreSQL.
 //!
-//! All SQL lives in this crate, one module per table or aggregate, next to the function that
-//! runs it. Queries are runtime-checked (`sqlx::query`), and every one is exercised by the
-//! integration tests against a real PostgreSQL.
+//! Every write lives in this crate, one module per table or aggregate, next to the function that
+//! runs it, and so do the reads the shim and the indexer make. The marketplace's reads are its
+//! own read model (`web/src/db/`), which never writes. Queries are runtime-checked
+//! (`sqlx::query`), and every one is exercised by the integration tests against a real
+//! PostgreSQL.
 
 pub mod jobs;
 pub mod kinds;

@@ -1,6 +1,13 @@
 //! Writes one of [`testkit::attacks::Attack::ALL`] (by name) into an OCI layout, tagged
 //! `attack`, for `bench/attacks.sh`: `write_attack <name> <layout dir>`.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::exit,
+    reason = "a command-line tool: usage on stderr, exit 2"
+)]
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let [_, name, dir] = args.as_slice() else {

@@ -273,6 +273,8 @@ async fn write_htpasswd(path: &Path, user: &str, password: &str) {
 /// (`server.pem`, `server.key`) and a client certificate (`client.pem`, `client.key`), both
 /// signed by the CA: the files of [`RegistryTls`] with `client_ca`, and of a backend's
 /// `ca_file`, `client_cert` and `client_key`.
+///
+/// Kept whole: one openssl script.
 pub async fn tls_certificates(dir: &Path) {
     crate::token::openssl(
         dir,

@@ -130,6 +130,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Reads one layer blob of `media_type` under `limits`.
+///
+/// Kept whole: one pass over the tar stream, each entry checked in the order it comes; the budgets' running totals live in its locals.
 pub fn read_layer<R: Read>(
     blob: R,
     media_type: &str,

@@ -100,6 +100,8 @@ const FRIENDLY_GROUP: &str = "friendly-group-name.meta.crossplane.io/";
 const FRIENDLY_KIND: &str = "friendly-kind-name.meta.crossplane.io/";
 
 /// Reads the meta object. `None` when `value` is not a meta object.
+///
+/// Kept whole: one meta object read field by field, each field beside its lint.
 pub fn extract(value: &Value) -> Option<(PackageMeta, Vec<LintFinding>)> {
     let package_type = meta_type(value)?;
     let metadata = value.get("metadata").and_then(Value::as_object);

@@ -139,6 +139,8 @@ impl Extend<Value> for Documents {
 
 /// Reads a package from its `package.yaml` stream and, if the image has one, its
 /// `.up/examples.yaml` stream.
+///
+/// Kept whole: one pass over the package's documents, classifying each in order.
 #[tracing::instrument(level = "debug", skip_all, fields(package_yaml_bytes = package_yaml.len()))]
 pub fn parse_package(
     package_yaml: &[u8],

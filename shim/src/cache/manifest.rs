@@ -106,6 +106,7 @@ impl Cache {
             .await)
     }
 
+    /// Kept whole: one revalidation decision (fresh, stale, offline, moved upstream) read top to bottom.
     async fn tag_manifest(
         &self,
         up: &Upstream,

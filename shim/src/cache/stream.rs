@@ -41,6 +41,8 @@ type ByteStream =
 /// done, and fails (aborting the client's transfer) if the download fails. If the cache could
 /// not write the download, the rest comes straight from the upstream (a `Range` from where the
 /// client is), uncached.
+///
+/// Kept whole: one stream's states (read what is written, wait for more, resume from the upstream) share its locals.
 pub(super) fn tail(
     tmp: PathBuf,
     done_path: PathBuf,

@@ -151,6 +151,11 @@ async fn artifact_with_subject_is_stored_verbatim() {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test reports what it measured or wrote"
+)]
 async fn random_layer_of_256_mib_is_written_in_constant_memory_and_pushed() {
     let registry = Registry::start(RegistryOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,11 @@ fn screenshot_dir() -> std::path::PathBuf {
 }
 
 #[tokio::test]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test reports what it measured or wrote"
+)]
 async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     let env = Env::start().await;
     env.push_source(

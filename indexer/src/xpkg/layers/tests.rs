@@ -208,6 +208,11 @@ fn layers_skip_unsafe_entries_when_told_to() {
 /// 10 GiB of zeros in about 10 MiB of gzip: one member holding a tar header that declares a
 /// 10 GiB file, then 160 identical members of 64 MiB of zeros each. Built once, in memory.
 #[test]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test reports what it measured or wrote"
+)]
 fn layers_stop_a_gzip_bomb_at_the_decompressed_cap() {
     const MEMBER: u64 = 64 << 20;
     const TOTAL: u64 = 10 << 30;

@@ -830,6 +830,11 @@ fn write_json_reversed(value: &Value, out: &mut String) {
 }
 
 #[test]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test reports what it measured or wrote"
+)]
 fn package_parses_the_firehose_crd() {
     let crd = tree(
         "provider-aws-large-crd-sample-v2.6.0/crds/firehose.aws.upbound.io_deliverystreams.yaml",
@@ -861,6 +866,11 @@ fn package_parses_the_firehose_crd() {
 }
 
 #[test]
+#[allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test reports what it measured or wrote"
+)]
 fn package_times_provider_aws_ec2() {
     let dir = tree("provider-aws-ec2-v2.6.0");
     let (package, examples) = (package_yaml(&dir), examples_yaml(&dir).unwrap());
