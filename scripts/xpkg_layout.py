@@ -6,10 +6,32 @@ layer annotated `upbound`, with the roles also recorded as config labels.
 
 usage: xpkg_layout.py SOURCE_DIR LAYOUT_DIR TAG
 """
-import gzip, hashlib, io, json, os, sys, tarfile
+import gzip, hashlib, io, json, os, re, sys, tarfile
 
+USAGE = """usage: xpkg_layout.py SOURCE_DIR LAYOUT_DIR TAG
+
+Builds an OCI image layout of the Crossplane package in SOURCE_DIR (a crossplane.yaml and the
+YAML files beneath it; examples/ becomes the examples layer) into LAYOUT_DIR, tagged TAG.
+Push it with skopeo, e.g.:
+  skopeo copy --dest-tls-verify=false oci:LAYOUT_DIR:TAG docker://localhost:5000/acme/pkg:TAG"""
+
+def fail(message):
+    print(f"xpkg_layout.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+if len(sys.argv) != 4 or sys.argv[1] in ("-h", "--help"):
+    print(USAGE, file=sys.stderr)
+    sys.exit(0 if sys.argv[1:2] in (["-h"], ["--help"]) else 2)
 src, out, tag = sys.argv[1:4]
-meta_file = next(f for f in ("crossplane.yaml", "upbound.yaml") if os.path.exists(os.path.join(src, f)))
+if not os.path.isdir(src):
+    fail(f"{src}: not a folder")
+meta_file = next((f for f in ("crossplane.yaml", "upbound.yaml") if os.path.exists(os.path.join(src, f))), None)
+if meta_file is None:
+    fail(f"{src}: no crossplane.yaml (a package source folder has one at its root)")
+if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", tag):
+    fail(f"{tag!r}: not a valid OCI tag (letters, digits, '_', '.', '-'; at most 128)")
+if os.path.exists(out) and not os.path.isdir(out):
+    fail(f"{out}: exists and is not a folder")
 
 def yaml_files(root, skip_examples):
     found = []

@@ -11,6 +11,7 @@ use axum::{
     response::Response,
 };
 use serde_json::{Value, json};
+use shimmer_store::packages::tag_semver;
 
 use crate::{
     db,
@@ -245,7 +246,8 @@ pub async fn object(
     ))
 }
 
-/// `GET /api/v1/status`: job counts, and for readers the open jobs with their errors.
+/// `GET /api/v1/status`: job counts (`rejected` apart from `done`), the latest rejected versions
+/// with their reasons, and for readers the open jobs with their errors.
 pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response> {
     let reader = state.is_reader(&headers);
     let counts: serde_json::Map<String, Value> = db::job_counts(&state.pool)
@@ -253,7 +255,8 @@ pub async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         .into_iter()
         .map(|(s, n)| (s, Value::from(n)))
         .collect();
-    let mut value = json!({ "counts": counts });
+    let rejections = db::latest_rejections(&state.pool, reader, 20).await?;
+    let mut value = json!({ "counts": counts, "rejections": rejections });
     if reader {
         value["jobs"] =
             serde_json::to_value(db::open_jobs(&state.pool, 200).await?).unwrap_or(Value::Null);
@@ -295,6 +298,13 @@ pub async fn apis(
     let mut rows = db::api_definitions(&state.pool, reader, group, kind, APIS_LIMIT + 1).await?;
     let truncated = rows.len() as i64 > APIS_LIMIT;
     rows.truncate(APIS_LIMIT as usize);
+    // Each package's definitions newest release first, by semver (untagged and other tags
+    // after, newest indexed first).
+    rows.sort_by(|a, b| {
+        (&a.api_group, &a.kind, &a.repository)
+            .cmp(&(&b.api_group, &b.kind, &b.repository))
+            .then_with(|| newest_semver(&b.tags).cmp(&newest_semver(&a.tags)))
+    });
     let mut apis: Vec<Value> = Vec::new();
     for r in &rows {
         let version = views::preferred_tag("", &r.tags)
@@ -329,4 +339,9 @@ pub async fn apis(
         None,
         &json!({"group": group, "kind": kind, "truncated": truncated, "apis": apis}),
     ))
+}
+
+/// The highest semver among `tags`, if any is one.
+fn newest_semver(tags: &[String]) -> Option<semver::Version> {
+    tags.iter().filter_map(|t| tag_semver(t)).max()
 }

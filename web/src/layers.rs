@@ -175,7 +175,7 @@ struct ErrorPage {
 /// The error page's HTML (or, should its template fail, the status and message as text).
 fn page(state: &AppState, status: StatusCode, message: &str) -> String {
     ErrorPage {
-        layout: Layout::new(state, ""),
+        layout: Layout::new(state),
         status: format!(
             "{} {}",
             status.as_u16(),

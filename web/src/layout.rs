@@ -1,5 +1,5 @@
 //! What `base.html`, the layout every page extends (the error page too), needs: the hashed
-//! asset URLs and the search box's text. Nothing else of a page is known here.
+//! asset URLs and whether the header has its search box. Nothing else of a page is known here.
 
 use std::sync::Arc;
 
@@ -9,16 +9,25 @@ use crate::state::AppState;
 pub struct Layout {
     pub css: Arc<str>,
     pub js: Arc<str>,
-    pub q: String,
+    /// Whether the header has its search box (home and search have their own, larger one).
+    pub search: bool,
 }
 
 impl Layout {
-    /// The layout of a page whose search box shows `q`.
-    pub fn new(state: &AppState, q: &str) -> Self {
+    /// The layout of a page with the header's search box.
+    pub fn new(state: &AppState) -> Self {
         Self {
             css: state.assets.css_url.clone(),
             js: state.assets.js_url.clone(),
-            q: q.to_owned(),
+            search: true,
+        }
+    }
+
+    /// The layout of a page with its own search box (home, search): none in the header.
+    pub fn without_search(state: &AppState) -> Self {
+        Self {
+            search: false,
+            ..Self::new(state)
         }
     }
 }

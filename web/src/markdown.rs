@@ -12,7 +12,7 @@
 
 use std::sync::LazyLock;
 
-use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd, html};
+use pulldown_cmark::{CowStr, Event, HeadingLevel, LinkType, Options, Parser, Tag, TagEnd, html};
 
 /// What every id from a publisher's markdown starts with.
 const ID_PREFIX: &str = "readme-";
@@ -70,6 +70,8 @@ pub fn render(source: &str) -> String {
     // Index in `events` of the open heading's start, and the text seen since.
     let mut heading: Option<(usize, String)> = None;
     let mut slugs = std::collections::HashMap::<String, usize>::new();
+    // Inside a link or a code block, a URL stays text.
+    let mut literal = 0usize;
     for event in Parser::new_ext(&source, options) {
         let Some(event) = depth.admit(event) else {
             continue;
@@ -110,6 +112,15 @@ pub fn render(source: &str) -> String {
                 }
                 events.push(Event::End(TagEnd::Heading(lower(level))));
             }
+            Event::Start(Tag::Link { .. } | Tag::CodeBlock(_)) => {
+                literal += 1;
+                events.push(event);
+            }
+            Event::End(TagEnd::Link | TagEnd::CodeBlock) => {
+                literal = literal.saturating_sub(1);
+                events.push(event);
+            }
+            Event::Text(ref t) if literal == 0 && heading.is_none() => autolink(t, &mut events),
             Event::Text(ref t) | Event::Code(ref t) => {
                 if let Some((_, text)) = &mut heading {
                     text.push_str(t);
@@ -131,6 +142,46 @@ pub fn render(source: &str) -> String {
         );
     }
     CLEANER.clean(&out).to_string()
+}
+
+/// `text` with its bare `http://` and `https://` URLs made links, as GitHub's autolinks do
+/// (API descriptions are full of them). A URL ends at whitespace, `<`, `>` or a quote; trailing
+/// punctuation (`.,;:!?)`) is the sentence's, not the URL's.
+fn autolink<'a>(text: &str, events: &mut Vec<Event<'a>>) {
+    let mut rest = text;
+    while let Some(start) = rest
+        .find("https://")
+        .into_iter()
+        .chain(rest.find("http://"))
+        .min()
+    {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"' | '\'' | '`'))
+            .unwrap_or(tail.len());
+        let url = tail[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')']);
+        if url.len() <= "https://".len() {
+            events.push(Event::Text(rest[..start + end.max(1)].to_owned().into()));
+            rest = &rest[start + end.max(1)..];
+            continue;
+        }
+        if start > 0 {
+            events.push(Event::Text(rest[..start].to_owned().into()));
+        }
+        let url: CowStr<'a> = url.to_owned().into();
+        events.push(Event::Start(Tag::Link {
+            link_type: LinkType::Autolink,
+            dest_url: url.clone(),
+            title: "".into(),
+            id: "".into(),
+        }));
+        events.push(Event::Text(url.clone()));
+        events.push(Event::End(TagEnd::Link));
+        rest = &rest[start + url.len()..];
+    }
+    if !rest.is_empty() {
+        events.push(Event::Text(rest.to_owned().into()));
+    }
 }
 
 /// The first [`MAX_MARKDOWN_BYTES`] of `source` (cut at a character boundary), and its full
@@ -220,6 +271,39 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_urls_become_links_but_not_in_code_or_links() {
+        let html = render(
+            "See https://kubernetes.io/docs/concepts/. Or (http://example.com/a?b=c), \
+             `https://in.code/x`, [named](https://named.example/) and https:// alone.\n\n\
+             ```\nhttps://in.block/\n```",
+        );
+        assert!(
+            html.contains("<a href=\"https://kubernetes.io/docs/concepts/\"")
+                && html.contains(">https://kubernetes.io/docs/concepts/</a>. Or"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<a href=\"http://example.com/a?b=c\""),
+            "{html}"
+        );
+        assert!(!html.contains("href=\"https://in.code"), "{html}");
+        assert!(!html.contains("href=\"https://in.block"), "{html}");
+        assert_eq!(
+            html.matches("href=\"https://named.example/\"").count(),
+            1,
+            "{html}"
+        );
+        assert!(html.contains("https:// alone"), "{html}");
+        // A URL made to break out of the attribute is escaped like any other.
+        let html = render("https://x.example/\"onmouseover=alert(1)");
+        assert!(html.contains("href=\"https://x.example/\""), "{html}");
+        assert!(
+            html.contains("</a>\"onmouseover"),
+            "the quote ends the URL: {html}"
+        );
+    }
 
     #[test]
     fn scripts_handlers_and_javascript_links_are_removed() {

@@ -85,11 +85,14 @@ pub fn render_versions(body: &Value, yaml_url: &str) -> String {
         fields: 0,
         cut: false,
     };
-    for v in versions(body) {
+    let versions = tab_order(versions(body));
+    tabs(&mut r.out, &versions);
+    for v in versions {
         let name = escape(&v.name);
         let _ = write!(
             r.out,
-            "<section class=\"schema-version\" id=\"{name}\"><h2>{name} <span class=\"badge\">{}</span>",
+            "<section class=\"schema-version\" id=\"{name}\" role=\"tabpanel\" \
+             aria-labelledby=\"tab-{name}\"><h2>{name} <span class=\"badge\">{}</span>",
             if v.served { "served" } else { "not served" }
         );
         if v.storage {
@@ -140,6 +143,58 @@ pub fn render_versions(body: &Value, yaml_url: &str) -> String {
         r.out.push_str("</section>");
     }
     r.out
+}
+
+/// Versions in the order their tabs show them: the storage version first (the one a cluster
+/// keeps), then the other served ones, then those not served; deprecated ones last of all.
+/// Otherwise in the definition's order.
+fn tab_order(mut versions: Vec<VersionSchema<'_>>) -> Vec<VersionSchema<'_>> {
+    versions.sort_by_key(|v| (v.deprecated, !v.storage, !v.served));
+    versions
+}
+
+/// The tab list over the versions (the first selected), and the expand-all and collapse-all
+/// buttons. Without the script every version shows, one under another, and the buttons stay
+/// hidden.
+fn tabs(out: &mut String, versions: &[VersionSchema<'_>]) {
+    out.push_str("<div class=\"schema-tools\">");
+    if versions.len() > 1 {
+        out.push_str("<div class=\"version-tabs\" role=\"tablist\" aria-label=\"API versions\">");
+        for (i, v) in versions.iter().enumerate() {
+            let name = escape(&v.name);
+            let mut note = Vec::new();
+            if v.storage {
+                note.push("storage");
+            }
+            if v.deprecated {
+                note.push("deprecated");
+            }
+            if !v.served {
+                note.push("not served");
+            }
+            let _ = write!(
+                out,
+                "<a role=\"tab\" id=\"tab-{name}\" href=\"#{name}\" aria-controls=\"{name}\" \
+                 aria-selected=\"{}\"{}>{name}{}</a>",
+                i == 0,
+                if v.deprecated {
+                    " class=\"deprecated\""
+                } else {
+                    ""
+                },
+                if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" <small>{}</small>", note.join(", "))
+                }
+            );
+        }
+        out.push_str("</div>");
+    }
+    out.push_str(
+        "<div class=\"expanders\"><button type=\"button\" data-expand=\"all\" hidden>Expand all</button> \
+         <button type=\"button\" data-expand=\"none\" hidden>Collapse all</button></div></div>",
+    );
 }
 
 /// The field tree of `schema` as HTML; anchors are `<version>.<path>` (one version alone, as
@@ -220,11 +275,19 @@ impl Renderer {
         let has_children = schema["properties"].is_object()
             || schema["items"]["properties"].is_object()
             || schema["additionalProperties"]["properties"].is_object();
+        // A `<summary>` toggles its field and may hold no link (a control inside a control):
+        // a field with children is named there and linked first thing inside; a leaf's name is
+        // its link.
         let mut summary = String::new();
+        let title = escape(name);
+        let _ = if has_children {
+            write!(summary, "<span class=\"name\">{title}</span>")
+        } else {
+            write!(summary, "<a class=\"name\" href=\"#{id}\">{title}</a>")
+        };
         let _ = write!(
             summary,
-            "<a class=\"name\" href=\"#{id}\">{}</a> <span class=\"type\">{}</span>",
-            escape(name),
+            " <span class=\"type\">{}</span>",
             escape(&type_of(schema))
         );
         if required {
@@ -238,6 +301,13 @@ impl Renderer {
             );
         }
         let mut body = String::new();
+        if has_children {
+            let _ = write!(
+                body,
+                "<a class=\"field-link\" href=\"#{id}\">Link to <code>{}</code></a>",
+                escape(path.split_once('.').map_or(path, |(_, p)| p))
+            );
+        }
         if let Some(d) = schema["description"].as_str() {
             let _ = write!(body, "<div class=\"desc\">{}</div>", render(d));
         }
@@ -255,7 +325,10 @@ impl Renderer {
             body.push_str("</dl>");
         }
         if has_children {
-            let open = if depth == 0 && name == "spec" {
+            // `spec` open, and under it the fields a user fills in: a managed resource's
+            // `forProvider`, a composite's `parameters`.
+            let fills = depth == 1 && matches!(name, "forProvider" | "parameters");
+            let open = if (depth == 0 && name == "spec") || fills {
                 " open"
             } else {
                 ""

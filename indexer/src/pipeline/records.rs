@@ -113,6 +113,7 @@ pub(super) fn apis(apis: &[xpkg::apis::ApiType]) -> Vec<ApiRecord> {
             },
             api_group: a.group.clone(),
             kind: a.kind.clone(),
+            description: a.description.clone(),
             plural: a.plural.clone(),
             singular: a.singular.clone(),
             short_names: a.short_names.clone(),

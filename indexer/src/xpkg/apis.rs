@@ -39,7 +39,13 @@ pub struct ApiType {
     pub claim: Option<ClaimNames>,
     /// `spec.versions`, in order.
     pub versions: Vec<ApiVersion>,
+    /// The schema's own description (the storage version's, else the first that has one), its
+    /// first paragraph at most [`DESCRIPTION_CHARS`] characters: what search shows of the kind.
+    pub description: Option<String>,
 }
+
+/// Most characters of an API type's description kept for search.
+pub const DESCRIPTION_CHARS: usize = 300;
 
 impl ApiType {
     /// The version named `name`, if the type has it.
@@ -145,6 +151,43 @@ pub fn extract(
         scope,
         claim,
         versions: versions(spec, definition),
+        description: description(spec),
+    })
+}
+
+/// The first paragraph of the schema description of the storage version (else of the first
+/// version that has one, else of a v1beta1 CRD's shared `spec.validation`), cut to
+/// [`DESCRIPTION_CHARS`] characters at a word.
+fn description(spec: &Value) -> Option<String> {
+    fn of(v: &Value) -> Option<&str> {
+        v.pointer("/schema/openAPIV3Schema/description")
+            .and_then(Value::as_str)
+            .filter(|d| !d.trim().is_empty())
+    }
+    let versions = spec.get("versions").and_then(Value::as_array);
+    let text = versions
+        .and_then(|vs| {
+            vs.iter()
+                .filter(|v| {
+                    let flag = |k: &str| v.get(k).and_then(Value::as_bool) == Some(true);
+                    flag("storage") || flag("referenceable")
+                })
+                .find_map(of)
+                .or_else(|| vs.iter().find_map(of))
+        })
+        .or_else(|| {
+            spec.pointer("/validation/openAPIV3Schema/description")
+                .and_then(Value::as_str)
+        })?;
+    let first = text.split("\n\n").next().unwrap_or(text).trim();
+    let first: String = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    Some(match first.char_indices().nth(DESCRIPTION_CHARS) {
+        None => first,
+        Some((end, _)) => {
+            let cut = &first[..end];
+            let cut = cut.rfind(' ').map_or(cut, |space| &cut[..space]);
+            format!("{cut}…")
+        }
     })
 }
 
@@ -209,6 +252,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn apis_describe_themselves_by_the_storage_versions_first_paragraph() {
+        let crd = |versions: Value| json!({"spec": {"group": "g.io", "names": {"kind": "K"}, "versions": versions}});
+        let schema = |d: &str| json!({"openAPIV3Schema": {"type": "object", "description": d}});
+        let api = |v: Value| extract(0, "d", ObjectClass::Crd, &crd(v), false).unwrap();
+        let two = api(json!([
+            {"name": "v1beta1", "storage": false, "schema": schema("Old.")},
+            {"name": "v1", "storage": true, "schema": schema("A Bucket\n  is storage.\n\nMore.")},
+        ]));
+        assert_eq!(two.description.as_deref(), Some("A Bucket is storage."));
+        let none_stored = api(json!([{"name": "v1", "schema": schema("Only one.")}]));
+        assert_eq!(none_stored.description.as_deref(), Some("Only one."));
+        let long =
+            api(json!([{"name": "v1", "storage": true, "schema": schema(&"word ".repeat(100))}]));
+        let d = long.description.unwrap();
+        assert!(
+            d.ends_with("word…") && d.chars().count() <= DESCRIPTION_CHARS + 1,
+            "{d}"
+        );
+        assert_eq!(
+            api(json!([{"name": "v1", "schema": schema("  ")}])).description,
+            None
+        );
+    }
 
     #[test]
     fn apis_read_crd_names_scope_and_deprecated_versions() {

@@ -235,6 +235,7 @@ mod tests {
             categories: vec![],
             scope: None,
             claim: None,
+            description: None,
             versions: versions
                 .iter()
                 .map(|v| ApiVersion {

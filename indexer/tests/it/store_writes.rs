@@ -55,6 +55,7 @@ fn api(object_digest: &str, kind: &str) -> ApiRecord {
         definition: "crd".into(),
         api_group: "example.org".into(),
         kind: kind.into(),
+        description: None,
         plural: None,
         singular: None,
         short_names: vec![],

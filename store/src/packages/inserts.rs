@@ -71,17 +71,17 @@ pub(super) async fn insert_apis(
         sqlx::query(
             "insert into api_types (version_id, object_digest, definition, api_group, kind, plural,
                  singular, short_names, categories, scope, served_versions, storage_version,
-                 versions, deprecated)
+                 versions, deprecated, description)
              select $1, a.d, a.def, a.g, a.k, a.p, a.s,
                     array(select jsonb_array_elements_text(a.sn)),
                     array(select jsonb_array_elements_text(a.cat)),
                     a.sc,
                     array(select jsonb_array_elements_text(a.sv)),
-                    a.st, a.vs, a.dep
+                    a.st, a.vs, a.dep, a.des
              from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::jsonb[], $9::jsonb[], $10::text[], $11::jsonb[], $12::text[],
-                         $13::jsonb[], $14::bool[])
-                  as a(d, def, g, k, p, s, sn, cat, sc, sv, st, vs, dep)
+                         $13::jsonb[], $14::bool[], $15::text[])
+                  as a(d, def, g, k, p, s, sn, cat, sc, sv, st, vs, dep, des)
              order by lower(a.k) collate \"C\"",
         )
         .bind(version_id)
@@ -143,6 +143,12 @@ pub(super) async fn insert_apis(
         )
         .bind(chunk.iter().map(|a| &a.versions).collect::<Vec<_>>())
         .bind(chunk.iter().map(|a| a.deprecated).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|a| a.description.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await?;
     }

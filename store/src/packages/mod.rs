@@ -43,6 +43,8 @@ pub struct ApiRecord {
     pub definition: String,
     pub api_group: String,
     pub kind: String,
+    /// The schema's description, first paragraph, for search.
+    pub description: Option<String>,
     pub plural: Option<String>,
     pub singular: Option<String>,
     pub short_names: Vec<String>,

@@ -21,6 +21,7 @@ fn api(kind: &str) -> ApiRecord {
         definition: "crd".into(),
         api_group: "g".into(),
         kind: kind.into(),
+        description: None,
         plural: None,
         singular: None,
         short_names: vec![],

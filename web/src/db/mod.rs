@@ -13,7 +13,7 @@ mod search;
 mod versions;
 
 pub use apis::api_definitions;
-pub use jobs::{JobView, job_counts, open_jobs};
+pub use jobs::{JobView, job_counts, latest_rejections, open_jobs};
 pub use objects::{Object, examples_for, object};
 pub use packages::{
     Counts, ListOrder, Package, PackageSummary, counts, find_dependency, package, package_count,

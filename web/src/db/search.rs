@@ -18,6 +18,11 @@ pub struct SearchHit {
     pub kind: Option<String>,
     pub plural: Option<String>,
     pub object_digest: Option<String>,
+    /// An API hit's served versions, in the definition's order.
+    pub versions: Option<Vec<String>>,
+    /// A package hit's newest push that was rejected (after its latest version, or with none),
+    /// with the reason.
+    pub rejection: Option<String>,
     #[serde(skip)]
     pub total: i64,
 }
@@ -32,8 +37,9 @@ pub struct Query<'a> {
     pub offset: i64,
 }
 
-/// Packages (name, description, maintainer, keywords: full text and trigrams) and API types of
-/// each package's latest version (group, kind, plural, short names), in one ranked list:
+/// Packages (name, description, maintainer, keywords: full text and trigrams; also a package
+/// whose every push was rejected, found by its repository name, with the reason) and API types
+/// of each package's latest version (group, kind, plural, short names), in one ranked list:
 /// an exact `Kind.group` first, then exact kinds, groups, plurals and short names and package
 /// names, then everything similar by text rank and trigram similarity.
 async fn search(pool: &PgPool, reader: bool, query: &Query<'_>) -> sqlx::Result<Vec<SearchHit>> {
@@ -45,8 +51,8 @@ async fn search(pool: &PgPool, reader: bool, query: &Query<'_>) -> sqlx::Result<
     sqlx::query_as(&format!(
         "with api as (
            select 'api' as hit_type, p.repository, p.latest_tag as version, p.package_type,
-                  null::text as description, a.api_group as group, a.kind, a.plural,
-                  a.object_digest,
+                  a.description, a.api_group as group, a.kind, a.plural,
+                  a.object_digest, a.served_versions as versions, null::text as rejection,
                   case when lower(a.kind) = $3 and lower(a.api_group) = $4 then 0
                        when lower(a.kind) = $2 then 1
                        when lower(a.api_group) = $2 then 2
@@ -66,7 +72,12 @@ async fn search(pool: &PgPool, reader: bool, query: &Query<'_>) -> sqlx::Result<
          pkg as (
            select 'package' as hit_type, p.repository, p.latest_tag as version, p.package_type,
                   p.description, null::text as group, null::text as kind, null::text as plural,
-                  null::text as object_digest,
+                  null::text as object_digest, null::text[] as versions,
+                  (select r.rejection from versions r
+                   where r.package_id = p.id and r.kind = 'rejected'
+                     and r.indexed_at > coalesce((select l.indexed_at from versions l
+                                                  where l.id = p.latest_version_id), '-infinity')
+                   order by r.indexed_at desc limit 1) as rejection,
                   case when lower(p.name) = $2
                          or lower(regexp_replace(p.repository, '^.*/', '')) = $2 then 1
                        else 3 end as rank,
@@ -74,7 +85,10 @@ async fn search(pool: &PgPool, reader: bool, query: &Query<'_>) -> sqlx::Result<
                     + ts_rank(p.search, websearch_to_tsquery('english', $2))
                     + similarity(lower(p.repository), $2) as score
            from packages p
-           where p.latest_version_id is not null and {VISIBLE}
+           where (p.latest_version_id is not null
+                  or exists (select 1 from versions r
+                             where r.package_id = p.id and r.kind = 'rejected'))
+             and {VISIBLE}
              and ($5::text is null or p.package_type = $5)
              and ($6::text is null or exists (select 1 from api_types a
                    where a.version_id = p.latest_version_id and a.api_group = $6))
@@ -83,7 +97,8 @@ async fn search(pool: &PgPool, reader: bool, query: &Query<'_>) -> sqlx::Result<
                   or lower(p.repository) like '%' || $8 || '%'
                   or lower(p.repository) % $2))
          select h.hit_type, h.repository, h.version, h.package_type, h.description, h.group,
-                h.kind, h.plural, h.object_digest, h.rank, count(*) over () as total
+                h.kind, h.plural, h.object_digest, h.versions, h.rejection, h.rank,
+                count(*) over () as total
          from (select * from api union all select * from pkg) h
          order by h.rank, h.score desc, h.kind nulls first, h.group nulls first, h.repository,
                   h.object_digest

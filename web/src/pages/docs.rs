@@ -14,6 +14,7 @@ use axum::{
 use serde_json::Value;
 
 use crate::{
+    assets::SameForEveryone,
     db,
     error::{Error, Result},
     http::{Caching, cached, html},
@@ -107,26 +108,30 @@ pub async fn docs(
         .await?
         .ok_or_else(|| Error::not_found(format!("No object {digest} is indexed.")))?;
     let caching = Caching::Immutable { public };
-    match format {
+    let response = match format {
         "json" => {
             let body = serde_json::to_vec_pretty(&object.body).unwrap_or_default();
-            Ok(cached(
-                &headers,
-                caching,
-                Some(digest),
-                "application/json",
-                body,
-            ))
+            cached(&headers, caching, Some(digest), "application/json", body)
         }
-        "yaml" => Ok(cached(
+        "yaml" => cached(
             &headers,
             caching,
             Some(digest),
             "application/yaml; charset=utf-8",
             to_yaml(&object.body),
-        )),
-        _ => page(&state, &headers, reader, digest, object, public).await,
+        ),
+        _ => page(&state, &headers, reader, digest, object, public).await?,
+    };
+    Ok(same_for_everyone(response, public))
+}
+
+/// A public object's docs are one page for everyone (examples from public packages only), so
+/// they vary on `Accept-Encoding` alone and a CDN keeps one copy.
+fn same_for_everyone(mut response: Response, public: bool) -> Response {
+    if public {
+        response.extensions_mut().insert(SameForEveryone);
     }
+    response
 }
 
 /// The docs page of `object` (`public` if a public package holds it).
@@ -142,7 +147,7 @@ async fn page(
     let json_url = format!("{}.json", state.docs_url(digest));
     let body = Arc::new(object.body);
     let mut page = DocsPage {
-        layout: Layout::new(state, ""),
+        layout: Layout::new(state),
         title: format!(
             "{} {}",
             object.kind,
@@ -162,7 +167,9 @@ async fn page(
     let mut etag = digest.to_owned();
     let mut public = public;
     if matches!(object.class.as_str(), "crd" | "xrd") {
-        let from_public = api_type(state, reader, &body, &mut page).await?;
+        // A public object's page shows public examples alone, to readers too: it is one page
+        // for everyone. A private object's page is a reader's only and may show private ones.
+        let from_public = api_type(state, reader && !public, &body, &mut page).await?;
         // Examples from a private package: this body is a reader's only, with its own tag.
         if !from_public {
             public = false;

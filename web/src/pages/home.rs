@@ -70,7 +70,7 @@ pub async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         .map(|p| Card::new(&state, p))
         .collect();
     let body = HomePage {
-        layout: Layout::new(&state, ""),
+        layout: Layout::without_search(&state),
         counts,
         recent,
     }
@@ -110,7 +110,7 @@ pub async fn packages(
     )
     .await?;
     let body = PackagesPage {
-        layout: Layout::new(&state, ""),
+        layout: Layout::new(&state),
         total,
         first: (page - 1) * size + 1,
         last: (page - 1) * size + list.len() as i64,

@@ -1,15 +1,16 @@
-//! A package's page (its header, its version lists and its latest version shown whole) and a
-//! version's page, at `/packages/<repository>` and `/packages/<repository>/versions/<tag or
+//! A package's page (its header, its latest version shown whole and its versions) and a
+//! version's page (the same layout pinned to that version), at `/packages/<repository>` and `/packages/<repository>/versions/<tag or
 //! digest>`. A repository whose own name ends in `/versions/<x>` is found first, as a package.
 
 use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    extract::{Path, State},
+    extract::{Path, Query, State, rejection::QueryRejection},
     http::HeaderMap,
-    response::Response,
+    response::{IntoResponse, Redirect, Response},
 };
+use serde::Deserialize;
 
 use crate::{
     db,
@@ -17,37 +18,47 @@ use crate::{
     http::html,
     layout::Layout,
     state::AppState,
-    text::split_version_path,
-    views::{self, Head, VersionBody, VersionLink},
+    text::{split_version_path, urlencode, version_url},
+    views::{self, Head, VersionBody, VersionTable},
 };
 
+/// A package's page and a version's: one layout (header, version selector, sections, side
+/// panel), showing the latest version or the one `pinned`.
 #[derive(Template)]
 #[template(path = "package.html")]
 struct PackagePage {
     layout: Layout,
     head: Head,
-    semver: Vec<VersionLink>,
-    other: Vec<VersionLink>,
-    untagged: Vec<VersionLink>,
-    latest: Option<VersionBody>,
+    versions: VersionTable,
+    /// The label of the version shown (empty when there is none).
+    current: String,
+    pinned: bool,
+    body: Option<VersionBody>,
 }
 
-#[derive(Template)]
-#[template(path = "version.html")]
-struct VersionPage {
-    layout: Layout,
-    head: Head,
-    body: VersionBody,
+/// The version selector's query: `?version=<tag or digest>`.
+#[derive(Debug, Deserialize)]
+pub struct Choice {
+    version: Option<String>,
 }
 
-/// `/packages/<repository>` and `/packages/<repository>/versions/<tag or digest>`.
+/// `/packages/<repository>` and `/packages/<repository>/versions/<tag or digest>`; with
+/// `?version=`, a redirect to that version's page (the version selector without its script).
 pub async fn package(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
+    query: Result<Query<Choice>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let reader = state.is_reader(&headers);
     let path = path.trim_end_matches('/');
+    if let Some(version) = check_choice(query)? {
+        // Every segment encoded: the path came decoded, and a `Location` takes no raw bytes.
+        let repository = split_version_path(path).map_or(path, |(r, _)| r);
+        let repository: Vec<String> = repository.split('/').map(urlencode).collect();
+        let to = version_url(&repository.join("/"), &urlencode(&version));
+        return Ok(Redirect::to(&to).into_response());
+    }
     let page = match db::package(&state.pool, reader, path).await? {
         Some(package) => package_page(&state, &headers, reader, package).await?,
         None => version_page(&state, &headers, reader, path).await?,
@@ -55,7 +66,19 @@ pub async fn package(
     Ok(html(&headers, state.page_caching(reader), None, page))
 }
 
-/// A package's page: its versions, and its latest version shown whole.
+/// The version the selector asked for, if it did: a tag or a digest, at most 150 characters.
+fn check_choice(query: Result<Query<Choice>, QueryRejection>) -> Result<Option<String>> {
+    let Query(choice) = query.map_err(|e| Error::bad_request(e.body_text()))?;
+    match choice.version {
+        None => Ok(None),
+        Some(v) if !v.is_empty() && v.len() <= 150 && !v.contains('/') => Ok(Some(v)),
+        Some(_) => Err(Error::bad_request(
+            "version must be one of the package's tags or digests.",
+        )),
+    }
+}
+
+/// A package's page: its latest version shown whole, and its versions.
 async fn package_page(
     state: &AppState,
     headers: &HeaderMap,
@@ -64,28 +87,28 @@ async fn package_page(
 ) -> Result<String> {
     let pool = &state.pool;
     let rows = db::versions(pool, package.id).await?;
-    let (semver, other, untagged) = views::version_lists(&package.repository, &rows);
     let latest = match package.latest_version_id {
         Some(id) => db::version_by_id(pool, id).await?,
         None => None,
     };
-    let body = match &latest {
+    let (current, body) = match &latest {
         Some(v) => {
             let label = package
                 .latest_tag
                 .clone()
                 .unwrap_or_else(|| v.manifest_digest.clone());
-            Some(body(state, headers, reader, &package.repository, &label, v).await?)
+            let body = body(state, headers, reader, &package.repository, &label, v).await?;
+            (label, Some(body))
         }
-        None => None,
+        None => (String::new(), None),
     };
     Ok(PackagePage {
-        layout: Layout::new(state, ""),
+        layout: Layout::new(state),
         head: views::head(state, &package, latest.as_ref()),
-        semver,
-        other,
-        untagged,
-        latest: body,
+        versions: views::version_table(&package.repository, &rows),
+        current,
+        pinned: false,
+        body,
     }
     .render()?)
 }
@@ -106,6 +129,7 @@ async fn version_page(
     let version = db::version(pool, package.id, reference)
         .await?
         .ok_or_else(|| Error::not_found(format!("{repository} has no version {reference}.")))?;
+    let rows = db::versions(pool, package.id).await?;
     let body = body(
         state,
         headers,
@@ -115,10 +139,13 @@ async fn version_page(
         &version,
     )
     .await?;
-    Ok(VersionPage {
-        layout: Layout::new(state, ""),
+    Ok(PackagePage {
+        layout: Layout::new(state),
         head: views::head(state, &package, Some(&version)),
-        body,
+        versions: views::version_table(&package.repository, &rows),
+        current: reference.to_owned(),
+        pinned: true,
+        body: Some(body),
     }
     .render()?)
 }

@@ -31,6 +31,10 @@ pub struct HitView {
     pub kind: String,
     pub docs_url: String,
     pub package_url: String,
+    /// An API hit's served versions, joined (`v1beta1, v1beta2`).
+    pub versions: String,
+    /// A package hit's newest rejected push, in short.
+    pub rejection: Option<String>,
 }
 
 #[derive(Template)]
@@ -67,6 +71,8 @@ impl HitView {
             description: h.description.as_deref().map(summary),
             group: h.group.unwrap_or_default(),
             kind: h.kind.unwrap_or_default(),
+            versions: h.versions.unwrap_or_default().join(", "),
+            rejection: h.rejection.as_deref().map(summary),
         }
     }
 }
@@ -107,7 +113,7 @@ pub async fn search(
         )
     };
     let body = SearchPage {
-        layout: Layout::new(&state, &q),
+        layout: Layout::without_search(&state),
         prev: (page > 1).then(|| link(page - 1)),
         next: (page * size < total).then(|| link(page + 1)),
         q: q.clone(),

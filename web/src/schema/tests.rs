@@ -100,3 +100,30 @@ fn a_deep_schema_is_cut_off() {
     let html = render_tree("v1", &s);
     assert!(html.contains("nested deeper than shown"));
 }
+
+#[test]
+fn versions_are_tabs_storage_first_deprecated_last() {
+    let crd = json!({"spec": {"versions": [
+        {"name": "v1alpha1", "served": true, "storage": false, "deprecated": true,
+         "schema": {"openAPIV3Schema": {"type": "object"}}},
+        {"name": "v1beta1", "served": true, "storage": false,
+         "schema": {"openAPIV3Schema": {"type": "object"}}},
+        {"name": "v1", "served": true, "storage": true,
+         "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
+             "type": "object", "properties": {"parameters": {"type": "object", "properties": {
+                 "region": {"type": "string"}}}}}}}}}
+    ]}});
+    let html = render_versions(&crd, "/docs/x.yaml");
+    let at = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s} in {html}"));
+    assert!(at("id=\"tab-v1\"") < at("id=\"tab-v1beta1\""));
+    assert!(at("id=\"tab-v1beta1\"") < at("id=\"tab-v1alpha1\""));
+    assert!(
+        html.contains("id=\"tab-v1\" href=\"#v1\" aria-controls=\"v1\" aria-selected=\"true\"")
+    );
+    assert!(
+        html.contains("aria-controls=\"v1alpha1\" aria-selected=\"false\" class=\"deprecated\"")
+    );
+    assert!(at("<section class=\"schema-version\" id=\"v1\"") < at("id=\"v1alpha1\" role"));
+    // An XRD's parameters start open, as the spec around them.
+    assert!(html.contains("id=\"v1.spec.parameters\" open"), "{html}");
+}

@@ -8,13 +8,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
+    install::{cost, install_lines, install_manifest},
     load::{DependencyView, Loaded},
     versions::preferred_tag,
 };
 use crate::{
     db::{ApiType, Version},
     state::AppState,
-    text::{human_bytes, human_time, plain_text, version_url},
+    text::{human_time, plain_text, version_url},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,7 +118,6 @@ pub struct IndexLink {
 /// Everything shown about one version.
 #[derive(Debug, Clone)]
 pub struct VersionBody {
-    pub label: String,
     pub kind: String,
     pub media_type: Option<String>,
     pub artifact_type: Option<String>,
@@ -130,12 +130,18 @@ pub struct VersionBody {
     pub tags: Vec<String>,
     pub indexed_at: String,
     pub install: Vec<String>,
+    /// The `Provider`/`Configuration`/`Function` object that installs it, for a package.
+    pub install_manifest: Option<String>,
+    /// What indexing it read, in a sentence.
     pub cost: String,
     pub meta_facts: Vec<(String, String)>,
     pub dependencies: Vec<DependencyView>,
     pub apis: Vec<ApiView>,
     pub others: Vec<ObjectLink>,
     pub examples: Vec<ExampleView>,
+    /// The examples by the kind they are of, in the order the kinds first appear.
+    pub example_groups: Vec<ExampleGroup>,
+    pub examples_total: usize,
     pub lint: Vec<(String, String)>,
     pub readme: Option<String>,
     pub extension_docs: Vec<(String, String)>,
@@ -154,8 +160,8 @@ pub fn version_body(
 ) -> VersionBody {
     let meta = v.meta.clone().unwrap_or(Value::Null);
     let apis: Vec<ApiView> = loaded.apis.iter().map(|a| api_view(state, a)).collect();
+    let examples = examples(state, &loaded);
     VersionBody {
-        label: label.to_owned(),
         kind: v.kind.clone(),
         media_type: v.media_type.clone(),
         artifact_type: v.artifact_type.clone(),
@@ -167,10 +173,13 @@ pub fn version_body(
         tags: v.tags.clone(),
         indexed_at: human_time(&v.indexed_at),
         install: install_lines(host, repository, label, v),
+        install_manifest: install_manifest(host, repository, label, v),
         cost: cost(v),
         meta_facts: meta_facts(v, &meta),
         others: others(state, &loaded),
-        examples: examples(state, &loaded),
+        example_groups: example_groups(&examples, &apis),
+        examples_total: examples.len(),
+        examples,
         lint: lint(&v.lint),
         dependencies: loaded.dependencies,
         apis,
@@ -180,55 +189,14 @@ pub fn version_body(
     }
 }
 
-/// How to install the version (Crossplane, for a package) and pull it (by digest).
-fn install_lines(host: &str, repository: &str, label: &str, v: &Version) -> Vec<String> {
-    let mut install = Vec::new();
-    // A rejected package is shown for what it is, not offered for installation (Crossplane would
-    // refuse it too); its digests still identify it.
-    if v.rejection.is_none() {
-        if let Some(t) = &v.package_type {
-            let reference = match preferred_tag(label, &v.tags) {
-                Some(tag) => format!("{host}/{repository}:{tag}"),
-                None => format!("{host}/{repository}@{}", v.manifest_digest),
-            };
-            install.push(format!(
-                "crossplane xpkg install {} {reference}",
-                t.to_lowercase()
-            ));
-        }
-        install.push(format!(
-            "docker pull {host}/{repository}@{}",
-            v.manifest_digest
-        ));
-    }
-    install
-}
-
-/// What indexing the version cost: bytes downloaded, and their share of the image.
-fn cost(v: &Version) -> String {
-    if v.image_bytes > 0 {
-        format!(
-            "downloaded {} of the image's {} ({:.1}%)",
-            human_bytes(v.bytes_downloaded),
-            human_bytes(v.image_bytes),
-            v.bytes_downloaded as f64 * 100.0 / v.image_bytes as f64
-        )
-    } else {
-        format!("downloaded {}", human_bytes(v.bytes_downloaded))
-    }
-}
-
-/// The metadata fields shown, labelled, in this order.
+/// The metadata fields shown, labelled, in this order (maintainer, source, license and family
+/// are the package header's facts, not repeated here).
 fn meta_facts(v: &Version, meta: &Value) -> Vec<(String, String)> {
     let mut meta_facts = Vec::new();
     for (label, key) in [
         ("Name", "name"),
         ("Friendly name", "friendly_name"),
         ("Meta API version", "api_version"),
-        ("Maintainer", "maintainer"),
-        ("Source", "source"),
-        ("License", "license"),
-        ("Provider family", "provider_family"),
         ("Controller image", "controller_image"),
         ("Note", "note"),
         ("Examples", "examples_rejection"),
@@ -288,6 +256,61 @@ fn examples(state: &AppState, loaded: &Loaded) -> Vec<ExampleView> {
             }
         })
         .collect()
+}
+
+/// The examples of one kind, as the version's Examples section lists them.
+#[derive(Debug, Clone)]
+pub struct ExampleGroup {
+    pub kind: String,
+    pub group: String,
+    /// The kind's docs, when this version defines it.
+    pub docs_url: Option<String>,
+    pub examples: Vec<NamedExample>,
+}
+
+/// One example in its kind's group: its name (its `meta.upbound.io/example-id`, else its
+/// `metadata.name`), not its kind again.
+#[derive(Debug, Clone)]
+pub struct NamedExample {
+    pub name: String,
+    pub url: String,
+    pub supporting: bool,
+}
+
+/// `examples` grouped by (group, kind), kinds in the order they first appear.
+fn example_groups(examples: &[ExampleView], apis: &[ApiView]) -> Vec<ExampleGroup> {
+    let mut groups: Vec<ExampleGroup> = Vec::new();
+    for e in examples {
+        let (kind, group) = (
+            e.kind.clone().unwrap_or_else(|| "Object".into()),
+            e.group.clone().unwrap_or_default(),
+        );
+        let named = NamedExample {
+            name: e
+                .label
+                .split_once(' ')
+                .map_or(e.label.as_str(), |(_, n)| n)
+                .to_owned(),
+            url: e.url.clone(),
+            supporting: e.supporting,
+        };
+        match groups
+            .iter_mut()
+            .find(|g| g.kind == kind && g.group == group)
+        {
+            Some(g) => g.examples.push(named),
+            None => groups.push(ExampleGroup {
+                docs_url: apis
+                    .iter()
+                    .find(|a| a.kind == kind && a.group == group)
+                    .map(|a| a.docs_url.clone()),
+                kind,
+                group,
+                examples: vec![named],
+            }),
+        }
+    }
+    groups
 }
 
 /// Lint findings as (severity, message).

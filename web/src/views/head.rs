@@ -1,5 +1,5 @@
-//! The package header every package and version page starts with: title, icon, type, pulls and
-//! the facts of the version shown.
+//! The package header every package and version page starts with: title, icon, type, its latest
+//! version, pulls and the facts of the version shown.
 
 use serde_json::Value;
 
@@ -7,7 +7,7 @@ use crate::{
     db::{Package, Version},
     icon::decode_icon,
     state::AppState,
-    text::{package_url, plain_text, source_link, urlencode},
+    text::{package_url, plain_text, source_link, urlencode, version_url},
 };
 
 /// The package header: title, icon, type and the facts of the version shown.
@@ -20,9 +20,20 @@ pub struct Head {
     pub description: Option<String>,
     pub icon: Option<String>,
     pub private: bool,
+    /// Whether the version shown was rejected.
+    pub rejected: bool,
+    /// The package's latest version, when it has one: its label and page.
+    pub latest: Option<Latest>,
     pub facts: Vec<(String, String, Option<String>)>,
     /// Pulls through the shim (see the README for what counts).
     pub pulls: i64,
+}
+
+/// A package's latest version as the header links it.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub label: String,
+    pub url: String,
 }
 
 /// The header of `package`, showing `version` (its latest, or the one asked for).
@@ -68,6 +79,11 @@ pub fn head(state: &AppState, package: &Package, version: Option<&Version>) -> H
             .filter(|_| has_icon)
             .map(|v| format!("{}/icons/{}", state.public_base, v.manifest_digest)),
         private: package.visibility == "private",
+        rejected: version.is_some_and(|v| v.rejection.is_some()),
+        latest: package.latest_tag.as_ref().map(|tag| Latest {
+            label: tag.clone(),
+            url: version_url(&package.repository, tag),
+        }),
         facts,
         pulls: package.pulls,
     }

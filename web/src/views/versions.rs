@@ -6,7 +6,7 @@ use shimmer_store::packages::tag_semver;
 
 use crate::{
     db::VersionRow,
-    text::{human_time, version_url},
+    text::{human_time, summary, version_url},
 };
 
 /// One entry of a package's version list.
@@ -20,6 +20,50 @@ pub struct VersionLink {
     pub indexed_at: String,
     pub kind: String,
     pub manifest_digest: String,
+    /// `sha256:` and the digest's first 12 hex digits, for tables.
+    pub short_digest: String,
+    /// The label, shortened the same way when it is a digest (an untagged version).
+    pub short_label: String,
+    /// Why the version was rejected, in short, when it was.
+    #[serde(skip)]
+    pub rejection: Option<String>,
+}
+
+/// A package's versions as its pages show them: the three lists, how many in all, and the
+/// choices of the version selector (value, text) in the lists' order.
+#[derive(Debug, Clone, Default)]
+pub struct VersionTable {
+    pub semver: Vec<VersionLink>,
+    pub other: Vec<VersionLink>,
+    pub untagged: Vec<VersionLink>,
+    pub total: usize,
+    pub choices: Vec<(String, String)>,
+}
+
+/// The version lists of [`version_lists`], with their total and the selector's choices.
+pub fn version_table(repository: &str, rows: &[VersionRow]) -> VersionTable {
+    let (semver, other, untagged) = version_lists(repository, rows);
+    let choices = semver
+        .iter()
+        .chain(&other)
+        .chain(&untagged)
+        .map(|v| (v.label.clone(), v.short_label.clone()))
+        .collect();
+    VersionTable {
+        total: semver.len() + other.len() + untagged.len(),
+        semver,
+        other,
+        untagged,
+        choices,
+    }
+}
+
+/// `sha256:` and 12 hex digits of a digest; anything else as it is.
+pub fn short_digest(digest: &str) -> String {
+    match digest.strip_prefix("sha256:") {
+        Some(hex) if hex.len() > 12 => format!("sha256:{}…", &hex[..12]),
+        _ => digest.to_owned(),
+    }
 }
 
 /// A package's versions: semver tags (newest first), other tags (most recent first), and
@@ -39,6 +83,13 @@ pub fn version_lists(
             indexed_at: row.indexed_at.clone(),
             kind: row.kind.clone(),
             manifest_digest: row.manifest_digest.clone(),
+            short_digest: short_digest(&row.manifest_digest),
+            short_label: if label == row.manifest_digest {
+                short_digest(label)
+            } else {
+                label.to_owned()
+            },
+            rejection: row.rejection.as_deref().map(summary),
         };
         // A platform image of a listed index is reached through that index's version.
         if row.tags.is_empty() && !row.in_index {
@@ -89,6 +140,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             indexed_at: String::new(),
             in_index: false,
+            rejection: None,
         }
     }
 

@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Where screenshots go for a person to look at: `target/web-screenshots/`.
-fn screenshot_dir() -> std::path::PathBuf {
+pub(crate) fn screenshot_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/web-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -71,28 +71,30 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     .await
     .unwrap();
     let url = format!(
-        "{}/docs/{object}#v1alpha2.spec.forProvider.manifest",
+        "{}/docs/{object}#v1alpha2.spec.providerConfigRef.policy.resolve",
         env.web
     );
     let dom = chromium::dump_dom(&url).await.unwrap();
-    let forprovider = dom
-        .split("<details")
-        .find(|d| d.contains("id=\"v1alpha2.spec.forProvider\""))
-        .expect("forProvider field");
-    let attrs = &forprovider[..forprovider.find('>').unwrap()];
+    let details_attrs = |dom: &str, id: &str| {
+        let d = dom
+            .split("<details")
+            .find(|d| d.contains(&format!("id=\"{id}\"")))
+            .unwrap_or_else(|| panic!("{id} field"))
+            .to_owned();
+        d[..d.find('>').unwrap()].to_owned()
+    };
+    let attrs = details_attrs(&dom, "v1alpha2.spec.providerConfigRef");
     assert!(
         attrs.contains("open"),
         "the field's ancestors were opened: <details{attrs}>"
     );
-    // Without the anchor, only spec is open.
+    // Without the anchor, spec and the fields a user fills in (forProvider) are open, the rest
+    // closed.
     let dom = chromium::dump_dom(&format!("{}/docs/{object}", env.web))
         .await
         .unwrap();
-    let forprovider = dom
-        .split("<details")
-        .find(|d| d.contains("id=\"v1alpha2.spec.forProvider\""))
-        .unwrap();
-    assert!(!forprovider[..forprovider.find('>').unwrap()].contains("open"));
+    assert!(details_attrs(&dom, "v1alpha2.spec.forProvider").contains("open"));
+    assert!(!details_attrs(&dom, "v1alpha2.spec.providerConfigRef").contains("open"));
 
     // Search without JavaScript: the form is a GET, the results page lists the kind.
     let dom = chromium::dump_dom(&format!(
@@ -140,7 +142,7 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     shoot("home").await;
 
     let q = browser
-        .find("css selector", "form.search input[name=q]")
+        .find("css selector", ".hero form input[name=q]")
         .await;
     browser.type_text(&q, "ProviderConfig").await;
     browser.type_text(&q, ENTER).await;
@@ -160,7 +162,7 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
         )
         .await;
     browser.click(&hit).await;
-    browser.wait_for_text("API types (").await;
+    browser.wait_for_text("APIs (").await;
     let title = browser.find("css selector", ".package-header h1 a").await;
     browser.click(&title).await;
     let text = browser.wait_for_text("Latest version: v1.2.1").await;
@@ -177,7 +179,7 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
 
     let version = browser.find("link text", "v0.18.0").await;
     browser.click(&version).await;
-    let text = browser.wait_for_text("API types (").await;
+    let text = browser.wait_for_text("APIs (").await;
     assert!(
         browser.url().await.ends_with("/versions/v0.18.0"),
         "{}",

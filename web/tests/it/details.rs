@@ -112,13 +112,13 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
         assert!(page.contains(fact), "{fact} not in\n{page}");
     }
     let other = &page[page.find("id=\"other-tags\"").expect("other tags listed")..];
-    let other = &other[..other.find("</ul>").unwrap()];
+    let other = &other[..other.find("</tbody>").unwrap()];
     assert!(
         other.contains("href=\"/packages/acme/provider-nop/versions/main\""),
         "{other}"
     );
     let semver = &page[page.find("id=\"semver-versions\"").unwrap()..];
-    let semver = &semver[..semver.find("</ul>").unwrap()];
+    let semver = &semver[..semver.find("</tbody>").unwrap()];
     assert!(
         semver.contains("v1.0.0") && !semver.contains(">main<"),
         "{semver}"
@@ -132,7 +132,7 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
     assert!(version.contains("&#62;=v1.14.0-0"), "{version}");
     assert!(version.contains("Apache-2.0") && version.contains("family-nop"));
     let lint = &version[version
-        .find("<section class=\"lint\">")
+        .find("<section class=\"lint\" id=\"lint\">")
         .expect("lint section")..];
     assert!(
         lint.contains(
@@ -445,10 +445,17 @@ async fn a_rejected_version_says_why_and_offers_no_install_line() {
     env.index_all().await;
     let page = env.text("/packages/acme/broken/versions/v1.0.0").await;
     assert!(page.contains("<strong>Rejected:</strong>"), "{page}");
-    assert!(page.contains("<h3>Digests</h3>"), "{page}");
+    assert!(
+        page.contains("id=\"digests-heading\">Digests</h2>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<span class=\"badge rejected\">rejected</span>"),
+        "{page}"
+    );
     assert!(!page.contains("docker pull"), "{page}");
     assert!(!page.contains("xpkg install"), "{page}");
-    assert!(page.contains("Manifest digest"), "{page}");
+    assert!(page.contains("<dt>Manifest digest</dt>"), "{page}");
     let api = env
         .json("/api/v1/packages/acme/broken/versions/v1.0.0")
         .await;

@@ -155,7 +155,10 @@ async fn pages_show_packages_versions_apis_and_docs() {
     .await
     .unwrap();
     assert!(page.contains(&digest));
-    assert!(page.contains("id=\"cost\">downloaded "), "{page}");
+    assert!(
+        page.contains("id=\"cost\">To index this version shimmer read "),
+        "{page}"
+    );
     // The same page by digest.
     let by_digest = env
         .get(&format!(
@@ -470,7 +473,7 @@ async fn hostile_package_content_is_escaped_and_sanitised() {
         .await;
     let pkg = env.text("/packages/acme/provider-hostile").await;
     for html in [&page, &pkg] {
-        assert!(html.contains("<h3>Readme</h3>"), "{html}");
+        assert!(html.contains("<div class=\"markdown readme\">"), "{html}");
         assert!(html.contains("Hostile readme"));
         assert!(
             html.contains("href=\"https://example.com\""),
@@ -635,7 +638,7 @@ async fn every_page_of_every_real_package_renders() {
     );
     // A deprecated version is marked.
     let v1alpha1 = &html[html
-        .find("<section class=\"schema-version\" id=\"v1alpha1\">")
+        .find("<section class=\"schema-version\" id=\"v1alpha1\"")
         .unwrap()..];
     let heading = &v1alpha1[..v1alpha1.find("</h2>").unwrap()];
     assert!(heading.contains("badge deprecated"), "{heading}");

@@ -190,6 +190,30 @@ impl Browser {
         }
     }
 
+    /// Runs `script` (a function body; `arguments` are `args`) in the page and returns its value.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        let body = json!({"script": script, "args": args});
+        self.call(reqwest::Method::POST, "/execute/sync", Some(body))
+            .await
+    }
+
+    /// Runs `script`, which calls `arguments[arguments.length - 1]` with its result when done.
+    pub async fn execute_async(&self, script: &str, args: Value) -> Value {
+        let body = json!({"script": script, "args": args});
+        self.call(reqwest::Method::POST, "/execute/async", Some(body))
+            .await
+    }
+
+    /// Lays pages out at `width` x `height` CSS pixels, as a phone (`mobile`) or a desktop
+    /// browser does (through the DevTools protocol: a window cannot be made narrower than
+    /// Chromium's minimum, a viewport can).
+    pub async fn viewport(&self, width: u32, height: u32, mobile: bool) {
+        let body = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}});
+        self.call(reqwest::Method::POST, "/goog/cdp/execute", Some(body))
+            .await;
+    }
+
     /// A PNG of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
