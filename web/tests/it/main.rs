@@ -7,6 +7,7 @@ mod browser;
 mod details;
 mod examples;
 mod harness;
+mod hub;
 mod layout;
 mod pages;
 mod pulls;
