@@ -4,8 +4,8 @@
 //! [`Change`]s, the same for the same input. Rules:
 //! - An API is known by its group and kind. One on a single side is `api-removed` or
 //!   `api-added`; two definitions with one digest are the same and are not parsed at all.
-//! - Within an API ([`api`]): scope, served versions, deprecations, the storage version; then
-//!   each version served on both sides by its `openAPIV3Schema` ([`schema`]), paths dotted from
+//! - Within an API (`api`): scope, served versions, deprecations, the storage version; then
+//!   each version served on both sides by its `openAPIV3Schema` (`schema`), paths dotted from
 //!   the schema root (`spec.forProvider.tags`), array items written `[*]`, map values `.*`.
 //! - A difference no rule covers is `unclassified`, with both values, and breaks unless a
 //!   rules file ([`Rules`]) says otherwise.
