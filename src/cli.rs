@@ -61,12 +61,35 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// What changes, and what breaks, from OLD to NEW (each a package source folder, an .xpkg
+    /// file or a registry reference). Exit 0: nothing breaks; 1: something does; 2: an error.
+    Diff {
+        old: String,
+        new: String,
+        /// Print one JSON object (the same as `--format json`).
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        /// text (default), json or markdown (for a pull-request comment).
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// A TOML or YAML file setting change codes to error, warn or ignore.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
     /// Queue every manifest a backend holds that the store has not seen.
     Reconcile {
         /// Only this backend (default: all).
         #[arg(long)]
         backend: Option<String>,
     },
+}
+
+/// How `shimmer diff` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 /// No subcommand: `serve`, without a preload list.

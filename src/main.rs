@@ -10,6 +10,8 @@
 
 mod cli;
 mod commands;
+mod diff;
+mod diff_input;
 mod services;
 mod telemetry;
 
@@ -67,6 +69,17 @@ async fn run(config: Arc<Config>, command: Command) -> anyhow::Result<()> {
         Command::Web => services::web(config).await,
         Command::Index { reference, json } => index_one(config, &reference, json).await,
         Command::Reconcile { backend } => commands::reconcile(config, backend.as_deref()).await,
+        Command::Diff {
+            old,
+            new,
+            json,
+            format,
+            rules,
+        } => {
+            let format = if json { cli::DiffFormat::Json } else { format };
+            let status = diff::run(&config, &old, &new, format, rules.as_deref()).await;
+            std::process::exit(status)
+        }
         Command::Migrate => {
             let pool = shimmer_store::connect_lazy(&config.database)?;
             shimmer_store::migrate(&pool)

@@ -34,7 +34,13 @@ fn codes(old: Value, new: Value) -> Vec<(Code, bool)> {
 }
 
 /// A rule's row: its name, the field before and after, the changes forward and reversed.
-type Row = (&'static str, Value, Value, Vec<(Code, bool)>, Vec<(Code, bool)>);
+type Row = (
+    &'static str,
+    Value,
+    Value,
+    Vec<(Code, bool)>,
+    Vec<(Code, bool)>,
+);
 
 #[test]
 fn each_field_rule_in_both_directions() {

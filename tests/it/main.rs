@@ -4,6 +4,7 @@
 
 mod cache;
 mod config;
+mod diff;
 mod helpers;
 mod index;
 mod indexer;

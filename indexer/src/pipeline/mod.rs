@@ -39,6 +39,39 @@ struct Run {
     note: Option<String>,
 }
 
+/// The `package.yaml` of `reference` in `repository`, found as indexing finds it (only the
+/// layers it needs are downloaded), without the database: `shimmer diff` reads a registry
+/// reference with it. The inner `Err` says why the manifest is not a package that can be read.
+pub async fn read_package_yaml(
+    backend: &Client,
+    repository: &str,
+    reference: &str,
+    options: &Options,
+) -> Result<Result<Vec<u8>, String>, IndexError> {
+    let (bytes, digest) = backend.manifest(repository, reference).await?;
+    let mut run = Run {
+        downloaded: bytes.len() as u64,
+        ..Default::default()
+    };
+    let asked_at = shimmer_store::unix_now();
+    let (mut version, mut outcome) =
+        start(backend, repository, reference, &digest, asked_at, options).await;
+    let mut reading = Reading {
+        backend,
+        repository,
+        options,
+        limits: &options.limits,
+        version: &mut version,
+        outcome: &mut outcome,
+        run: &mut run,
+    };
+    Ok(match reading.locate(&digest, &bytes).await? {
+        Located::Package { package_yaml, .. } => Ok(package_yaml),
+        Located::Rejected(reason) => Err(reason),
+        Located::Kind(kind) => Err(format!("it is not a Crossplane package ({kind})")),
+    })
+}
+
 /// Indexes `reference` (a tag or digest) of `repository` on `backend`.
 pub async fn index(
     pool: &PgPool,
