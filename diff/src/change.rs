@@ -168,7 +168,7 @@ pub enum Severity {
 
 /// One change. Ordered (derived: by API, version, path, code, detail), so a report is the same
 /// bytes for the same input.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Change {
     /// `<group>/<Kind>`.
     pub api: String,

@@ -16,7 +16,7 @@ mod report;
 mod rules;
 mod schema;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub use change::{Change, Code, Severity};
 pub use report::Report;
@@ -83,6 +83,44 @@ pub fn diff(old: &[Definition<'_>], new: &[Definition<'_>]) -> Result<Vec<Change
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// A stored definition: (group, kind, object digest).
+pub type Stored = (String, String, String);
+
+/// The digests whose JSON [`diff_stored`] needs: those of definitions the two sides do not
+/// share (same group, kind and digest), sorted, each once.
+pub fn digests_to_read(old: &[Stored], new: &[Stored]) -> Vec<String> {
+    let shared: HashSet<&Stored> = old.iter().filter(|d| new.contains(d)).collect();
+    let mut digests: Vec<String> = old
+        .iter()
+        .chain(new)
+        .filter(|d| !shared.contains(d))
+        .map(|d| d.2.clone())
+        .collect();
+    digests.sort();
+    digests.dedup();
+    digests
+}
+
+/// [`diff`] over stored definitions, their JSON looked up by digest in `json` (which needs only
+/// the [`digests_to_read`]).
+pub fn diff_stored(
+    old: &[Stored],
+    new: &[Stored],
+    json: &HashMap<String, String>,
+) -> Result<Vec<Change>, DiffError> {
+    fn defs<'a>(list: &'a [Stored], json: &'a HashMap<String, String>) -> Vec<Definition<'a>> {
+        list.iter()
+            .map(|(group, kind, digest)| Definition {
+                group,
+                kind,
+                digest,
+                json: json.get(digest).map_or("", String::as_str),
+            })
+            .collect()
+    }
+    diff(&defs(old, json), &defs(new, json))
 }
 
 fn parse(api: &str, d: &Definition<'_>) -> Result<serde_json::Value, DiffError> {

@@ -6,6 +6,7 @@
 //! (`sqlx::query`), and every one is exercised by the integration tests against a real
 //! PostgreSQL.
 
+pub mod diffs;
 pub mod jobs;
 pub mod kinds;
 pub mod packages;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use shimmer_store::packages::tag_semver;
 
 use crate::{
-    db,
+    compare, db,
     error::{Error, Result},
     http::{Caching, cached},
     params::{
@@ -86,17 +86,22 @@ pub async fn packages(
 /// Packages a page of `/api/v1/packages` lists unless its `page_size` says otherwise.
 const PACKAGES_PAGE: i64 = 100;
 
-/// `GET /api/v1/packages/{repository}` and `.../versions/{version}`.
+/// `GET /api/v1/packages/{repository}`, `.../versions/{version}` and `.../diff?from=&to=`.
 pub async fn package(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
+    query: Result<Query<DiffQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let reader = state.is_reader(&headers);
     let path = path.trim_end_matches('/');
+    let Query(query) = query?;
     let value = match db::package(&state.pool, reader, path).await? {
         Some(package) => package_json(&state, package).await?,
-        None => version_json(&state, &headers, reader, path).await?,
+        None => match path.strip_suffix("/diff") {
+            Some(repository) => diff_json(&state, reader, repository, &query).await?,
+            None => version_json(&state, &headers, reader, path).await?,
+        },
     };
     Ok(json_response(
         &headers,
@@ -155,6 +160,11 @@ async fn version_json(
         .collect();
     let host = state.registry_host(headers);
     let body = views::version_body(state, &host, &p.repository, reference, &v, loaded);
+    let changes_since = db::stored_diff(pool, v.id).await?.map(|d| {
+        let since = views::since(&p.repository, reference, &d);
+        json!({"from": since.from, "breaking": d.breaking, "warnings": d.warnings,
+               "total": d.total, "diff_url": since.diff_url})
+    });
     Ok(json!({
         "repository": p.repository, "version": reference, "url": version_url(&p.repository, reference),
         "tags": v.tags, "manifest_digest": v.manifest_digest, "index_digest": v.index_digest,
@@ -165,8 +175,30 @@ async fn version_json(
         "dependencies": body.dependencies, "apis": body.apis, "examples": body.examples,
         "contents_digest": v.contents_digest, "objects": objects,
         "bytes_downloaded": v.bytes_downloaded, "image_bytes": v.image_bytes,
-        "indexed_at": v.indexed_at, "install": body.install,
+        "indexed_at": v.indexed_at, "install": body.install, "changes_since": changes_since,
     }))
+}
+
+/// `GET /api/v1/packages/{repository}/diff?from=&to=`: the changes between two versions, the
+/// object `shimmer diff --json` prints.
+async fn diff_json(
+    state: &AppState,
+    reader: bool,
+    repository: &str,
+    query: &DiffQuery,
+) -> Result<Value> {
+    let p = db::package(&state.pool, reader, repository)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("No package named {repository} is indexed.")))?;
+    let c = compare::between(&state.pool, &p, query.from.as_deref(), query.to.as_deref()).await?;
+    Ok(serde_json::to_value(&c.report).unwrap_or(Value::Null))
+}
+
+/// The query of `/api/v1/packages/{repository}/diff`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DiffQuery {
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `GET /api/v1/search?q=&type=&group=&page=`.

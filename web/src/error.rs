@@ -44,6 +44,9 @@ pub enum Error {
     Render(#[from] tokio::task::JoinError),
     #[error("the renderer is shut down")]
     RendererClosed,
+    /// A stored definition that could not be compared (its JSON did not parse).
+    #[error("diff: {0}")]
+    Diff(#[from] shimmer_diff::DiffError),
     /// The listener failed (only when a server starts; never a request's answer).
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
@@ -65,9 +68,11 @@ impl Error {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout | Self::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Template(_) | Self::Render(_) | Self::RendererClosed | Self::Io(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Template(_)
+            | Self::Render(_)
+            | Self::RendererClosed
+            | Self::Diff(_)
+            | Self::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -87,6 +92,7 @@ impl Error {
                 "Something went wrong while rendering this page.".into()
             }
             Self::Render(_) => "This page could not be rendered.".into(),
+            Self::Diff(_) => "These versions could not be compared.".into(),
         }
     }
 
@@ -99,6 +105,7 @@ impl Error {
             Self::Template(e) => tracing::error!(error = %e, "template error"),
             Self::Render(e) => tracing::error!(error = %e, "rendering failed"),
             Self::Io(e) => tracing::error!(error = %e, "listener error"),
+            Self::Diff(e) => tracing::error!(error = %e, "comparing versions failed"),
             Self::NotFound(_)
             | Self::BadRequest(_)
             | Self::MethodNotAllowed(_)

@@ -19,6 +19,7 @@
 
 mod api;
 mod assets;
+mod compare;
 mod db;
 mod error;
 mod http;

@@ -6,6 +6,7 @@
 //! version (`kind = rejected`) so the job is done; anything else (registry or database trouble)
 //! is an [`IndexError`] and the job is retried.
 
+pub mod changes;
 mod classify;
 mod fetch;
 mod locate;
@@ -94,8 +95,12 @@ pub async fn index(
         false => packages::stored_kind(pool, repository, &digest).await?,
     };
     if let Some(kind) = stored {
-        // Only the tag may have moved: store_version with nothing new records that.
-        packages::store_version(pool, &base, &[], &[], &[]).await?;
+        // Only the tag may have moved: store_version with nothing new records that, and a tag
+        // moved may change the chain of releases.
+        let stored = packages::store_version(pool, &base, &[], &[], &[]).await?;
+        if kind == VersionKind::Package {
+            changes::record(pool, stored.package_id).await?;
+        }
         outcome.already_indexed = true;
         outcome.kind = kind;
         return Ok(outcome);

@@ -106,6 +106,7 @@ pub(super) async fn store_package(
     let apis = records::apis(&parsed.apis);
     let examples = records::examples(&parsed.examples);
     let stored = packages::store_version(pool, &version, &objects, &apis, &examples).await?;
+    super::changes::record(pool, stored.package_id).await?;
     outcome.kind = VersionKind::Package;
     outcome.package_type = version.package_type.clone();
     outcome.name = version.name.clone();

@@ -5,6 +5,7 @@
 //! several share ([`VISIBLE`], [`IN_AN_INDEX`], [`GROUPED_TAGS`]) is here.
 
 mod apis;
+mod diffs;
 mod fragments;
 mod jobs;
 mod objects;
@@ -13,6 +14,7 @@ mod search;
 mod versions;
 
 pub use apis::api_definitions;
+pub use diffs::{StoredDiff, definitions, objects_json, stored_diff};
 pub use jobs::{JobView, job_counts, latest_rejections, open_jobs};
 pub use objects::{Object, examples_for, object};
 pub use packages::{

@@ -20,6 +20,8 @@ pub struct VersionRow {
     pub in_index: bool,
     /// Why it was rejected, for a rejected version.
     pub rejection: Option<String>,
+    /// Breaking changes from its predecessor in semver order, when they were computed.
+    pub breaking: Option<i32>,
 }
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -87,7 +89,8 @@ pub async fn versions(pool: &PgPool, package_id: i64) -> sqlx::Result<Vec<Versio
     sqlx::query_as(&format!(
         "select v.id, v.manifest_digest, v.kind, v.package_type, {GROUPED_TAGS} as tags,
                 to_char(v.indexed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as indexed_at,
-                {IN_AN_INDEX} as in_index, v.rejection
+                {IN_AN_INDEX} as in_index, v.rejection,
+                (select d.breaking from version_diffs d where d.version_id = v.id) as breaking
          from versions v left join tags t on t.version_id = v.id
          where v.package_id = $1
          group by v.id order by v.indexed_at desc, v.id desc"

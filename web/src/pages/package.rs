@@ -36,10 +36,13 @@ struct PackagePage {
     body: Option<VersionBody>,
 }
 
-/// The version selector's query: `?version=<tag or digest>`.
+/// The version selector's query (`?version=<tag or digest>`), and the diff page's
+/// (`?from=&to=`).
 #[derive(Debug, Deserialize)]
 pub struct Choice {
     version: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `/packages/<repository>` and `/packages/<repository>/versions/<tag or digest>`; with
@@ -52,7 +55,8 @@ pub async fn package(
 ) -> Result<Response> {
     let reader = state.is_reader(&headers);
     let path = path.trim_end_matches('/');
-    if let Some(version) = check_choice(query)? {
+    let Query(choice) = query.map_err(|e| Error::bad_request(e.body_text()))?;
+    if let Some(version) = check_version(choice.version.as_deref(), "version")? {
         // Every segment encoded: the path came decoded, and a `Location` takes no raw bytes.
         let repository = split_version_path(path).map_or(path, |(r, _)| r);
         let repository: Vec<String> = repository.split('/').map(urlencode).collect();
@@ -61,20 +65,32 @@ pub async fn package(
     }
     let page = match db::package(&state.pool, reader, path).await? {
         Some(package) => package_page(&state, &headers, reader, package).await?,
-        None => version_page(&state, &headers, reader, path).await?,
+        None => match path.strip_suffix("/diff") {
+            Some(repository) => {
+                let package = db::package(&state.pool, reader, repository)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::not_found(format!("No package named {repository} is indexed."))
+                    })?;
+                let from = check_version(choice.from.as_deref(), "from")?;
+                let to = check_version(choice.to.as_deref(), "to")?;
+                super::diff::page(&state, package, from.as_deref(), to.as_deref()).await?
+            }
+            None => version_page(&state, &headers, reader, path).await?,
+        },
     };
     Ok(html(&headers, state.page_caching(reader), None, page))
 }
 
-/// The version the selector asked for, if it did: a tag or a digest, at most 150 characters.
-fn check_choice(query: Result<Query<Choice>, QueryRejection>) -> Result<Option<String>> {
-    let Query(choice) = query.map_err(|e| Error::bad_request(e.body_text()))?;
-    match choice.version {
+/// A version the query names as `name`, if it does: a tag or a digest, at most 150
+/// characters.
+fn check_version(value: Option<&str>, name: &str) -> Result<Option<String>> {
+    match value {
         None => Ok(None),
-        Some(v) if !v.is_empty() && v.len() <= 150 && !v.contains('/') => Ok(Some(v)),
-        Some(_) => Err(Error::bad_request(
-            "version must be one of the package's tags or digests.",
-        )),
+        Some(v) if !v.is_empty() && v.len() <= 150 && !v.contains('/') => Ok(Some(v.to_owned())),
+        Some(_) => Err(Error::bad_request(format!(
+            "{name} must be one of the package's tags or digests."
+        ))),
     }
 }
 
@@ -163,5 +179,8 @@ async fn body(
     let host = state.registry_host(headers);
     let mut body = views::version_body(state, &host, repository, label, v, loaded);
     views::documents(state, v, &mut body).await?;
+    body.since = db::stored_diff(&state.pool, v.id)
+        .await?
+        .map(|d| views::since(repository, label, &d));
     Ok(body)
 }

@@ -147,6 +147,19 @@ pub struct VersionBody {
     pub extension_docs: Vec<(String, String)>,
     /// Documents over the page's budget ([`MAX_PAGE_DOCUMENT_BYTES`]), by name.
     pub documents_left_out: Vec<String>,
+    /// What changed since its predecessor, when that was computed.
+    pub since: Option<Since>,
+}
+
+/// The changes of a version since its predecessor in semver order.
+#[derive(Debug, Clone)]
+pub struct Since {
+    pub from: String,
+    pub from_url: String,
+    pub breaking: i32,
+    pub total: i32,
+    pub diff_url: String,
+    pub changelog: super::diff::Changelog,
 }
 
 /// `host` is the registry host of the install lines ([`AppState::registry_host`]).
@@ -186,6 +199,7 @@ pub fn version_body(
         readme: None,
         extension_docs: vec![],
         documents_left_out: vec![],
+        since: None,
     }
 }
 

@@ -5,14 +5,17 @@
 //! and `api` do, with them.
 
 mod body;
+pub mod diff;
 mod documents;
 mod head;
 mod install;
 mod load;
+mod since;
 mod versions;
 
 pub use body::{VersionBody, version_body};
 pub use documents::documents;
 pub use head::{Head, head};
 pub use load::load;
+pub use since::since;
 pub use versions::{VersionTable, preferred_tag, version_lists, version_table};

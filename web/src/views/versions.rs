@@ -6,7 +6,7 @@ use shimmer_store::packages::tag_semver;
 
 use crate::{
     db::VersionRow,
-    text::{human_time, summary, version_url},
+    text::{human_time, summary, urlencode, version_url},
 };
 
 /// One entry of a package's version list.
@@ -27,6 +27,12 @@ pub struct VersionLink {
     /// Why the version was rejected, in short, when it was.
     #[serde(skip)]
     pub rejection: Option<String>,
+    /// Breaking changes from its predecessor in semver order, when computed.
+    #[serde(skip)]
+    pub breaking: Option<i32>,
+    /// The page of its changes from its predecessor.
+    #[serde(skip)]
+    pub diff_url: String,
 }
 
 /// A package's versions as its pages show them: the three lists, how many in all, and the
@@ -55,6 +61,19 @@ pub fn version_table(repository: &str, rows: &[VersionRow]) -> VersionTable {
         other,
         untagged,
         choices,
+    }
+}
+
+/// `/packages/<repository>/diff?from=&to=`: the changes from `from` (its predecessor when
+/// `None`) to `to`.
+pub fn diff_url(repository: &str, from: Option<&str>, to: &str) -> String {
+    match from {
+        Some(f) => format!(
+            "/packages/{repository}/diff?from={}&to={}",
+            urlencode(f),
+            urlencode(to)
+        ),
+        None => format!("/packages/{repository}/diff?to={}", urlencode(to)),
     }
 }
 
@@ -90,6 +109,8 @@ pub fn version_lists(
                 label.to_owned()
             },
             rejection: row.rejection.as_deref().map(summary),
+            breaking: row.breaking,
+            diff_url: diff_url(repository, None, label),
         };
         // A platform image of a listed index is reached through that index's version.
         if row.tags.is_empty() && !row.in_index {
@@ -141,6 +162,7 @@ mod tests {
             indexed_at: String::new(),
             in_index: false,
             rejection: None,
+            breaking: None,
         }
     }
 

@@ -62,6 +62,7 @@ async fn pages_lay_out_at_phone_and_desktop_widths_and_pass_axe() {
         ("package", package.to_owned()),
         ("version", format!("{package}/versions/v0.18.0")),
         ("api", docs.clone()),
+        ("diff", format!("{package}/diff")),
         ("search", "/search?q=Object".to_owned()),
         ("status", "/status".to_owned()),
     ];

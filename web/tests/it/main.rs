@@ -4,6 +4,7 @@
 
 mod api;
 mod browser;
+mod changes;
 mod details;
 mod examples;
 mod harness;

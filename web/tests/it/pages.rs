@@ -119,8 +119,9 @@ async fn pages_show_packages_versions_apis_and_docs() {
     let pkg = env
         .text("/packages/crossplane-contrib/provider-kubernetes")
         .await;
-    let v1 = pkg.find(">v1.2.1</a>").expect("v1.2.1 listed");
-    let v0 = pkg.find(">v0.18.0</a>").expect("v0.18.0 listed");
+    let list = &pkg[pkg.find("id=\"semver-versions\"").expect("a version list")..];
+    let v1 = list.find(">v1.2.1</a>").expect("v1.2.1 listed");
+    let v0 = list.find(">v0.18.0</a>").expect("v0.18.0 listed");
     assert!(v1 < v0, "semver order");
     assert!(pkg.contains("Latest version: v1.2.1"), "{pkg}");
     let latest_apis = env
