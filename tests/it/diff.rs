@@ -205,3 +205,157 @@ async fn diff_compares_folders_files_and_references_alike() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown change code `field-gone`"));
 }
+
+/// Real version pairs from testdata, each checked for a real change it holds.
+#[test]
+fn real_version_pairs_show_their_real_changes() {
+    let has = |v: &Value, code: &str, api: &str, version: Option<&str>, path: Option<&str>| {
+        v["changes"].as_array().unwrap().iter().any(|c| {
+            c["change"] == code
+                && c["api"] == api
+                && c["version"].as_str() == version
+                && c["path"].as_str() == path
+        })
+    };
+    let run = |old: &str, new: &str| {
+        let out = diff(&[&source(old), &source(new), "--json"]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_of(&out)
+    };
+    // provider-kubernetes v0.18.0 -> v1.2.1: spec.publishConnectionDetailsTo removed from Object
+    // in both served versions; the namespaced kubernetes.m.crossplane.io group added.
+    let k = run("provider-kubernetes-v0.18.0", "provider-kubernetes-v1.2.1");
+    for version in ["v1alpha1", "v1alpha2"] {
+        assert!(
+            has(
+                &k,
+                "field-removed",
+                "kubernetes.crossplane.io/Object",
+                Some(version),
+                Some("spec.publishConnectionDetailsTo")
+            ),
+            "{version}: {k}"
+        );
+    }
+    assert!(
+        has(
+            &k,
+            "api-added",
+            "kubernetes.m.crossplane.io/Object",
+            None,
+            None
+        ),
+        "{k}"
+    );
+    // provider-kubernetes v0.9.0 -> v0.18.0: Object's storage moved to v1alpha2, which is new;
+    // v1alpha1 deprecated; status.conditions became a map list.
+    let k0 = run("provider-kubernetes-v0.9.0", "provider-kubernetes-v0.18.0");
+    assert!(
+        has(
+            &k0,
+            "storage-version-changed",
+            "kubernetes.crossplane.io/Object",
+            None,
+            None
+        ),
+        "{k0}"
+    );
+    assert!(
+        has(
+            &k0,
+            "version-deprecated",
+            "kubernetes.crossplane.io/Object",
+            Some("v1alpha1"),
+            None
+        ),
+        "{k0}"
+    );
+    assert!(
+        has(
+            &k0,
+            "list-type-changed",
+            "kubernetes.crossplane.io/Object",
+            Some("v1alpha1"),
+            Some("status.conditions")
+        ),
+        "{k0}"
+    );
+    // provider-helm v0.9.0 -> v0.21.0 -> v1.4.0: new identity types allowed; then Release lost
+    // spec.publishConnectionDetailsTo and gained spec.forProvider.maxHistory.
+    let h1 = run("provider-helm-v0.9.0", "provider-helm-v0.21.0");
+    assert!(
+        has(
+            &h1,
+            "enum-value-added",
+            "helm.crossplane.io/ProviderConfig",
+            Some("v1beta1"),
+            Some("spec.identity.type")
+        ),
+        "{h1}"
+    );
+    let h2 = run("provider-helm-v0.21.0", "provider-helm-v1.4.0");
+    assert!(
+        has(
+            &h2,
+            "field-removed",
+            "helm.crossplane.io/Release",
+            Some("v1beta1"),
+            Some("spec.publishConnectionDetailsTo")
+        ),
+        "{h2}"
+    );
+    assert!(
+        has(
+            &h2,
+            "field-added",
+            "helm.crossplane.io/Release",
+            Some("v1beta1"),
+            Some("spec.forProvider.maxHistory")
+        ),
+        "{h2}"
+    );
+    // configuration-aws-network v0.9.0 -> v0.15.0 (an XRD): two parameters became required.
+    let n = run(
+        "configuration-aws-network-v0.9.0",
+        "configuration-aws-network-v0.15.0",
+    );
+    for p in ["spec.parameters.subnets", "spec.parameters.vpcCidrBlock"] {
+        assert!(
+            has(
+                &n,
+                "field-became-required",
+                "aws.platform.upbound.io/XNetwork",
+                Some("v1alpha1"),
+                Some(p)
+            ),
+            "{p}: {n}"
+        );
+    }
+    assert_eq!(n["breaking"], 2, "{n}");
+    // provider-aws-ec2 v1.23.0 -> v2.6.0: hundreds of changes, the namespaced group added.
+    let e = run("provider-aws-ec2-v1.23.0", "provider-aws-ec2-v2.6.0");
+    let changes = e["changes"].as_array().unwrap();
+    assert!(changes.len() > 500, "{}", changes.len());
+    let namespaced = changes
+        .iter()
+        .filter(|c| {
+            c["change"] == "api-added"
+                && c["api"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("ec2.aws.m.upbound.io/")
+        })
+        .count();
+    assert!(namespaced > 100, "{namespaced} namespaced APIs added");
+    assert!(has(
+        &e,
+        "api-added",
+        "ec2.aws.m.upbound.io/Instance",
+        None,
+        None
+    ));
+}

@@ -95,11 +95,14 @@ pub async fn package(
 ) -> Result<Response> {
     let reader = state.is_reader(&headers);
     let path = path.trim_end_matches('/');
-    let Query(query) = query?;
     let value = match db::package(&state.pool, reader, path).await? {
         Some(package) => package_json(&state, package).await?,
         None => match path.strip_suffix("/diff") {
-            Some(repository) => diff_json(&state, reader, repository, &query).await?,
+            Some(repository) => {
+                // Its query is read here alone: other addresses ignore theirs, as before.
+                let Query(query) = query?;
+                diff_json(&state, reader, repository, &query).await?
+            }
             None => version_json(&state, &headers, reader, path).await?,
         },
     };
@@ -194,8 +197,9 @@ async fn diff_json(
     Ok(serde_json::to_value(&c.report).unwrap_or(Value::Null))
 }
 
-/// The query of `/api/v1/packages/{repository}/diff`.
+/// The query of `/api/v1/packages/{repository}/diff`: `from` and `to`, nothing else.
 #[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DiffQuery {
     from: Option<String>,
     to: Option<String>,

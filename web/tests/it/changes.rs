@@ -133,6 +133,23 @@ async fn releases_carry_their_changes_and_any_two_compare() {
         "{d}"
     );
     assert!(d["breaking"].as_u64().unwrap() >= 2, "{d}");
+    for bad in ["from=v0.9.0&colour=red", "from=v0.9.0&from=v0.18.0"] {
+        let r = env
+            .get(&format!("/api/v1/packages/{REPO}/diff?{bad}"))
+            .await;
+        assert_eq!(r.status(), 400, "{bad}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["status"], 400, "{v}");
+    }
+    let r = env
+        .get(&format!("/api/v1/packages/{REPO}/diff?from=v9.9.9"))
+        .await;
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("v9.9.9"),
+        "{v}"
+    );
     let first = &d["changes"][0];
     for key in [
         "api", "version", "path", "change", "breaking", "severity", "detail",
