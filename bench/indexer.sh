@@ -84,7 +84,7 @@ runtime_raw = tar("provider", os.urandom(64 * 1024 * 1024))
 runtime = put(gzip.compress(runtime_raw, compresslevel=1))
 index = {"schemaVersion": 2, "manifests": []}
 total, _ = package(set())
-for tag, changed in (("v1", set()), ("v2", set(range(0, 20 * copies * len(texts) // 20, 20)))):
+for tag, changed in (("v1.0.0", set()), ("v2.0.0", set(range(0, 20 * copies * len(texts) // 20, 20)))):
     data, n = package(changed)
     raw = tar("package.yaml", data)
     base = put(gzip.compress(raw, compresslevel=6))
@@ -113,18 +113,18 @@ index() { # tag -> "seconds peak_kib json"
     echo "$wall $rss"
 }
 echo "indexing v1..." >&2
-read -r T1 R1 < <(index v1)
+read -r T1 R1 < <(index v1.0.0)
 IFS='|' read -r O1 A1 V1 C1 < <(rows)
 echo "indexing v2 (5% of the CRDs changed)..." >&2
-read -r T2 R2 < <(index v2)
+read -r T2 R2 < <(index v2.0.0)
 IFS='|' read -r O2 A2 V2 C2 < <(rows)
 field() { python3 -c "import json,sys; print(json.load(open('$1'))['$2'])"; }
-D1=$(field "$WORK/out.v1" bytes_downloaded); S1=$(field "$WORK/out.v1" image_bytes); N1=$(field "$WORK/out.v1" objects)
-APIS=$(python3 -c "import json; print(len(json.load(open('$WORK/out.v1'))['apis']))")
-NEW2=$(field "$WORK/out.v2" objects_new)
+D1=$(field "$WORK/out.v1.0.0" bytes_downloaded); S1=$(field "$WORK/out.v1.0.0" image_bytes); N1=$(field "$WORK/out.v1.0.0" objects)
+APIS=$(python3 -c "import json; print(len(json.load(open('$WORK/out.v1.0.0'))['apis']))")
+NEW2=$(field "$WORK/out.v2.0.0" objects_new)
 # The changes v2 brought, computed and stored while it was indexed (the log line says how long
 # and how many objects were read; the rest of the 2 x $APIS definitions were shared, not read).
-logged() { grep -o "$1=[0-9]*" "$WORK/log.v2" | head -n 1 | cut -d= -f2; }
+logged() { grep -o "$1=[0-9]*" "$WORK/log.v2.0.0" | head -n 1 | cut -d= -f2; }
 DIFF_MS=$(logged millis); DIFF_READ=$(logged objects_read); DIFF_DEFS=$(logged definitions)
 DIFF_TOTAL=$(logged total); DIFF_BREAKING=$(logged breaking)
 cat <<EOF

@@ -16,6 +16,17 @@ pub fn version_url(repository: &str, version: &str) -> String {
     format!("/packages/{repository}/versions/{version}")
 }
 
+/// `/packages/<repository>/versions/<version>/apis/<group>/<kind>`: an API's page within a
+/// version.
+pub fn api_url(repository: &str, version: &str, group: &str, kind: &str) -> String {
+    format!(
+        "{}/apis/{}/{}",
+        version_url(repository, version),
+        urlencode(group),
+        urlencode(kind)
+    )
+}
+
 /// A publisher's text as pages show it: without the Unicode bidirectional controls
 /// (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), with which a name can be made to
 /// read as another (`provider-\u{202E}swa` shows as `provider-aws`) or reorder what follows it

@@ -4,6 +4,7 @@
 // - The version selector goes to the version chosen (without the script: its Go button).
 // - Copy buttons on install lines and manifests.
 // - Expand all / collapse all over a page's field trees.
+// - Filtering an API list as one types.
 (function () {
   function reveal() {
     var id;
@@ -64,6 +65,19 @@
         var open = b.getAttribute("data-expand") === "all";
         var scope = document.getElementById(b.getAttribute("aria-controls")) || document;
         scope.querySelectorAll("details").forEach(function (d) { d.open = open; });
+      });
+    });
+    document.querySelectorAll("input[data-filter]").forEach(function (input) {
+      var list = document.getElementById(input.getAttribute("data-filter"));
+      if (!list) return;
+      input.addEventListener("input", function () {
+        var q = input.value.trim().toLowerCase();
+        list.querySelectorAll("[data-filter-text]").forEach(function (li) {
+          li.hidden = q !== "" && li.getAttribute("data-filter-text").toLowerCase().indexOf(q) < 0;
+        });
+        list.querySelectorAll(".api-nav-group").forEach(function (g) {
+          g.hidden = !g.querySelector("[data-filter-text]:not([hidden])");
+        });
       });
     });
     document.querySelectorAll("[role=tab]").forEach(function (t) {

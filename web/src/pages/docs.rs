@@ -65,8 +65,11 @@ pub struct CompositionView {
 
 #[derive(Template)]
 #[template(path = "docs.html")]
-struct DocsPage {
+pub(super) struct DocsPage {
     layout: Layout,
+    /// Set on an API's page within a package version ([`super::api_page`]): the version's
+    /// APIs, the way back to it, the same API in its other versions.
+    pub(super) nav: Option<super::api_page::ApiNav>,
     title: String,
     class: String,
     api_version: String,
@@ -134,7 +137,7 @@ fn same_for_everyone(mut response: Response, public: bool) -> Response {
     response
 }
 
-/// The docs page of `object` (`public` if a public package holds it).
+/// The docs page of `object` (`public` if a public package holds it), immutable.
 async fn page(
     state: &AppState,
     headers: &HeaderMap,
@@ -143,11 +146,38 @@ async fn page(
     object: db::Object,
     public: bool,
 ) -> Result<Response> {
+    let built = build(state, reader, digest, object, public).await?;
+    Ok(html(
+        headers,
+        Caching::Immutable {
+            public: built.public,
+        },
+        Some(&built.etag),
+        built.page.render()?,
+    ))
+}
+
+/// A docs page built, with its tag and whether it is public.
+pub(super) struct Built {
+    pub(super) page: DocsPage,
+    pub(super) etag: String,
+    pub(super) public: bool,
+}
+
+/// Builds the docs page of `object`.
+pub(super) async fn build(
+    state: &AppState,
+    reader: bool,
+    digest: &str,
+    object: db::Object,
+    public: bool,
+) -> Result<Built> {
     let yaml_url = format!("{}.yaml", state.docs_url(digest));
     let json_url = format!("{}.json", state.docs_url(digest));
     let body = Arc::new(object.body);
     let mut page = DocsPage {
         layout: Layout::new(state),
+        nav: None,
         title: format!(
             "{} {}",
             object.kind,
@@ -182,12 +212,7 @@ async fn page(
         let key = Renderer::key("yaml", &[digest.as_bytes()]);
         page.yaml = Some(state.render.html(key, move || to_yaml(&body)).await?);
     }
-    Ok(html(
-        headers,
-        Caching::Immutable { public },
-        Some(&etag),
-        page.render()?,
-    ))
+    Ok(Built { page, etag, public })
 }
 
 /// Fills in the page of a CRD or XRD: its title, facts, field trees and examples. Returns

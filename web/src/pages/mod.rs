@@ -5,6 +5,7 @@
 //! it fails with an [`crate::error::Error`], which [`crate::layers::render_errors`] shows as the error page.
 //! The JSON API answers the same questions in [`crate::api`], and imports nothing from here.
 
+mod api_page;
 mod diff;
 mod docs;
 mod home;

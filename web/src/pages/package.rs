@@ -76,7 +76,10 @@ pub async fn package(
                 let to = check_version(choice.to.as_deref(), "to")?;
                 super::diff::page(&state, package, from.as_deref(), to.as_deref()).await?
             }
-            None => version_page(&state, &headers, reader, path).await?,
+            None => match super::api_page::split_api_path(path) {
+                Some(api) => super::api_page::page(&state, reader, api).await?,
+                None => version_page(&state, &headers, reader, path).await?,
+            },
         },
     };
     Ok(html(&headers, state.page_caching(reader), None, page))

@@ -15,7 +15,7 @@ use super::{
 use crate::{
     db::{ApiType, Version},
     state::AppState,
-    text::{human_time, plain_text, version_url},
+    text::{api_url, human_time, plain_text, version_url},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +40,9 @@ pub struct ApiView {
     pub versions: Vec<ApiVersionView>,
     pub object_digest: String,
     pub docs_url: String,
+    /// Its page within the version shown (the docs with the version's API list).
+    #[serde(skip)]
+    pub page_url: String,
 }
 
 /// An API type as a version shows it, with its versions' states spelled out for a tooltip.
@@ -84,6 +87,7 @@ pub fn api_view(state: &AppState, a: &ApiType) -> ApiView {
         versions,
         object_digest: a.object_digest.clone(),
         docs_url: state.docs_url(&a.object_digest),
+        page_url: String::new(),
     }
 }
 
@@ -172,7 +176,10 @@ pub fn version_body(
     loaded: Loaded,
 ) -> VersionBody {
     let meta = v.meta.clone().unwrap_or(Value::Null);
-    let apis: Vec<ApiView> = loaded.apis.iter().map(|a| api_view(state, a)).collect();
+    let mut apis: Vec<ApiView> = loaded.apis.iter().map(|a| api_view(state, a)).collect();
+    for a in &mut apis {
+        a.page_url = api_url(repository, label, &a.group, &a.kind);
+    }
     let examples = examples(state, &loaded);
     VersionBody {
         kind: v.kind.clone(),
@@ -317,7 +324,7 @@ fn example_groups(examples: &[ExampleView], apis: &[ApiView]) -> Vec<ExampleGrou
                 docs_url: apis
                     .iter()
                     .find(|a| a.kind == kind && a.group == group)
-                    .map(|a| a.docs_url.clone()),
+                    .map(|a| a.page_url.clone()),
                 kind,
                 group,
                 examples: vec![named],

@@ -198,7 +198,19 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     let text = browser
         .wait_for_text("Object (kubernetes.crossplane.io)")
         .await;
-    assert!(browser.url().await.contains("/docs/sha256:"));
+    // The API's page within the version: the version's APIs listed beside it, a way back.
+    assert!(
+        browser
+            .url()
+            .await
+            .ends_with("/versions/v0.18.0/apis/kubernetes.crossplane.io/Object"),
+        "{}",
+        browser.url().await
+    );
+    assert!(
+        text.contains("crossplane-contrib/provider-kubernetes v0.18.0"),
+        "{text}"
+    );
     assert!(text.contains("Examples"), "{text}");
     shoot("docs").await;
     browser.quit().await;

@@ -62,6 +62,10 @@ async fn pages_lay_out_at_phone_and_desktop_widths_and_pass_axe() {
         ("package", package.to_owned()),
         ("version", format!("{package}/versions/v0.18.0")),
         ("api", docs.clone()),
+        (
+            "api-in-version",
+            format!("{package}/versions/v1.2.1/apis/kubernetes.crossplane.io/Object"),
+        ),
         ("diff", format!("{package}/diff")),
         ("search", "/search?q=Object".to_owned()),
         ("status", "/status".to_owned()),
@@ -161,6 +165,27 @@ async fn pages_lay_out_at_phone_and_desktop_widths_and_pass_axe() {
         .await;
     browser.click(&collapse).await;
     assert_ne!(closed().await, 0);
+
+    // The API list beside an API's page within a version filters as one types.
+    browser
+        .goto(&format!(
+            "{}{package}/versions/v1.2.1/apis/kubernetes.crossplane.io/Object",
+            env.web
+        ))
+        .await;
+    let filter = browser.find("css selector", "#api-filter").await;
+    browser.type_text(&filter, "usage").await;
+    let visible = browser
+        .execute(
+            "return Array.prototype.filter.call(document.querySelectorAll('#api-nav-list [data-filter-text]'),
+               function (li) { return !li.hidden; }).map(function (li) { return li.textContent.trim(); });",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        visible,
+        json!(["ProviderConfigUsage", "ProviderConfigUsage"])
+    );
 
     // A field's anchor opens its tab and tree, and scrolls to it.
     let field = "v1alpha1.spec.providerConfigRef.policy.resolve";
