@@ -54,7 +54,7 @@ pub fn content_security_policy(public_base: &str) -> HeaderValue {
         format!(" {public_base}")
     };
     HeaderValue::from_str(&format!(
-        "default-src 'none'; style-src 'self'{cdn}; script-src 'self'{cdn}; img-src 'self'{cdn}; \
+        "default-src 'none'; style-src 'self'{cdn}; script-src 'self'{cdn}; img-src 'self'{cdn}; connect-src 'self'; \
          form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ))
     .expect("policy is ASCII")

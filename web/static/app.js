@@ -5,6 +5,7 @@
 // - Copy buttons on install lines and manifests.
 // - Expand all / collapse all over a page's field trees.
 // - Filtering an API list as one types.
+// - Typeahead suggestions in the search boxes, from the JSON API.
 (function () {
   function reveal() {
     var id;
@@ -39,6 +40,42 @@
     });
   }
 
+  // Typeahead: as one types into a search box, the JSON API's first hits become the box's
+  // suggestions (a <datalist>: the browser shows and picks them; submitting still searches).
+  var suggestions = 0;
+  function suggest(input) {
+    var list = document.createElement("datalist");
+    list.id = "search-suggestions-" + suggestions++;
+    input.parentNode.appendChild(list);
+    input.setAttribute("list", list.id);
+    input.setAttribute("autocomplete", "off");
+    var timer, asked = "";
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var q = input.value.trim();
+        if (q.length < 2 || q === asked) return;
+        asked = q;
+        fetch("/api/v1/search?page_size=8&q=" + encodeURIComponent(q))
+          .then(function (r) { return r.ok ? r.json() : { hits: [] }; })
+          .then(function (v) {
+            if (input.value.trim() !== q) return;
+            var seen = {};
+            list.textContent = "";
+            v.hits.forEach(function (h) {
+              var text = h.type === "api" ? h.kind + "." + h.group : h.repository;
+              if (seen[text]) return;
+              seen[text] = true;
+              var o = document.createElement("option");
+              o.value = text;
+              list.appendChild(o);
+            });
+          })
+          .catch(function () {});
+      }, 150);
+    });
+  }
+
   function setup() {
     document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
       s.addEventListener("change", function () { s.form.submit(); });
@@ -67,6 +104,7 @@
         scope.querySelectorAll("details").forEach(function (d) { d.open = open; });
       });
     });
+    document.querySelectorAll('input[type=search][name=q]').forEach(suggest);
     document.querySelectorAll("input[data-filter]").forEach(function (input) {
       var list = document.getElementById(input.getAttribute("data-filter"));
       if (!list) return;

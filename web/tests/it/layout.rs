@@ -109,6 +109,36 @@ async fn pages_lay_out_at_phone_and_desktop_widths_and_pass_axe() {
     }
     browser.viewport(1280, 900, false).await;
 
+    // Typeahead: typing into the home page's search box offers the JSON API's hits.
+    browser.goto(&format!("{}/", env.web)).await;
+    let q = browser.find("css selector", ".hero input[name=q]").await;
+    browser.type_text(&q, "ProviderConf").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let offered = loop {
+        let offered = browser
+            .execute(
+                "var l = document.getElementById(document.querySelector('.hero input[name=q]')
+                   .getAttribute('list'));
+                 return l ? Array.prototype.map.call(l.options, function (o) { return o.value; }) : [];",
+                json!([]),
+            )
+            .await;
+        if offered.as_array().is_some_and(|a| !a.is_empty())
+            || tokio::time::Instant::now() > deadline
+        {
+            break offered;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        offered
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "ProviderConfig.kubernetes.crossplane.io"),
+        "{offered}"
+    );
+
     // The version selector goes to the version chosen.
     browser.goto(&format!("{}{package}", env.web)).await;
     let option = browser
