@@ -22,6 +22,7 @@ bench_workdir search
 PG=$(free_port); WEB=$(free_port)
 start_pg "$PG"
 SQL() { psql -q -h 127.0.0.1 -p "$PG" -U postgres -d shimmer -tAc "$1"; }
+SQL_FILE() { psql -q -h 127.0.0.1 -p "$PG" -U postgres -d shimmer -v ON_ERROR_STOP=1 -f "$@" >/dev/null; }
 cat >"$WORK/shimmer.toml" <<EOF
 [database]
 url = "postgres://postgres@127.0.0.1:$PG/shimmer"
@@ -34,46 +35,7 @@ EOF
 
 echo "generating $NPKG packages with $PER API types each..." >&2
 T0=$(date +%s.%N)
-SQL "
-with fam as (select array['aws','gcp','azure','kubernetes','helm','github','vault','datadog','cloudflare','upjet'] a)
-insert into packages (backend, repository, package_type, name, visibility)
-select 'primary', 'bench/provider-' || fam.a[1 + i % 10] || '-' || i,
-       case i % 10 when 0 then 'Configuration' when 1 then 'Function' else 'Provider' end,
-       'provider-' || fam.a[1 + i % 10] || '-' || i, 'public'
-from generate_series(1, $NPKG) i, fam;
-insert into versions (package_id, manifest_digest, kind, package_type, meta)
-select id, 'sha256:' || encode(sha256(('m' || id)::text::bytea), 'hex'), 'package', package_type,
-       jsonb_build_object('description', 'Crossplane ' || name || ' manages ' ||
-         (array['storage','networking','databases','identity','compute','observability'])[1 + id % 6]
-         || ' resources', 'maintainer', 'Team ' || (id % 37))
-from packages;
-insert into tags (package_id, tag, version_id) select package_id, 'v1.' || (id % 20) || '.0', id from versions;
-update packages p set latest_version_id = v.id, latest_tag = 'v1.' || (v.id % 20) || '.0',
-       description = v.meta->>'description', maintainer = v.meta->>'maintainer'
-from versions v where v.package_id = p.id;
-insert into objects (digest, api_version, kind, name, class, body, size_bytes)
-select 'sha256:' || encode(sha256(('o' || i)::text::bytea), 'hex'), 'apiextensions.k8s.io/v1',
-       'CustomResourceDefinition', 'crd' || i, 'crd', '{}', 2
-from generate_series(1, $NPKG * $PER) i;
-with words as (select array['Bucket','Instance','Cluster','Role','Policy','User','Group','Network',
-       'Subnet','Route','Table','Queue','Topic','Function','Key','Secret','Certificate','Zone',
-       'Record','Volume','Snapshot','Image','Registry','Repository','Gateway','LoadBalancer',
-       'Listener','Rule','Alarm','Dashboard','Stream','Pipeline','Job','Schedule','Trigger',
-       'Account','Project','Folder','Organization','Member','Binding','Endpoint','Service',
-       'Deployment','Domain','Index','Database','Server','Firewall','Address'] w,
-     array['','Policy','Attachment','Configuration'] s,
-     array['s3','ec2','iam','rds','sqs','sns','kms','route53','lambda','ecr','elb','cloudwatch',
-       'kinesis','glue','dynamodb','eks','compute','storage','network','dns'] g,
-     array['aws','gcp','azure','kubernetes','helm','github','vault','datadog','cloudflare','upjet'] f)
-insert into api_types (version_id, object_digest, definition, api_group, kind, plural,
-                       served_versions, storage_version, versions, scope)
-select v.id, 'sha256:' || encode(sha256(('o' || ((v.id - 1) * $PER + k + 1))::text::bytea), 'hex'),
-       'CustomResourceDefinition',
-       g[1 + (k + v.id) % 20] || '.' || f[1 + v.id % 10] || '.example.io',
-       w[1 + k % 50] || s[1 + (k / 50) % 4], lower(w[1 + k % 50] || s[1 + (k / 50) % 4]) || 's',
-       '{v1beta1}', 'v1beta1', '[{\"name\":\"v1beta1\",\"served\":true,\"storage\":true}]', 'Cluster'
-from versions v, generate_series(0, $PER - 1) k, words;
-analyze;"
+SQL_FILE bench/catalogue.sql -v npkg="$NPKG" -v per="$PER"
 T1=$(date +%s.%N)
 COUNTS=$(SQL "select (select count(*) from packages) || ' packages, ' || (select count(*) from api_types) || ' API types'")
 echo "$COUNTS in $(python3 -c "print(round($T1-$T0,1))") s" >&2
