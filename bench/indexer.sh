@@ -19,17 +19,10 @@ SHIMMER=${CARGO_TARGET_DIR:-$ROOT/target}/release/shimmer
 
 bench_workdir indexer
 PG=$(free_port); REG=$(free_port); SHIM=$(free_port)
-mkdir -p "$WORK/data"
 start_pg "$PG"
 SQL() { psql -h 127.0.0.1 -p "$PG" -U postgres -d shimmer -tAc "$1"; }
 
-cat >"$WORK/registry.yml" <<EOF
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $WORK/data}}
-http: {addr: 127.0.0.1:$REG, secret: bench}
-EOF
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!)
+start_registry "$REG"
 cat >"$WORK/shimmer.toml" <<EOF
 [server]
 listen = "127.0.0.1:$SHIM"

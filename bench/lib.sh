@@ -48,3 +48,15 @@ start_pg() {
         -o "-p $1 -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null
     psql -q -h 127.0.0.1 -p "$1" -U postgres -c "create database shimmer"
 }
+
+# start_registry PORT: a docker-registry on PORT storing in $WORK/data.
+start_registry() {
+    mkdir -p "$WORK/data"
+    cat >"$WORK/registry.yml" <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $WORK/data}}
+http: {addr: 127.0.0.1:$1, secret: bench}
+YML
+    docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!)
+}

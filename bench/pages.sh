@@ -26,14 +26,7 @@ bench_workdir pages
 PG=$(free_port); REG=$(free_port); SHIM=$(free_port); WEB=$(free_port)
 start_pg "$PG"
 SQL() { psql -q -h 127.0.0.1 -p "$PG" -U postgres -d shimmer -tAc "$1"; }
-mkdir -p "$WORK/data"
-cat >"$WORK/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $WORK/data}}
-http: {addr: 127.0.0.1:$REG, secret: bench}
-YML
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 & PIDS+=($!)
+start_registry "$REG"
 cat >"$WORK/shimmer.toml" <<TOML
 [server]
 listen = "127.0.0.1:$SHIM"

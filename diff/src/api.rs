@@ -12,20 +12,70 @@ use crate::{
     schema::Walk,
 };
 
-/// One served or listed version of a definition.
-struct Version<'a> {
-    name: &'a str,
-    served: bool,
-    storage: bool,
-    deprecated: bool,
-    warning: Option<&'a str>,
-    schema: Option<&'a Value>,
+/// One version of a CRD or XRD as listed in `spec.versions` (or a v1beta1 CRD's single
+/// `spec.version`), with its schema (a v1beta1 CRD's shared `spec.validation` one where the
+/// version has none), borrowed from the definition.
+#[derive(Debug, Clone)]
+pub struct ApiVersion<'a> {
+    pub name: &'a str,
+    /// `served`, true when unset.
+    pub served: bool,
+    /// A CRD's `storage`; an XRD's `referenceable`.
+    pub storage: bool,
+    pub deprecated: bool,
+    pub deprecation_warning: Option<&'a str>,
+    /// Its `openAPIV3Schema`.
+    pub schema: Option<&'a Value>,
 }
 
 /// What is compared of one definition.
 pub(crate) struct Api<'a> {
     scope: Option<String>,
-    versions: Vec<Version<'a>>,
+    versions: Vec<ApiVersion<'a>>,
+}
+
+/// The versions of a CRD (`apiextensions.k8s.io/v1` and `v1beta1`) or XRD, in their order.
+pub fn api_versions(body: &Value) -> Vec<ApiVersion<'_>> {
+    let spec = &body["spec"];
+    let shared = spec
+        .pointer("/validation/openAPIV3Schema")
+        .filter(|s| !s.is_null());
+    let mut versions: Vec<ApiVersion<'_>> = spec["versions"]
+        .as_array()
+        .map(|vs| {
+            vs.iter()
+                .filter_map(|v| {
+                    Some(ApiVersion {
+                        name: v["name"].as_str()?,
+                        served: v["served"].as_bool().unwrap_or(true),
+                        storage: v["storage"]
+                            .as_bool()
+                            .or(v["referenceable"].as_bool())
+                            .unwrap_or(false),
+                        deprecated: v["deprecated"].as_bool().unwrap_or(false),
+                        deprecation_warning: v["deprecationWarning"].as_str(),
+                        schema: v
+                            .pointer("/schema/openAPIV3Schema")
+                            .filter(|s| !s.is_null())
+                            .or(shared),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if versions.is_empty()
+        && let Some(name) = spec["version"].as_str()
+    {
+        versions.push(ApiVersion {
+            name,
+            served: true,
+            storage: true,
+            deprecated: false,
+            deprecation_warning: None,
+            schema: shared,
+        });
+    }
+    versions
 }
 
 /// Reads a CRD's or XRD's scope and versions.
@@ -44,41 +94,7 @@ pub(crate) fn read(body: &Value) -> Api<'_> {
         None if xrd => Some("Namespaced".to_owned()),
         None => None,
     };
-    let shared = spec
-        .pointer("/validation/openAPIV3Schema")
-        .filter(|s| !s.is_null());
-    let mut versions: Vec<Version<'_>> = spec["versions"]
-        .as_array()
-        .map(|vs| {
-            vs.iter()
-                .filter_map(|v| {
-                    Some(Version {
-                        name: v["name"].as_str()?,
-                        served: v["served"].as_bool().unwrap_or(true),
-                        storage: v["storage"]
-                            .as_bool()
-                            .or(v["referenceable"].as_bool())
-                            .unwrap_or(false),
-                        deprecated: v["deprecated"].as_bool().unwrap_or(false),
-                        warning: v["deprecationWarning"].as_str(),
-                        schema: v.pointer("/schema/openAPIV3Schema").or(shared),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if versions.is_empty()
-        && let Some(name) = spec["version"].as_str()
-    {
-        versions.push(Version {
-            name,
-            served: true,
-            storage: true,
-            deprecated: false,
-            warning: None,
-            schema: shared,
-        });
-    }
+    let versions = api_versions(body);
     Api { scope, versions }
 }
 
@@ -128,7 +144,10 @@ pub(crate) fn compare(api: &str, old: &Api<'_>, new: &Api<'_>, out: &mut Vec<Cha
         };
         let (ov, nv) = (&old.versions[o], &new.versions[i]);
         if nv.deprecated && !ov.deprecated {
-            let warning = nv.warning.map(|w| format!(": \"{w}\"")).unwrap_or_default();
+            let warning = nv
+                .deprecation_warning
+                .map(|w| format!(": \"{w}\""))
+                .unwrap_or_default();
             out.push(Change::new(
                 api,
                 Some(name),

@@ -18,6 +18,7 @@ mod schema;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+pub use api::{ApiVersion, api_versions};
 pub use change::{Change, Code, Severity};
 pub use report::Report;
 pub use rules::{Enforcement, Format, Rules, RulesError};

@@ -19,62 +19,9 @@ pub const MAX_PAGE_FIELDS: usize = 20_000;
 /// Most bytes of field tree HTML on one page (descriptions make fields of any size).
 pub const MAX_PAGE_TREE_BYTES: usize = 8 * 1024 * 1024;
 
-/// One served version's schema, found in a CRD or XRD (borrowed from it: a schema shared by all
-/// versions is not copied per version).
-#[derive(Debug, Clone)]
-pub struct VersionSchema<'a> {
-    pub name: String,
-    pub served: bool,
-    pub storage: bool,
-    pub deprecated: bool,
-    pub deprecation_warning: Option<String>,
-    pub schema: Option<&'a Value>,
-}
-
-/// The versions of a CRD (`apiextensions.k8s.io/v1` and `v1beta1`) or XRD, with their schemas.
-pub fn versions(body: &Value) -> Vec<VersionSchema<'_>> {
-    let spec = &body["spec"];
-    // v1beta1 CRDs may carry one schema for all versions.
-    let shared = Some(&spec["validation"]["openAPIV3Schema"]).filter(|s| !s.is_null());
-    let mut out: Vec<VersionSchema<'_>> = spec["versions"]
-        .as_array()
-        .map(|vs| {
-            vs.iter()
-                .filter_map(|v| {
-                    let name = v["name"].as_str()?.to_owned();
-                    let schema = match &v["schema"]["openAPIV3Schema"] {
-                        Value::Null => shared,
-                        s => Some(s),
-                    };
-                    Some(VersionSchema {
-                        name,
-                        served: v["served"].as_bool().unwrap_or(true),
-                        storage: v["storage"]
-                            .as_bool()
-                            .or(v["referenceable"].as_bool())
-                            .unwrap_or(false),
-                        deprecated: v["deprecated"].as_bool().unwrap_or(false),
-                        deprecation_warning: v["deprecationWarning"].as_str().map(str::to_owned),
-                        schema,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if out.is_empty()
-        && let Some(name) = spec["version"].as_str()
-    {
-        out.push(VersionSchema {
-            name: name.to_owned(),
-            served: true,
-            storage: true,
-            deprecated: false,
-            deprecation_warning: None,
-            schema: shared,
-        });
-    }
-    out
-}
+/// One version of a CRD or XRD with its schema, borrowed from it (a schema shared by all
+/// versions is not copied per version): the diff engine's reader, one way to read them.
+pub use shimmer_diff::{ApiVersion as VersionSchema, api_versions as versions};
 
 /// Every version of a CRD or XRD as a section (badges, warning, description, field tree), within
 /// one page's budget ([`MAX_PAGE_FIELDS`], [`MAX_PAGE_TREE_BYTES`]); a version past it says so
@@ -88,7 +35,7 @@ pub fn render_versions(body: &Value, yaml_url: &str) -> String {
     let versions = tab_order(versions(body));
     tabs(&mut r.out, &versions);
     for v in versions {
-        let name = escape(&v.name);
+        let name = escape(v.name);
         let _ = write!(
             r.out,
             "<section class=\"schema-version\" id=\"{name}\" role=\"tabpanel\" \
@@ -103,7 +50,7 @@ pub fn render_versions(body: &Value, yaml_url: &str) -> String {
                 .push_str(" <span class=\"badge deprecated\">deprecated</span>");
         }
         r.out.push_str("</h2>");
-        if let Some(w) = &v.deprecation_warning {
+        if let Some(w) = v.deprecation_warning {
             let _ = write!(r.out, "<p class=\"warning\">{}</p>", escape(w));
         }
         match v.schema {
@@ -161,7 +108,7 @@ fn tabs(out: &mut String, versions: &[VersionSchema<'_>]) {
     if versions.len() > 1 {
         out.push_str("<div class=\"version-tabs\" role=\"tablist\" aria-label=\"API versions\">");
         for (i, v) in versions.iter().enumerate() {
-            let name = escape(&v.name);
+            let name = escape(v.name);
             let mut note = Vec::new();
             if v.storage {
                 note.push("storage");

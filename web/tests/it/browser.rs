@@ -26,18 +26,7 @@ pub(crate) fn screenshot_dir() -> std::path::PathBuf {
 )]
 async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     let env = Env::start().await;
-    env.push_source(
-        "provider-kubernetes-v1.2.1",
-        "crossplane-contrib/provider-kubernetes",
-        "v1.2.1",
-    )
-    .await;
-    env.push_source(
-        "provider-kubernetes-v0.18.0",
-        "crossplane-contrib/provider-kubernetes",
-        "v0.18.0",
-    )
-    .await;
+    env.push_kubernetes().await;
     env.push_image(&hostile_image(), "acme/provider-hostile", "v1.0.0")
         .await;
     env.index_all().await;
@@ -63,13 +52,7 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     }
 
     // A link to a field deep in a schema opens the tree down to it (app.js, loaded under CSP).
-    let object: String = sqlx::query_scalar(
-        "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
-         where a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let object = env.latest_object_crd().await;
     let url = format!(
         "{}/docs/{object}#v1alpha2.spec.providerConfigRef.policy.resolve",
         env.web

@@ -128,6 +128,29 @@ visibility = \"private\"
         self.push_image(&image, repo, tag).await;
     }
 
+    /// Pushes provider-kubernetes v1.2.1, then v0.18.0 (not in release order), to
+    /// `crossplane-contrib/provider-kubernetes`.
+    pub async fn push_kubernetes(&self) {
+        for (source, tag) in [
+            ("provider-kubernetes-v1.2.1", "v1.2.1"),
+            ("provider-kubernetes-v0.18.0", "v0.18.0"),
+        ] {
+            self.push_source(source, "crossplane-contrib/provider-kubernetes", tag)
+                .await;
+        }
+    }
+
+    /// The digest of the `Object` CRD (kubernetes.crossplane.io) of the latest version.
+    pub async fn latest_object_crd(&self) -> String {
+        sqlx::query_scalar(
+            "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
+             where a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
     /// Pushes configuration-aws-network v0.15.0 (a configuration that depends on providers).
     pub async fn push_aws_network(&self) {
         self.push_source(

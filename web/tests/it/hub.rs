@@ -8,13 +8,7 @@ use crate::{harness::Env, pages::with_meta};
 async fn the_hub_installs_redirects_and_shows_rejections_everywhere() {
     let env = Env::start().await;
     // v1.2.1 indexed before v0.18.0: indexing order is not release order.
-    for (source, tag) in [
-        ("provider-kubernetes-v1.2.1", "v1.2.1"),
-        ("provider-kubernetes-v0.18.0", "v0.18.0"),
-    ] {
-        env.push_source(source, "crossplane-contrib/provider-kubernetes", tag)
-            .await;
-    }
+    env.push_kubernetes().await;
     let mut broken = with_meta("provider-nop-main", "apiVersion: meta.pkg.crossplane.io/v1");
     broken.package_yaml = b"---\nkind: [unclosed\n".to_vec();
     env.push_image(&broken, "acme/broken", "v1.0.0").await;

@@ -40,21 +40,9 @@ async fn pages_lay_out_at_phone_and_desktop_widths_and_pass_axe() {
         .expect("TESTKIT_AXE_JS names axe.min.js (scripts/test.sh downloads it)");
     let axe = std::fs::read_to_string(&axe_path).expect("axe.min.js is readable");
     let env = Env::start().await;
-    for (source, tag) in [
-        ("provider-kubernetes-v1.2.1", "v1.2.1"),
-        ("provider-kubernetes-v0.18.0", "v0.18.0"),
-    ] {
-        env.push_source(source, "crossplane-contrib/provider-kubernetes", tag)
-            .await;
-    }
+    env.push_kubernetes().await;
     env.index_all().await;
-    let object: String = sqlx::query_scalar(
-        "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
-         where a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let object = env.latest_object_crd().await;
     let package = "/packages/crossplane-contrib/provider-kubernetes";
     let docs = format!("/docs/{object}");
     let pages = [
