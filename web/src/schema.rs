@@ -74,7 +74,7 @@ pub fn render_versions(body: &Value, yaml_url: &str) -> String {
                         render(d)
                     );
                 }
-                r.tree(&v.name, schema);
+                r.tree(v.name, schema);
                 if r.cut {
                     let _ = write!(
                         r.out,
