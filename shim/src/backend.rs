@@ -7,7 +7,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll, ready},
     time::Duration,
@@ -49,6 +49,9 @@ pub struct Backend {
     pub relay_tokens: bool,
     /// What the shim knows of this backend's token service.
     pub token_realm: crate::realm::RealmMemory,
+    /// Whether the backend has paged a tag list itself (it sent a `Link`): from then on its tag
+    /// lists pass through untouched (see `forward::paging`).
+    pages_tags: AtomicBool,
 }
 
 /// The pass-through client: hyper's pooled client directly, which costs about 15 us less CPU a
@@ -86,6 +89,7 @@ impl Backend {
             read_timeout: cfg.read_timeout,
             relay_tokens: cfg.relay_tokens || !cfg.repository_prefix.is_empty(),
             token_realm: Default::default(),
+            pages_tags: AtomicBool::new(false),
         }))
     }
 
@@ -167,6 +171,15 @@ impl Backend {
         if status == StatusCode::UNAUTHORIZED {
             self.auth.store(AUTH_PROTECTED, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the backend pages tag lists itself, learning it from `headers`, a tag list's: a
+    /// backend that has sent a `Link` once pages.
+    pub fn pages_tags(&self, headers: &http::HeaderMap) -> bool {
+        if headers.contains_key(http::header::LINK) {
+            self.pages_tags.store(true, Ordering::Relaxed);
+        }
+        self.pages_tags.load(Ordering::Relaxed)
     }
 
     /// `GET /v2/` without credentials: the backend is up if it answers below 500; a 401 marks

@@ -1,5 +1,6 @@
 //! Tag lists and catalogs of a backend with a repository prefix, read whole (bounded by
-//! [`LIST_LIMIT`]) and renamed into the shim's names; catalogs paged over the prefix only.
+//! [`LIST_LIMIT`]) and renamed into the shim's names; catalogs paged over the prefix only; tag
+//! lists paged where the backend does not ([`paging`]).
 
 use std::sync::Arc;
 
@@ -7,7 +8,9 @@ use axum::body::Body;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 
-use super::Routed;
+use axum::http::request::Parts;
+
+use super::{Routed, paging};
 use crate::{AppState, backend::Backend, error::OciError, path::Endpoint};
 
 /// Largest tag or catalog list the shim rewrites in memory.
@@ -114,4 +117,37 @@ pub(super) fn translate_names(
         _ => {}
     }
     Ok(serde_json::to_vec(&value).expect("a JSON value serialises"))
+}
+
+/// A tag list paged as the client asked ([`paging`]): the new body, and the `Link` to the next
+/// page when the list was cut here.
+pub(super) fn page_tags(
+    list: &[u8],
+    page: &paging::Page,
+    routed: &Routed,
+    parts: &Parts,
+) -> Result<(Vec<u8>, Option<String>), OciError> {
+    let not_a_list = || {
+        tracing::warn!(backend = %routed.backend.name, "backend tag list is not a list");
+        OciError::backend_unavailable(&routed.backend.name)
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(list).map_err(|_| not_a_list())?;
+    let tags: Vec<String> = match value.get("tags") {
+        Some(serde_json::Value::Array(tags)) => tags
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned).ok_or_else(not_a_list))
+            .collect::<Result<_, _>>()?,
+        Some(serde_json::Value::Null) | None => Vec::new(),
+        Some(_) => return Err(not_a_list()),
+    };
+    let (tags, more) = paging::page(tags, page);
+    let link = match (more, tags.last()) {
+        (true, Some(last)) => Some(paging::next_link(parts.uri.path(), parts.uri.query(), last)),
+        _ => None,
+    };
+    value["tags"] = serde_json::Value::from(tags);
+    Ok((
+        serde_json::to_vec(&value).expect("a JSON value serialises"),
+        link,
+    ))
 }

@@ -10,6 +10,7 @@ mod cached;
 mod headers;
 mod lists;
 mod manifests;
+mod paging;
 mod target;
 mod url;
 
@@ -230,14 +231,41 @@ async fn respond(
             Endpoint::Catalog => true,
             _ => false,
         };
-    let body = if translate_list {
+    // Tag lists the client pages: paged here where the backend does not (a backend that has
+    // sent a `Link` pages, and is passed through untouched).
+    let paging = match endpoint {
+        Endpoint::Tags { .. }
+            if head.status == StatusCode::OK
+                && parts.method == Method::GET
+                && !backend.pages_tags(&head.headers) =>
+        {
+            paging::requested(parts.uri.query())?
+        }
+        _ => None,
+    };
+    let mut next = None;
+    let body = if translate_list || paging.is_some() {
         head.headers.remove(header::CONTENT_LENGTH);
         let list = lists::read_limited(body, lists::LIST_LIMIT, &backend.name).await?;
-        Body::from(lists::translate_names(state, routed, endpoint, &list)?)
+        let list = match translate_list {
+            true => lists::translate_names(state, routed, endpoint, &list)?,
+            false => list.to_vec(),
+        };
+        match &paging {
+            Some(page) => {
+                let (list, link) = lists::page_tags(&list, page, routed, parts)?;
+                next = link;
+                Body::from(list)
+            }
+            None => Body::from(list),
+        }
     } else {
         body
     };
     let mut response = Response::from_parts(head, body);
+    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
     if matches!(endpoint, Endpoint::Catalog) && prefixed {
         let link = response.headers_mut().remove(header::LINK);
         let next = link

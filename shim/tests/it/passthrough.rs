@@ -511,3 +511,88 @@ async fn backend_hop_headers_and_cookies_stay_behind_and_every_link_is_rewritten
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["tags"], serde_json::json!(["a"]));
 }
+
+/// docker-registry 2.8 ignores `n` and `last` and lists tags in no order: the shim pages its
+/// tag list itself, sorted as the spec pages, with a `Link` to the next page, and refuses an `n`
+/// that is not a count. Without `n` or `last` the list is the backend's, untouched.
+#[tokio::test]
+async fn tag_lists_are_paged_where_the_backend_does_not() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (layout, _, _) = small_image(tmp.path(), b"paged");
+    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/paged:d"), &[])
+        .await
+        .unwrap();
+    let c = http();
+    let raw = skopeo::inspect_raw(&shim.docker("acme/paged:d"), &[])
+        .await
+        .unwrap();
+    for tag in ["b", "e", "a", "c"] {
+        let r = c
+            .put(format!("{}/v2/acme/paged/manifests/{tag}", shim.url()))
+            .header(header::CONTENT_TYPE, OCI_MANIFEST)
+            .body(raw.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // The backend alone ignores n.
+    let direct: serde_json::Value = c
+        .get(format!("{}/v2/acme/paged/tags/list?n=2", reg.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(direct["tags"].as_array().unwrap().len(), 5, "{direct}");
+
+    let page = |url: String| {
+        let c = c.clone();
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let link = r
+                .headers()
+                .get(header::LINK)
+                .map(|l| l.to_str().unwrap().to_owned());
+            let v: serde_json::Value = r.json().await.unwrap();
+            let tags: Vec<String> = v["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect();
+            (tags, link)
+        }
+    };
+    let mut url = format!("{}/v2/acme/paged/tags/list?n=2", shim.url());
+    let mut pages = Vec::new();
+    loop {
+        let (tags, link) = page(url.clone()).await;
+        pages.push(tags);
+        let Some(link) = link else { break };
+        let next = link.split('<').nth(1).unwrap().split('>').next().unwrap();
+        assert!(link.ends_with("rel=\"next\""), "{link}");
+        url = format!("{}{next}", shim.url());
+    }
+    assert_eq!(pages, [vec!["a", "b"], vec!["c", "d"], vec!["e"]]);
+    let (after, link) = page(format!("{}/v2/acme/paged/tags/list?last=c", shim.url())).await;
+    assert_eq!((after, link), (vec!["d".to_owned(), "e".to_owned()], None));
+    let (all, _) = page(format!("{}/v2/acme/paged/tags/list", shim.url())).await;
+    assert_eq!(
+        all.len(),
+        5,
+        "without n or last: the backend's list as it is"
+    );
+
+    let r = c
+        .get(format!("{}/v2/acme/paged/tags/list?n=many", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "PAGINATION_NUMBER_INVALID");
+}
