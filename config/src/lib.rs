@@ -25,8 +25,8 @@ use figment::{
 use serde::Deserialize;
 
 pub use registries::{
-    BackendConfig, CacheConfig, ClientAuth, RouteConfig, TagTtl, UpstreamConfig, Visibility,
-    normalize_registry_host,
+    BackendConfig, CacheConfig, ClientAuth, Referrers, RouteConfig, TagTtl, UpstreamConfig,
+    Visibility, normalize_registry_host,
 };
 pub use routes::RouteTable;
 pub use secret::Secret;

@@ -26,6 +26,20 @@ pub enum ClientAuth {
     Drop,
 }
 
+/// How the shim answers the referrers API for a backend (distribution spec 1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Referrers {
+    /// Find out from the backend's first answers and remember: one that answers the referrers
+    /// API is passed through; one that has no such route is emulated.
+    #[default]
+    Auto,
+    /// The shim serves referrers from the `sha256-<hex>` fallback tags it keeps on the backend.
+    Emulate,
+    /// Always pass referrers requests through.
+    Passthrough,
+}
+
 /// Whether the marketplace shows a backend's or route's packages to everyone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +94,9 @@ pub struct BackendConfig {
     /// token service clients cannot reach themselves. Always on with a `repository_prefix`.
     #[serde(default)]
     pub relay_tokens: bool,
+    /// The referrers API for a backend without it: `auto`, `emulate` or `passthrough`.
+    #[serde(default)]
+    pub referrers: Referrers,
     #[serde(default = "default_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
     /// Longest silence while reading a response (not a cap on a whole blob transfer).
@@ -113,6 +130,7 @@ impl BackendConfig {
             visibility: None,
             cache: false,
             relay_tokens: false,
+            referrers: Referrers::Auto,
             connect_timeout: default_connect_timeout(),
             read_timeout: default_read_timeout(),
         }

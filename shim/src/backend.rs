@@ -21,7 +21,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 use reqwest::StatusCode;
-use shimmer_config::{BackendConfig, ClientAuth};
+use shimmer_config::{BackendConfig, ClientAuth, Referrers};
 use shimmer_registry::{Connection, Connector, Endpoint, RegistryError};
 use tokio::time::{Instant, Sleep};
 
@@ -52,7 +52,16 @@ pub struct Backend {
     /// Whether the backend has paged a tag list itself (it sent a `Link`): from then on its tag
     /// lists pass through untouched (see `forward::paging`).
     pages_tags: AtomicBool,
+    /// How referrers requests are answered (`referrers` in the configuration).
+    referrers: Referrers,
+    /// Under `auto`: what the backend's answers showed of its referrers API (unknown, has it,
+    /// lacks it).
+    has_referrers: AtomicU8,
 }
+
+const REFERRERS_UNKNOWN: u8 = 0;
+const REFERRERS_PRESENT: u8 = 1;
+const REFERRERS_ABSENT: u8 = 2;
 
 /// The pass-through client: hyper's pooled client directly, which costs about 15 us less CPU a
 /// request than going through reqwest (measured with `bench/shim.sh`).
@@ -90,6 +99,8 @@ impl Backend {
             relay_tokens: cfg.relay_tokens || !cfg.repository_prefix.is_empty(),
             token_realm: Default::default(),
             pages_tags: AtomicBool::new(false),
+            referrers: cfg.referrers,
+            has_referrers: AtomicU8::new(REFERRERS_UNKNOWN),
         }))
     }
 
@@ -180,6 +191,30 @@ impl Backend {
             self.pages_tags.store(true, Ordering::Relaxed);
         }
         self.pages_tags.load(Ordering::Relaxed)
+    }
+
+    /// Whether the shim serves referrers for this backend: `Some` when the configuration or the
+    /// backend's earlier answers decided it, `None` while `auto` has not found out.
+    pub fn emulates_referrers(&self) -> Option<bool> {
+        match self.referrers {
+            Referrers::Emulate => Some(true),
+            Referrers::Passthrough => Some(false),
+            Referrers::Auto => match self.has_referrers.load(Ordering::Relaxed) {
+                REFERRERS_PRESENT => Some(false),
+                REFERRERS_ABSENT => Some(true),
+                _ => None,
+            },
+        }
+    }
+
+    /// Remembers what an answer showed of the backend's referrers API.
+    pub fn learn_referrers(&self, present: bool) {
+        let v = if present {
+            REFERRERS_PRESENT
+        } else {
+            REFERRERS_ABSENT
+        };
+        self.has_referrers.store(v, Ordering::Relaxed);
     }
 
     /// `GET /v2/` without credentials: the backend is up if it answers below 500; a 401 marks

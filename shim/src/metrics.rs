@@ -12,6 +12,9 @@ pub struct Metrics {
     pub enqueue_dropped: AtomicU64,
     pub enqueue_pending: AtomicU64,
     pub cache_stale_served: AtomicU64,
+    pub referrers_emulated: AtomicU64,
+    pub referrers_passed: AtomicU64,
+    pub referrers_conflicts: AtomicU64,
 }
 
 impl Metrics {
@@ -62,6 +65,24 @@ impl Metrics {
                 "counter",
                 "Cached tags served because the upstream could not revalidate them",
                 &self.cache_stale_served,
+            ),
+            (
+                "shimmer_referrers_emulated_total",
+                "counter",
+                "Referrers requests the shim answered from fallback tags",
+                &self.referrers_emulated,
+            ),
+            (
+                "shimmer_referrers_passed_total",
+                "counter",
+                "Referrers requests passed through to a backend that has the API",
+                &self.referrers_passed,
+            ),
+            (
+                "shimmer_referrers_conflicts_total",
+                "counter",
+                "Fallback index updates read again and retried after a concurrent change",
+                &self.referrers_conflicts,
             ),
         ];
         let mut out = String::new();

@@ -11,6 +11,7 @@ mod headers;
 mod lists;
 mod manifests;
 mod paging;
+mod referrers;
 mod target;
 mod url;
 
@@ -23,6 +24,7 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, Request, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 
 use self::target::Target;
 use crate::{
@@ -83,7 +85,34 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         _ => query,
     };
     let url = url::backend_url(state, &routed, &endpoint, query.as_deref())?;
-    let (resp, pushed) = send(
+    let ctx = rewrite::Context {
+        backend: &routed.backend,
+        sessions: &state.sessions,
+        ns: ns.as_deref(),
+        request_url: &url,
+        repo: routed.repo.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
+        public_base: state.public_base(),
+    };
+    let emulate = upstream.is_none() && routed.backend.emulates_referrers() == Some(true);
+    if let (Endpoint::Referrers { digest, .. }, true, &Method::GET) =
+        (&endpoint, emulate, &parts.method)
+    {
+        return match referrers::list(state, &routed, &parts, digest).await? {
+            Ok(list) => Ok(list),
+            Err(refused) => respond(state, &routed, false, &endpoint, &parts, &ctx, refused).await,
+        };
+    }
+    let deleted_referrer = match (&endpoint, &parts.method) {
+        (
+            Endpoint::Manifest {
+                reference: crate::path::Reference::Digest(d),
+                ..
+            },
+            &Method::DELETE,
+        ) if emulate => referrers::before_delete(state, &routed, &parts, d).await?,
+        _ => None,
+    };
+    let (mut resp, pushed) = send(
         state,
         &routed,
         upstream.as_deref(),
@@ -93,21 +122,29 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         &url,
     )
     .await?;
+    if upstream.is_none() {
+        let emulated = referrers_after(
+            state,
+            &routed,
+            &endpoint,
+            &parts,
+            &mut resp,
+            &pushed,
+            deleted_referrer,
+        )
+        .await?;
+        if let Some(list) = emulated {
+            return Ok(list);
+        }
+    }
     if let (Endpoint::Manifest { reference, .. }, None) = (&endpoint, &upstream) {
+        let pushed = pushed.map(|(_, digest)| digest);
         manifests::enqueue(state, &routed, reference, &parts, &resp, pushed);
         let repo = routed.repo.as_ref();
         state
             .pulls
             .observe(&routed.backend.name, repo, &parts.method, &resp);
     }
-    let ctx = rewrite::Context {
-        backend: &routed.backend,
-        sessions: &state.sessions,
-        ns: ns.as_deref(),
-        request_url: &url,
-        repo: routed.repo.as_ref().map(|(s, b)| (s.as_str(), b.as_str())),
-        public_base: state.public_base(),
-    };
     respond(
         state,
         &routed,
@@ -124,7 +161,7 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
 /// have no body, so a challenged one is simply sent again), a backend through the pass-through
 /// with the client's body. A manifest push is read and checked first: everything about the
 /// request is checked before the backend is contacted at all. Returns the answer (a blob
-/// redirect followed when configured) and the digest of a pushed manifest.
+/// redirect followed when configured) and a pushed manifest with its digest.
 async fn send(
     state: &AppState,
     routed: &Routed,
@@ -133,7 +170,7 @@ async fn send(
     parts: &Parts,
     body: Body,
     url: &Url,
-) -> Result<(http::Response<Body>, Option<String>), OciError> {
+) -> Result<(http::Response<Body>, Option<(Bytes, String)>), OciError> {
     let (manifest, body) = match (endpoint, &parts.method) {
         (Endpoint::Manifest { reference, .. }, &Method::PUT) => {
             let limit = state.config.server.max_manifest_bytes;
@@ -142,7 +179,7 @@ async fn send(
         }
         _ => (None, Some(body)),
     };
-    let pushed = manifest.as_ref().map(|(_, digest)| digest.clone());
+    let pushed = manifest.clone();
     let backend = &routed.backend;
     let sent = match (upstream, &routed.repo) {
         (Some(up), Some((_, repo))) => {
@@ -193,6 +230,63 @@ async fn send(
         _ => resp,
     };
     Ok((resp, pushed))
+}
+
+/// What the referrers API asks of a request the backend answered (for a backend, not a mirror):
+/// learn whether the backend has the API from a referrers answer, and answer from the fallback
+/// index where it has not; record a pushed referrer in its subject's fallback index (and answer
+/// `OCI-Subject`) where the backend did not; drop a deleted referrer from it.
+async fn referrers_after(
+    state: &AppState,
+    routed: &Routed,
+    endpoint: &Endpoint,
+    parts: &Parts,
+    resp: &mut http::Response<Body>,
+    pushed: &Option<(Bytes, String)>,
+    deleted: Option<(String, serde_json::Value)>,
+) -> Result<Option<Response>, OciError> {
+    let backend = &routed.backend;
+    match (endpoint, &parts.method) {
+        (Endpoint::Referrers { digest, .. }, &Method::GET) => {
+            if backend.emulates_referrers().is_none() && referrers::route_missing(resp) {
+                backend.learn_referrers(false);
+                if let Ok(list) = referrers::list(state, routed, parts, digest).await? {
+                    return Ok(Some(list));
+                }
+            } else {
+                if resp.status() == StatusCode::OK {
+                    backend.learn_referrers(true);
+                }
+                Metrics::inc(&state.metrics.referrers_passed);
+            }
+        }
+        (Endpoint::Manifest { .. }, &Method::PUT)
+            if resp.status() == StatusCode::CREATED
+                && !resp.headers().contains_key("oci-subject") =>
+        {
+            let Some((bytes, digest)) = pushed else {
+                return Ok(None);
+            };
+            let Some((subject, _)) = referrers::referrer(bytes, digest) else {
+                return Ok(None);
+            };
+            let emulate = match backend.emulates_referrers() {
+                Some(e) => e,
+                None => referrers::lacks_api(state, routed, parts, &subject).await?,
+            };
+            if emulate {
+                referrers::record_push(state, routed, parts, bytes, digest, resp.headers_mut())
+                    .await?;
+            }
+        }
+        (Endpoint::Manifest { .. }, &Method::DELETE) if resp.status().is_success() => {
+            if let Some((subject, descriptor)) = deleted {
+                referrers::update(state, routed, parts, &subject, &descriptor, false).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(None)
 }
 
 /// The backend's answer as the client gets it: status and headers as they came, edited for the

@@ -15,6 +15,7 @@ mod passthrough;
 mod push_pull;
 mod redirects;
 mod referrers;
+mod referrers_emulated;
 mod routing;
 mod shutdown;
 mod slow_clients;

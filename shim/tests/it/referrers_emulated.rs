@@ -1,0 +1,232 @@
+//! The referrers API served by the shim for docker-registry 2.8, which has none (issue 26): the
+//! real registry behind a real shim; referrers pushed (two at once, to one subject) get
+//! `OCI-Subject` and are listed, filtered by `artifactType`; a subject without referrers has an
+//! empty list; a deleted referrer leaves it; the fallback index lives on the backend under the
+//! spec's `sha256-<hex>` tag; `referrers = "passthrough"` leaves the backend's 404.
+
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+use testkit::{
+    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    registry::{Registry, RegistryOptions},
+    skopeo::{self, digest_of},
+};
+
+use crate::harness::{Shim, backend_toml, http, metrics_text, start_upload};
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// Pushes the subject image through the shim; its manifest digest and size.
+async fn push_subject(shim: &Shim, repo: &str) -> (String, usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = OciLayout::create(tmp.path().join("layout"));
+    let image = layout.add_image(ImageSpec {
+        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"the subject")]))],
+        ..Default::default()
+    });
+    layout.tag("v1", &image);
+    skopeo::copy(
+        &layout.skopeo_ref("v1"),
+        &shim.docker(&format!("{repo}:v1")),
+        &[],
+    )
+    .await
+    .unwrap();
+    let raw = skopeo::inspect_raw(&shim.docker(&format!("{repo}:v1")), &[])
+        .await
+        .unwrap();
+    (digest_of(&raw), raw.len())
+}
+
+/// Uploads the empty blob `{}` (the config and layer of an artifact manifest).
+async fn push_empty_blob(shim: &Shim, repo: &str) -> String {
+    let digest = digest_of(b"{}");
+    let loc = start_upload(&shim.url(), repo).await;
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = http()
+        .put(format!("{loc}{sep}digest={digest}"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    digest
+}
+
+/// An artifact manifest of `artifact_type` whose subject is `subject`.
+fn referrer(artifact_type: &str, subject: &str, size: usize, empty: &str) -> String {
+    json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+        "config": {"mediaType": EMPTY, "digest": empty, "size": 2},
+        "layers": [{"mediaType": EMPTY, "digest": empty, "size": 2}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": size},
+        "annotations": {"org.example.kind": artifact_type},
+    })
+    .to_string()
+}
+
+async fn referrers(shim: &Shim, repo: &str, subject: &str, query: &str) -> reqwest::Response {
+    http()
+        .get(format!(
+            "{}/v2/{repo}/referrers/{subject}{query}",
+            shim.url()
+        ))
+        .header(header::ACCEPT, INDEX)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn digests(index: &Value) -> Vec<String> {
+    let mut d: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_owned())
+        .collect();
+    d.sort();
+    d
+}
+
+#[tokio::test]
+async fn the_shim_serves_referrers_for_a_registry_without_them() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
+    let repo = "acme/art";
+    let (subject, size) = push_subject(&shim, repo).await;
+    let empty = push_empty_blob(&shim, repo).await;
+    // The registry alone has no referrers API.
+    let direct = http()
+        .get(format!("{}/v2/{repo}/referrers/{subject}", reg.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), StatusCode::NOT_FOUND);
+
+    // Two referrers pushed at once to one subject: both answered with OCI-Subject, both listed.
+    let sig = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
+    let sbom = referrer("application/vnd.example.sbom.v1", &subject, size, &empty);
+    let put = |manifest: String| {
+        let url = format!(
+            "{}/v2/{repo}/manifests/{}",
+            shim.url(),
+            digest_of(manifest.as_bytes())
+        );
+        async move {
+            http()
+                .put(url)
+                .header(header::CONTENT_TYPE, OCI_MANIFEST)
+                .body(manifest)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b) = tokio::join!(put(sig.clone()), put(sbom.clone()));
+    for r in [&a, &b] {
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()["oci-subject"], subject.as_str());
+    }
+    let (sig_digest, sbom_digest) = (digest_of(sig.as_bytes()), digest_of(sbom.as_bytes()));
+    let r = referrers(&shim, repo, &subject, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[header::CONTENT_TYPE], INDEX);
+    assert!(r.headers().get("oci-filters-applied").is_none());
+    let index: Value = r.json().await.unwrap();
+    let mut both = vec![sig_digest.clone(), sbom_digest.clone()];
+    both.sort();
+    assert_eq!(digests(&index), both, "{index}");
+    let listed = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["digest"] == sig_digest.as_str())
+        .unwrap();
+    assert_eq!(listed["artifactType"], "application/vnd.example.sig.v1");
+    assert_eq!(listed["size"], sig.len());
+    assert_eq!(
+        listed["annotations"]["org.example.kind"],
+        "application/vnd.example.sig.v1"
+    );
+
+    // Filtered by artifactType.
+    let r = referrers(
+        &shim,
+        repo,
+        &subject,
+        "?artifactType=application%2Fvnd.example.sbom.v1",
+    )
+    .await;
+    assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
+    let index: Value = r.json().await.unwrap();
+    assert_eq!(digests(&index), std::slice::from_ref(&sbom_digest));
+
+    // A subject without referrers: an empty index, not a 404.
+    let none = digest_of(b"no such subject");
+    let r = referrers(&shim, repo, &none, "").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let index: Value = r.json().await.unwrap();
+    assert_eq!(index["manifests"], json!([]));
+
+    // The fallback index is on the backend, under the spec's tag.
+    let tag = subject.replacen(':', "-", 1);
+    let r = http()
+        .get(format!("{}/v2/{repo}/manifests/{tag}", reg.url()))
+        .header(header::ACCEPT, INDEX)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // A deleted referrer leaves the list.
+    let r = http()
+        .delete(format!("{}/v2/{repo}/manifests/{sig_digest}", shim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let index: Value = referrers(&shim, repo, &subject, "")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(digests(&index), [sbom_digest]);
+
+    let metrics = metrics_text(&shim).await;
+    let emulated = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("shimmer_referrers_emulated_total "))
+        .unwrap();
+    assert!(emulated.parse::<u64>().unwrap() >= 4, "{metrics}");
+}
+
+#[tokio::test]
+async fn passthrough_leaves_the_backends_answer() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let toml = format!(
+        "[[backend]]\nname = \"primary\"\nurl = \"{}\"\nreferrers = \"passthrough\"\n\n\
+         [[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
+        reg.url()
+    );
+    let shim = Shim::start(&toml).await;
+    let (subject, size) = push_subject(&shim, "acme/plain").await;
+    let empty = push_empty_blob(&shim, "acme/plain").await;
+    let manifest = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
+    let r = http()
+        .put(format!(
+            "{}/v2/acme/plain/manifests/{}",
+            shim.url(),
+            digest_of(manifest.as_bytes())
+        ))
+        .header(header::CONTENT_TYPE, OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().get("oci-subject").is_none());
+    let r = referrers(&shim, "acme/plain", &subject, "").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
