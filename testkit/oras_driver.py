@@ -1,7 +1,7 @@
 """Drives oras-py (the ORAS project's Python client) for testkit's `oras` module.
 
     python oras_driver.py push HOST REPO:TAG [--file PATH[:TYPE]]... [--config PATH:TYPE]
-                          [--chunk-size N] [--annotation K=V]...
+                          [--chunk-size N] [--annotation K=V]... [--subject TYPE@DIGEST@SIZE]
     python oras_driver.py pull HOST REPO:TAG OUTDIR
     python oras_driver.py tags HOST REPO
 
@@ -17,6 +17,7 @@ import os
 import sys
 
 import oras.client
+import oras.oci
 
 
 def client(host):
@@ -39,6 +40,7 @@ def main():
     push.add_argument("--config")
     push.add_argument("--chunk-size", type=int)
     push.add_argument("--annotation", action="append", default=[])
+    push.add_argument("--subject")
     pull = sub.add_parser("pull")
     pull.add_argument("host")
     pull.add_argument("target")
@@ -50,7 +52,12 @@ def main():
 
     c = client(a.host)
     if a.cmd == "push":
+        subject = None
+        if a.subject:
+            media_type, digest, size = a.subject.split("@")
+            subject = oras.oci.Subject(mediaType=media_type, digest=digest, size=int(size))
         r = c.push(
+            subject=subject,
             target=f"{a.host}/{a.target}",
             files=a.file,
             manifest_config=a.config,
@@ -59,7 +66,11 @@ def main():
             chunk_size=a.chunk_size or 1 << 24,
             quiet=True,
         )
-        out = {"status": r.status_code, "digest": r.headers.get("Docker-Content-Digest")}
+        out = {
+            "status": r.status_code,
+            "digest": r.headers.get("Docker-Content-Digest"),
+            "oci_subject": r.headers.get("OCI-Subject"),
+        }
     elif a.cmd == "pull":
         files = c.pull(target=f"{a.host}/{a.target}", outdir=a.outdir)
         out = {"files": sorted(os.path.relpath(f, a.outdir) for f in files)}

@@ -25,6 +25,8 @@ pub struct Pushed {
     pub status: u16,
     /// Its `Docker-Content-Digest`.
     pub digest: Option<String>,
+    /// Its `OCI-Subject`, for a manifest with a subject.
+    pub oci_subject: Option<String>,
 }
 
 /// How to push: see `oras_driver.py`.
@@ -36,6 +38,8 @@ pub struct PushOptions<'a> {
     pub chunk_size: Option<usize>,
     /// Manifest annotations.
     pub annotations: &'a [(&'a str, &'a str)],
+    /// The manifest's `subject`: (media type, digest, size).
+    pub subject: Option<(&'a str, &'a str, usize)>,
 }
 
 impl Oras {
@@ -79,6 +83,12 @@ impl Oras {
         }
         for (k, v) in opts.annotations {
             args.extend(["--annotation".to_owned(), format!("{k}={v}")]);
+        }
+        if let Some((media_type, digest, size)) = opts.subject {
+            args.extend([
+                "--subject".to_owned(),
+                format!("{media_type}@{digest}@{size}"),
+            ]);
         }
         let out = self.run(dir, &args).await?;
         serde_json::from_slice(&out).map_err(|e| format!("oras push output: {e}"))

@@ -60,6 +60,7 @@ async fn oras_py_pushes_and_pulls_artifacts_chunked_and_whole() {
                 config: Some("config.json:application/vnd.example.config.v1+json"),
                 chunk_size: Some(1024 * 1024),
                 annotations: &[("org.opencontainers.image.title", "model")],
+                ..Default::default()
             },
         )
         .await

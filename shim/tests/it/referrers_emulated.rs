@@ -2,12 +2,14 @@
 //! real registry behind a real shim; referrers pushed (two at once, to one subject) get
 //! `OCI-Subject` and are listed, filtered by `artifactType`; a subject without referrers has an
 //! empty list; a deleted referrer leaves it; the fallback index lives on the backend under the
-//! spec's `sha256-<hex>` tag; `referrers = "passthrough"` leaves the backend's 404.
+//! spec's `sha256-<hex>` tag; oras-py attaches an artifact and finds it listed;
+//! `referrers = "passthrough"` leaves the backend's 404.
 
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 use testkit::{
     oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    oras::{Oras, PushOptions},
     registry::{Registry, RegistryOptions},
     skopeo::{self, digest_of},
 };
@@ -200,6 +202,42 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
         .find_map(|l| l.strip_prefix("shimmer_referrers_emulated_total "))
         .unwrap();
     assert!(emulated.parse::<u64>().unwrap() >= 4, "{metrics}");
+}
+
+/// oras-py attaches an artifact to an image (a manifest with a `subject`) through the shim: the
+/// push is answered with `OCI-Subject`, and the referrers API lists it.
+#[tokio::test]
+async fn oras_py_attaches_and_the_referrers_api_finds_it() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
+    let (subject, size) = push_subject(&shim, "acme/app").await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("sbom.json"), br#"{"packages":[]}"#).unwrap();
+    std::fs::write(tmp.path().join("config.json"), b"{}").unwrap();
+    let pushed = Oras::new(&shim.host_port)
+        .push(
+            tmp.path(),
+            "acme/app:sbom",
+            &["sbom.json:application/spdx+json"],
+            PushOptions {
+                config: Some("config.json:application/vnd.example.sbom.v1"),
+                subject: Some((OCI_MANIFEST, &subject, size)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.status, 201);
+    assert_eq!(pushed.oci_subject.as_deref(), Some(subject.as_str()));
+    let r = referrers(
+        &shim,
+        "acme/app",
+        &subject,
+        "?artifactType=application%2Fvnd.example.sbom.v1",
+    )
+    .await;
+    let index: Value = r.json().await.unwrap();
+    assert_eq!(digests(&index), [pushed.digest.unwrap()], "{index}");
 }
 
 #[tokio::test]
