@@ -124,6 +124,10 @@ async fn repository(
         .await
         .map_err(db)?;
     for tag in backend.tags(repo).await? {
+        // A referrers fallback index (the shim's or a client's) is no version of anything.
+        if shimmer_registry::is_fallback_tag(&tag) {
+            continue;
+        }
         report.tags += 1;
         let (_, digest) = backend.manifest(repo, &tag).await?;
         if !known.insert((tag.clone(), digest.clone())) {

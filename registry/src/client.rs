@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     Auth, Connection, ErrorCode, RegistryError,
     auth::{CATALOG_SCOPE, pull_scope},
-    redirect, verify,
+    fallback_tag, redirect, verify,
 };
 
 /// Every manifest media type shimmer reads.
@@ -321,12 +321,6 @@ impl Client {
             }
         }
     }
-}
-
-/// The tag under which the referrers of `digest` are kept by registries without the referrers
-/// API (`sha256:abc…` → `sha256-abc…`).
-pub fn fallback_tag(digest: &str) -> String {
-    digest.replacen(':', "-", 1)
 }
 
 /// An answer's body, failing past `limit` bytes (by `Content-Length` before reading, or by

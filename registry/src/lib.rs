@@ -14,14 +14,16 @@ mod client;
 mod connect;
 mod endpoint;
 mod error;
+mod fallback;
 pub mod redirect;
 pub mod tls;
 mod verify;
 
 pub use auth::{Auth, Challenge};
-pub use client::{Client, DEFAULT_MAX_MANIFEST_BYTES, MANIFEST_TYPES, fallback_tag, read_capped};
+pub use client::{Client, DEFAULT_MAX_MANIFEST_BYTES, MANIFEST_TYPES, read_capped};
 pub use connect::{Connection, Connector, install_crypto_provider};
 pub use endpoint::Endpoint;
 pub use error::{ErrorCode, RegistryError, anonymous_answer};
+pub use fallback::{fallback_tag, is_fallback_tag};
 pub use shimmer_config::RouteTable;
 pub use verify::verified;

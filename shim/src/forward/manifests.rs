@@ -83,6 +83,10 @@ pub(super) fn enqueue(
     let Some((name, _)) = &routed.repo else {
         return;
     };
+    // A referrers fallback index a client keeps itself is no version of anything.
+    if shimmer_registry::is_fallback_tag(reference.as_str()) {
+        return;
+    }
     let header_str = |h: &HeaderMap, n: &HeaderName| -> Option<String> {
         h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
     };
