@@ -122,6 +122,17 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         &url,
     )
     .await?;
+    if let (Some(up), Endpoint::Referrers { digest, .. }, &Method::GET) =
+        (&upstream, &endpoint, &parts.method)
+        && referrers::route_missing(&resp)
+    {
+        let repo = routed.repo.as_ref().map_or("", |(_, r)| r.as_str());
+        let mut list = referrers::from_upstream(state, up, repo, digest, &parts).await?;
+        if let Some(v) = ns.as_deref().and_then(|ns| HeaderValue::from_str(ns).ok()) {
+            list.headers_mut().insert(upstream::OCI_NAMESPACE, v);
+        }
+        return Ok(list);
+    }
     if upstream.is_none() {
         let emulated = referrers_after(
             state,

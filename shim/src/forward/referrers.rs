@@ -9,6 +9,8 @@
 //!   manifest's descriptor is added to its subject's fallback index, which is read again after
 //!   the write and the update retried when a concurrent push replaced it; then `OCI-Subject`.
 //! - A referrer's manifest `DELETE`: its descriptor leaves the fallback index the same way.
+//! - Through the pull-through cache (`?ns=`), an upstream without the API: its fallback tag
+//!   read with the upstream's own credentials.
 //!
 //! Whether a backend has the API is configured (`referrers`) or, under `auto`, learnt from its
 //! answers (a referrers route that does not exist answers a non-JSON 404).
@@ -28,6 +30,7 @@ use crate::{
     error::OciError,
     metrics::Metrics,
     path::{Endpoint, Reference},
+    upstream::Upstream,
 };
 
 pub(super) const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -133,10 +136,16 @@ pub(super) async fn list(
     subject: &str,
 ) -> Result<Result<Response, http::Response<Body>>, OciError> {
     Metrics::inc(&state.metrics.referrers_emulated);
-    let mut manifests = match read_index(state, routed, parts, subject).await? {
+    let manifests = match read_index(state, routed, parts, subject).await? {
         Ok(m) => m,
         Err(resp) => return Ok(Err(resp)),
     };
+    Ok(Ok(index_response(manifests, parts)))
+}
+
+/// A referrers answer listing `manifests`, filtered by the request's `artifactType` (and then
+/// saying so in `OCI-Filters-Applied`).
+fn index_response(mut manifests: Vec<Value>, parts: &Parts) -> Response {
     let wanted = url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == "artifactType")
         .map(|(_, v)| v.into_owned());
@@ -155,7 +164,29 @@ pub(super) async fn list(
             HeaderValue::from_static("artifactType"),
         );
     }
-    Ok(Ok(resp))
+    resp
+}
+
+/// `GET referrers/<digest>` through the pull-through cache, for an upstream without the API:
+/// its fallback tag read with the upstream's own credentials (never the client's).
+pub(super) async fn from_upstream(
+    state: &AppState,
+    upstream: &Upstream,
+    repository: &str,
+    subject: &str,
+    parts: &Parts,
+) -> Result<Response, OciError> {
+    Metrics::inc(&state.metrics.referrers_emulated);
+    let manifests = upstream
+        .client
+        .referrers(repository, subject)
+        .await
+        .map_err(|e| {
+            tracing::warn!(upstream = %upstream.backend.name, error = %e,
+                "referrers fallback read failed");
+            OciError::backend_unavailable(&upstream.backend.name)
+        })?;
+    Ok(index_response(manifests, parts))
 }
 
 /// The subject a manifest names, and the descriptor its subject's index lists it by.

@@ -3,7 +3,8 @@
 //! `OCI-Subject` and are listed, filtered by `artifactType`; a subject without referrers has an
 //! empty list; a deleted referrer leaves it; the fallback index lives on the backend under the
 //! spec's `sha256-<hex>` tag; oras-py attaches an artifact and finds it listed;
-//! `referrers = "passthrough"` leaves the backend's 404.
+//! referrers through an upstream (`?ns=`) read its fallback tag; `referrers = "passthrough"`
+//! leaves the backend's 404.
 
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
@@ -238,6 +239,39 @@ async fn oras_py_attaches_and_the_referrers_api_finds_it() {
     .await;
     let index: Value = r.json().await.unwrap();
     assert_eq!(digests(&index), [pushed.digest.unwrap()], "{index}");
+}
+
+/// Through the pull-through cache (`?ns=`), an upstream without the API: the shim reads the
+/// upstream's fallback tag, so `referrers` works there too.
+#[tokio::test]
+async fn referrers_through_an_upstream_read_its_fallback_tag() {
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let shim = Shim::start(&format!(
+        "{}[[upstream]]\nname = \"up\"\nhosts = [\"up.example\"]\nurl = \"{}\"\n",
+        backend_toml("primary", &reg.url(), ""),
+        reg.url()
+    ))
+    .await;
+    // The referrer pushed to the registry (through the shim's backend, which keeps the
+    // fallback index there) ...
+    let (subject, size) = push_subject(&shim, "acme/up").await;
+    let empty = push_empty_blob(&shim, "acme/up").await;
+    let manifest = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
+    let digest = digest_of(manifest.as_bytes());
+    let r = http()
+        .put(format!("{}/v2/acme/up/manifests/{digest}", shim.url()))
+        .header(header::CONTENT_TYPE, OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // ... is found through the same registry as an upstream.
+    let r = referrers(&shim, "acme/up", &subject, "?ns=up.example").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["oci-namespace"], "up.example");
+    let index: Value = r.json().await.unwrap();
+    assert_eq!(digests(&index), [digest]);
 }
 
 #[tokio::test]
