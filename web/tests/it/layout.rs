@@ -2,14 +2,19 @@
 //! widths (1280 and 1920 px) and a phone's (375 px): every page family is photographed to
 //! `target/web-screenshots/`, never scrolls sideways, has one `h1` and labelled controls, and
 //! axe-core (npm's, run in the page) finds no serious or critical violation. Then the controls:
-//! the version selector, an API's version tabs (by mouse and by keyboard), expand-all, and a
+//! the version selector, an API's version tabs (by mouse and by keyboard), expand-all, a field
+//! opened with Enter, and a
 //! field's anchor scrolling to it.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{browser::screenshot_dir, harness::Env, webdriver::Browser};
+use crate::{
+    browser::screenshot_dir,
+    harness::Env,
+    webdriver::{Browser, ENTER},
+};
 
 /// WebDriver's `ArrowRight` key.
 const ARROW_RIGHT: &str = "\u{E014}";
@@ -183,6 +188,19 @@ async fn pages_lay_out_at_phone_and_desktop_widths_and_pass_axe() {
         .await;
     browser.click(&collapse).await;
     assert_ne!(closed().await, 0);
+    // The field tree works from the keyboard: Enter on a focused field (spec, closed by
+    // collapse-all) opens it.
+    let field = browser
+        .find("css selector", "details[id='v1alpha2.spec'] > summary")
+        .await;
+    browser.type_text(&field, ENTER).await;
+    let open = browser
+        .execute(
+            "return document.getElementById('v1alpha2.spec').open;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(open, json!(true), "Enter opened the field");
 
     // The API list beside an API's page within a version filters as one types.
     browser
