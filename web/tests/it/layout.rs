@@ -3,8 +3,7 @@
 //! `target/web-screenshots/`, never scrolls sideways, has one `h1` and labelled controls, and
 //! axe-core (npm's, run in the page) finds no serious or critical violation. Then the controls:
 //! the version selector, an API's version tabs (by mouse and by keyboard), expand-all, a field
-//! opened with Enter, and a
-//! field's anchor scrolling to it.
+//! opened with Enter, and a field's anchor scrolling to it.
 
 use std::time::Duration;
 
