@@ -18,6 +18,23 @@ use crate::harness::{
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
+/// Tags the manifest `repo:tag` also as each of `tags`, through the shim.
+async fn tag_again(shim: &Shim, repo: &str, tag: &str, tags: &[&str]) {
+    let raw = skopeo::inspect_raw(&shim.docker(&format!("{repo}:{tag}")), &[])
+        .await
+        .unwrap();
+    for t in tags {
+        let r = http()
+            .put(format!("{}/v2/{repo}/manifests/{t}", shim.url()))
+            .header(header::CONTENT_TYPE, OCI_MANIFEST)
+            .body(raw.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+}
+
 /// A one-layer OCI image tagged `v1`; returns the layout, the manifest digest and the layer's.
 fn small_image(dir: &std::path::Path, content: &[u8]) -> (OciLayout, String, String) {
     let layout = OciLayout::create(dir.join("layout"));
@@ -147,19 +164,7 @@ async fn tag_list_link_points_at_the_shim_and_maps_back_to_the_exact_backend_url
         .await
         .unwrap();
     let c = http();
-    let raw = skopeo::inspect_raw(&shim.docker("acme/pag:a"), &[])
-        .await
-        .unwrap();
-    for tag in ["b", "c"] {
-        let r = c
-            .put(format!("{}/v2/acme/pag/manifests/{tag}", shim.url()))
-            .header(header::CONTENT_TYPE, OCI_MANIFEST)
-            .body(raw.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-    }
+    tag_again(&shim, "acme/pag", "a", &["b", "c"]).await;
 
     for (first, expected_link, backend_next) in [
         (
@@ -525,19 +530,7 @@ async fn tag_lists_are_paged_where_the_backend_does_not() {
         .await
         .unwrap();
     let c = http();
-    let raw = skopeo::inspect_raw(&shim.docker("acme/paged:d"), &[])
-        .await
-        .unwrap();
-    for tag in ["b", "e", "a", "c"] {
-        let r = c
-            .put(format!("{}/v2/acme/paged/manifests/{tag}", shim.url()))
-            .header(header::CONTENT_TYPE, OCI_MANIFEST)
-            .body(raw.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-    }
+    tag_again(&shim, "acme/paged", "d", &["b", "e", "a", "c"]).await;
     // The backend alone ignores n.
     let direct: serde_json::Value = c
         .get(format!("{}/v2/acme/paged/tags/list?n=2", reg.url()))

@@ -70,6 +70,18 @@ fn referrer(artifact_type: &str, subject: &str, size: usize, empty: &str) -> Str
     .to_string()
 }
 
+/// Pushes `manifest` by its digest to `repo` through the shim.
+async fn put_manifest(shim: &Shim, repo: &str, manifest: String) -> reqwest::Response {
+    let digest = digest_of(manifest.as_bytes());
+    http()
+        .put(format!("{}/v2/{repo}/manifests/{digest}", shim.url()))
+        .header(header::CONTENT_TYPE, OCI_MANIFEST)
+        .body(manifest)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn referrers(shim: &Shim, repo: &str, subject: &str, query: &str) -> reqwest::Response {
     http()
         .get(format!(
@@ -111,23 +123,10 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
     // Two referrers pushed at once to one subject: both answered with OCI-Subject, both listed.
     let sig = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
     let sbom = referrer("application/vnd.example.sbom.v1", &subject, size, &empty);
-    let put = |manifest: String| {
-        let url = format!(
-            "{}/v2/{repo}/manifests/{}",
-            shim.url(),
-            digest_of(manifest.as_bytes())
-        );
-        async move {
-            http()
-                .put(url)
-                .header(header::CONTENT_TYPE, OCI_MANIFEST)
-                .body(manifest)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let (a, b) = tokio::join!(put(sig.clone()), put(sbom.clone()));
+    let (a, b) = tokio::join!(
+        put_manifest(&shim, repo, sig.clone()),
+        put_manifest(&shim, repo, sbom.clone())
+    );
     for r in [&a, &b] {
         assert_eq!(r.status(), StatusCode::CREATED);
         assert_eq!(r.headers()["oci-subject"], subject.as_str());
@@ -258,13 +257,7 @@ async fn referrers_through_an_upstream_read_its_fallback_tag() {
     let empty = push_empty_blob(&shim, "acme/up").await;
     let manifest = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
     let digest = digest_of(manifest.as_bytes());
-    let r = http()
-        .put(format!("{}/v2/acme/up/manifests/{digest}", shim.url()))
-        .header(header::CONTENT_TYPE, OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .await
-        .unwrap();
+    let r = put_manifest(&shim, "acme/up", manifest).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // ... is found through the same registry as an upstream.
     let r = referrers(&shim, "acme/up", &subject, "?ns=up.example").await;
@@ -286,17 +279,7 @@ async fn passthrough_leaves_the_backends_answer() {
     let (subject, size) = push_subject(&shim, "acme/plain").await;
     let empty = push_empty_blob(&shim, "acme/plain").await;
     let manifest = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
-    let r = http()
-        .put(format!(
-            "{}/v2/acme/plain/manifests/{}",
-            shim.url(),
-            digest_of(manifest.as_bytes())
-        ))
-        .header(header::CONTENT_TYPE, OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .await
-        .unwrap();
+    let r = put_manifest(&shim, "acme/plain", manifest).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert!(r.headers().get("oci-subject").is_none());
     let r = referrers(&shim, "acme/plain", &subject, "").await;
