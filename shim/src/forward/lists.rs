@@ -132,7 +132,8 @@ pub(super) fn page_tags(
         OciError::backend_unavailable(&routed.backend.name)
     };
     let mut value: serde_json::Value = serde_json::from_slice(list).map_err(|_| not_a_list())?;
-    let tags: Vec<String> = match value.get("tags") {
+    let object = value.as_object_mut().ok_or_else(not_a_list)?;
+    let tags: Vec<String> = match object.get("tags") {
         Some(serde_json::Value::Array(tags)) => tags
             .iter()
             .map(|t| t.as_str().map(str::to_owned).ok_or_else(not_a_list))

@@ -94,10 +94,14 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
         public_base: state.public_base(),
     };
     let emulate = upstream.is_none() && routed.backend.emulates_referrers() == Some(true);
-    if let (Endpoint::Referrers { digest, .. }, true, &Method::GET) =
+    if let (Endpoint::Referrers { digest, .. }, true, &Method::GET | &Method::HEAD) =
         (&endpoint, emulate, &parts.method)
     {
         return match referrers::list(state, &routed, &parts, digest).await? {
+            Ok(list) if parts.method == Method::HEAD => {
+                let (head, _) = list.into_parts();
+                Ok(Response::from_parts(head, Body::empty()))
+            }
             Ok(list) => Ok(list),
             Err(refused) => respond(state, &routed, false, &endpoint, &parts, &ctx, refused).await,
         };
@@ -109,7 +113,11 @@ async fn forward(state: &AppState, req: Request<Body>) -> Result<Response, OciEr
                 ..
             },
             &Method::DELETE,
-        ) if emulate => referrers::before_delete(state, &routed, &parts, d).await?,
+            // What the referrer was is asked first; failing that, the DELETE still goes ahead.
+        ) if emulate => referrers::before_delete(state, &routed, &parts, d)
+            .await
+            .ok()
+            .flatten(),
         _ => None,
     };
     let (mut resp, pushed) = send(
@@ -282,17 +290,27 @@ async fn referrers_after(
                 return Ok(None);
             };
             let emulate = match backend.emulates_referrers() {
-                Some(e) => e,
-                None => referrers::lacks_api(state, routed, parts, &subject).await?,
+                Some(e) => Ok(e),
+                None => referrers::lacks_api(state, routed, parts, &subject).await,
             };
-            if emulate {
-                referrers::record_push(state, routed, parts, bytes, digest, resp.headers_mut())
-                    .await?;
+            // The push has succeeded: what goes wrong here costs its OCI-Subject, not the push.
+            let recorded = match emulate {
+                Ok(true) => {
+                    referrers::record_push(state, routed, parts, bytes, digest, resp.headers_mut())
+                        .await
+                }
+                other => other.map(|_| ()),
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(backend = %backend.name, error = %e.message, "referrer not recorded");
             }
         }
         (Endpoint::Manifest { .. }, &Method::DELETE) if resp.status().is_success() => {
-            if let Some((subject, descriptor)) = deleted {
-                referrers::update(state, routed, parts, &subject, &descriptor, false).await?;
+            if let Some((subject, descriptor)) = deleted
+                && let Err(e) =
+                    referrers::update(state, routed, parts, &subject, &descriptor, false).await
+            {
+                tracing::warn!(backend = %backend.name, error = %e.message, "referrer not removed");
             }
         }
         _ => {}

@@ -29,7 +29,7 @@ use crate::{
     AppState,
     error::OciError,
     metrics::Metrics,
-    path::{Endpoint, Reference},
+    path::{Endpoint, Reference, check_digest},
     upstream::Upstream,
 };
 
@@ -74,6 +74,11 @@ async fn call(
     let forward_auth = routed.backend.forwards_client_auth().await;
     let mut h = headers::request_headers(&parts.headers, forward_auth);
     h.remove(header::CONTENT_TYPE);
+    // The shim reads these bodies itself and decompresses nothing.
+    h.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     h.insert(
         header::ACCEPT,
         HeaderValue::from_static(
@@ -193,6 +198,8 @@ pub(super) async fn from_upstream(
 pub(super) fn referrer(manifest: &[u8], digest: &str) -> Option<(String, Value)> {
     let m: Value = serde_json::from_slice(manifest).ok()?;
     let subject = m["subject"]["digest"].as_str()?.to_owned();
+    // The subject names a tag and a path on the backend: only a well-formed digest may.
+    check_digest(&subject).ok()?;
     let artifact_type = m["artifactType"]
         .as_str()
         .or_else(|| m["config"]["mediaType"].as_str());

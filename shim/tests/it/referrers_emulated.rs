@@ -196,6 +196,23 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
         .unwrap();
     assert_eq!(digests(&index), [sbom_digest]);
 
+    // A subject that is no digest (here one climbing out of the repository) names no fallback
+    // tag: the push is the backend's to judge, and nothing else is written.
+    let sneaky = referrer(
+        "application/vnd.example.sig.v1",
+        "sha256:x/../../../acme/victim/manifests/latest",
+        size,
+        &empty,
+    );
+    let r = put_manifest(&shim, repo, sneaky).await;
+    assert!(r.headers().get("oci-subject").is_none());
+    let victim = http()
+        .get(format!("{}/v2/acme/victim/manifests/latest", reg.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(victim.status(), StatusCode::NOT_FOUND);
+
     let metrics = metrics_text(&shim).await;
     let emulated = metrics
         .lines()
