@@ -16,7 +16,7 @@ mod report;
 mod rules;
 mod schema;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 pub use api::{ApiVersion, api_versions};
 pub use change::{Change, Code, Severity};
@@ -89,15 +89,22 @@ pub fn diff(old: &[Definition<'_>], new: &[Definition<'_>]) -> Result<Vec<Change
 /// A stored definition: (group, kind, object digest).
 pub type Stored = (String, String, String);
 
-/// The digests whose JSON [`diff_stored`] needs: those of definitions the two sides do not
-/// share (same group, kind and digest), sorted, each once.
+/// The digests whose JSON [`diff_stored`] needs: those of the definitions it compares (the first
+/// of each group and kind on each side) that the other side does not share, sorted, each once.
 pub fn digests_to_read(old: &[Stored], new: &[Stored]) -> Vec<String> {
-    let shared: HashSet<&Stored> = old.iter().filter(|d| new.contains(d)).collect();
-    let mut digests: Vec<String> = old
+    fn firsts(list: &[Stored]) -> BTreeMap<(&str, &str), &str> {
+        let mut m = BTreeMap::new();
+        for (g, k, d) in list {
+            m.entry((g.as_str(), k.as_str())).or_insert(d.as_str());
+        }
+        m
+    }
+    let (o, n) = (firsts(old), firsts(new));
+    let mut digests: Vec<String> = o
         .iter()
-        .chain(new)
-        .filter(|d| !shared.contains(d))
-        .map(|d| d.2.clone())
+        .filter(|(api, d)| n.get(*api) != Some(*d))
+        .chain(n.iter().filter(|(api, d)| o.get(*api) != Some(*d)))
+        .map(|(_, d)| (*d).to_owned())
         .collect();
     digests.sort();
     digests.dedup();

@@ -67,6 +67,22 @@ impl Walk<'_> {
         if old == new {
             return;
         }
+        // A schema that is no object (`true`, a string) has no keys to compare.
+        if !old.is_object() || !new.is_object() {
+            self.unclassified(path, "the schema", Some(old), Some(new));
+            return;
+        }
+        let before = self.out.len();
+        self.keys(path, old, new);
+        // Whatever differs and no rule reported (a covered key of an unexpected type: a
+        // `maximum` written as a string, an `enum` that is no list) is reported all the same.
+        if self.out.len() == before {
+            self.unclassified(path, "the schema", Some(old), Some(new));
+        }
+    }
+
+    /// Every rule over the keys of a node present in both schemas.
+    fn keys(&mut self, path: &str, old: &Value, new: &Value) {
         let at = |p: &str| {
             if p.is_empty() {
                 "the schema root".to_owned()

@@ -362,3 +362,51 @@ fn reports_are_the_same_bytes_for_the_same_input_breaking_first() {
             .contains("| BREAKING | `field-removed` | `spec.forProvider.field.a` |")
     );
 }
+
+#[test]
+fn what_no_rule_covers_is_never_dropped() {
+    // A schema that is no object, and covered keys of unexpected types.
+    for (old, new) in [
+        (json!(true), json!(false)),
+        (
+            json!({"type": "integer", "maximum": "10"}),
+            json!({"type": "integer", "maximum": "5"}),
+        ),
+        (
+            json!({"type": "string", "enum": "a"}),
+            json!({"type": "string", "enum": "b"}),
+        ),
+        (
+            json!({"type": "string", "x-kubernetes-validations": [{"rule": "r", "reason": "FieldValueInvalid"}]}),
+            json!({"type": "string", "x-kubernetes-validations": [{"rule": "r", "reason": "FieldValueForbidden"}]}),
+        ),
+    ] {
+        let found = codes(old.clone(), new.clone());
+        assert_eq!(found, [(Code::Unclassified, true)], "{old} -> {new}");
+    }
+}
+
+#[test]
+fn stored_definitions_read_only_what_is_compared() {
+    use std::collections::HashMap;
+    let s = |d: &str| ("g.io".to_owned(), "K".to_owned(), d.to_owned());
+    // The old side defines the kind twice; the first definition is the one compared.
+    let old = [s("sha256:d1"), s("sha256:d2")];
+    let new = [s("sha256:d2")];
+    let read = shimmer_diff::digests_to_read(&old, &new);
+    assert_eq!(read, ["sha256:d1", "sha256:d2"]);
+    let v = |x: &str| {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "spec": {"group": "g.io", "scope": x,
+            "names": {"kind": "K"}, "versions": []}})
+        .to_string()
+    };
+    let json: HashMap<String, String> = [
+        ("sha256:d1".to_owned(), v("Cluster")),
+        ("sha256:d2".to_owned(), v("Namespaced")),
+    ]
+    .into();
+    let changes = shimmer_diff::diff_stored(&old, &new, &json).unwrap();
+    assert_eq!(changes[0].change, Code::ScopeChanged);
+    // Shared as compared: nothing to read, nothing changed.
+    assert!(shimmer_diff::digests_to_read(&new, &new).is_empty());
+}

@@ -94,3 +94,21 @@ pub async fn clear(pool: &PgPool, version_id: i64) -> Result<(), sqlx::Error> {
         .await?;
     Ok(())
 }
+
+/// Forgets the changes stored for the versions of `package_id` not in `chain` (a version whose
+/// release tag moved away, so it is no release any more).
+pub async fn clear_outside(
+    pool: &PgPool,
+    package_id: i64,
+    chain: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "delete from version_diffs d using versions v
+         where v.id = d.version_id and v.package_id = $1 and not (v.id = any($2))",
+    )
+    .bind(package_id)
+    .bind(chain)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -25,6 +25,8 @@ pub async fn record(pool: &PgPool, package_id: i64) -> Result<(), IndexError> {
         })
         .collect();
     chain.sort();
+    let ids: Vec<i64> = chain.iter().map(|(_, id, _)| *id).collect();
+    diffs::clear_outside(pool, package_id, &ids).await?;
     if let Some((_, first, Some(_))) = chain.first() {
         diffs::clear(pool, *first).await?;
     }
@@ -53,7 +55,9 @@ async fn compute(pool: &PgPool, from: i64, to: i64) -> Result<(), IndexError> {
     let changes = match changes {
         Ok(c) => c,
         Err(e) => {
+            // No stale changes from an earlier predecessor stay behind.
             tracing::warn!(from, to, error = %e, "changes between versions not computed");
+            diffs::clear(pool, to).await?;
             return Ok(());
         }
     };
