@@ -1,5 +1,5 @@
 //! The `index_jobs` queue and the `seen_manifests` set, as the shim writes them; the worker's
-//! side (claims and leases) is in [`lease`].
+//! side (claims and leases) is in `lease`.
 
 mod lease;
 
