@@ -6,8 +6,10 @@
 //! - `GET /v2/<name>/referrers/<digest>`: the fallback index (an empty one when there is none),
 //!   filtered by `artifactType` with `OCI-Filters-Applied`.
 //! - A manifest `PUT` with a `subject` that the backend accepted without `OCI-Subject`: the
-//!   manifest's descriptor is added to its subject's fallback index, which is read again after
-//!   the write and the update retried when a concurrent push replaced it; then `OCI-Subject`.
+//!   manifest's descriptor is added to its subject's fallback index, one update of a subject at a
+//!   time in this process; the index is read again just before the write (a changed one is
+//!   merged afresh) and after it (the update retried when another writer replaced it); then
+//!   `OCI-Subject`.
 //! - A referrer's manifest `DELETE`: its descriptor leaves the fallback index the same way.
 //! - Through the pull-through cache (`?ns=`), an upstream without the API: its fallback tag
 //!   read with the upstream's own credentials.
@@ -227,13 +229,16 @@ pub(super) async fn update(
     descriptor: &Value,
     add: bool,
 ) -> Result<bool, OciError> {
+    // One update of a subject's index at a time in this process; across processes, the
+    // re-read before each write and the check after it.
+    let _one_at_a_time = stripe(&routed.backend.name, subject).lock().await;
     let digest = &descriptor["digest"];
     // Each round reads the index; a round after a write checks that write held.
     for round in 0..=ATTEMPTS {
-        let Ok(mut manifests) = read_index(state, routed, parts, subject).await? else {
+        let Ok(seen) = read_index(state, routed, parts, subject).await? else {
             return Ok(false);
         };
-        let present = manifests.iter().any(|m| m["digest"] == *digest);
+        let present = seen.iter().any(|m| m["digest"] == *digest);
         if present == add {
             return Ok(true);
         }
@@ -241,11 +246,23 @@ pub(super) async fn update(
             break;
         }
         if round > 0 {
+            // The last write did not hold: another writer's index replaced it.
             Metrics::inc(&state.metrics.referrers_conflicts);
         }
+        let mut manifests = seen.clone();
         match add {
             true => manifests.push(descriptor.clone()),
             false => manifests.retain(|m| m["digest"] != *digest),
+        }
+        // Read again just before writing: an index another writer changed meanwhile is read
+        // afresh rather than overwritten.
+        match read_index(state, routed, parts, subject).await? {
+            Ok(now) if now == seen => {}
+            Ok(_) => {
+                Metrics::inc(&state.metrics.referrers_conflicts);
+                continue;
+            }
+            Err(_) => return Ok(false),
         }
         let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests});
         let bytes = Bytes::from(serde_json::to_vec(&index).expect("a JSON value serialises"));
@@ -258,6 +275,16 @@ pub(super) async fn update(
         }
     }
     Ok(false)
+}
+
+/// The lock of one stripe of subjects (64 stripes: bounded, whatever the number of subjects).
+fn stripe(backend: &str, subject: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static STRIPES: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
+        std::sync::LazyLock::new(|| (0..64).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (backend, subject).hash(&mut h);
+    &STRIPES[(h.finish() % 64) as usize]
 }
 
 /// After the backend accepted `manifest` (pushed as `digest`) without `OCI-Subject`: records it
