@@ -1,6 +1,9 @@
 //! The changes stored between a version and its predecessor (`version_diffs`), and what
-//! computing them reads: a package's versions with their tags, a version's API definitions, and
-//! the JSON of the objects that differ.
+//! computing changes reads: a package's versions with their tags, and for two versions their API
+//! definitions and the JSON of the objects that differ ([`read_pair`], for the indexer and the
+//! marketplace alike).
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -31,8 +34,26 @@ pub async fn chain(pool: &PgPool, package_id: i64) -> Result<Vec<ChainVersion>, 
     .await
 }
 
+/// What comparing two versions reads: each side's API definitions (group, kind, object digest),
+/// and the JSON of the objects the comparison needs (those the two do not share), by digest.
+#[derive(Debug, Clone, Default)]
+pub struct Pair {
+    pub old: Vec<(String, String, String)>,
+    pub new: Vec<(String, String, String)>,
+    pub json: HashMap<String, String>,
+}
+
+/// Reads what comparing version `from` with version `to` needs; objects both share are not read.
+pub async fn read_pair(pool: &PgPool, from: i64, to: i64) -> Result<Pair, sqlx::Error> {
+    let old = definitions(pool, from).await?;
+    let new = definitions(pool, to).await?;
+    let read = shimmer_diff::digests_to_read(&old, &new);
+    let json = objects_json(pool, &read).await?.into_iter().collect();
+    Ok(Pair { old, new, json })
+}
+
 /// A version's API definitions: (group, kind, object digest), in definition order.
-pub async fn definitions(
+async fn definitions(
     pool: &PgPool,
     version_id: i64,
 ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
@@ -45,7 +66,7 @@ pub async fn definitions(
 }
 
 /// The JSON of the objects `digests` names, by digest.
-pub async fn objects_json(
+async fn objects_json(
     pool: &PgPool,
     digests: &[String],
 ) -> Result<Vec<(String, String)>, sqlx::Error> {

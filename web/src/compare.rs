@@ -3,8 +3,6 @@
 //! `to` defaults to the latest version, `from` to the predecessor `to`'s stored changes name.
 //! The diff page and the JSON API both answer with it.
 
-use std::collections::HashMap;
-
 use shimmer_diff::Report;
 
 use crate::{
@@ -55,19 +53,17 @@ pub async fn between(
     let from_version = db::version(pool, package.id, &from)
         .await?
         .ok_or_else(|| Error::not_found(format!("{repository} has no version {from}.")))?;
-    let old = db::definitions(pool, from_version.id).await?;
-    let new = db::definitions(pool, to_version.id).await?;
-    let read = shimmer_diff::digests_to_read(&old, &new);
-    let json: HashMap<String, String> = db::objects_json(pool, &read).await?.into_iter().collect();
-    let mut unchanged: Vec<String> = old
+    let pair = db::read_pair(pool, from_version.id, to_version.id).await?;
+    let mut unchanged: Vec<String> = pair
+        .old
         .iter()
-        .filter(|d| new.contains(d))
+        .filter(|d| pair.new.contains(d))
         .map(|(g, k, _)| format!("{g}/{k}"))
         .collect();
     unchanged.sort();
     let (f, t) = (from.clone(), to.clone());
     let report = tokio::task::spawn_blocking(move || {
-        shimmer_diff::diff_stored(&old, &new, &json).map(|c| Report::new(&f, &t, c))
+        shimmer_diff::diff_stored(&pair.old, &pair.new, &pair.json).map(|c| Report::new(&f, &t, c))
     })
     .await??;
     Ok(Compared {

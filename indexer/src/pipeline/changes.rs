@@ -4,8 +4,6 @@
 //! the pairs whose stored predecessor is not the current one, so a version indexed late also
 //! updates the version after it. Objects both versions share (same digest) are not read.
 
-use std::collections::HashMap;
-
 use shimmer_store::{
     PgPool,
     diffs::{self, Diff},
@@ -42,16 +40,12 @@ pub async fn record(pool: &PgPool, package_id: i64) -> Result<(), IndexError> {
 /// Computes and stores the changes from version `from` to version `to`.
 async fn compute(pool: &PgPool, from: i64, to: i64) -> Result<(), IndexError> {
     let started = std::time::Instant::now();
-    let old = diffs::definitions(pool, from).await?;
-    let new = diffs::definitions(pool, to).await?;
-    let read = shimmer_diff::digests_to_read(&old, &new);
-    let (definitions, objects_read) = (old.len() + new.len(), read.len());
-    let json: HashMap<String, String> = diffs::objects_json(pool, &read)
-        .await?
-        .into_iter()
-        .collect();
-    let changes =
-        tokio::task::spawn_blocking(move || shimmer_diff::diff_stored(&old, &new, &json)).await?;
+    let pair = diffs::read_pair(pool, from, to).await?;
+    let (definitions, objects_read) = (pair.old.len() + pair.new.len(), pair.json.len());
+    let changes = tokio::task::spawn_blocking(move || {
+        shimmer_diff::diff_stored(&pair.old, &pair.new, &pair.json)
+    })
+    .await?;
     let changes = match changes {
         Ok(c) => c,
         Err(e) => {

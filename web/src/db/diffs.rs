@@ -1,5 +1,5 @@
 //! Changes between versions: the ones stored from each version's predecessor, and what a diff of
-//! any two versions reads (their API definitions and the JSON of the objects that differ).
+//! any two versions reads (the store's [`read_pair`]).
 
 use serde_json::Value;
 use sqlx::{FromRow, PgPool};
@@ -32,18 +32,4 @@ pub async fn stored_diff(pool: &PgPool, version_id: i64) -> sqlx::Result<Option<
     .await
 }
 
-/// A version's API definitions: (group, kind, object digest).
-pub async fn definitions(
-    pool: &PgPool,
-    version_id: i64,
-) -> sqlx::Result<Vec<(String, String, String)>> {
-    shimmer_store::diffs::definitions(pool, version_id).await
-}
-
-/// The JSON of the objects `digests` names, by digest.
-pub async fn objects_json(
-    pool: &PgPool,
-    digests: &[String],
-) -> sqlx::Result<Vec<(String, String)>> {
-    shimmer_store::diffs::objects_json(pool, digests).await
-}
+pub use shimmer_store::diffs::read_pair;

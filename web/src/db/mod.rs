@@ -14,7 +14,7 @@ mod search;
 mod versions;
 
 pub use apis::api_definitions;
-pub use diffs::{StoredDiff, definitions, objects_json, stored_diff};
+pub use diffs::{StoredDiff, read_pair, stored_diff};
 pub use jobs::{JobView, job_counts, latest_rejections, open_jobs};
 pub use objects::{Object, examples_for, object};
 pub use packages::{
