@@ -53,26 +53,31 @@ pub(super) fn route_missing(resp: &http::Response<Body>) -> bool {
             .is_some_and(|t| t.contains("json"))
 }
 
-/// One request to the backend about the client's repository, with the client's headers.
-async fn call(
-    state: &AppState,
-    routed: &Routed,
-    parts: &Parts,
-    method: Method,
-    reference: &str,
-    body: Option<Bytes>,
-) -> Result<http::Response<Body>, OciError> {
+/// The client's repository's manifest `reference` (a tag, or a digest), as an endpoint.
+fn manifest(routed: &Routed, reference: &str) -> Endpoint {
     let name = routed
         .repo
         .as_ref()
         .map(|(s, _)| s.clone())
         .unwrap_or_default();
-    let reference = if reference.starts_with("sha256:") {
-        Reference::Digest(reference.to_owned())
-    } else {
-        Reference::Tag(reference.to_owned())
+    let reference = match reference.contains(':') {
+        true => Reference::Digest(reference.to_owned()),
+        false => Reference::Tag(reference.to_owned()),
     };
-    let url = backend_url(state, routed, &Endpoint::Manifest { name, reference }, None)?;
+    Endpoint::Manifest { name, reference }
+}
+
+/// One request to the backend about the client's repository, with the client's headers, read
+/// uncompressed; `body` (an index) is sent as one.
+async fn call(
+    state: &AppState,
+    routed: &Routed,
+    parts: &Parts,
+    method: Method,
+    endpoint: &Endpoint,
+    body: Option<Bytes>,
+) -> Result<http::Response<Body>, OciError> {
+    let url = backend_url(state, routed, endpoint, None)?;
     let forward_auth = routed.backend.forwards_client_auth().await;
     let mut h = headers::request_headers(&parts.headers, forward_auth);
     h.remove(header::CONTENT_TYPE);
@@ -116,7 +121,7 @@ async fn read_index(
         routed,
         parts,
         Method::GET,
-        &fallback_tag(subject),
+        &manifest(routed, &fallback_tag(subject)),
         None,
     )
     .await?;
@@ -267,7 +272,15 @@ pub(super) async fn update(
         let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests});
         let bytes = Bytes::from(serde_json::to_vec(&index).expect("a JSON value serialises"));
         let tag = fallback_tag(subject);
-        let resp = call(state, routed, parts, Method::PUT, &tag, Some(bytes)).await?;
+        let resp = call(
+            state,
+            routed,
+            parts,
+            Method::PUT,
+            &manifest(routed, &tag),
+            Some(bytes),
+        )
+        .await?;
         if !resp.status().is_success() {
             tracing::warn!(backend = %routed.backend.name, status = %resp.status(),
                 "the backend refused a fallback referrers index");
@@ -325,14 +338,7 @@ pub(super) async fn lacks_api(
         name,
         digest: subject.to_owned(),
     };
-    let url = backend_url(state, routed, &endpoint, None)?;
-    let forward_auth = routed.backend.forwards_client_auth().await;
-    let h = headers::request_headers(&parts.headers, forward_auth);
-    let req = headers::backend_request(&Method::GET, &url, h, Body::empty())?;
-    let resp = routed.backend.send(req).await.map_err(|e| {
-        tracing::warn!(backend = %routed.backend.name, error = %e, "referrers probe failed");
-        OciError::backend_unavailable(&routed.backend.name)
-    })?;
+    let resp = call(state, routed, parts, Method::GET, &endpoint, None).await?;
     let missing = route_missing(&resp);
     if missing || resp.status() == StatusCode::OK {
         routed.backend.learn_referrers(!missing);
@@ -348,7 +354,15 @@ pub(super) async fn before_delete(
     parts: &Parts,
     digest: &str,
 ) -> Result<Option<(String, Value)>, OciError> {
-    let resp = call(state, routed, parts, Method::GET, digest, None).await?;
+    let resp = call(
+        state,
+        routed,
+        parts,
+        Method::GET,
+        &manifest(routed, digest),
+        None,
+    )
+    .await?;
     if resp.status() != StatusCode::OK {
         return Ok(None);
     }
