@@ -94,6 +94,9 @@ pub fn api_view(state: &AppState, a: &ApiType) -> ApiView {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExampleView {
     pub label: String,
+    /// Its `meta.upbound.io/example-id`, else its `metadata.name`: the label without the kind.
+    #[serde(skip)]
+    pub name: String,
     pub url: String,
     pub supporting: bool,
     pub digest: String,
@@ -261,13 +264,15 @@ fn examples(state: &AppState, loaded: &Loaded) -> Vec<ExampleView> {
         .examples
         .iter()
         .map(|e| {
-            let name = e.body["metadata"]["name"].as_str().unwrap_or_default();
+            let name = e
+                .example_id
+                .as_deref()
+                .or(e.body["metadata"]["name"].as_str())
+                .unwrap_or_default()
+                .to_owned();
             ExampleView {
-                label: format!(
-                    "{} {}",
-                    e.kind.as_deref().unwrap_or("object"),
-                    e.example_id.as_deref().unwrap_or(name)
-                ),
+                label: format!("{} {name}", e.kind.as_deref().unwrap_or("object")),
+                name,
                 url: state.docs_url(&e.object_digest),
                 supporting: e.supporting,
                 digest: e.object_digest.clone(),
@@ -307,11 +312,7 @@ fn example_groups(examples: &[ExampleView], apis: &[ApiView]) -> Vec<ExampleGrou
             e.group.clone().unwrap_or_default(),
         );
         let named = NamedExample {
-            name: e
-                .label
-                .split_once(' ')
-                .map_or(e.label.as_str(), |(_, n)| n)
-                .to_owned(),
+            name: e.name.clone(),
             url: e.url.clone(),
             supporting: e.supporting,
         };
