@@ -1,7 +1,11 @@
+//! Kept whole (about 500 lines): every rule over a schema node is one method of one walk, and
+//! the rules share its rule of reporting; split, a rule would have to be looked for.
+//!
 //! Two versions of one served version's `openAPIV3Schema`, compared field by field from the
 //! root. Rules: a field removed or added is reported once, at its top, and not walked; a node
-//! present on both sides is compared key by key, and a key no rule covers that differs is
-//! `unclassified`, with both values, never dropped.
+//! present on both sides is compared key by key, and a key no rule covers that differs (or a
+//! node that is no object, or a difference no rule reported) is `unclassified`, with both
+//! values, never dropped.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,3 +1,6 @@
+//! Kept whole (about 500 lines): the specs, the private JSON shapes they serialise through and
+//! the layout writer change together, one OCI document format at a time.
+//!
 //! Writes OCI image layouts (and `dir:` copies for Docker media types) that skopeo pushes byte for
 //! byte, so a test knows every digest before the push.
 //!
@@ -22,9 +25,6 @@
 //! - Image configs: skopeo does not check `rootfs.diff_ids` when copying without conversion, so
 //!   [`config_json`] may leave them empty; an empty [`ImageSpec::config`] gets a generated config
 //!   with correct diff IDs (needed by clients that unpack, such as `ctr images pull`).
-//!
-//! Kept whole (about 500 lines): the specs, the private JSON shapes they serialise through and
-//! the layout writer change together, one OCI document format at a time.
 
 mod dir_transport;
 mod layer;
