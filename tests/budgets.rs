@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use sqlx::Row;
+use testkit::http::Sent;
 use testkit::{
     attacks::Attack,
     oci::OciLayout,
@@ -215,9 +216,8 @@ impl Serve {
         assert_eq!((kind.as_str(), rejection), ("package", None));
         let home = reqwest::Client::new()
             .get(format!("{}/", self.web))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(home.status(), 200);
     }
 }

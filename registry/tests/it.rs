@@ -7,6 +7,7 @@ use http::header;
 use sha2::{Digest, Sha256};
 use shimmer_config::{BackendConfig, Secret};
 use shimmer_registry::{Auth, Client, auth::pull_scope, fallback_tag};
+use testkit::http::Sent;
 use testkit::{
     registry::{Registry, RegistryOptions},
     token::TokenServer,
@@ -44,7 +45,7 @@ impl Pusher {
     async fn blob(&self, repo: &str, bytes: &[u8]) -> String {
         let d = digest(bytes);
         let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
-        let started = self.req(reqwest::Method::POST, &url).send().await.unwrap();
+        let started = self.req(reqwest::Method::POST, &url).sent().await;
         assert_eq!(started.status(), 202, "{:?}", started.text().await);
         let location = started.headers()[header::LOCATION]
             .to_str()
@@ -54,9 +55,8 @@ impl Pusher {
         let done = self
             .req(reqwest::Method::PUT, &format!("{location}{sep}digest={d}"))
             .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(done.status(), 201);
         d
     }
@@ -84,9 +84,8 @@ impl Pusher {
             .req(reqwest::Method::PUT, &url)
             .header(header::CONTENT_TYPE, media)
             .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(put.status(), 201, "{:?}", put.text().await);
         digest(body)
     }
@@ -165,11 +164,7 @@ async fn bearer_tokens_are_fetched_once_a_scope_and_anonymous_reads_are_refused(
     .await;
     // A push token, earned the way the client earns pull tokens.
     let http = http_client();
-    let challenge = http
-        .get(format!("{}/v2/", registry.url()))
-        .send()
-        .await
-        .unwrap();
+    let challenge = http.get(format!("{}/v2/", registry.url())).sent().await;
     let auth = Auth::basic(Some(("alice".into(), Secret::new("s3cret"))));
     let push_token = auth
         .authorize_after(

@@ -14,6 +14,7 @@ pub mod chromium;
 pub mod containerd;
 mod daemon;
 pub mod helm;
+pub mod http;
 pub mod nginx;
 pub mod oci;
 pub mod oras;

@@ -10,6 +10,7 @@ use testkit::{
 };
 
 use crate::harness::{Env, scratch_layout, tag_with_extensions};
+use testkit::http::Sent;
 
 const META: &str =
     "apiVersion: meta.pkg.crossplane.io/v1\nkind: Provider\nmetadata:\n  name: provider-bad\n";
@@ -924,9 +925,8 @@ async fn a_missing_examples_blob_is_a_note_and_the_package_is_indexed() {
             "{}/v2/acme/kubernetes/blobs/{examples}",
             env.registry.url()
         ))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(deleted.status(), 202);
     env.index_all().await;
     // It used to fail the job until it gave up, the package never indexed.

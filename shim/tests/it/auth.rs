@@ -11,6 +11,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, dir_digests, docker, http};
+use testkit::http::Sent;
 
 #[tokio::test]
 async fn basic_auth_backend_challenges_and_credentials_never_reach_the_open_backend() {
@@ -31,7 +32,7 @@ async fn basic_auth_backend_challenges_and_credentials_never_reach_the_open_back
     let c = http();
 
     // Without credentials: the backend's own challenge, unchanged.
-    let r = c.get(format!("{}/v2/", shim.url())).send().await.unwrap();
+    let r = c.get(shim.v2("")).sent().await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let challenge = r.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();
     assert!(challenge.starts_with("Basic realm="), "{challenge}");
@@ -39,11 +40,7 @@ async fn basic_auth_backend_challenges_and_credentials_never_reach_the_open_back
         r.headers()["docker-distribution-api-version"],
         "registry/2.0"
     );
-    let r = c
-        .get(format!("{}/v2/private/x/tags/list", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(shim.v2("private/x/tags/list")).sent().await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     let tmp = tempfile::tempdir().unwrap();
@@ -94,11 +91,10 @@ async fn basic_auth_backend_challenges_and_credentials_never_reach_the_open_back
     }
     // The secure backend did receive them (the push succeeded only with them).
     let with = c
-        .get(format!("{}/v2/private/x/tags/list", shim.url()))
+        .get(shim.v2("private/x/tags/list"))
         .basic_auth("alice", Some("s3cret-pass"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(with.status(), StatusCode::OK);
 }
 
@@ -132,12 +128,8 @@ async fn token_auth_backend_challenge_reaches_the_client_and_its_token_reaches_o
         "/v2/private/x/tags/list",
         "/v2/private/x/manifests/v1",
     ] {
-        let direct = c
-            .get(format!("{}{path}", secure.url()))
-            .send()
-            .await
-            .unwrap();
-        let via = c.get(format!("{}{path}", shim.url())).send().await.unwrap();
+        let direct = c.get(format!("{}{path}", secure.url())).sent().await;
+        let via = c.get(format!("{}{path}", shim.url())).sent().await;
         assert_eq!(direct.status(), StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(via.status(), StatusCode::UNAUTHORIZED, "{path}");
         let challenge = via.headers()[header::WWW_AUTHENTICATE].to_str().unwrap();

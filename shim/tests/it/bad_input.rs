@@ -8,6 +8,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, error_code, http};
+use testkit::http::Sent;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -141,7 +142,7 @@ async fn malformed_requests_are_refused_before_reaching_the_backend() {
         ),
     ];
     for (i, (req, status, code)) in cases.into_iter().enumerate() {
-        let resp = req.send().await.unwrap();
+        let resp = req.sent().await;
         assert_eq!(resp.status(), status, "case {i}");
         if status == StatusCode::METHOD_NOT_ALLOWED {
             // RFC 9110 §15.5.6: a 405 names what is allowed.
@@ -172,12 +173,11 @@ async fn default_manifest_limit_is_4_mib() {
     let mut body = br#"{"schemaVersion":2,"pad":""#.to_vec();
     body.resize(4 * 1024 * 1024 + 1, b'a');
     let resp = http()
-        .put(format!("{}/v2/acme/x/manifests/v1", shim.url()))
+        .put(shim.v2("acme/x/manifests/v1"))
         .header(header::CONTENT_TYPE, OCI_MANIFEST)
         .body(body)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(resp).await, "SIZE_INVALID");
 }
@@ -204,7 +204,7 @@ async fn oversized_request_heads_are_refused_before_reaching_the_backend() {
         many = many.header(format!("x-h{i}"), "v");
     }
     for (what, req) in [("600 KB header", big), ("150 headers", many)] {
-        let resp = req.send().await.unwrap();
+        let resp = req.sent().await;
         assert_eq!(
             resp.status(),
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -226,7 +226,7 @@ async fn oversized_request_heads_are_refused_before_reaching_the_backend() {
     assert_eq!(status_line, "HTTP/1.1 414 URI Too Long");
     assert_eq!(rec.requests(), vec![], "the backend was called");
 
-    let ok = c.get(format!("{base}/v2/")).send().await.unwrap();
+    let ok = c.get(format!("{base}/v2/")).sent().await;
     assert_eq!(ok.status(), StatusCode::OK);
     // The first request a backend gets is preceded by the shim's anonymous auth probe.
     let seen: Vec<_> = rec

@@ -12,6 +12,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, first_layer, http, metrics_text, push, scratch_layout};
+use testkit::http::Sent;
 
 fn config(upstream_url: &str, cache_dir: &std::path::Path, extra: &str) -> String {
     format!(
@@ -57,13 +58,9 @@ fn stale_served(shim: &Shim) -> u64 {
 /// `GET /v2/<repo>/blobs/<digest>` through the shim, for the `registry-a.test` upstream.
 async fn get_blob(shim: &Shim, repo: &str, digest: &str) -> reqwest::Response {
     http()
-        .get(format!(
-            "{}/v2/{repo}/blobs/{digest}?ns=registry-a.test",
-            shim.url()
-        ))
-        .send()
+        .get(shim.v2(&format!("{repo}/blobs/{digest}?ns=registry-a.test")))
+        .sent()
         .await
-        .unwrap()
 }
 
 /// Requests with `method` the recorder saw whose path contains `needle`.
@@ -143,9 +140,8 @@ async fn a_cached_pull_survives_the_upstream_stopping_and_offline_mode_never_cal
             "{}/v2/team/other/manifests/v9?ns=registry-a.test",
             offline.url()
         ))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(rec.requests().len(), before);
 }
@@ -166,11 +162,11 @@ async fn ten_concurrent_misses_of_a_256_mib_blob_cause_one_upstream_get() {
     push(&layout, "big", &up, "team/big:v1").await;
     let shim = start_cached(&rec.url(), &tmp, "").await;
 
-    let url = format!("{}/v2/team/big/blobs/{blob}?ns=registry-a.test", shim.url());
+    let url = shim.v2(&format!("team/big/blobs/{blob}?ns=registry-a.test"));
     let pulls = (0..10).map(|_| {
         let url = url.clone();
         tokio::spawn(async move {
-            let mut resp = http().get(&url).send().await.unwrap();
+            let mut resp = http().get(&url).sent().await;
             assert_eq!(resp.status(), StatusCode::OK);
             let mut n = 0u64;
             while let Some(chunk) = resp.chunk().await.unwrap() {
@@ -192,9 +188,8 @@ async fn ten_concurrent_misses_of_a_256_mib_blob_cause_one_upstream_get() {
     let part = http()
         .get(&url)
         .header(header::RANGE, "bytes=100-199")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         part.headers()[header::CONTENT_RANGE],
@@ -226,7 +221,7 @@ async fn a_corrupt_upstream_blob_fails_the_transfer_and_is_not_cached() {
 
     let cache_dir = tmp.path().join("cache");
     let shim = Shim::start(&config(&rec.url(), &cache_dir, "")).await;
-    let url = format!("{}/v2/team/c/blobs/{blob}?ns=registry-a.test", shim.url());
+    let url = shim.v2(&format!("team/c/blobs/{blob}?ns=registry-a.test"));
     // Either the transfer breaks before its last byte (the download was still running when the
     // answer started), or, when the shim saw the download fail before answering, a 502 in the
     // OCI envelope: never a complete 200.
@@ -278,14 +273,10 @@ async fn a_moved_tag_is_seen_after_the_ttl_not_before() {
     let shim = start_cached(&up.url(), &tmp, "tag_ttl = \"2s\"").await;
     let head = || async {
         let r = http()
-            .head(format!(
-                "{}/v2/team/t/manifests/latest?ns=registry-a.test",
-                shim.url()
-            ))
+            .head(shim.v2("team/t/manifests/latest?ns=registry-a.test"))
             .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.headers().contains_key(header::CONTENT_LENGTH));
         r.headers()["docker-content-digest"]
@@ -363,14 +354,10 @@ async fn eviction_keeps_the_size_limit_by_lru_and_never_orphans_a_kept_manifest(
     // What is kept is still served, from the cache, with the upstream gone.
     drop(up);
     let r = http()
-        .get(format!(
-            "{}/v2/team/new/manifests/v1?ns=registry-a.test",
-            shim.url()
-        ))
+        .get(shim.v2("team/new/manifests/v1?ns=registry-a.test"))
         .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let m: serde_json::Value = r.json().await.unwrap();
     let layer = m["layers"][0]["digest"].as_str().unwrap();
@@ -394,19 +381,14 @@ async fn oci_pull_conformance_through_the_cache() {
     let layer = first_layer(&layout, &d);
     let layer_bytes = layout.read_blob(&layer);
     let shim = start_cached(&up.url(), &tmp, "").await;
-    let base = format!("{}/v2/conformance/repo", shim.url());
+    let base = shim.v2("conformance/repo");
     let q = "?ns=registry-a.test";
     let accept = "application/vnd.oci.image.manifest.v1+json";
     let c = http();
     for round in ["miss", "hit"] {
         for reference in ["v1", d.digest.as_str()] {
             let url = format!("{base}/manifests/{reference}{q}");
-            let head = c
-                .head(&url)
-                .header(header::ACCEPT, accept)
-                .send()
-                .await
-                .unwrap();
+            let head = c.head(&url).header(header::ACCEPT, accept).sent().await;
             assert_eq!(head.status(), StatusCode::OK, "{round} HEAD {reference}");
             assert_eq!(head.headers()["docker-content-digest"], d.digest.as_str());
             assert_eq!(
@@ -418,12 +400,7 @@ async fn oci_pull_conformance_through_the_cache() {
                 head.headers()[header::CONTENT_LENGTH],
                 manifest.len().to_string().as_str()
             );
-            let get = c
-                .get(&url)
-                .header(header::ACCEPT, accept)
-                .send()
-                .await
-                .unwrap();
+            let get = c.get(&url).header(header::ACCEPT, accept).sent().await;
             assert_eq!(get.status(), StatusCode::OK, "{round} GET {reference}");
             assert_eq!(get.headers()[header::CONTENT_TYPE], accept);
             assert_eq!(get.headers()["oci-namespace"], "registry-a.test", "{round}");
@@ -434,12 +411,12 @@ async fn oci_pull_conformance_through_the_cache() {
             );
         }
         let url = format!("{base}/blobs/{layer}{q}");
-        let get = c.get(&url).send().await.unwrap();
+        let get = c.get(&url).sent().await;
         assert_eq!(get.status(), StatusCode::OK, "{round} GET blob");
         assert_eq!(get.headers()["docker-content-digest"], layer.as_str());
         assert_eq!(get.headers()["oci-namespace"], "registry-a.test", "{round}");
         assert_eq!(get.bytes().await.unwrap().as_ref(), layer_bytes.as_slice());
-        let head = c.head(&url).send().await.unwrap();
+        let head = c.head(&url).sent().await;
         assert_eq!(head.status(), StatusCode::OK, "{round} HEAD blob");
         assert_eq!(
             head.headers()["oci-namespace"],
@@ -453,9 +430,8 @@ async fn oci_pull_conformance_through_the_cache() {
         let part = c
             .get(&url)
             .header(header::RANGE, "bytes=10-29")
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT, "{round} Range");
         assert_eq!(
             part.headers()["oci-namespace"],
@@ -468,33 +444,20 @@ async fn oci_pull_conformance_through_the_cache() {
     let r = c
         .get(format!("{base}/manifests/nope{q}"))
         .header(header::ACCEPT, accept)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
     assert_eq!(crate::harness::error_code(r).await, "MANIFEST_UNKNOWN");
-    let r = c
-        .get(format!("{base}/manifests/{missing}{q}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{base}/manifests/{missing}{q}")).sent().await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
     assert_eq!(crate::harness::error_code(r).await, "MANIFEST_UNKNOWN");
-    let r = c
-        .get(format!("{base}/blobs/{missing}{q}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{base}/blobs/{missing}{q}")).sent().await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
     assert_eq!(crate::harness::error_code(r).await, "BLOB_UNKNOWN");
-    let r = c
-        .head(format!("{base}/blobs/{missing}{q}"))
-        .send()
-        .await
-        .unwrap();
+    let r = c.head(format!("{base}/blobs/{missing}{q}")).sent().await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -526,7 +489,7 @@ async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache()
     .await
     .unwrap();
     let blob = first_layer(&layout, &d);
-    let url = format!("{}/v2/team/p/blobs/{blob}", shim.url());
+    let url = shim.v2(&format!("team/p/blobs/{blob}"));
     let gets = || count_requests(&rec, "GET", &blob);
     let heads = || count_requests(&rec, "HEAD", &blob);
     assert_eq!(gets(), 0);
@@ -535,9 +498,8 @@ async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache()
         let r = http()
             .get(&url)
             .basic_auth("alice", Some("alice-pass"))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "round {round}");
         assert_eq!(
             skopeo::digest_of(&r.bytes().await.unwrap()),
@@ -567,7 +529,7 @@ async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache()
         if let Some((u, p)) = auth {
             req = req.basic_auth(u, Some(p));
         }
-        let r = req.send().await.unwrap();
+        let r = req.sent().await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
         assert!(r.headers().contains_key(header::WWW_AUTHENTICATE));
         assert!(
@@ -690,9 +652,8 @@ async fn a_cached_tag_is_served_when_the_upstream_fails_is_down_or_hangs() {
             d.digest
         ))
         .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -772,7 +733,7 @@ async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_of
     ];
     for (what, toml) in setups {
         let shim = Shim::start(&toml).await;
-        let base = format!("{}/v2/team/o", shim.url());
+        let base = shim.v2("team/o");
         let q = "?ns=registry-a.test";
         let c = http();
         let checks = [
@@ -798,7 +759,7 @@ async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_of
             (c.get(format!("{base}/tags/list{q}")), Some("NAME_UNKNOWN")),
         ];
         for (req, code) in checks {
-            let r = req.send().await.unwrap();
+            let r = req.sent().await;
             let url = r.url().to_string();
             assert_eq!(r.status(), StatusCode::NOT_FOUND, "{what}: {url}");
             assert_eq!(
@@ -818,11 +779,7 @@ async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_of
                 );
             }
         }
-        let ping = c
-            .get(format!("{}/v2/{q}", shim.url()))
-            .send()
-            .await
-            .unwrap();
+        let ping = c.get(shim.v2(q)).sent().await;
         assert_eq!(
             ping.status(),
             StatusCode::OK,
@@ -1068,7 +1025,7 @@ async fn a_stalled_blob_redirect_fails_the_fill_for_every_client_and_leaves_no_t
         config(&rec.url(), &cache_dir, "")
     );
     let shim = Shim::start(&toml).await;
-    let url = format!("{}/v2/team/r/blobs/{blob}?ns=registry-a.test", shim.url());
+    let url = shim.v2(&format!("team/r/blobs/{blob}?ns=registry-a.test"));
     let get = || async {
         let resp = http()
             .get(&url)
@@ -1116,11 +1073,8 @@ async fn a_sha512_manifest_is_verified_and_never_stored_as_a_tag() {
     let tmp = tempfile::tempdir().unwrap();
     let shim = start_cached(&url, &tmp, "").await;
     let get = |reference: String| {
-        let url = format!(
-            "{}/v2/team/s/manifests/{reference}?ns=registry-a.test",
-            shim.url()
-        );
-        async move { http().get(url).send().await.unwrap() }
+        let url = shim.v2(&format!("team/s/manifests/{reference}?ns=registry-a.test"));
+        async move { http().get(url).sent().await }
     };
     let r = get(good_digest.clone()).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -1240,13 +1194,13 @@ async fn a_client_whose_accept_excludes_the_cached_type_is_answered_by_the_upstr
     push(&layout, "v1", &up, "team/acc:v1").await;
     let shim = start_cached(&up.url(), &tmp, "").await;
     let get = |accept: Option<&'static str>| {
-        let url = format!("{}/v2/team/acc/manifests/v1?ns=registry-a.test", shim.url());
+        let url = shim.v2("team/acc/manifests/v1?ns=registry-a.test");
         async move {
             let mut req = http().get(url);
             if let Some(a) = accept {
                 req = req.header(header::ACCEPT, a);
             }
-            let r = req.send().await.unwrap();
+            let r = req.sent().await;
             let ct = r
                 .headers()
                 .get(header::CONTENT_TYPE)
@@ -1281,13 +1235,9 @@ async fn an_unwritable_cache_passes_pulls_through_and_records_nothing() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap(), layout.read_blob(&blob));
     let m = http()
-        .get(format!(
-            "{}/v2/team/ro/manifests/v1?ns=registry-a.test",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2("team/ro/manifests/v1?ns=registry-a.test"))
+        .sent()
+        .await;
     assert_eq!(m.status(), StatusCode::OK);
     shim.state.cache.as_ref().unwrap().flush().await;
     let entries: (i64,) = sqlx::query_as("select count(*) from cache_entries")
@@ -1319,14 +1269,9 @@ async fn stale_temp_files_are_removed_at_start_and_odd_ranges_get_the_whole_blob
     let first = get_blob(&shim, "team/t", &blob).await;
     assert_eq!(first.bytes().await.unwrap(), whole);
     let ranged = |range: &'static str| {
-        let url = format!("{}/v2/team/t/blobs/{blob}?ns=registry-a.test", shim.url());
+        let url = shim.v2(&format!("team/t/blobs/{blob}?ns=registry-a.test"));
         async move {
-            let r = http()
-                .get(url)
-                .header(header::RANGE, range)
-                .send()
-                .await
-                .unwrap();
+            let r = http().get(url).header(header::RANGE, range).sent().await;
             (r.status(), r.bytes().await.unwrap().len())
         }
     };
@@ -1396,13 +1341,9 @@ async fn an_upstream_refusing_a_fill_is_passed_on_with_its_error() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.bytes().await.unwrap(), body);
     let m = http()
-        .get(format!(
-            "{}/v2/team/lim/manifests/v1?ns=registry-a.test",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2("team/lim/manifests/v1?ns=registry-a.test"))
+        .sent()
+        .await;
     assert_eq!(m.status(), StatusCode::FORBIDDEN);
     assert_eq!(crate::harness::error_code(m).await, "DENIED");
 }

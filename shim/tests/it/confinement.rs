@@ -14,6 +14,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, docker, error_code, http, scratch_layout, start_upload};
+use testkit::http::Sent;
 
 fn upstream_toml(name: &str, host: &str, url: &str) -> String {
     format!("[[upstream]]\nname = \"{name}\"\nhosts = [\"{host}\"]\nurl = \"{url}\"\n")
@@ -61,7 +62,7 @@ async fn uploads_to_a_backend_whose_upload_locations_lie_outside_v2_use_signed_s
 
     let loc = start_upload(&shim.url(), "acme/x").await;
     let session = loc
-        .strip_prefix(&format!("{}/v2/acme/x/blobs/uploads/~", shim.url()))
+        .strip_prefix(&shim.v2("acme/x/blobs/uploads/~"))
         .unwrap_or_else(|| panic!("not an encoded session: {loc}"));
     let (path, _) = session.split_once('.').expect("a signed session");
     let path = String::from_utf8(URL_SAFE_NO_PAD.decode(path).unwrap()).unwrap();
@@ -71,12 +72,12 @@ async fn uploads_to_a_backend_whose_upload_locations_lie_outside_v2_use_signed_s
     );
     let c = http();
     // The session works where it was issued (upload status: 204)...
-    let r = c.get(&loc).send().await.unwrap();
+    let r = c.get(&loc).sent().await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT, "{loc}");
     // ...and nowhere else: not under another repository, and not with its path swapped for one
     // the client chose (the signature no longer matches).
     let elsewhere = loc.replace("/v2/acme/x/", "/v2/acme/y/");
-    let r = c.get(&elsewhere).send().await.unwrap();
+    let r = c.get(&elsewhere).sent().await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
     let (_, tag_and_query) = session.split_once('.').unwrap();
@@ -85,7 +86,7 @@ async fn uploads_to_a_backend_whose_upload_locations_lie_outside_v2_use_signed_s
         shim.url(),
         URL_SAFE_NO_PAD.encode("/v2/acme/x/manifests/v1")
     );
-    let r = c.get(&forged).send().await.unwrap();
+    let r = c.get(&forged).sent().await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
 }
@@ -128,11 +129,7 @@ async fn an_upstream_answers_the_pull_api_only() {
         ),
         ("GET", format!("{base}/v2/_catalog?ns=registry-a.test")),
     ] {
-        let r = c
-            .request(method.parse().unwrap(), &url)
-            .send()
-            .await
-            .unwrap();
+        let r = c.request(method.parse().unwrap(), &url).sent().await;
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {url}");
         if method != "HEAD" {
             assert_eq!(error_code(r).await, "UNSUPPORTED", "{method} {url}");
@@ -175,10 +172,10 @@ async fn the_next_page_of_an_upstreams_tag_list_goes_to_that_upstream() {
     .unwrap();
     let c = http();
     for first in [
-        format!("{}/v2/team/p/tags/list?n=1&ns=registry-a.test", shim.url()),
-        format!("{}/v2/registry-a.test/team/p/tags/list?n=1", shim.url()),
+        shim.v2("team/p/tags/list?n=1&ns=registry-a.test"),
+        shim.v2("registry-a.test/team/p/tags/list?n=1"),
     ] {
-        let r = c.get(&first).send().await.unwrap();
+        let r = c.get(&first).sent().await;
         assert_eq!(r.status(), StatusCode::OK, "{first}");
         let link = r.headers()[header::LINK].to_str().unwrap().to_owned();
         let target = link.split('<').nth(1).unwrap().split('>').next().unwrap();
@@ -186,11 +183,7 @@ async fn the_next_page_of_an_upstreams_tag_list_goes_to_that_upstream() {
             target, "/v2/team/p/tags/list?n=1&last=a&ns=registry-a.test",
             "{first}"
         );
-        let r = c
-            .get(format!("{}{target}", shim.url()))
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(format!("{}{target}", shim.url())).sent().await;
         assert_eq!(r.status(), StatusCode::OK);
     }
     let paged = rec
@@ -229,12 +222,11 @@ async fn cookies_neither_reach_a_backend_nor_come_back_from_one() {
         .await
         .unwrap();
     let r = http()
-        .get(format!("{}/v2/acme/c/manifests/{digest}", shim.url()))
+        .get(shim.v2(&format!("acme/c/manifests/{digest}")))
         .header(header::COOKIE, "shimmer_token=reader-secret; other=1")
         .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(!r.headers().contains_key(header::SET_COOKIE), "{r:?}");
     let sent = rec.requests();
@@ -265,11 +257,7 @@ async fn a_tag_list_that_is_not_an_object_is_a_clean_backend_error() {
     );
     let shim = Shim::start(&toml).await;
     for _ in 0..2 {
-        let r = http()
-            .get(format!("{}/v2/acme/x/tags/list", shim.url()))
-            .send()
-            .await
-            .unwrap();
+        let r = http().get(shim.v2("acme/x/tags/list")).sent().await;
         assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(error_code(r).await, "UNAVAILABLE");
     }

@@ -8,6 +8,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, http, push, scratch_layout};
+use testkit::http::Sent;
 
 #[tokio::test]
 async fn short_docker_hub_names_reach_library_upstream() {
@@ -37,9 +38,8 @@ async fn short_docker_hub_names_reach_library_upstream() {
         let r = http()
             .get(format!("{}{path}", shim.url()))
             .header("accept", accept)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert_eq!(
             r.headers()["docker-content-digest"],
@@ -49,13 +49,9 @@ async fn short_docker_hub_names_reach_library_upstream() {
     }
     // Names with a namespace are left alone: `team/busybox` is not `library/...`.
     let r = http()
-        .get(format!(
-            "{}/v2/team/busybox/manifests/v1?ns=docker.io",
-            shim.url()
-        ))
+        .get(shim.v2("team/busybox/manifests/v1?ns=docker.io"))
         .header("accept", accept)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -16,6 +16,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, docker, http, jobs, wait_for_jobs};
+use testkit::http::Sent;
 
 fn layout_with(dir: &std::path::Path, tag: &str, content: &[u8]) -> (OciLayout, String) {
     let layout = OciLayout::create(dir.join(tag));
@@ -87,14 +88,9 @@ async fn push_enqueues_one_job_and_pulls_enqueue_only_unseen_digests() {
     .await
     .unwrap();
     let c = http();
-    let url = format!("{}/v2/acme/direct/manifests/{other_digest}", shim.url());
+    let url = shim.v2(&format!("acme/direct/manifests/{other_digest}"));
     let accept = "application/vnd.oci.image.manifest.v1+json";
-    let r = c
-        .get(&url)
-        .header(header::ACCEPT, accept)
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(&url).header(header::ACCEPT, accept).sent().await;
     assert_eq!(r.status(), StatusCode::OK);
     let queued = wait_for_jobs(&shim.pool, 2).await;
     assert_eq!(queued[1].source, "pull");
@@ -103,30 +99,15 @@ async fn push_enqueues_one_job_and_pulls_enqueue_only_unseen_digests() {
     // Pulling known digests again writes nothing: not from this process's memory, nor from a
     // second shim that must ask the database.
     for _ in 0..3 {
-        let r = c
-            .get(&url)
-            .header(header::ACCEPT, accept)
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(&url).header(header::ACCEPT, accept).sent().await;
         assert_eq!(r.status(), StatusCode::OK);
-        let r = c
-            .head(&url)
-            .header(header::ACCEPT, accept)
-            .send()
-            .await
-            .unwrap();
+        let r = c.head(&url).header(header::ACCEPT, accept).sent().await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["docker-content-digest"], other_digest.as_str());
         assert!(r.headers().contains_key(header::CONTENT_LENGTH));
     }
-    let by_tag = format!("{}/v2/acme/pkg/manifests/v1", shim.url());
-    let r = c
-        .head(&by_tag)
-        .header(header::ACCEPT, accept)
-        .send()
-        .await
-        .unwrap();
+    let by_tag = shim.v2("acme/pkg/manifests/v1");
+    let r = c.head(&by_tag).header(header::ACCEPT, accept).sent().await;
     assert_eq!(r.status(), StatusCode::OK);
     let second = Shim::start_with_database(
         &backend_toml("primary", &reg.url(), ""),
@@ -139,9 +120,8 @@ async fn push_enqueues_one_job_and_pulls_enqueue_only_unseen_digests() {
             second.url()
         ))
         .header(header::ACCEPT, accept)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(jobs(&shim.pool).await.len(), 2);

@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use shimmer_config::Config;
 use shimmer_store::PgPool;
+pub use testkit::http::{Sent, client as http};
 use testkit::{
     oci::OciLayout,
     pg::TestDatabase,
@@ -67,6 +68,11 @@ impl Shim {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.host_port)
+    }
+
+    /// `http://127.0.0.1:PORT/v2/<path>`
+    pub fn v2(&self, path: &str) -> String {
+        format!("http://{}/v2/{path}", self.host_port)
     }
 
     /// `docker://127.0.0.1:PORT/<repo_and_tag>`
@@ -153,10 +159,9 @@ pub async fn assert_slow_upload_arrives_whole(
     let c = http();
     let started = std::time::Instant::now();
     let start = c
-        .post(format!("{}/v2/{repo}/blobs/uploads/", shim.url()))
-        .send()
-        .await
-        .unwrap();
+        .post(shim.v2(&format!("{repo}/blobs/uploads/")))
+        .sent()
+        .await;
     assert_eq!(start.status(), reqwest::StatusCode::ACCEPTED);
     let location = start.headers()["location"].to_str().unwrap().to_owned();
     let whole = pieces.concat();
@@ -170,9 +175,8 @@ pub async fn assert_slow_upload_arrives_whole(
         .header("content-type", "application/octet-stream")
         .body(paced_body(pieces, gap))
         .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let took = started.elapsed();
     assert_eq!(
         put.status(),
@@ -200,10 +204,9 @@ pub fn paced_body(pieces: Vec<Vec<u8>>, gap: Duration) -> reqwest::Body {
 /// A `GET` of the blob through the shim answers `200` with exactly `whole`.
 pub async fn assert_blob_is(shim: &Shim, repo: &str, digest: &str, whole: &[u8]) {
     let got = http()
-        .get(format!("{}/v2/{repo}/blobs/{digest}", shim.url()))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2(&format!("{repo}/blobs/{digest}")))
+        .sent()
+        .await;
     assert_eq!(got.status(), reqwest::StatusCode::OK);
     assert_eq!(got.bytes().await.unwrap(), whole);
 }
@@ -238,24 +241,13 @@ pub fn with_query(url: &str, extra: &str) -> String {
     }
 }
 
-/// A plain HTTP client for hand-made requests.
-pub fn http() -> reqwest::Client {
-    shimmer_shim::backend::install_crypto_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
-
 /// Starts a blob upload on the registry (or shim) at `base`: asserts the 202 and returns the
 /// session's `Location` as an absolute URL.
 pub async fn start_upload(base: &str, repo: &str) -> String {
     let r = http()
         .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
     let loc = r.headers()[reqwest::header::LOCATION]
         .to_str()
@@ -317,9 +309,8 @@ pub async fn wait_for_jobs(pool: &PgPool, n: usize) -> Vec<shimmer_store::jobs::
 pub async fn metrics_text(shim: &Shim) -> String {
     http()
         .get(format!("{}/metrics", shim.url()))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap()

@@ -11,6 +11,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, docker, error_code, first_layer, http, push, scratch_layout};
+use testkit::http::Sent;
 
 fn upstream_toml(name: &str, host: &str, url: &str) -> String {
     format!("[[upstream]]\nname = \"{name}\"\nhosts = [\"{host}\"]\nurl = \"{url}\"\n")
@@ -123,10 +124,9 @@ async fn an_unknown_ns_gets_404_and_is_never_dialled() {
     let target = ConnectionCounter::start().await;
     let ns = format!("127.0.0.1:{}", target.port);
     let r = http()
-        .get(format!("{}/v2/team/x/manifests/v1?ns={ns}", shim.url()))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2(&format!("team/x/manifests/v1?ns={ns}")))
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "NAME_UNKNOWN");
     assert_eq!(
@@ -169,15 +169,11 @@ async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_onl
     .await
     .unwrap();
     let r = http()
-        .head(format!(
-            "{}/v2/team/p/manifests/v1?ns=registry-a.test",
-            shim.url()
-        ))
+        .head(shim.v2("team/p/manifests/v1?ns=registry-a.test"))
         .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
         .basic_auth("client", Some("client-password"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["oci-namespace"], "registry-a.test");
     assert_eq!(r.headers()["docker-content-digest"], d.digest.as_str());
@@ -194,13 +190,9 @@ async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_onl
     }
     // Pushes through an upstream are refused.
     let r = http()
-        .post(format!(
-            "{}/v2/team/p/blobs/uploads/?ns=registry-a.test",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+        .post(shim.v2("team/p/blobs/uploads/?ns=registry-a.test"))
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(r).await, "UNSUPPORTED");
 }
@@ -219,13 +211,9 @@ async fn the_host_in_path_form_reaches_the_same_upstream() {
     assert_eq!(skopeo::digest_of(&raw), d.digest);
     // A host that is not configured is just part of a repository name (no route here: 404).
     let r = http()
-        .get(format!(
-            "{}/v2/registry-z.test/team/p/manifests/v1",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2("registry-z.test/team/p/manifests/v1"))
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "NAME_UNKNOWN");
 }
@@ -263,25 +251,17 @@ async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_cred
         .await;
         let before = tokens.requests().len();
         let r = http()
-            .get(format!(
-                "{}/v2/team/p/manifests/v1?ns=registry-t.test",
-                shim.url()
-            ))
+            .get(shim.v2("team/p/manifests/v1?ns=registry-t.test"))
             .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
             .basic_auth("client", Some("client-password"))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "cached: {cached}");
         assert_eq!(r.headers()["docker-content-digest"], d.digest.as_str());
         let r = http()
-            .get(format!(
-                "{}/v2/team/p/blobs/{blob}?ns=registry-t.test",
-                shim.url()
-            ))
-            .send()
-            .await
-            .unwrap();
+            .get(shim.v2(&format!("team/p/blobs/{blob}?ns=registry-t.test")))
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(
             testkit::skopeo::digest_of(&r.bytes().await.unwrap()),
@@ -315,14 +295,10 @@ async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_cred
     // Without credentials the token carries no access: the upstream's 401 reaches the client.
     let shim = Shim::start(&upstream_toml("t", "registry-t.test", &up.url())).await;
     let r = http()
-        .get(format!(
-            "{}/v2/team/p/manifests/v1?ns=registry-t.test",
-            shim.url()
-        ))
+        .get(shim.v2("team/p/manifests/v1?ns=registry-t.test"))
         .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -357,26 +333,18 @@ async fn a_static_token_from_a_file_reaches_the_upstream_as_bearer_never_the_cli
         );
         let before = rec.requests().len();
         let r = http()
-            .get(format!(
-                "{}/v2/team/tok/manifests/v1?ns=registry-a.test",
-                shim.url()
-            ))
+            .get(shim.v2("team/tok/manifests/v1?ns=registry-a.test"))
             .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
             .bearer_auth("client-own-token")
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "cached: {cached}");
         assert_eq!(r.headers()["docker-content-digest"], d.digest.as_str());
         let r = http()
-            .get(format!(
-                "{}/v2/team/tok/blobs/{blob}?ns=registry-a.test",
-                shim.url()
-            ))
+            .get(shim.v2(&format!("team/tok/blobs/{blob}?ns=registry-a.test")))
             .basic_auth("client", Some("client-password"))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "cached: {cached}");
         assert_eq!(skopeo::digest_of(&r.bytes().await.unwrap()), blob);
         let sent = &rec.requests()[before..];

@@ -15,6 +15,7 @@ use testkit::{
 use crate::harness::{
     Shim, backend_toml, docker, error_code, http, prefixed_backend_toml, start_upload,
 };
+use testkit::http::Sent;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -25,12 +26,11 @@ async fn tag_again(shim: &Shim, repo: &str, tag: &str, tags: &[&str]) {
         .unwrap();
     for t in tags {
         let r = http()
-            .put(format!("{}/v2/{repo}/manifests/{t}", shim.url()))
+            .put(shim.v2(&format!("{repo}/manifests/{t}")))
             .header(header::CONTENT_TYPE, OCI_MANIFEST)
             .body(raw.clone())
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
     }
 }
@@ -59,7 +59,7 @@ async fn manifest_and_blob_delete_reach_the_backend_and_etags_pass_through() {
         .await
         .unwrap();
     let c = http();
-    let manifest_url = format!("{}/v2/acme/del/manifests/{digest}", shim.url());
+    let manifest_url = shim.v2(&format!("acme/del/manifests/{digest}"));
 
     // ETag: the backend's, unchanged, on manifests and blobs; a conditional GET gets its 304.
     for path in [
@@ -69,15 +69,13 @@ async fn manifest_and_blob_delete_reach_the_backend_and_etags_pass_through() {
         let direct = c
             .get(format!("{}{path}", reg.url()))
             .header(header::ACCEPT, OCI_MANIFEST)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         let via = c
             .get(format!("{}{path}", shim.url()))
             .header(header::ACCEPT, OCI_MANIFEST)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(via.status(), StatusCode::OK, "{path}");
         let etag = via.headers()[header::ETAG].clone();
         assert_eq!(etag, direct.headers()[header::ETAG], "{path}");
@@ -85,14 +83,13 @@ async fn manifest_and_blob_delete_reach_the_backend_and_etags_pass_through() {
             .get(format!("{}{path}", shim.url()))
             .header(header::ACCEPT, OCI_MANIFEST)
             .header(header::IF_NONE_MATCH, etag)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path}");
     }
 
     // Manifest DELETE by digest: 202, then the backend no longer has it.
-    let r = c.delete(&manifest_url).send().await.unwrap();
+    let r = c.delete(&manifest_url).sent().await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert_eq!(
         r.headers()["docker-distribution-api-version"],
@@ -101,17 +98,15 @@ async fn manifest_and_blob_delete_reach_the_backend_and_etags_pass_through() {
     let r = c
         .get(&manifest_url)
         .header(header::ACCEPT, OCI_MANIFEST)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
     let direct = c
         .get(format!("{}/v2/acme/del/manifests/{digest}", reg.url()))
         .header(header::ACCEPT, OCI_MANIFEST)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         direct.status(),
         StatusCode::NOT_FOUND,
@@ -119,10 +114,10 @@ async fn manifest_and_blob_delete_reach_the_backend_and_etags_pass_through() {
     );
 
     // Blob DELETE likewise.
-    let blob_url = format!("{}/v2/acme/del/blobs/{layer}", shim.url());
-    let r = c.delete(&blob_url).send().await.unwrap();
+    let blob_url = shim.v2(&format!("acme/del/blobs/{layer}"));
+    let r = c.delete(&blob_url).sent().await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let r = c.get(&blob_url).send().await.unwrap();
+    let r = c.get(&blob_url).sent().await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
 }
@@ -178,11 +173,7 @@ async fn tag_list_link_points_at_the_shim_and_maps_back_to_the_exact_backend_url
             "/v2/mirror/acme/pag/tags/list?n=1&last=a%2Bz&_state=opaque%3D%3D",
         ),
     ] {
-        let r = c
-            .get(format!("{}{first}", shim.url()))
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(format!("{}{first}", shim.url())).sent().await;
         assert_eq!(r.status(), StatusCode::OK);
         let link = r.headers()[header::LINK].to_str().unwrap().to_owned();
         assert_eq!(link, expected_link);
@@ -190,7 +181,7 @@ async fn tag_list_link_points_at_the_shim_and_maps_back_to_the_exact_backend_url
         assert_eq!(v["name"], "acme/pag", "the shim's name, not the backend's");
 
         let next = link.split('<').nth(1).unwrap().split('>').next().unwrap();
-        let r = c.get(format!("{}{next}", shim.url())).send().await.unwrap();
+        let r = c.get(format!("{}{next}", shim.url())).sent().await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.headers().get(header::LINK).is_none(), "the last page");
         let v: serde_json::Value = r.json().await.unwrap();
@@ -244,11 +235,7 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
         .unwrap();
     }
     let c = http();
-    let r = c
-        .get(format!("{}/v2/_catalog", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(shim.v2("_catalog")).sent().await;
     assert_eq!(r.status(), StatusCode::OK);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(
@@ -260,13 +247,13 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
     // Page by page, following the Link: paged in shim names over the prefix only, so no page
     // and no Link names a backend repository outside it (`aaa/first` sorts before the prefix,
     // `plain/c` after it).
-    let mut next = Some(format!("{}/v2/_catalog?n=1", shim.url()));
+    let mut next = Some(shim.v2("_catalog?n=1"));
     let mut seen = Vec::new();
     let mut pages = 0;
     while let Some(url) = next.take() {
         pages += 1;
         assert!(pages <= 10, "pagination does not end");
-        let r = c.get(&url).send().await.unwrap();
+        let r = c.get(&url).sent().await;
         assert_eq!(r.status(), StatusCode::OK);
         if let Some(link) = r.headers().get(header::LINK) {
             let link = link.to_str().unwrap();
@@ -292,10 +279,9 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
     assert_eq!(pages, 4, "one backend repository per page");
     // A client's own `last` is a shim name.
     let v: serde_json::Value = c
-        .get(format!("{}/v2/_catalog?n=1&last=acme%2Fa", shim.url()))
-        .send()
+        .get(shim.v2("_catalog?n=1&last=acme%2Fa"))
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -321,18 +307,18 @@ async fn head_is_answered_wherever_get_is_as_going_direct() {
     for (direct, through, expected) in [
         (
             format!("{}/v2/mirror/acme/h/tags/list", reg.url()),
-            format!("{}/v2/acme/h/tags/list", shim.url()),
+            shim.v2("acme/h/tags/list"),
             StatusCode::METHOD_NOT_ALLOWED,
         ),
         (direct_session, shim_session, StatusCode::NO_CONTENT),
         (
             format!("{}/v2/mirror/acme/h/referrers/{digest}", reg.url()),
-            format!("{}/v2/acme/h/referrers/{digest}", shim.url()),
+            shim.v2(&format!("acme/h/referrers/{digest}")),
             StatusCode::NOT_FOUND,
         ),
     ] {
-        let d = c.head(&direct).send().await.unwrap();
-        let s = c.head(&through).send().await.unwrap();
+        let d = c.head(&direct).sent().await;
+        let s = c.head(&through).sent().await;
         assert_eq!(d.status(), expected, "HEAD {direct}");
         assert_eq!(s.status(), expected, "HEAD {through}");
     }
@@ -366,10 +352,9 @@ async fn a_backend_blob_the_cache_cannot_answer_passes_through() {
             std::fs::write(&tmp_dir, b"not a directory").unwrap();
         }
         let r = http()
-            .get(format!("{}/v2/acme/c/blobs/{layer}", shim.url()))
-            .send()
-            .await
-            .unwrap();
+            .get(shim.v2(&format!("acme/c/blobs/{layer}")))
+            .sent()
+            .await;
         assert_eq!(r.status(), StatusCode::OK, "{broken}");
         let body = r.bytes().await.unwrap();
         assert_eq!(skopeo::digest_of(&body), layer, "{broken}");
@@ -396,7 +381,7 @@ async fn every_answer_carries_a_request_id_the_backend_saw_too() {
 
     let mut ids = Vec::new();
     for path in ["/v2/", "/v2/", "/v2/acme/none/manifests/v1"] {
-        let r = c.get(format!("{}{path}", shim.url())).send().await.unwrap();
+        let r = c.get(format!("{}{path}", shim.url())).sent().await;
         ids.push(id_of(&r));
     }
     // The shim's own probe of `/v2/` at its first request is no client's and has no id.
@@ -412,11 +397,10 @@ async fn every_answer_carries_a_request_id_the_backend_saw_too() {
     );
 
     let r = c
-        .get(format!("{}/v2/acme/none/manifests/v1", shim.url()))
+        .get(shim.v2("acme/none/manifests/v1"))
         .header("x-request-id", "client-chosen-7")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(id_of(&r), "client-chosen-7");
     assert_eq!(
@@ -426,20 +410,12 @@ async fn every_answer_carries_a_request_id_the_backend_saw_too() {
 
     // Answered by the shim alone: an invalid name never reaches the backend.
     let before = rec.requests().len();
-    let r = c
-        .get(format!("{}/v2/Acme/manifests/v1", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(shim.v2("Acme/manifests/v1")).sent().await;
     let own = id_of(&r);
     assert_eq!(error_code(r).await, "NAME_INVALID");
     assert!(!ids.contains(&own));
     assert_eq!(rec.requests().len(), before);
-    let r = c
-        .get(format!("{}/healthz", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{}/healthz", shim.url())).sent().await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(!id_of(&r).is_empty());
 }
@@ -483,11 +459,7 @@ async fn backend_hop_headers_and_cookies_stay_behind_and_every_link_is_rewritten
         .await
         .unwrap();
 
-    let r = http()
-        .get(format!("{}/v2/acme/hop/tags/list", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = http().get(shim.v2("acme/hop/tags/list")).sent().await;
     assert_eq!(r.status(), StatusCode::OK);
     let h = r.headers();
     for gone in ["x-backend-hop", "keep-alive", "set-cookie"] {
@@ -534,9 +506,8 @@ async fn tag_lists_are_paged_where_the_backend_does_not() {
     // The backend alone ignores n.
     let direct: serde_json::Value = c
         .get(format!("{}/v2/acme/paged/tags/list?n=2", reg.url()))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -545,7 +516,7 @@ async fn tag_lists_are_paged_where_the_backend_does_not() {
     let page = |url: String| {
         let c = c.clone();
         async move {
-            let r = c.get(url).send().await.unwrap();
+            let r = c.get(url).sent().await;
             assert_eq!(r.status(), StatusCode::OK);
             let link = r
                 .headers()
@@ -561,7 +532,7 @@ async fn tag_lists_are_paged_where_the_backend_does_not() {
             (tags, link)
         }
     };
-    let mut url = format!("{}/v2/acme/paged/tags/list?n=2", shim.url());
+    let mut url = shim.v2("acme/paged/tags/list?n=2");
     let mut pages = Vec::new();
     loop {
         let (tags, link) = page(url.clone()).await;
@@ -572,20 +543,16 @@ async fn tag_lists_are_paged_where_the_backend_does_not() {
         url = format!("{}{next}", shim.url());
     }
     assert_eq!(pages, [vec!["a", "b"], vec!["c", "d"], vec!["e"]]);
-    let (after, link) = page(format!("{}/v2/acme/paged/tags/list?last=c", shim.url())).await;
+    let (after, link) = page(shim.v2("acme/paged/tags/list?last=c")).await;
     assert_eq!((after, link), (vec!["d".to_owned(), "e".to_owned()], None));
-    let (all, _) = page(format!("{}/v2/acme/paged/tags/list", shim.url())).await;
+    let (all, _) = page(shim.v2("acme/paged/tags/list")).await;
     assert_eq!(
         all.len(),
         5,
         "without n or last: the backend's list as it is"
     );
 
-    let r = c
-        .get(format!("{}/v2/acme/paged/tags/list?n=many", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(shim.v2("acme/paged/tags/list?n=many")).sent().await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "PAGINATION_NUMBER_INVALID");
 }

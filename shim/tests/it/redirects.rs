@@ -13,6 +13,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, http, start_upload, with_query};
+use testkit::http::Sent;
 
 /// nginx: blob GETs get `307` to `redirect_to` + the same path, everything else is proxied to
 /// `upstream`.
@@ -40,9 +41,8 @@ async fn upload(base: &str, repo: &str, data: &[u8]) -> String {
     let r = c
         .put(with_query(&loc, &format!("digest={d}")))
         .body(data.to_vec())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     d
 }
@@ -62,19 +62,17 @@ async fn blob_redirects_are_followed_without_credentials_or_passed_on() {
     // Direct to nginx: a real 307.
     let direct = http()
         .get(format!("{}/v2/acme/r/blobs/{d}", nginx.url()))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(direct.status(), StatusCode::TEMPORARY_REDIRECT);
 
     // Through the shim: followed, the bytes arrive, the client's credentials stay behind.
     let got = http()
-        .get(format!("{}/v2/acme/r/blobs/{d}", shim.url()))
+        .get(shim.v2(&format!("acme/r/blobs/{d}")))
         .basic_auth("someone", Some("their-password"))
         .header(header::RANGE, "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(got.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(got.headers()["docker-content-digest"], d.as_str());
     assert_eq!(got.bytes().await.unwrap().as_ref(), &data[..100]);
@@ -98,9 +96,8 @@ async fn blob_redirects_are_followed_without_credentials_or_passed_on() {
     .await;
     let r = http()
         .get(format!("{}/v2/acme/r/blobs/{d}", passing.url()))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
     let loc = r.headers()[header::LOCATION].to_str().unwrap();
     assert!(

@@ -21,6 +21,7 @@ use axum::{
 use testkit::skopeo::digest_of;
 
 use crate::harness::{Shim, backend_toml, http};
+use testkit::http::Sent;
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -150,14 +151,10 @@ async fn referrers_pass_through_verbatim_and_a_404_stays_a_404() {
     let query = "artifactType=application%2Fvnd.example.sig.v1";
 
     let r = c
-        .get(format!(
-            "{}/v2/acme/art/referrers/{subject}?{query}",
-            shim.url()
-        ))
+        .get(shim.v2(&format!("acme/art/referrers/{subject}?{query}")))
         .header(header::ACCEPT, INDEX)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["oci-filters-applied"], "artifactType");
     assert_eq!(r.headers()[header::CONTENT_TYPE], INDEX);
@@ -176,22 +173,17 @@ async fn referrers_pass_through_verbatim_and_a_404_stays_a_404() {
 
     // Without a filter the backend applies none, and the shim adds none.
     let r = c
-        .get(format!("{}/v2/acme/art/referrers/{subject}", shim.url()))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2(&format!("acme/art/referrers/{subject}")))
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("oci-filters-applied").is_none());
 
     // A backend without the API: its 404 reaches the client as a 404.
     let r = c
-        .get(format!(
-            "{}/v2/acme/old/referrers/{subject}?{query}",
-            shim.url()
-        ))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2(&format!("acme/old/referrers/{subject}?{query}")))
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(
         fake.seen()
@@ -216,12 +208,11 @@ async fn a_manifest_push_answers_with_the_backends_oci_subject() {
     .to_string();
     let digest = digest_of(manifest.as_bytes());
     let r = http()
-        .put(format!("{}/v2/acme/art/manifests/{digest}", shim.url()))
+        .put(shim.v2(&format!("acme/art/manifests/{digest}")))
         .header(header::CONTENT_TYPE, OCI_MANIFEST)
         .body(manifest)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["oci-subject"], subject.as_str());
     assert_eq!(r.headers()["docker-content-digest"], digest.as_str());

@@ -16,6 +16,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, http, metrics_text, start_upload};
+use testkit::http::Sent;
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -51,9 +52,8 @@ async fn push_empty_blob(shim: &Shim, repo: &str) -> String {
     let r = http()
         .put(format!("{loc}{sep}digest={digest}"))
         .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     digest
 }
@@ -74,24 +74,19 @@ fn referrer(artifact_type: &str, subject: &str, size: usize, empty: &str) -> Str
 async fn put_manifest(shim: &Shim, repo: &str, manifest: String) -> reqwest::Response {
     let digest = digest_of(manifest.as_bytes());
     http()
-        .put(format!("{}/v2/{repo}/manifests/{digest}", shim.url()))
+        .put(shim.v2(&format!("{repo}/manifests/{digest}")))
         .header(header::CONTENT_TYPE, OCI_MANIFEST)
         .body(manifest)
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 async fn referrers(shim: &Shim, repo: &str, subject: &str, query: &str) -> reqwest::Response {
     http()
-        .get(format!(
-            "{}/v2/{repo}/referrers/{subject}{query}",
-            shim.url()
-        ))
+        .get(shim.v2(&format!("{repo}/referrers/{subject}{query}")))
         .header(header::ACCEPT, INDEX)
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 fn digests(index: &Value) -> Vec<String> {
@@ -115,9 +110,8 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
     // The registry alone has no referrers API.
     let direct = http()
         .get(format!("{}/v2/{repo}/referrers/{subject}", reg.url()))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(direct.status(), StatusCode::NOT_FOUND);
 
     // Two referrers pushed at once to one subject: both answered with OCI-Subject, both listed.
@@ -177,17 +171,15 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
     let r = http()
         .get(format!("{}/v2/{repo}/manifests/{tag}", reg.url()))
         .header(header::ACCEPT, INDEX)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 
     // A deleted referrer leaves the list.
     let r = http()
-        .delete(format!("{}/v2/{repo}/manifests/{sig_digest}", shim.url()))
-        .send()
-        .await
-        .unwrap();
+        .delete(shim.v2(&format!("{repo}/manifests/{sig_digest}")))
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let index: Value = referrers(&shim, repo, &subject, "")
         .await
@@ -208,9 +200,8 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
     assert!(r.headers().get("oci-subject").is_none());
     let victim = http()
         .get(format!("{}/v2/acme/victim/manifests/latest", reg.url()))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(victim.status(), StatusCode::NOT_FOUND);
 
     let metrics = metrics_text(&shim).await;

@@ -10,6 +10,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, docker, error_code, http};
+use testkit::http::Sent;
 
 fn small_image(dir: &std::path::Path) -> OciLayout {
     let layout = OciLayout::create(dir.join("layout"));
@@ -66,11 +67,7 @@ async fn two_backends_are_routed_by_longest_prefix() {
     assert!(!on(&a, "acme/private/x").await);
 
     // A name no route covers: NAME_UNKNOWN, and a push fails.
-    let resp = http()
-        .get(format!("{}/v2/elsewhere/x/manifests/v1", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = http().get(shim.v2("elsewhere/x/manifests/v1")).sent().await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         resp.headers()["docker-distribution-api-version"],
@@ -131,10 +128,10 @@ async fn catalog_pagination_links_point_at_the_shim_and_tag_queries_pass_verbati
     let c = http();
 
     // Walk the catalog one repository at a time by following the Link header.
-    let mut next = Some(format!("{}/v2/_catalog?n=1", shim.url()));
+    let mut next = Some(shim.v2("_catalog?n=1"));
     let mut seen = Vec::new();
     while let Some(url) = next.take() {
-        let resp = c.get(&url).send().await.unwrap();
+        let resp = c.get(&url).sent().await;
         assert_eq!(resp.status(), StatusCode::OK);
         if let Some(link) = resp.headers().get(header::LINK) {
             let link = link.to_str().unwrap();
@@ -160,10 +157,9 @@ async fn catalog_pagination_links_point_at_the_shim_and_tag_queries_pass_verbati
     // docker-registry 2.8 ignores n/last on tag lists (no Link to follow); the shim's part is
     // to hand the query to the backend exactly as the client wrote it.
     let resp = c
-        .get(format!("{}/v2/r/one/tags/list?n=1&last=a%2Db", shim.url()))
-        .send()
-        .await
-        .unwrap();
+        .get(shim.v2("r/one/tags/list?n=1&last=a%2Db"))
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["name"], "r/one");
@@ -182,7 +178,7 @@ async fn repeated_accept_headers_all_reach_the_backend() {
     let rec = Recorder::start(&reg.url()).await;
     let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
     let resp = http()
-        .get(format!("{}/v2/r/x/manifests/v1", shim.url()))
+        .get(shim.v2("r/x/manifests/v1"))
         .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
         .header(
             header::ACCEPT,
@@ -190,9 +186,8 @@ async fn repeated_accept_headers_all_reach_the_backend() {
         )
         .header(header::CONNECTION, "keep-alive, x-secret-hop")
         .header("x-secret-hop", "must not pass")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let sent: Vec<_> = rec
         .requests()
@@ -276,5 +271,5 @@ async fn readyz_names_the_database_while_postgresql_is_down() {
 
 /// `GET <path>` on the shim.
 async fn get(c: &reqwest::Client, shim: &Shim, path: &str) -> reqwest::Response {
-    c.get(format!("{}{path}", shim.url())).send().await.unwrap()
+    c.get(format!("{}{path}", shim.url())).sent().await
 }

@@ -7,6 +7,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, backend_toml, http, with_query};
+use testkit::http::Sent;
 
 #[tokio::test]
 async fn shutdown_drains_a_download_in_flight() {
@@ -18,23 +19,17 @@ async fn shutdown_drains_a_download_in_flight() {
     let d = digest_of(&data);
     let r = c
         .post(format!("{base}/v2/acme/s/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
     let r = c
         .put(with_query(&format!("{base}{loc}"), &format!("digest={d}")))
         .body(data.clone())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 
-    let mut resp = c
-        .get(format!("{base}/v2/acme/s/blobs/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let mut resp = c.get(format!("{base}/v2/acme/s/blobs/{d}")).sent().await;
     assert_eq!(resp.status(), StatusCode::OK);
     let first = resp.chunk().await.unwrap().unwrap();
     let stopping = tokio::spawn(shim.shutdown());

@@ -12,6 +12,7 @@ use testkit::{
 };
 
 use crate::harness::{Shim, assert_slow_upload_arrives_whole, backend_toml, http};
+use testkit::http::Sent;
 
 async fn shim(reg: &Registry) -> Shim {
     let toml = format!(
@@ -29,11 +30,7 @@ async fn a_client_trickling_its_request_head_is_disconnected() {
     let reg = Registry::start(Default::default()).await;
     let shim = shim(&reg).await;
     assert_trickled_head_cut_off(&shim.host_port, || async {
-        let ok = http()
-            .get(format!("{}/v2/", shim.url()))
-            .send()
-            .await
-            .unwrap();
+        let ok = http().get(shim.v2("")).sent().await;
         assert_eq!(ok.status(), StatusCode::OK, "others are served meanwhile");
     })
     .await;
@@ -86,10 +83,6 @@ async fn an_h2c_connection_is_refused() {
         got.len() < 9 || got[3] != 4,
         "the shim answered in HTTP/2: {got:?}"
     );
-    let ok = http()
-        .get(format!("{}/v2/", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let ok = http().get(shim.v2("")).sent().await;
     assert_eq!(ok.status(), StatusCode::OK);
 }

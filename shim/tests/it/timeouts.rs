@@ -11,6 +11,7 @@ use tokio::{
 };
 
 use crate::harness::{Shim, assert_slow_upload_arrives_whole, error_code, http};
+use testkit::http::Sent;
 
 const BLOB: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 const DECLARED: usize = 1 << 20;
@@ -79,7 +80,7 @@ async fn a_backend_that_never_answers_gets_the_client_a_502_after_the_read_timeo
     let shim = shim_with_read_timeout(&url).await;
     let started = Instant::now();
     let r = http()
-        .get(format!("{}/v2/team/app/manifests/v1", shim.url()))
+        .get(shim.v2("team/app/manifests/v1"))
         .timeout(Duration::from_secs(30))
         .send()
         .await
@@ -101,11 +102,10 @@ async fn a_backend_that_stalls_mid_blob_ends_the_transfer_short_after_the_read_t
     let (url, _task) = stalling_backend().await;
     let shim = shim_with_read_timeout(&url).await;
     let mut r = http()
-        .get(format!("{}/v2/team/app/blobs/{BLOB}", shim.url()))
+        .get(shim.v2(&format!("team/app/blobs/{BLOB}")))
         .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-length"], DECLARED.to_string());
     let mut got = 0;

@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use testkit::registry::Registry;
 
 use crate::harness::{Shim, http};
+use testkit::http::Sent;
 
 fn backend(url: &str, extra: &str) -> String {
     format!(
@@ -14,12 +15,7 @@ fn backend(url: &str, extra: &str) -> String {
 }
 
 async fn status(shim: &Shim) -> StatusCode {
-    http()
-        .get(format!("{}/v2/x/tags/list", shim.url()))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    http().get(shim.v2("x/tags/list")).sent().await.status()
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use testkit::{
 use crate::harness::{
     Shim, backend_toml, dir_digests, docker, error_code, http, prefixed_backend_toml,
 };
+use testkit::http::Sent;
 
 const CREDS: &str = "bob:t0ken-pass";
 
@@ -70,14 +71,9 @@ async fn prefixed_token_backend_logins_work_through_the_shims_token_endpoint() {
         let backend_path = path.replace("/acme/", "/mirror/acme/");
         let direct = c
             .get(format!("{}/v2{backend_path}", backend.url()))
-            .send()
-            .await
-            .unwrap();
-        let via = c
-            .get(format!("{}/v2{path}", shim.url()))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
+        let via = c.get(format!("{}/v2{path}", shim.url())).sent().await;
         assert_eq!(direct.status(), StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(via.status(), StatusCode::UNAUTHORIZED, "{path}");
         let direct = direct.headers()[header::WWW_AUTHENTICATE]
@@ -223,9 +219,8 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
             elsewhere.url()
         ))
         .header(header::AUTHORIZATION, basic(CREDS))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(answer.status(), StatusCode::OK);
     let body: serde_json::Value = answer.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
@@ -242,9 +237,9 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
     // and through the shim.
     for url in [
         format!("{}/v2/mirror/acme/app/tags/list", backend.url()),
-        format!("{}/v2/acme/app/tags/list", shim.url()),
+        shim.v2("acme/app/tags/list"),
     ] {
-        let tags = c.get(&url).bearer_auth(&token).send().await.unwrap();
+        let tags = c.get(&url).bearer_auth(&token).sent().await;
         assert_eq!(tags.status(), StatusCode::OK, "{url}");
     }
 
@@ -255,9 +250,8 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
             shim.url()
         ))
         .header(header::AUTHORIZATION, basic("bob:wrong"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 
     // No relay for a backend without a prefix (its challenges name its own realm) or for a
@@ -270,9 +264,8 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
                 shim.url()
             ))
             .header(header::AUTHORIZATION, basic(CREDS))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{name}");
         assert_eq!(error_code(resp).await, "NOT_FOUND", "{name}");
     }
@@ -284,9 +277,8 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
             "grant_type=password&username=bob&password=t0ken-pass&scope={}",
             "a".repeat(70 * 1024)
         ))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(tokens.requests().len(), before);
 }
@@ -313,9 +305,8 @@ async fn relay_tokens_keeps_the_token_service_behind_the_shim() {
 
     let challenge = http()
         .get(format!("{}/v2/team/app/manifests/v1", front.url()))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
     let challenge = challenge.headers()[header::WWW_AUTHENTICATE]
         .to_str()
@@ -383,9 +374,8 @@ async fn a_backend_without_a_token_service_is_asked_once() {
                 "{}/token/internal?scope=repository:team/app:pull",
                 shim.url()
             ))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         assert_eq!(error_code(resp).await, "NOT_FOUND");
     }

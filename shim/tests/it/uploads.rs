@@ -11,6 +11,7 @@ use testkit::{
 use crate::harness::{
     Shim, assert_blob_is, backend_toml, http, paced_body, start_upload, with_query,
 };
+use testkit::http::Sent;
 
 /// The `Location` of a response, which must point at the shim (relative, no backend host).
 fn location(resp: &reqwest::Response, shim: &Shim, backend_host: &str) -> String {
@@ -69,9 +70,8 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
     let digest = digest_of(&data);
     let resp = c
         .post(format!("{base}/v2/acme/x/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     assert!(resp.headers().contains_key("docker-upload-uuid"));
     let mut next = location(&resp, &shim, &reg.host_port());
@@ -83,9 +83,8 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_RANGE, format!("{offset}-{end}"))
             .body(chunk.to_vec())
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(
             resp.status(),
             StatusCode::ACCEPTED,
@@ -96,13 +95,12 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
         next = location(&resp, &shim, &reg.host_port());
         offset = end + 1;
     }
-    let status = c.get(&next).send().await.unwrap();
+    let status = c.get(&next).sent().await;
     assert_eq!(status.status(), StatusCode::NO_CONTENT, "upload status");
     let resp = c
         .put(with_query(&next, &format!("digest={digest}")))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(resp.headers()["docker-content-digest"], digest.as_str());
     location(&resp, &shim, &reg.host_port());
@@ -110,15 +108,13 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
     // The backend stored it under the mapped name; the shim serves it under its own.
     let direct = c
         .get(format!("{}v2/mirror/acme/x/blobs/{digest}", reg.api_base()))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(direct.status(), StatusCode::OK);
     let got = c
         .get(format!("{base}/v2/acme/x/blobs/{digest}"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         got.headers()[header::CONTENT_LENGTH],
         data.len().to_string().as_str()
@@ -129,9 +125,8 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
     let part = c
         .get(format!("{base}/v2/acme/x/blobs/{digest}"))
         .header(header::RANGE, "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         part.headers()[header::CONTENT_RANGE],
@@ -144,9 +139,8 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
         .post(format!(
             "{base}/v2/acme/y/blobs/uploads/?mount={digest}&from=acme/x"
         ))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED, "mount");
     let loc = location(&resp, &shim, &reg.host_port());
     assert!(
@@ -155,9 +149,8 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
     );
     let head = c
         .head(format!("{base}/v2/acme/y/blobs/{digest}"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(
         head.headers()[header::CONTENT_LENGTH],
@@ -172,9 +165,8 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
         .post(format!("{base}/v2/acme/y/blobs/uploads/?digest={d2}"))
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .body(small.clone())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(resp.status() == StatusCode::CREATED || resp.status() == StatusCode::ACCEPTED);
     if resp.status() == StatusCode::ACCEPTED {
         let session = location(&resp, &shim, &reg.host_port());
@@ -182,36 +174,29 @@ async fn uploads_work(relative_urls: bool, path: Option<&str>) {
             .put(with_query(&session, &format!("digest={d2}")))
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(small.clone())
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(resp.status(), StatusCode::CREATED, "monolithic PUT");
     }
-    let got = c
-        .get(format!("{base}/v2/acme/y/blobs/{d2}"))
-        .send()
-        .await
-        .unwrap();
+    let got = c.get(format!("{base}/v2/acme/y/blobs/{d2}")).sent().await;
     assert_eq!(got.bytes().await.unwrap().as_ref(), small.as_slice());
 
     // Cancelling an upload session.
     let resp = c
         .post(format!("{base}/v2/acme/x/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let session = location(&resp, &shim, &reg.host_port());
-    let resp = c.delete(&session).send().await.unwrap();
+    let resp = c.delete(&session).sent().await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = c.get(&session).send().await.unwrap();
+    let resp = c.get(&session).sent().await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     // Blob delete.
     let resp = c
         .delete(format!("{base}/v2/acme/y/blobs/{d2}"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
 }
 
@@ -257,10 +242,9 @@ async fn mount_from_another_backend_becomes_a_plain_upload() {
     ];
     for query in &queries {
         let resp = http()
-            .post(format!("{}/v2/b/y/blobs/uploads/?{query}", shim.url()))
-            .send()
-            .await
-            .unwrap();
+            .post(shim.v2(&format!("b/y/blobs/uploads/?{query}")))
+            .sent()
+            .await;
         assert_eq!(
             resp.status(),
             StatusCode::ACCEPTED,
@@ -305,11 +289,7 @@ async fn a_percent_encoded_upload_session_goes_back_to_the_backend_as_it_wrote_i
     .await;
     let shim = Shim::start(&backend_toml("primary", &relay.url(), "")).await;
     let c = http();
-    let resp = c
-        .post(format!("{}/v2/acme/enc/blobs/uploads/", shim.url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = c.post(shim.v2("acme/enc/blobs/uploads/")).sent().await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let next = location(&resp, &shim, &reg.host_port());
     assert!(
@@ -318,7 +298,7 @@ async fn a_percent_encoded_upload_session_goes_back_to_the_backend_as_it_wrote_i
     );
     // The backend does not know this session (the relay invented it): what matters is the
     // request it got.
-    c.patch(&next).body("x").send().await.unwrap();
+    c.patch(&next).body("x").sent().await;
     let patched: Vec<String> = relay
         .requests()
         .into_iter()
@@ -348,9 +328,8 @@ async fn a_patch_streamed_without_a_length_reaches_the_backend_streamed() {
         .patch(&next)
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .body(paced_body(pieces, std::time::Duration::from_millis(20)))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     assert_eq!(
         resp.headers()[header::RANGE],
@@ -359,9 +338,8 @@ async fn a_patch_streamed_without_a_length_reaches_the_backend_streamed() {
     let next = location(&resp, &shim, &reg.host_port());
     let resp = c
         .put(with_query(&next, &format!("digest={digest}")))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 
     let patch = rec

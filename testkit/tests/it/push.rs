@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use testkit::http::Sent;
 use testkit::oci::{
     self, DOCKER_LIST, DOCKER_MANIFEST, Descriptor, Flavor, ImageSpec, IndexSpec, LayerSpec,
     OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, OciLayout,
@@ -76,9 +77,8 @@ async fn docker_v2_image_is_a_real_schema2_manifest_in_the_registry() {
     let response = crate::http()
         .get(format!("{}/v2/test/docker/manifests/v1", registry.url()))
         .header("accept", DOCKER_MANIFEST)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.headers()["content-type"], DOCKER_MANIFEST);
     assert_eq!(
         response.headers()["docker-content-digest"],

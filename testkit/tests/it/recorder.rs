@@ -1,5 +1,6 @@
 //! The recorder forwards verbatim and records what it saw.
 
+use testkit::http::Sent;
 use testkit::oci::{self, ImageSpec, LayerSpec, OciLayout};
 use testkit::recorder::Recorder;
 use testkit::registry::{Registry, RegistryOptions};
@@ -13,9 +14,8 @@ async fn records_headers_and_forwards_host_so_locations_point_at_it() {
     let response = crate::http()
         .post(format!("{}/v2/a/b/blobs/uploads/?x=1", recorder.url()))
         .header("x-probe", "hello")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
 
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap();
@@ -57,9 +57,8 @@ async fn skopeo_push_and_head_through_the_recorder() {
             recorder.url(),
             skopeo::digest_of(&layer)
         ))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
 
     assert_eq!(head.status(), 200);
     assert_eq!(

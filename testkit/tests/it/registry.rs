@@ -1,5 +1,6 @@
 //! Registry options and lifecycle.
 
+use testkit::http::Sent;
 use testkit::oci::{self, Flavor, ImageSpec, LayerSpec, OciLayout};
 use testkit::registry::{Registry, RegistryOptions};
 use testkit::skopeo;
@@ -13,19 +14,17 @@ async fn htpasswd_registry_demands_credentials() {
     .await;
     let url = format!("{}/v2/", registry.url());
 
-    let anonymous = crate::http().get(&url).send().await.unwrap();
+    let anonymous = crate::http().get(&url).sent().await;
     let wrong = crate::http()
         .get(&url)
         .basic_auth("alice", Some("nope"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let right = crate::http()
         .get(&url)
         .basic_auth("alice", Some("s3cret"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
 
     assert_eq!(anonymous.status(), 401);
     assert!(
@@ -90,9 +89,8 @@ async fn location_headers_are_absolute_or_relative_as_configured() {
         .await;
         let response = crate::http()
             .post(format!("{}/v2/x/y/blobs/uploads/", registry.url()))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), 202);
         let location = response.headers()["location"].to_str().unwrap();
         assert!(location.starts_with(expected_prefix), "{location}");

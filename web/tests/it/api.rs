@@ -1,6 +1,7 @@
 //! The JSON API: packages, versions with their APIs, objects, search, status, and its errors.
 
 use crate::harness::Env;
+use testkit::http::Sent;
 
 #[tokio::test]
 async fn json_api_answers_packages_versions_objects_search_and_status() {
@@ -230,7 +231,7 @@ async fn unreadable_addresses_get_a_page_or_json_never_a_database_error() {
     // Other methods: a 405 naming what is allowed, as the API's JSON or a page.
     let c = crate::harness::client();
     for (path, json) in [("/api/v1/packages", true), ("/search?q=x", false)] {
-        let r = c.post(format!("{}{path}", env.web)).send().await.unwrap();
+        let r = c.post(format!("{}{path}", env.web)).sent().await;
         assert_eq!(r.status(), 405, "{path}");
         assert_eq!(r.headers()["allow"], "GET, HEAD", "{path}");
         let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();

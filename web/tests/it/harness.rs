@@ -6,6 +6,7 @@ use reqwest::header::HeaderMap;
 use shimmer_config::Config;
 use shimmer_indexer::worker::Indexer;
 use shimmer_store::PgPool;
+use testkit::http::Sent;
 use testkit::{
     oci::OciLayout,
     pg::TestDatabase,
@@ -258,9 +259,8 @@ visibility = \"private\"
         client()
             .get(format!("{}{path}", self.web))
             .headers(h)
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 
     pub async fn json(&self, path: &str) -> serde_json::Value {

@@ -4,6 +4,7 @@ use base64::Engine;
 use testkit::{xpkg_image, xpkg_source};
 
 use crate::harness::{Env, client};
+use testkit::http::Sent;
 
 /// The provider-nop source with its meta replaced by `meta`.
 pub fn with_meta(source: &str, meta: &str) -> xpkg_image::PackageImage {
@@ -416,9 +417,8 @@ async fn a_cdn_base_makes_immutable_urls_absolute() {
         .get(format!(
             "{base}/api/v1/packages/acme/provider-nop/versions/v1.0.0"
         ))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -427,7 +427,7 @@ async fn a_cdn_base_makes_immutable_urls_absolute() {
         docs.starts_with("https://cdn.example.com/docs/sha256:"),
         "{docs}"
     );
-    let r = client().get(format!("{base}/")).send().await.unwrap();
+    let r = client().get(format!("{base}/")).sent().await;
     let csp = r.headers()["content-security-policy"]
         .to_str()
         .unwrap()

@@ -5,6 +5,7 @@ use std::time::Duration;
 use testkit::skopeo;
 
 use crate::harness::Env;
+use testkit::http::Sent;
 
 #[tokio::test]
 async fn pulls_through_the_shim_are_counted_on_the_package_page_and_json() {
@@ -34,9 +35,8 @@ async fn pulls_through_the_shim_are_counted_on_the_package_page_and_json() {
             async move {
                 let r = crate::harness::client()
                     .get(format!("{web}/api/v1/packages/acme/provider-nop"))
-                    .send()
-                    .await
-                    .unwrap();
+                    .sent()
+                    .await;
                 let v: serde_json::Value = r.json().await.unwrap();
                 v["pulls"].as_i64().unwrap_or(0) >= 3
             }

@@ -7,6 +7,7 @@ use sqlx::{Connection, PgConnection};
 use testkit::slow_client::PATIENCE;
 
 use crate::harness::{bare_web, client};
+use testkit::http::Sent;
 
 #[tokio::test]
 async fn a_request_the_database_stalls_gets_a_503_and_later_ones_are_answered() {
@@ -14,7 +15,7 @@ async fn a_request_the_database_stalls_gets_a_503_and_later_ones_are_answered() 
     let web = bare_web(&db, "request_timeout = \"1s\"").await;
     let home = format!("http://{web}/");
     let api = format!("http://{web}/api/v1/packages");
-    assert_eq!(client().get(&home).send().await.unwrap().status(), 200);
+    assert_eq!(client().get(&home).sent().await.status(), 200);
 
     let mut locker = PgConnection::connect(&db.url).await.unwrap();
     let mut lock = locker.begin().await.unwrap();
@@ -55,11 +56,7 @@ async fn a_request_the_database_stalls_gets_a_503_and_later_ones_are_answered() 
     );
 
     // Pages that touch no locked table are not held up meanwhile.
-    let health = client()
-        .get(format!("http://{web}/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = client().get(format!("http://{web}/healthz")).sent().await;
     assert_eq!(health.status(), 200);
 
     // PostgreSQL stops the abandoned queries itself, a second after the deadline, though the
@@ -85,8 +82,8 @@ async fn a_request_the_database_stalls_gets_a_503_and_later_ones_are_answered() 
     }
 
     lock.rollback().await.unwrap();
-    assert_eq!(client().get(&home).send().await.unwrap().status(), 200);
-    assert_eq!(client().get(&api).send().await.unwrap().status(), 200);
+    assert_eq!(client().get(&home).sent().await.status(), 200);
+    assert_eq!(client().get(&api).sent().await.status(), 200);
 }
 
 /// The marketplace's pool has PostgreSQL cancel statements a second after the request deadline,

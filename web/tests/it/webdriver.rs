@@ -5,6 +5,7 @@ use std::{process::Stdio, time::Duration};
 
 use base64::Engine;
 use serde_json::{Value, json};
+use testkit::http::Sent;
 
 /// The key WebDriver calls `Enter`.
 pub const ENTER: &str = "\u{E007}";
@@ -70,9 +71,8 @@ impl Browser {
         let r: Value = http
             .post(format!("{root}/session"))
             .json(&caps)
-            .send()
+            .sent()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -95,7 +95,7 @@ impl Browser {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.unwrap();
+        let r = req.sent().await;
         let status = r.status();
         let v: Value = r.json().await.unwrap();
         assert!(status.is_success(), "{method} {path}: {status} {v}");
@@ -124,9 +124,8 @@ impl Browser {
                 .http
                 .post(format!("{}/element", self.base))
                 .json(&json!({"using": using, "value": selector}))
-                .send()
-                .await
-                .unwrap();
+                .sent()
+                .await;
             let ok = r.status().is_success();
             let v: Value = r.json().await.unwrap();
             if ok && let Some(id) = v["value"][ELEMENT].as_str() {
