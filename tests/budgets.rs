@@ -14,12 +14,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 use testkit::http::Sent;
-use testkit::{
-    attacks::Attack,
-    oci::OciLayout,
-    registry::{Registry, RegistryOptions},
-    skopeo,
-};
+use testkit::{attacks::Attack, oci::OciLayout, registry::Registry, skopeo};
 use tokio::io::AsyncBufReadExt;
 
 /// Peak resident memory `shimmer serve` may reach in any of these tests. The process at rest is
@@ -43,11 +38,7 @@ struct Serve {
 impl Serve {
     async fn start() -> Serve {
         shimmer_shim::backend::install_crypto_provider();
-        let registry = Registry::start(RegistryOptions {
-            log_level: "warn".into(),
-            ..Default::default()
-        })
-        .await;
+        let registry = Registry::quiet().await;
         let db = testkit::pg::fresh_database().await;
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("shimmer.toml");

@@ -157,11 +157,7 @@ async fn reads_are_verified_and_paged() {
 #[tokio::test]
 async fn bearer_tokens_are_fetched_once_a_scope_and_anonymous_reads_are_refused() {
     let tokens = TokenServer::start("alice", "s3cret").await;
-    let registry = Registry::start(RegistryOptions {
-        token_auth: Some(tokens.registry_auth()),
-        ..Default::default()
-    })
-    .await;
+    let registry = Registry::with_tokens(&tokens).await;
     // A push token, earned the way the client earns pull tokens.
     let http = http_client();
     let challenge = http.get(format!("{}/v2/", registry.url())).sent().await;

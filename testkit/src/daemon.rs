@@ -169,3 +169,21 @@ pub(crate) fn temp_dir(prefix: &str) -> tempfile::TempDir {
 pub(crate) fn path_arg(path: impl Into<PathBuf>) -> OsString {
     path.into().into_os_string()
 }
+
+/// Runs a one-shot tool (`openssl`, `htpasswd`) in `dir` and returns what it printed; panics
+/// naming the tool and its arguments if it cannot start or fails.
+pub(crate) async fn tool_output(program: &str, args: &[&str], dir: &Path) -> Vec<u8> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {program} (is it installed?): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -279,6 +279,18 @@ fn unique_name() -> String {
     )
 }
 
+/// Polls `query`, which selects one boolean, on `pool` every 50 ms until it is true; panics
+/// naming `what` after `timeout` (and at once, naming the query, when it fails).
+pub async fn wait_for(pool: &sqlx::PgPool, what: &str, timeout: Duration, query: &str) {
+    crate::wait_until(what, timeout, || async move {
+        sqlx::query_scalar::<_, bool>(query)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::database_url;

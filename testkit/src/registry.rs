@@ -76,6 +76,36 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry demanding Basic credentials `user`:`password` (htpasswd).
+    pub async fn with_login(user: &str, password: &str) -> Registry {
+        let htpasswd = Some((user.to_owned(), password.to_owned()));
+        Self::start(RegistryOptions {
+            htpasswd,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A registry demanding Bearer tokens from `tokens`.
+    pub async fn with_tokens(tokens: &crate::token::TokenServer) -> Registry {
+        let token_auth = Some(tokens.registry_auth());
+        Self::start(RegistryOptions {
+            token_auth,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// A registry that logs warnings only (tests that send it many requests).
+    pub async fn quiet() -> Registry {
+        let log_level = "warn".to_owned();
+        Self::start(RegistryOptions {
+            log_level,
+            ..Default::default()
+        })
+        .await
+    }
+
     /// Starts the registry and waits until `GET /v2/` answers (200, or 401 with htpasswd).
     pub async fn start(opts: RegistryOptions) -> Registry {
         let dir = daemon::temp_dir("testkit-registry-");
@@ -254,19 +284,11 @@ fn config_yaml(opts: &RegistryOptions, dir: &Path, port: u16) -> String {
 
 async fn write_htpasswd(path: &Path, user: &str, password: &str) {
     // bcrypt is the only hash docker-registry accepts; cost 4 (the minimum) keeps each
-    // authenticated request fast.
-    let out = tokio::process::Command::new("htpasswd")
-        .args(["-Bbn", "-C", "4", user, password])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run htpasswd (apt-get install apache2-utils)");
-    assert!(
-        out.status.success(),
-        "htpasswd failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(path, out.stdout).expect("write htpasswd file");
+    // authenticated request fast. (Debian: apt-get install apache2-utils.)
+    let dir = path.parent().expect("htpasswd file in a directory");
+    let args = ["-Bbn", "-C", "4", user, password];
+    let line = crate::daemon::tool_output("htpasswd", &args, dir).await;
+    std::fs::write(path, line).expect("write htpasswd file");
 }
 
 /// Writes into `dir` a CA (`ca.pem`, `ca.key`), a server certificate for 127.0.0.1
@@ -274,107 +296,31 @@ async fn write_htpasswd(path: &Path, user: &str, password: &str) {
 /// signed by the CA: the files of [`RegistryTls`] with `client_ca`, and of a backend's
 /// `ca_file`, `client_cert` and `client_key`.
 ///
-/// Kept whole: one openssl script.
 pub async fn tls_certificates(dir: &Path) {
-    crate::token::openssl(
+    use crate::token::openssl;
+    let days = "-days 2";
+    let ca = "-subj /CN=test-ca -keyout ca.key -out ca.pem";
+    openssl(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
+        &format!("req -x509 -newkey rsa:2048 -nodes {days} {ca}"),
     )
     .await;
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    crate::token::openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    )
-    .await;
-    crate::token::openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    )
-    .await;
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    crate::token::openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=shimmer",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-        ],
-    )
-    .await;
-    crate::token::openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "client.pem",
-        ],
-    )
-    .await;
+    let signed = [
+        (
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "shimmer", "extendedKeyUsage=clientAuth\n"),
+    ];
+    for (name, cn, extensions) in signed {
+        std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+        let key = format!("-nodes -subj /CN={cn} -keyout {name}.key -out {name}.csr");
+        openssl(dir, &format!("req -newkey rsa:2048 {key}")).await;
+        let ca = "-CA ca.pem -CAkey ca.key -CAcreateserial";
+        let sign = format!("-in {name}.csr {ca} {days} -extfile {name}.ext -out {name}.pem");
+        openssl(dir, &format!("x509 -req {sign}")).await;
+    }
 }
 
 impl Registry {

@@ -71,21 +71,11 @@ impl Drop for TokenServer {
     }
 }
 
-/// Runs the `openssl` command in `dir` and returns what it printed; panics if it fails.
-pub async fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = tokio::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("running openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+/// Runs `openssl` with `args` (split at spaces) in `dir` and returns what it printed; panics
+/// if it fails.
+pub async fn openssl(dir: &Path, args: &str) -> Vec<u8> {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    crate::daemon::tool_output("openssl", &args, dir).await
 }
 
 impl TokenServer {
@@ -93,26 +83,13 @@ impl TokenServer {
     /// token with no access (as public registries do for private repositories).
     pub async fn start(user: &str, password: &str) -> TokenServer {
         let dir = tempfile::tempdir().expect("token server dir");
+        let signer = "-subj /CN=testkit-token-signer -keyout key.pem -out cert.pem";
         openssl(
             dir.path(),
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=testkit-token-signer",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "cert.pem",
-            ],
+            &format!("req -x509 -newkey rsa:2048 -nodes -days 2 {signer}"),
         )
         .await;
-        let der = openssl(dir.path(), &["x509", "-in", "cert.pem", "-outform", "DER"]).await;
+        let der = openssl(dir.path(), "x509 -in cert.pem -outform DER").await;
         let inner = Arc::new(Inner {
             dir,
             cert_der_b64: STANDARD.encode(der),
@@ -290,17 +267,12 @@ async fn issue(
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let input_path = inner.dir.path().join(format!("input-{}", rand_id()));
+    let input = format!("input-{}", rand_id());
+    let input_path = inner.dir.path().join(&input);
     std::fs::write(&input_path, &signing_input).expect("write signing input");
     let signature = openssl(
         inner.dir.path(),
-        &[
-            "dgst",
-            "-sha256",
-            "-sign",
-            "key.pem",
-            &input_path.to_string_lossy(),
-        ],
+        &format!("dgst -sha256 -sign key.pem {input}"),
     )
     .await;
     let _ = std::fs::remove_file(&input_path);

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     http::HeaderMap,
     response::Response,
 };
@@ -18,7 +18,7 @@ use crate::{
     error::{Error, Result},
     http::{Caching, cached},
     params::{
-        ApisParams, CheckedSearch, PageParams, SearchParams, check_page, check_page_size,
+        ApisParams, CheckedSearch, PageParams, Params, SearchParams, check_page, check_page_size,
         check_search, parse_docs_id,
     },
     state::AppState,
@@ -50,10 +50,9 @@ pub async fn not_found() -> Error {
 /// `GET /api/v1/packages`: the recently indexed packages.
 pub async fn packages(
     State(state): State<Arc<AppState>>,
-    params: Result<Query<PageParams>, QueryRejection>,
+    Params(params): Params<PageParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Query(params) = params?;
     let page = check_page(params.page.as_deref())?;
     let size = check_page_size(params.page_size.as_deref(), PACKAGES_PAGE)?;
     let reader = state.is_reader(&headers);
@@ -90,7 +89,7 @@ const PACKAGES_PAGE: i64 = 100;
 pub async fn package(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
-    query: Result<Query<DiffQuery>, QueryRejection>,
+    query: Result<Params<DiffQuery>, Error>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let reader = state.is_reader(&headers);
@@ -100,7 +99,7 @@ pub async fn package(
         None => match path.strip_suffix("/diff") {
             Some(repository) => {
                 // Its query is read here alone: other addresses ignore theirs, as before.
-                let Query(query) = query?;
+                let Params(query) = query?;
                 diff_json(&state, reader, repository, &query).await?
             }
             None => version_json(&state, &headers, reader, path).await?,
@@ -208,10 +207,9 @@ pub struct DiffQuery {
 /// `GET /api/v1/search?q=&type=&group=&page=`.
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    params: Result<Query<SearchParams>, QueryRejection>,
+    Params(params): Params<SearchParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Query(params) = params?;
     let CheckedSearch {
         q,
         package_type,
@@ -315,10 +313,9 @@ const APIS_LIMIT: i64 = 1000;
 /// the package versions that define it and the docs URL of each distinct definition.
 pub async fn apis(
     State(state): State<Arc<AppState>>,
-    params: Result<Query<ApisParams>, QueryRejection>,
+    Params(params): Params<ApisParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Query(params) = params?;
     let group = Some(params.group.trim()).filter(|g| !g.is_empty());
     let kind = Some(params.kind.trim()).filter(|k| !k.is_empty());
     if group.is_none() && kind.is_none() {

@@ -3,8 +3,11 @@
 //! out of range is an [`Error::BadRequest`] that says what is allowed; nothing here reads the
 //! database or renders.
 
-use axum::extract::rejection::QueryRejection;
-use serde::Deserialize;
+use axum::{
+    extract::{FromRequestParts, Query, rejection::QueryRejection},
+    http::request::Parts,
+};
+use serde::{Deserialize, de::DeserializeOwned};
 
 use crate::error::Error;
 
@@ -119,6 +122,19 @@ pub fn parse_docs_id(id: &str) -> Option<(&str, &str)> {
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
     .then_some((digest, format))
+}
+
+/// A handler's query string read as `T`: axum's `Query` with this crate's error, so a string
+/// that cannot be read is the 400 below on a page and in the API alike.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let Query(params) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(params))
+    }
 }
 
 /// A query string axum could not read (a repeated or malformed parameter), as a 400 that says

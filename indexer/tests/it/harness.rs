@@ -8,7 +8,7 @@ use shimmer_store::PgPool;
 use testkit::{
     oci::{Descriptor, IndexSpec, OciLayout},
     pg::TestDatabase,
-    registry::{Registry, RegistryOptions},
+    registry::Registry,
     skopeo,
 };
 use tokio::net::TcpListener;
@@ -29,11 +29,7 @@ impl Env {
 
     /// `extra` is TOML added to the configuration (e.g. an `[indexer]` section).
     pub async fn start_with(extra: &str) -> Env {
-        let registry = Registry::start(RegistryOptions {
-            log_level: "warn".into(),
-            ..Default::default()
-        })
-        .await;
+        let registry = Registry::quiet().await;
         let db = testkit::pg::fresh_database().await;
         let toml = format!(
             "{extra}\n[database]\nurl = \"{}\"\n[[backend]]\nname = \"primary\"\nurl = \"{}\"\n[[route]]\nprefix = \"\"\nbackend = \"primary\"\n",
@@ -79,16 +75,12 @@ impl Env {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let tx = tokio_util::sync::CancellationToken::new();
         let run = tokio::spawn(self.indexer.clone().run(2, tx.clone()));
-        let pool = self.pool.clone();
-        testkit::wait_until("the queue is drained", Duration::from_secs(120), || {
-            let pool = pool.clone();
-            async move {
-                let counts = shimmer_store::jobs::counts(&pool).await.unwrap();
-                !counts
-                    .iter()
-                    .any(|(s, n)| (s == "queued" || s == "running") && *n > 0)
-            }
-        })
+        testkit::pg::wait_for(
+            &self.pool,
+            "the queue is drained",
+            Duration::from_secs(120),
+            "select not exists (select 1 from index_jobs where state in ('queued', 'running'))",
+        )
         .await;
         tx.cancel();
         run.await.unwrap();
@@ -109,6 +101,14 @@ impl Env {
         .fetch_all(&self.pool)
         .await
         .unwrap()
+    }
+
+    /// Claims the next due job for the `primary` backend with `lease`, as a worker does.
+    pub async fn claim(&self, lease: Duration) -> Option<shimmer_store::jobs::ClaimedJob> {
+        let backends = ["primary".to_owned()];
+        shimmer_store::jobs::claim(&self.pool, lease, &backends)
+            .await
+            .unwrap()
     }
 
     pub async fn count(&self, sql: &str) -> i64 {

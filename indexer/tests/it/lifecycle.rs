@@ -7,7 +7,7 @@ use shimmer_store::jobs::{self, NewJob};
 
 use crate::{
     harness::Env,
-    queue::{missing_job, nop_layout, primary},
+    queue::{missing_job, nop_layout},
 };
 
 #[tokio::test]
@@ -52,15 +52,12 @@ async fn a_job_released_at_shutdown_keeps_its_attempt_and_its_token_is_never_reu
         base: Duration::from_secs(60),
     };
     let lease = Duration::from_secs(60);
-    let first = jobs::claim(&env.pool, lease, &primary())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = env.claim(lease).await.unwrap();
     jobs::release(&env.pool, &first, retry).await.unwrap();
     // Released, not failed: due again at once, with the attempt counted.
-    let second = jobs::claim(&env.pool, lease, &primary())
+    let second = env
+        .claim(lease)
         .await
-        .unwrap()
         .expect("a released job runs again without a backoff");
     assert_eq!(second.attempt, 2);
     assert!(
@@ -96,29 +93,17 @@ async fn workers_leave_jobs_of_backends_they_are_not_configured_for() {
     )
     .await
     .unwrap();
-    assert!(
-        jobs::claim(&env.pool, Duration::from_secs(60), &primary())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(env.claim(Duration::from_secs(60)).await.is_none());
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
     let tx = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(env.indexer.clone().run(2, tx.clone()));
-    let pool = env.pool.clone();
-    testkit::wait_until("primary's job is done", Duration::from_secs(60), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
-                "select count(*) from index_jobs where backend = 'primary' and state = 'done'",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-                == 1
-        }
-    })
+    testkit::pg::wait_for(
+        &env.pool,
+        "primary's job is done",
+        Duration::from_secs(60),
+        "select count(*) = 1 from index_jobs where backend = 'primary' and state = 'done'",
+    )
     .await;
     // Give the idle workers a few more polls at the other job.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -187,20 +172,11 @@ async fn workers_delete_done_jobs_older_than_the_retention_only() {
     }
     let tx = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(env.indexer.clone().run(1, tx.clone()));
-    let pool = env.pool.clone();
-    testkit::wait_until(
+    testkit::pg::wait_for(
+        &env.pool,
         "the old done job is deleted",
         Duration::from_secs(20),
-        || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("select count(*) from index_jobs")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap()
-                    == 2
-            }
-        },
+        "select count(*) = 2 from index_jobs",
     )
     .await;
     tx.cancel();

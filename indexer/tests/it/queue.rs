@@ -36,15 +36,9 @@ async fn a_dead_workers_job_is_finished_by_another_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A worker claims the job and dies without a word (its lease is never renewed).
-    let claimed = jobs::claim(&env.pool, Duration::from_secs(1), &primary())
-        .await
-        .unwrap()
-        .unwrap();
+    let claimed = env.claim(Duration::from_secs(1)).await.unwrap();
     assert!(
-        jobs::claim(&env.pool, Duration::from_secs(1), &primary())
-            .await
-            .unwrap()
-            .is_none(),
+        env.claim(Duration::from_secs(1)).await.is_none(),
         "no job runs twice at once"
     );
     // Another worker, mid-job, killed: its future is dropped part-way.
@@ -155,11 +149,6 @@ async fn a_moved_tag_points_at_the_new_digest_and_keeps_history() {
     );
 }
 
-/// The backends the test configuration has.
-pub(crate) fn primary() -> Vec<String> {
-    vec!["primary".to_owned()]
-}
-
 /// A retry delay is the exponential one plus up to 25% of jitter.
 fn assert_jittered(delay: f64, exponential: f64, what: &str) {
     assert!(
@@ -195,16 +184,12 @@ async fn job_row(env: &Env) -> (String, i32, i32, Option<String>, f64) {
 
 /// Waits until the only job's lease has run out.
 async fn wait_for_lease_expiry(env: &Env) {
-    let pool = env.pool.clone();
-    testkit::wait_until("the lease ran out", Duration::from_secs(20), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, bool>("select lease_until < now() from index_jobs")
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    })
+    testkit::pg::wait_for(
+        &env.pool,
+        "the lease ran out",
+        Duration::from_secs(20),
+        "select lease_until < now() from index_jobs",
+    )
     .await;
 }
 
@@ -212,7 +197,7 @@ async fn wait_for_lease_expiry(env: &Env) {
 async fn claim_when_due(env: &Env, lease: Duration) -> jobs::ClaimedJob {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(job) = jobs::claim(&env.pool, lease, &primary()).await.unwrap() {
+        if let Some(job) = env.claim(lease).await {
             return job;
         }
         assert!(
@@ -237,10 +222,7 @@ async fn a_job_that_kills_its_worker_every_time_ends_failed_after_backoff() {
     let lease = Duration::from_millis(300);
 
     // Attempt 1: the worker dies holding the job.
-    let first = jobs::claim(&env.pool, lease, &primary())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = env.claim(lease).await.unwrap();
     assert_eq!(first.attempt, 1);
     wait_for_lease_expiry(&env).await;
     assert_eq!(jobs::expire_leases(&env.pool, retry).await.unwrap(), 1);
@@ -353,37 +335,14 @@ async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
     let tx = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(env.indexer.clone().run(2, tx.clone()));
     // Both workers find nothing and go idle.
-    let pool = env.pool.clone();
-    testkit::wait_until("the listener is connected", Duration::from_secs(20), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(
-                "select count(*) from pg_stat_activity
-                 where datname = current_database() and query ilike 'listen%'",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-                > 0
-        }
-    })
-    .await;
+    testkit::pg::wait_for(&env.pool, "the listener is connected", Duration::from_secs(20), "select count(*) > 0 from pg_stat_activity where datname = current_database() and query ilike 'listen%'").await;
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
-    let pool = env.pool.clone();
-    testkit::wait_until(
+    testkit::pg::wait_for(
+        &env.pool,
         "the pushed package's job is done",
         Duration::from_secs(20),
-        || {
-            let pool = pool.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>("select count(*) from index_jobs where state = 'done'")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap()
-                    == 1
-            }
-        },
+        "select count(*) = 1 from index_jobs where state = 'done'",
     )
     .await;
     tx.cancel();

@@ -15,11 +15,7 @@ use testkit::http::Sent;
 
 #[tokio::test]
 async fn basic_auth_backend_challenges_and_credentials_never_reach_the_open_backend() {
-    let secure = Registry::start(RegistryOptions {
-        htpasswd: Some(("alice".into(), "s3cret-pass".into())),
-        ..Default::default()
-    })
-    .await;
+    let secure = Registry::with_login("alice", "s3cret-pass").await;
     let open = Registry::start(RegistryOptions::default()).await;
     // A logging relay in front of the real open registry: it records what reached it.
     let open_rec = Recorder::start(&open.url()).await;
@@ -104,11 +100,7 @@ async fn basic_auth_backend_challenges_and_credentials_never_reach_the_open_back
 #[tokio::test]
 async fn token_auth_backend_challenge_reaches_the_client_and_its_token_reaches_only_that_backend() {
     let tokens = TokenServer::start("bob", "t0ken-pass").await;
-    let secure = Registry::start(RegistryOptions {
-        token_auth: Some(tokens.registry_auth()),
-        ..Default::default()
-    })
-    .await;
+    let secure = Registry::with_tokens(&tokens).await;
     let open = Registry::start(RegistryOptions::default()).await;
     // Logging relays: what reached each backend, and what the client sent the shim.
     let secure_rec = Recorder::start(&secure.url()).await;

@@ -148,11 +148,7 @@ async fn a_cached_pull_survives_the_upstream_stopping_and_offline_mode_never_cal
 
 #[tokio::test]
 async fn ten_concurrent_misses_of_a_256_mib_blob_cause_one_upstream_get() {
-    let up = Registry::start(RegistryOptions {
-        log_level: "warn".into(),
-        ..Default::default()
-    })
-    .await;
+    let up = Registry::quiet().await;
     let rec = Recorder::start(&up.url()).await;
     let (tmp, layout) = scratch_layout();
     let d = image(&layout, "big", LayerSpec::random_gzip(256 * 1024 * 1024, 3));
@@ -463,11 +459,7 @@ async fn oci_pull_conformance_through_the_cache() {
 
 #[tokio::test]
 async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache() {
-    let reg = Registry::start(RegistryOptions {
-        htpasswd: Some(("alice".into(), "alice-pass".into())),
-        ..Default::default()
-    })
-    .await;
+    let reg = Registry::with_login("alice", "alice-pass").await;
     let rec = Recorder::start(&reg.url()).await;
     let tmp = tempfile::tempdir().unwrap();
     let cache_dir = tmp.path().join("cache");

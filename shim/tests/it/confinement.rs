@@ -96,11 +96,7 @@ async fn an_upstream_answers_the_pull_api_only() {
     // The shim's credentials for the upstream must not open anything but manifests, blobs, tags
     // and referrers: no upload session (which could name any path on the upstream's host), no
     // catalog of everything there.
-    let a = Registry::start(RegistryOptions {
-        htpasswd: Some(("mirror".into(), "upstream-secret".into())),
-        ..Default::default()
-    })
-    .await;
+    let a = Registry::with_login("mirror", "upstream-secret").await;
     let rec = Recorder::start(&a.url()).await;
     let shim = Shim::start(&format!(
         "{}username = \"mirror\"\npassword = \"upstream-secret\"\n",

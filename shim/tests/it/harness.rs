@@ -5,13 +5,7 @@ use std::{sync::Arc, time::Duration};
 use shimmer_config::Config;
 use shimmer_store::PgPool;
 pub use testkit::http::{Sent, client as http};
-use testkit::{
-    oci::OciLayout,
-    pg::TestDatabase,
-    registry::{Registry, RegistryOptions},
-    skopeo,
-    token::TokenServer,
-};
+use testkit::{oci::OciLayout, pg::TestDatabase, registry::Registry, skopeo, token::TokenServer};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// A running shim.
@@ -108,16 +102,8 @@ pub struct AuthBackends {
 impl AuthBackends {
     pub async fn start(server: &str) -> AuthBackends {
         let tokens = TokenServer::start("bob", "t0ken-pass").await;
-        let token_backend = Registry::start(RegistryOptions {
-            token_auth: Some(tokens.registry_auth()),
-            ..Default::default()
-        })
-        .await;
-        let basic_backend = Registry::start(RegistryOptions {
-            htpasswd: Some(("alice".into(), "s3cret-pass".into())),
-            ..Default::default()
-        })
-        .await;
+        let token_backend = Registry::with_tokens(&tokens).await;
+        let basic_backend = Registry::with_login("alice", "s3cret-pass").await;
         let toml = format!(
             "[server]\n{server}\n{}{}",
             backend_toml("tokens", &token_backend.url(), "private/"),

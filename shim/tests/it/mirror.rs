@@ -148,11 +148,7 @@ async fn an_unknown_ns_gets_404_and_is_never_dialled() {
 
 #[tokio::test]
 async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_only() {
-    let a = Registry::start(RegistryOptions {
-        htpasswd: Some(("mirror".into(), "upstream-secret".into())),
-        ..Default::default()
-    })
-    .await;
+    let a = Registry::with_login("mirror", "upstream-secret").await;
     let rec = Recorder::start(&a.url()).await;
     let shim = Shim::start(&format!(
         "{}username = \"mirror\"\npassword = \"upstream-secret\"\n",
@@ -221,11 +217,7 @@ async fn the_host_in_path_form_reaches_the_same_upstream() {
 #[tokio::test]
 async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_credentials() {
     let tokens = testkit::token::TokenServer::start("mirror", "upstream-secret").await;
-    let up = Registry::start(RegistryOptions {
-        token_auth: Some(tokens.registry_auth()),
-        ..Default::default()
-    })
-    .await;
+    let up = Registry::with_tokens(&tokens).await;
     let (tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "behind a token service");
     // skopeo does the token dance itself against the real registry.

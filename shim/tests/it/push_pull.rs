@@ -133,11 +133,7 @@ async fn skopeo_round_trips_docker_oci_index_and_artifact() {
 
 #[tokio::test]
 async fn a_256_mib_layer_streams_through_unchanged() {
-    let reg = Registry::start(RegistryOptions {
-        log_level: "warn".into(),
-        ..Default::default()
-    })
-    .await;
+    let reg = Registry::quiet().await;
     let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
     let tmp = tempfile::tempdir().unwrap();
     let layout = OciLayout::create(tmp.path().join("layout"));

@@ -23,11 +23,7 @@ const CREDS: &str = "bob:t0ken-pass";
 /// backend without a prefix (`public/`), behind one shim.
 async fn start() -> (TokenServer, Registry, Registry, Shim) {
     let tokens = TokenServer::start("bob", "t0ken-pass").await;
-    let backend = Registry::start(RegistryOptions {
-        token_auth: Some(tokens.registry_auth()),
-        ..Default::default()
-    })
-    .await;
+    let backend = Registry::with_tokens(&tokens).await;
     let open = Registry::start(RegistryOptions::default()).await;
     let toml = format!(
         "[server]\nping_backend = \"tokens\"\n{}{}",
@@ -289,11 +285,7 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
 #[tokio::test]
 async fn relay_tokens_keeps_the_token_service_behind_the_shim() {
     let tokens = TokenServer::start("bob", "t0ken-pass").await;
-    let backend = Registry::start(RegistryOptions {
-        token_auth: Some(tokens.registry_auth()),
-        ..Default::default()
-    })
-    .await;
+    let backend = Registry::with_tokens(&tokens).await;
     let toml = backend_toml("internal", &backend.url(), "").replacen(
         "\n\n[[route]]",
         "\nrelay_tokens = true\n\n[[route]]",

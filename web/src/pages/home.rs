@@ -4,18 +4,14 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::{
-    extract::{Query, State, rejection::QueryRejection},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, http::HeaderMap, response::Response};
 
 use crate::{
     db,
     error::Result,
     http::html,
     layout::Layout,
-    params::{PageParams, check_page},
+    params::{PageParams, Params, check_page},
     state::AppState,
     text::{package_url, plain_text, summary},
 };
@@ -93,10 +89,9 @@ struct PackagesPage {
 /// `/packages`: every package a request may see, by repository name, a page at a time.
 pub async fn packages(
     State(state): State<Arc<AppState>>,
-    params: Result<Query<PageParams>, QueryRejection>,
+    Params(params): Params<PageParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Query(params) = params?;
     let page = check_page(params.page.as_deref())?;
     let reader = state.is_reader(&headers);
     let size = i64::from(state.page_size);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{Path, State},
     http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
@@ -17,6 +17,7 @@ use crate::{
     error::{Error, Result},
     http::html,
     layout::Layout,
+    params::Params,
     state::AppState,
     text::{split_version_path, urlencode, version_url},
     views::{self, Head, VersionBody, VersionTable},
@@ -50,12 +51,11 @@ pub struct Choice {
 pub async fn package(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
-    query: Result<Query<Choice>, QueryRejection>,
+    Params(choice): Params<Choice>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let reader = state.is_reader(&headers);
     let path = path.trim_end_matches('/');
-    let Query(choice) = query.map_err(|e| Error::bad_request(e.body_text()))?;
     if let Some(version) = check_version(choice.version.as_deref(), "version")? {
         // Every segment encoded: the path came decoded, and a `Location` takes no raw bytes.
         let repository = split_version_path(path).map_or(path, |(r, _)| r);

@@ -4,18 +4,14 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::{
-    extract::{Query, State, rejection::QueryRejection},
-    http::HeaderMap,
-    response::Response,
-};
+use axum::{extract::State, http::HeaderMap, response::Response};
 
 use crate::{
     db,
     error::Result,
     http::html,
     layout::Layout,
-    params::{CheckedSearch, PACKAGE_TYPES, SearchParams, check_search},
+    params::{CheckedSearch, PACKAGE_TYPES, Params, SearchParams, check_search},
     state::AppState,
     text::{package_url, summary, urlencode, version_url},
 };
@@ -80,10 +76,9 @@ impl HitView {
 /// `/search?q=&type=&group=&page=`.
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    params: Result<Query<SearchParams>, QueryRejection>,
+    Params(params): Params<SearchParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let Query(params) = params?;
     let CheckedSearch {
         q,
         package_type,

@@ -196,16 +196,12 @@ visibility = \"private\"
         tokio::time::sleep(Duration::from_millis(300)).await;
         let tx = tokio_util::sync::CancellationToken::new();
         let run = tokio::spawn(self.indexer.clone().run(2, tx.clone()));
-        let pool = self.pool.clone();
-        testkit::wait_until("the queue is drained", Duration::from_secs(120), || {
-            let pool = pool.clone();
-            async move {
-                let counts = shimmer_store::jobs::counts(&pool).await.unwrap();
-                !counts
-                    .iter()
-                    .any(|(s, n)| (s == "queued" || s == "running") && *n > 0)
-            }
-        })
+        testkit::pg::wait_for(
+            &self.pool,
+            "the queue is drained",
+            Duration::from_secs(120),
+            "select not exists (select 1 from index_jobs where state in ('queued', 'running'))",
+        )
         .await;
         tx.cancel();
         run.await.unwrap();
