@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de::Error};
 
+/// A duration as written in the file: a bare number of seconds or text (`"30s"`, `"never"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Raw {
+    Secs(u64),
+    Text(String),
+}
+
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(u64),
-        Text(String),
-    }
     match Raw::deserialize(d)? {
         Raw::Secs(s) => Ok(Duration::from_secs(s)),
         Raw::Text(t) => parse(&t).ok_or_else(|| {

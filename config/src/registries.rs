@@ -274,12 +274,7 @@ pub struct TagTtl(pub Option<Duration>);
 
 impl<'de> Deserialize<'de> for TagTtl {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
+        use duration::Raw;
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(Self(Some(Duration::from_secs(s)))),
             Raw::Text(t) if t == "never" => Ok(Self(None)),

@@ -16,6 +16,21 @@ pub async fn copy(src: &str, dst: &str, extra: &[&str]) -> Result<(), String> {
     run(&args).await.map(drop)
 }
 
+/// Pushes `local` of `layout` to `docker://<host_port>/<repo_and_tag>` with `extra` flags;
+/// panics naming the destination and skopeo's error if the push fails.
+pub async fn push(
+    layout: &crate::oci::OciLayout,
+    local: &str,
+    host_port: &str,
+    repo_and_tag: &str,
+    extra: &[&str],
+) {
+    let dst = format!("docker://{host_port}/{repo_and_tag}");
+    if let Err(e) = copy(&layout.skopeo_ref(local), &dst, extra).await {
+        panic!("push {repo_and_tag}: {e}");
+    }
+}
+
 /// `skopeo inspect --raw --tls-verify=false EXTRA... IMAGE`: the manifest bytes as served.
 pub async fn inspect_raw(image: &str, extra: &[&str]) -> Result<Vec<u8>, String> {
     let mut args = vec!["inspect", "--raw", "--tls-verify=false"];

@@ -1,6 +1,6 @@
 //! Configuration errors at start, and `migrate_on_start` for the one-off commands.
 
-use crate::helpers::{primary_backend, shimmer, write_config};
+use crate::helpers::{primary_config, shimmer, write_config};
 use testkit::registry::{Registry, RegistryOptions};
 
 #[test]
@@ -45,13 +45,12 @@ async fn one_off_commands_leave_the_schema_to_migrate_when_migrate_on_start_is_o
     let db = testkit::pg::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
     let config = |migrate: bool| {
-        write_config(
+        primary_config(
             &dir,
-            &format!(
-                "[database]\nurl = \"{}\"\nmigrate_on_start = {migrate}\n{}",
-                db.url,
-                primary_backend(&registry.url(), "")
-            ),
+            &db.url,
+            &format!("migrate_on_start = {migrate}\n"),
+            &registry.url(),
+            "",
         )
     };
     let schema = || async {

@@ -26,13 +26,7 @@ pub async fn push(
     repo_and_tag: &str,
     extra: &[&str],
 ) {
-    skopeo::copy(
-        &layout.skopeo_ref(tag),
-        &format!("docker://{}/{repo_and_tag}", registry.host_port()),
-        extra,
-    )
-    .await
-    .unwrap();
+    skopeo::push(layout, tag, &registry.host_port(), repo_and_tag, extra).await;
 }
 
 /// Writes `toml` to `dir/shimmer.toml` and returns its path.
@@ -40,6 +34,22 @@ pub fn write_config(dir: &tempfile::TempDir, toml: &str) -> std::path::PathBuf {
     let path = dir.path().join("shimmer.toml");
     std::fs::write(&path, toml).unwrap();
     path
+}
+
+/// Writes a configuration of the database at `db_url` with `extra` after its `url` (keys of
+/// `[database]`, then any other sections) and [`primary_backend`] at `registry_url` for `prefix`.
+pub fn primary_config(
+    dir: &tempfile::TempDir,
+    db_url: &str,
+    extra: &str,
+    registry_url: &str,
+    prefix: &str,
+) -> std::path::PathBuf {
+    let backend = primary_backend(registry_url, prefix);
+    write_config(
+        dir,
+        &format!("[database]\nurl = \"{db_url}\"\n{extra}{backend}"),
+    )
 }
 
 /// `[[backend]]` "primary" at `url` and a `[[route]]` sending `prefix` to it.
@@ -95,7 +105,8 @@ pub struct ShimProcess {
     pub child: tokio::process::Child,
     /// `host:port`
     pub addr: String,
-    pub stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// Held open: the process writes to it.
+    _stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 }
 
 impl ShimProcess {
@@ -108,13 +119,8 @@ impl ShimProcess {
         registry_url: &str,
         logs: bool,
     ) -> ShimProcess {
-        let config = write_config(
-            dir,
-            &format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n{extra}[database]\nurl = \"{db_url}\"\n{}",
-                primary_backend(registry_url, "")
-            ),
-        );
+        let server = format!("[server]\nlisten = \"127.0.0.1:0\"\n{extra}");
+        let config = primary_config(dir, db_url, &server, registry_url, "");
         assert!(migrate(&config).success());
         Self::start(&config, logs).await
     }
@@ -150,7 +156,7 @@ impl ShimProcess {
         ShimProcess {
             child,
             addr,
-            stdout,
+            _stdout: stdout,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `shimmer index REF --json`: one JSON object, for a package and for a plain image.
 
-use crate::helpers::{index_json, primary_backend, push, scratch_layout, write_config};
+use crate::helpers::{index_json, primary_config, push, scratch_layout};
 use testkit::{
     registry::{Registry, RegistryOptions},
     xpkg_image, xpkg_source,
@@ -14,14 +14,7 @@ async fn index_prints_one_json_object() {
     let source = xpkg_source::testdata_root().join("function-patch-and-transform-v0.10.8");
     xpkg_image::write(&layout, "v0.10.8", &xpkg_image::from_source(&source));
     push(&layout, "v0.10.8", &registry, "fn/pat:v0.10.8", &[]).await;
-    let config = write_config(
-        &dir,
-        &format!(
-            "[database]\nurl = \"{}\"\n{}",
-            db.url,
-            primary_backend(&registry.url(), "fn/")
-        ),
-    );
+    let config = primary_config(&dir, &db.url, "", &registry.url(), "fn/");
     let run = |reference: &str| {
         let out = index_json(reference, &config);
         assert!(
@@ -78,14 +71,7 @@ async fn index_json_of_a_non_package_has_a_null_package_type() {
     });
     layout.tag("v1", &image);
     push(&layout, "v1", &registry, "apps/web:v1", &[]).await;
-    let config = write_config(
-        &dir,
-        &format!(
-            "[database]\nurl = \"{}\"\n{}",
-            db.url,
-            primary_backend(&registry.url(), "")
-        ),
-    );
+    let config = primary_config(&dir, &db.url, "", &registry.url(), "");
     let out = index_json("apps/web:v1", &config);
     assert!(
         out.status.success(),

@@ -1,6 +1,6 @@
 //! `shimmer indexer` processes: a job survives the death of the worker holding it.
 
-use crate::helpers::{migrate, primary_backend, push, spawn, write_config};
+use crate::helpers::{migrate, primary_config, push, spawn};
 use testkit::{
     oci::OciLayout,
     registry::{Registry, RegistryOptions},
@@ -43,13 +43,12 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
     let layout = OciLayout::create(dir.path().join("layout"));
     let desc = xpkg_image::write(&layout, "v1", &image);
     push(&layout, "v1", &registry, "xpkg/provider-nop:v1", &[]).await;
-    let config = write_config(
+    let config = primary_config(
         &dir,
-        &format!(
-            "[database]\nurl = \"{}\"\n[indexer]\nworkers = 1\nlease = \"2s\"\npoll_interval = \"200ms\"\nretry_base = \"1s\"\n{}",
-            db.url,
-            primary_backend(&slow.url(), "")
-        ),
+        &db.url,
+        "[indexer]\nworkers = 1\nlease = \"2s\"\npoll_interval = \"200ms\"\nretry_base = \"1s\"\n",
+        &slow.url(),
+        "",
     );
     assert!(migrate(&config).success());
     let pool = shimmer_store::PgPool::connect(&db.url).await.unwrap();

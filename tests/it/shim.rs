@@ -30,11 +30,7 @@ async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
     // The drain may take far longer than this test waits, so an exit within the wait below is
     // the drain finishing, not timing out.
     // It prints the address it bound (port 0: no race for a free port).
-    let ShimProcess {
-        child: mut server,
-        addr,
-        stdout: _stdout,
-    } = ShimProcess::configured(
+    let mut shim = ShimProcess::configured(
         &dir,
         "shutdown_timeout = \"120s\"\nthreads = 3\n",
         &db.url,
@@ -42,6 +38,7 @@ async fn sigterm_drains_a_download_in_flight_then_exits_zero() {
         false,
     )
     .await;
+    let (server, addr) = (&mut shim.child, shim.addr.clone());
 
     // A client that reads slowly: the first 64 KiB of a 64 MiB blob, then nothing for a while.
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -127,11 +124,7 @@ async fn every_request_logs_in_a_span_with_its_request_id() {
     let registry = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let ShimProcess {
-        child: mut server,
-        addr,
-        stdout: _stdout,
-    } = ShimProcess::configured(
+    let mut shim = ShimProcess::configured(
         &dir,
         "[log]\nformat = \"json\"\nfilter = \"shimmer_shim=debug,tower_http=debug\"\n",
         &db.url,
@@ -139,6 +132,7 @@ async fn every_request_logs_in_a_span_with_its_request_id() {
         true,
     )
     .await;
+    let (server, addr) = (&mut shim.child, shim.addr.clone());
 
     let mut asked = Vec::new();
     fn endpoint_of(path: &str) -> &str {

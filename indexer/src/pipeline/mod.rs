@@ -15,7 +15,6 @@ mod outcome;
 mod record;
 mod records;
 
-use serde_json::json;
 use shimmer_config::Visibility;
 use shimmer_store::VersionKind;
 use shimmer_store::{
@@ -162,26 +161,8 @@ async fn start(
     let tag = (!reference.contains(':')).then(|| reference.to_owned());
     let digest = digest.to_owned();
     let version = VersionRecord {
-        backend: backend.name().to_owned(),
-        repository: repository.to_owned(),
         tag_resolved_at: tag.is_some().then_some(asked_at),
         tag,
-        manifest_digest: digest.clone(),
-        index_digest: None,
-        children: vec![],
-        platforms: vec![],
-        media_type: None,
-        artifact_type: None,
-        kind: VersionKind::Rejected,
-        package_type: None,
-        name: None,
-        meta: None,
-        contents: None,
-        crossplane_version: None,
-        lint: json!([]),
-        rejection: None,
-        bytes_downloaded: 0,
-        image_bytes: 0,
         visibility_checked_at: Some(shimmer_store::unix_now()),
         visibility: match options.visibility {
             Some(v) => Some(v),
@@ -197,6 +178,7 @@ async fn start(
                 }),
         },
         replace: options.force,
+        ..VersionRecord::new(backend.name(), repository, &digest, VersionKind::Rejected)
     };
     let outcome = Outcome {
         repository: repository.to_owned(),

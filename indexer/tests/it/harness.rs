@@ -60,13 +60,8 @@ impl Env {
 
     /// Pushes `tag` of `layout` through the shim as `repo:tag`.
     pub async fn push(&self, layout: &OciLayout, tag: &str, repo: &str, extra: &[&str]) {
-        skopeo::copy(
-            &layout.skopeo_ref(tag),
-            &format!("docker://{}/{repo}:{tag}", self.shim),
-            extra,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+        let to = format!("{repo}:{tag}");
+        skopeo::push(layout, tag, &self.shim, &to, extra).await;
     }
 
     /// Runs two workers until the queue has nothing queued or running, then stops them.

@@ -1,39 +1,21 @@
 //! How versions are written when several workers write at once, and what an unknown
 //! visibility keeps.
 
-use serde_json::json;
-use shimmer_store::packages::{self, ApiRecord, ObjectRecord, VersionRecord};
+use shimmer_store::{
+    VersionKind,
+    packages::{self, ApiRecord, ObjectRecord, VersionRecord},
+};
 
 use crate::harness::Env;
 
 fn version(repository: &str, digest: &str, visibility: Option<&str>) -> VersionRecord {
     VersionRecord {
-        backend: "primary".into(),
-        repository: repository.into(),
-        tag: None,
-        tag_resolved_at: None,
-        manifest_digest: digest.into(),
-        index_digest: None,
-        children: vec![],
-        platforms: vec![],
-        media_type: None,
-        artifact_type: None,
-        kind: shimmer_store::VersionKind::Package,
         package_type: Some("Provider".into()),
-        name: None,
-        meta: None,
-        contents: None,
-        crossplane_version: None,
-        lint: json!([]),
-        rejection: None,
-        bytes_downloaded: 0,
-        image_bytes: 0,
         visibility: visibility.map(|v| match v {
             "public" => shimmer_config::Visibility::Public,
             _ => shimmer_config::Visibility::Private,
         }),
-        visibility_checked_at: None,
-        replace: false,
+        ..VersionRecord::new("primary", repository, digest, VersionKind::Package)
     }
 }
 
@@ -50,22 +32,7 @@ fn object(digest: &str) -> ObjectRecord {
 }
 
 fn api(object_digest: &str, kind: &str) -> ApiRecord {
-    ApiRecord {
-        object_digest: object_digest.into(),
-        definition: "crd".into(),
-        api_group: "example.org".into(),
-        kind: kind.into(),
-        description: None,
-        plural: None,
-        singular: None,
-        short_names: vec![],
-        categories: vec![],
-        scope: None,
-        served_versions: vec![],
-        storage_version: None,
-        versions: json!([]),
-        deprecated: false,
-    }
+    ApiRecord::new(object_digest, "crd", "example.org", kind)
 }
 
 /// `n` objects and one API type each, the kinds named by `kinds`.
@@ -116,33 +83,16 @@ async fn packages_sharing_objects_or_kinds_in_opposite_orders_are_written_at_onc
 #[tokio::test]
 async fn an_unknown_visibility_keeps_the_stored_one_and_a_new_package_is_private() {
     let env = Env::start().await;
-    packages::store_version(
-        &env.pool,
-        &version("acme/x", "sha256:1", Some("public")),
-        &[],
-        &[],
-        &[],
-    )
-    .await
-    .unwrap();
-    packages::store_version(
-        &env.pool,
-        &version("acme/x", "sha256:2", None),
-        &[],
-        &[],
-        &[],
-    )
-    .await
-    .unwrap();
-    packages::store_version(
-        &env.pool,
-        &version("acme/y", "sha256:3", None),
-        &[],
-        &[],
-        &[],
-    )
-    .await
-    .unwrap();
+    for (repository, digest, visibility) in [
+        ("acme/x", "sha256:1", Some("public")),
+        ("acme/x", "sha256:2", None),
+        ("acme/y", "sha256:3", None),
+    ] {
+        let v = version(repository, digest, visibility);
+        packages::store_version(&env.pool, &v, &[], &[], &[])
+            .await
+            .unwrap();
+    }
     let visibility: Vec<(String, String)> =
         sqlx::query_as("select repository, visibility from packages order by repository")
             .fetch_all(&env.pool)

@@ -260,13 +260,7 @@ pub fn scratch_layout() -> (tempfile::TempDir, OciLayout) {
 
 /// Copies the layout's `tag` to `repo_and_tag` on the upstream registry.
 pub async fn push(layout: &OciLayout, tag: &str, up: &Registry, repo_and_tag: &str) {
-    skopeo::copy(
-        &layout.skopeo_ref(tag),
-        &docker(&up.host_port(), repo_and_tag),
-        &[],
-    )
-    .await
-    .unwrap();
+    skopeo::push(layout, tag, &up.host_port(), repo_and_tag, &[]).await;
 }
 
 /// The digest of the first layer of the image manifest `d` in the layout.

@@ -67,6 +67,29 @@ pub struct ExampleRecord {
     pub supporting: bool,
 }
 
+impl ApiRecord {
+    /// The API `kind` of `api_group`, a `definition` (`crd`, `xrd`, `function_input`) in the
+    /// object `object_digest`, with nothing else known yet: callers fill in what they read.
+    pub fn new(object_digest: &str, definition: &str, api_group: &str, kind: &str) -> Self {
+        ApiRecord {
+            object_digest: object_digest.to_owned(),
+            definition: definition.to_owned(),
+            api_group: api_group.to_owned(),
+            kind: kind.to_owned(),
+            description: None,
+            plural: None,
+            singular: None,
+            short_names: vec![],
+            categories: vec![],
+            scope: None,
+            served_versions: vec![],
+            storage_version: None,
+            versions: Value::Array(vec![]),
+            deprecated: false,
+        }
+    }
+}
+
 /// Everything known about one manifest of a repository.
 #[derive(Debug, Clone)]
 pub struct VersionRecord {
@@ -107,6 +130,38 @@ pub struct VersionRecord {
     /// Replace a version stored already (a forced re-index: `shimmer index`), instead of
     /// leaving it as it was and only moving the tag.
     pub replace: bool,
+}
+
+impl VersionRecord {
+    /// `manifest_digest` of `repository` on `backend`, of `kind`, with nothing read from it yet:
+    /// no tag, no metadata, no lint, visibility unknown. Callers fill in what they found.
+    pub fn new(backend: &str, repository: &str, manifest_digest: &str, kind: VersionKind) -> Self {
+        VersionRecord {
+            backend: backend.to_owned(),
+            repository: repository.to_owned(),
+            tag: None,
+            tag_resolved_at: None,
+            manifest_digest: manifest_digest.to_owned(),
+            index_digest: None,
+            children: vec![],
+            platforms: vec![],
+            media_type: None,
+            artifact_type: None,
+            kind,
+            package_type: None,
+            name: None,
+            meta: None,
+            contents: None,
+            crossplane_version: None,
+            lint: Value::Array(vec![]),
+            rejection: None,
+            bytes_downloaded: 0,
+            image_bytes: 0,
+            visibility: None,
+            visibility_checked_at: None,
+            replace: false,
+        }
+    }
 }
 
 /// What storing a version did.

@@ -16,22 +16,7 @@ fn object(digest: &str) -> ObjectRecord {
 }
 
 fn api(kind: &str) -> ApiRecord {
-    ApiRecord {
-        object_digest: "sha256:0".into(),
-        definition: "crd".into(),
-        api_group: "g".into(),
-        kind: kind.into(),
-        description: None,
-        plural: None,
-        singular: None,
-        short_names: vec![],
-        categories: vec![],
-        scope: None,
-        served_versions: vec![],
-        storage_version: None,
-        versions: Value::Null,
-        deprecated: false,
-    }
+    ApiRecord::new("sha256:0", "crd", "g", kind)
 }
 
 #[test]

@@ -122,7 +122,6 @@ visibility = \"private\"
         self.push_image_with(image, repo, tag, &[]).await;
     }
 
-    /// Pushes with `user:password` credentials (for a backend that demands them).
     /// Pushes provider-nop with its meta reduced to [`NOP_META`] as `repo:tag`.
     pub async fn push_plain_nop(&self, repo: &str, tag: &str) {
         let image = crate::pages::with_meta("provider-nop-main", NOP_META);
@@ -162,6 +161,7 @@ visibility = \"private\"
         .await;
     }
 
+    /// Pushes with `user:password` credentials (for a backend that demands them).
     pub async fn push_source_with_creds(&self, source: &str, repo: &str, tag: &str, creds: &str) {
         let image = xpkg_image::from_source(&xpkg_source::testdata_root().join(source));
         self.push_image_with(&image, repo, tag, &["--dest-creds", creds])
@@ -171,24 +171,13 @@ visibility = \"private\"
     async fn push_image_with(&self, image: &PackageImage, repo: &str, tag: &str, extra: &[&str]) {
         let local = format!("{}-{tag}", repo.replace('/', "-"));
         xpkg_image::write(&self.layout, &local, image);
-        skopeo::copy(
-            &self.layout.skopeo_ref(&local),
-            &format!("docker://{}/{repo}:{tag}", self.shim),
-            extra,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+        self.push_layout(&local, repo, tag, extra).await;
     }
 
     /// Pushes what `local` names in this environment's OCI layout through the shim.
     pub async fn push_layout(&self, local: &str, repo: &str, tag: &str, extra: &[&str]) {
-        skopeo::copy(
-            &self.layout.skopeo_ref(local),
-            &format!("docker://{}/{repo}:{tag}", self.shim),
-            extra,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("push {repo}:{tag}: {e}"));
+        let to = format!("{repo}:{tag}");
+        skopeo::push(&self.layout, local, &self.shim, &to, extra).await;
     }
 
     /// Runs two workers until nothing is queued or running.
@@ -260,7 +249,12 @@ visibility = \"private\"
     }
 
     pub async fn json(&self, path: &str) -> serde_json::Value {
-        let r = self.get(path).await;
+        self.json_with(path, &[]).await
+    }
+
+    /// `path`'s JSON, asked with `headers`; asserts the 200.
+    pub async fn json_with(&self, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+        let r = self.get_with(path, headers).await;
         assert_eq!(r.status(), 200, "GET {path}");
         r.json().await.unwrap()
     }

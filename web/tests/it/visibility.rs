@@ -88,36 +88,17 @@ async fn private_packages_are_seen_only_with_a_reader_token() {
                 );
             }
         }
-        let s: serde_json::Value = env
-            .get_with("/api/v1/search?q=provider-secret", headers)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let found = s["hits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["repository"] == "private/provider-secret");
-        assert_eq!(found, sees, "search: {s}");
-        let s: serde_json::Value = env
-            .get_with("/api/v1/search?q=Object", headers)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let found = s["hits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["repository"] == "private/provider-secret");
-        assert_eq!(found, sees, "API search: {s}");
-        let status: serde_json::Value = env
-            .get_with("/api/v1/status", headers)
-            .await
-            .json()
-            .await
-            .unwrap();
+        for (q, what) in [("provider-secret", "search"), ("Object", "API search")] {
+            let s = env
+                .json_with(&format!("/api/v1/search?q={q}"), headers)
+                .await;
+            let hits = s["hits"].as_array().unwrap();
+            let found = hits
+                .iter()
+                .any(|h| h["repository"] == "private/provider-secret");
+            assert_eq!(found, sees, "{what}: {s}");
+        }
+        let status = env.json_with("/api/v1/status", headers).await;
         assert_eq!(status.get("jobs").is_some(), sees);
     }
     // The public package is there for everyone.
