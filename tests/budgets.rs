@@ -282,11 +282,11 @@ async fn a_docs_layer_listed_eight_times_is_read_once_within_the_version_budget(
     let repo = pushed(&serve, Attack::RepeatedDocsLayer { times: 8 }).await;
     let (kind, rejection, note, meta_bytes) = serve.version(&repo).await;
     assert_eq!((kind.as_str(), rejection), ("package", None));
-    let all: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("select manifest_digest, kind, meta::text from versions order by id")
-            .fetch_all(&serve.pool)
-            .await
-            .unwrap();
+    let all: Vec<(String, String, Option<String>)> = testkit::pg::rows(
+        &serve.pool,
+        "select manifest_digest, kind, meta::text from versions order by id",
+    )
+    .await;
     let note = note.unwrap_or_else(|| panic!("the version says what it left out: {all:?}"));
     assert!(
         note.contains("total size of extension files exceeded (limit 4194304)"),

@@ -10,6 +10,7 @@
 //! leave registries or databases running.
 
 pub mod attacks;
+pub mod background;
 pub mod chromium;
 pub mod containerd;
 mod daemon;

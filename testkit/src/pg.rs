@@ -291,6 +291,63 @@ pub async fn wait_for(pool: &sqlx::PgPool, what: &str, timeout: Duration, query:
     .await;
 }
 
+/// The one value `sql` selects (`select count(*) ...`); panics naming the query if it fails.
+pub async fn scalar<T>(pool: &sqlx::PgPool, sql: &str) -> T
+where
+    (T,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    T: Send + Unpin,
+{
+    let query = sqlx::query_scalar(sql).fetch_one(pool);
+    query.await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every value `sql` selects, one column a row.
+pub async fn scalars<T>(pool: &sqlx::PgPool, sql: &str) -> Vec<T>
+where
+    (T,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    T: Send + Unpin,
+{
+    let query = sqlx::query_scalar(sql).fetch_all(pool);
+    query.await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The one row `sql` selects, as a tuple.
+pub async fn row<T>(pool: &sqlx::PgPool, sql: &str) -> T
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let query = sqlx::query_as(sql).fetch_one(pool);
+    query.await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Every row `sql` selects, as tuples.
+pub async fn rows<T>(pool: &sqlx::PgPool, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let query = sqlx::query_as(sql).fetch_all(pool);
+    query.await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Runs `sql` (a write a test sets its scene with).
+pub async fn exec(pool: &sqlx::PgPool, sql: &str) {
+    let query = sqlx::query(sql).execute(pool);
+    query.await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Waits (up to two minutes) until the index queue has nothing queued or running.
+pub async fn wait_for_drained_queue(pool: &sqlx::PgPool) {
+    let drained =
+        "select not exists (select 1 from index_jobs where state in ('queued', 'running'))";
+    wait_for(
+        pool,
+        "the queue is drained",
+        Duration::from_secs(120),
+        drained,
+    )
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::database_url;

@@ -55,12 +55,11 @@ async fn one_off_commands_leave_the_schema_to_migrate_when_migrate_on_start_is_o
     };
     let schema = || async {
         let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let tables: i64 = sqlx::query_scalar(
+        let tables: i64 = testkit::pg::scalar(
+            &pool,
             "select count(*) from information_schema.tables where table_schema = 'public'",
         )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        .await;
         pool.close().await;
         tables
     };

@@ -67,10 +67,7 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
     .await
     .unwrap();
     let state = || async {
-        sqlx::query_as::<_, (String, i32)>("select state, attempts from index_jobs")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+        testkit::pg::row::<(String, i32)>(&pool, "select state, attempts from index_jobs").await
     };
 
     let mut first = spawn("indexer", &config);
@@ -88,12 +85,8 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
         ("running".to_owned(), 1),
         "the dead worker still holds its lease"
     );
-    let versions = || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from versions")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
+    let versions =
+        || async { testkit::pg::scalar::<i64>(&pool, "select count(*) from versions").await };
     assert_eq!(versions().await, 0, "killed before it stored anything");
 
     let mut second = spawn("indexer", &config);
@@ -106,9 +99,6 @@ async fn a_killed_indexer_process_leaves_its_job_to_another() {
     second.start_kill().unwrap();
     assert_eq!(state().await, ("done".to_owned(), 2));
     assert_eq!(versions().await, 1, "indexed once");
-    let kind: String = sqlx::query_scalar("select kind from versions")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let kind: String = testkit::pg::scalar(&pool, "select kind from versions").await;
     assert_eq!(kind, "package");
 }

@@ -46,11 +46,11 @@ async fn reconcile_with_backend_walks_only_that_backend() {
         "other: 1 repositories, 1 tags, 1 manifests queued, 0 repositories failed\n"
     );
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-    let jobs: Vec<(String, String, String, String)> =
-        sqlx::query_as("select backend, repository, reference, source from index_jobs")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let jobs: Vec<(String, String, String, String)> = testkit::pg::rows(
+        &pool,
+        "select backend, repository, reference, source from index_jobs",
+    )
+    .await;
     assert_eq!(
         jobs,
         vec![(

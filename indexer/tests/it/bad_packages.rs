@@ -272,12 +272,11 @@ async fn hostile_packages_are_rejected_with_reasons_and_nothing_else_changes() {
         env.count("select count(*) from api_types").await,
         apis_before
     );
-    let good_kind: String = sqlx::query_scalar(
+    let good_kind: String = testkit::pg::scalar(
+        &env.pool,
         "select v.kind from versions v join tags t on t.version_id = v.id where t.tag = 'v1.0.0'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(good_kind, "package");
 }
 
@@ -315,13 +314,12 @@ async fn images_and_artifacts_are_recorded_without_layer_downloads() {
     env.push(&layout, "sbom", "apps/web", &[]).await;
     env.index_all().await;
 
-    let rows: Vec<(String, String, Option<String>, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, String, Option<String>, i64, i64)> = testkit::pg::rows(
+        &env.pool,
         "select t.tag, v.kind, v.artifact_type, v.bytes_downloaded, v.image_bytes
          from versions v join tags t on t.version_id = v.id order by t.tag",
     )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     let (_, kind, _, downloaded, size) = &rows[0];
     assert_eq!(kind, "image");
@@ -356,11 +354,11 @@ async fn a_roleless_image_over_the_flatten_limit_is_not_downloaded_and_says_why(
     xpkg_image::write(&layout, "old", &image);
     env.push(&layout, "old", "xpkg/provider-old", &[]).await;
     env.index_all().await;
-    let (kind, note, downloaded, size): (String, Option<String>, i64, i64) =
-        sqlx::query_as("select kind, meta->>'note', bytes_downloaded, image_bytes from versions")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (kind, note, downloaded, size): (String, Option<String>, i64, i64) = testkit::pg::row(
+        &env.pool,
+        "select kind, meta->>'note', bytes_downloaded, image_bytes from versions",
+    )
+    .await;
     assert_eq!(kind, "image");
     let note = note.unwrap_or_default();
     assert!(
@@ -431,10 +429,8 @@ async fn a_manifest_that_is_not_json_is_rejected_and_recorded() {
         outcome.rejection.as_deref(),
         Some("manifest is not valid JSON")
     );
-    let stored: (String, Option<String>) = sqlx::query_as("select kind, rejection from versions")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let stored: (String, Option<String>) =
+        testkit::pg::row(&env.pool, "select kind, rejection from versions").await;
     assert_eq!(
         stored,
         (
@@ -620,10 +616,8 @@ async fn a_symlink_in_an_image_layer_does_not_fail_a_roleless_flatten() {
     env.index_all().await;
     let (kind, _, note, rejection, _) = stored(&env, "old").await;
     assert_eq!(kind, "package", "{note:?} {rejection:?}");
-    let package_type: Option<String> = sqlx::query_scalar("select package_type from versions")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let package_type: Option<String> =
+        testkit::pg::scalar(&env.pool, "select package_type from versions").await;
     assert_eq!(package_type.as_deref(), Some("Provider"));
 }
 
@@ -713,13 +707,8 @@ async fn examples_and_extensions_over_their_caps_leave_a_note_and_the_package_in
     env.push(&layout, "v1", "xpkg/provider-nop", &["--all"])
         .await;
     env.index_all().await;
-    let (kind, note, examples): (String, Option<String>, i64) = sqlx::query_as(
-        "select v.kind, v.meta->>'note', (select count(*) from examples e where e.version_id = v.id)
-         from versions v join tags t on t.version_id = v.id where t.tag = 'v1'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let (kind, note, examples): (String, Option<String>, i64) = testkit::pg::row(&env.pool, "select v.kind, v.meta->>'note', (select count(*) from examples e where e.version_id = v.id)
+         from versions v join tags t on t.version_id = v.id where t.tag = 'v1'").await;
     assert_eq!(kind, "package");
     assert_eq!(examples, 0);
     assert_eq!(
@@ -846,19 +835,15 @@ async fn a_layer_cut_off_mid_stream_fails_the_job_for_a_retry_and_a_forced_reind
     assert_eq!(index(false).await.unwrap().kind, "package");
 
     // A forced re-index replaces what is stored (a wrong rejection could not be cleared).
-    sqlx::query("update versions set kind = 'rejected', rejection = 'stale'")
-        .execute(&env.pool)
-        .await
-        .unwrap();
-    sqlx::query("delete from api_types")
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    testkit::pg::exec(
+        &env.pool,
+        "update versions set kind = 'rejected', rejection = 'stale'",
+    )
+    .await;
+    testkit::pg::exec(&env.pool, "delete from api_types").await;
     assert_eq!(index(true).await.unwrap().kind, "package");
-    let stored: (String, Option<String>) = sqlx::query_as("select kind, rejection from versions")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let stored: (String, Option<String>) =
+        testkit::pg::row(&env.pool, "select kind, rejection from versions").await;
     assert_eq!(stored, ("package".to_owned(), None));
     assert!(
         env.count("select count(*) from api_types").await > 0,
@@ -883,17 +868,14 @@ async fn a_nul_character_in_a_manifest_is_a_rejection_not_a_database_error() {
     env.push(&layout, "nul", "odd/artifact", &[]).await;
     env.index_all().await;
     // One attempt, done, and a version saying why (it failed at the database, three times).
-    let (state, attempts): (String, i32) =
-        sqlx::query_as("select state, attempts from index_jobs where repository = 'odd/artifact'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (state, attempts): (String, i32) = testkit::pg::row(
+        &env.pool,
+        "select state, attempts from index_jobs where repository = 'odd/artifact'",
+    )
+    .await;
     assert_eq!((state.as_str(), attempts), ("done", 1));
     let (kind, rejection): (String, Option<String>) =
-        sqlx::query_as("select kind, rejection from versions")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+        testkit::pg::row(&env.pool, "select kind, rejection from versions").await;
     assert_eq!(kind, "rejected");
     assert!(rejection.unwrap_or_default().contains("NUL character"));
 }
@@ -931,10 +913,7 @@ async fn a_missing_examples_blob_is_a_note_and_the_package_is_indexed() {
     env.index_all().await;
     // It used to fail the job until it gave up, the package never indexed.
     let (kind, note): (String, Option<String>) =
-        sqlx::query_as("select kind, meta->>'note' from versions")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+        testkit::pg::row(&env.pool, "select kind, meta->>'note' from versions").await;
     assert_eq!(kind, "package");
     assert!(
         note.unwrap_or_default()

@@ -32,13 +32,12 @@ fn package_with_extras(layout: &testkit::oci::OciLayout) {
 
 /// (examples stored, extension files recorded, the version's note) of the version tagged v1.
 async fn extras(env: &Env) -> (i64, usize, Option<String>) {
-    let (examples, meta): (i64, serde_json::Value) = sqlx::query_as(
+    let (examples, meta): (i64, serde_json::Value) = testkit::pg::row(
+        &env.pool,
         "select (select count(*) from examples e where e.version_id = v.id), v.meta
          from versions v join tags t on t.version_id = v.id where t.tag = 'v1'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     let files = meta["extensions"].as_array().map_or(0, Vec::len);
     (examples, files, meta["note"].as_str().map(str::to_owned))
 }
@@ -51,10 +50,7 @@ async fn a_job_whose_worker_died_runs_guarded_and_reads_only_the_package() {
     env.push(&layout, "v1", "xpkg/network", &["--all"]).await;
     // The shim queued the push; as if a worker had died on it once already.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    sqlx::query("update index_jobs set lease_expiries = 1")
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    testkit::pg::exec(&env.pool, "update index_jobs set lease_expiries = 1").await;
     env.index_all().await;
     let (examples, files, note) = extras(&env).await;
     assert_eq!(
@@ -84,11 +80,11 @@ async fn a_version_rejected_for_a_budget_is_not_queued_again_by_reconcile() {
     Attack::WideSchema { versions: 65 }.write(&layout, "v1");
     env.push(&layout, "v1", "attacks/wide", &[]).await;
     env.index_all().await;
-    let rejection: String =
-        sqlx::query_scalar("select rejection from versions where kind = 'rejected'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let rejection: String = testkit::pg::scalar(
+        &env.pool,
+        "select rejection from versions where kind = 'rejected'",
+    )
+    .await;
     assert!(
         rejection.contains("number of versions of one API type exceeded (limit 64)"),
         "{rejection}"

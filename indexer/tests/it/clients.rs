@@ -54,13 +54,12 @@ async fn a_chart_from_helm_and_an_artifact_from_oras_are_recorded_without_readin
 
     /// repository, kind, media type, bytes downloaded, image bytes, rejection
     type Row = (String, String, Option<String>, i64, i64, Option<String>);
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = testkit::pg::rows(
+        &env.pool,
         "select p.repository, v.kind, v.media_type, v.bytes_downloaded, v.image_bytes, v.rejection
          from versions v join packages p on p.id = v.package_id order by p.repository",
     )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     for ((repo, kind, media_type, downloaded, size, rejection), (want_repo, want_kind, tag)) in
         rows.iter().zip([
@@ -94,13 +93,12 @@ async fn a_chart_from_helm_and_an_artifact_from_oras_are_recorded_without_readin
         assert_eq!(*size, blobs, "{repo}");
         assert!(blobs > 3 * raw.len() as i64, "{repo}: {blobs}");
     }
-    let tags: Vec<(String, String)> = sqlx::query_as(
+    let tags: Vec<(String, String)> = testkit::pg::rows(
+        &env.pool,
         "select p.repository, t.tag from tags t join versions v on v.id = t.version_id
          join packages p on p.id = v.package_id order by 1",
     )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         tags,
         [
@@ -150,13 +148,8 @@ async fn an_index_without_a_media_type_field_is_read_as_an_index() {
         Option<String>,
     );
     let (media_type, kind, package_type, index_digest, children, platforms, rejection): Row =
-        sqlx::query_as(
-        "select v.media_type, v.kind, v.package_type, v.index_digest, v.children, v.platforms, v.rejection
-         from versions v join tags t on t.version_id = v.id where t.tag = 'bare'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+        testkit::pg::row(&env.pool, "select v.media_type, v.kind, v.package_type, v.index_digest, v.children, v.platforms, v.rejection
+         from versions v join tags t on t.version_id = v.id where t.tag = 'bare'").await;
     assert_eq!(kind, "package", "{rejection:?}");
     assert_eq!(
         media_type.as_deref(),

@@ -6,6 +6,7 @@ use shimmer_config::Config;
 use shimmer_indexer::worker::Indexer;
 use shimmer_store::PgPool;
 use testkit::{
+    background::Background,
     oci::{Descriptor, IndexSpec, OciLayout},
     pg::TestDatabase,
     registry::Registry,
@@ -68,17 +69,9 @@ impl Env {
     pub async fn index_all(&self) {
         // The shim writes jobs off the request path: let them land first.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let tx = tokio_util::sync::CancellationToken::new();
-        let run = tokio::spawn(self.indexer.clone().run(2, tx.clone()));
-        testkit::pg::wait_for(
-            &self.pool,
-            "the queue is drained",
-            Duration::from_secs(120),
-            "select not exists (select 1 from index_jobs where state in ('queued', 'running'))",
-        )
-        .await;
-        tx.cancel();
-        run.await.unwrap();
+        let workers = Background::spawn(|stop| self.indexer.clone().run(2, stop));
+        testkit::pg::wait_for_drained_queue(&self.pool).await;
+        workers.stop().await;
     }
 
     /// Versions indexed as packages.
@@ -107,10 +100,7 @@ impl Env {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
+        testkit::pg::scalar(&self.pool, sql).await
     }
 }
 

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use shimmer_store::jobs::{self, NewJob};
 
+use testkit::background::Background;
+
 use crate::{
     harness::Env,
     queue::{missing_job, nop_layout},
@@ -33,11 +35,11 @@ async fn a_job_that_hangs_fails_at_the_job_timeout() {
     .await
     .unwrap();
     env.index_all().await;
-    let (state, attempts, error): (String, i32, Option<String>) =
-        sqlx::query_as("select state, attempts, last_error from index_jobs")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (state, attempts, error): (String, i32, Option<String>) = testkit::pg::row(
+        &env.pool,
+        "select state, attempts, last_error from index_jobs",
+    )
+    .await;
     assert_eq!((state.as_str(), attempts), ("failed", 2), "{error:?}");
     let error = error.unwrap_or_default();
     assert!(error.contains("indexer.job_timeout"), "{error}");
@@ -66,11 +68,11 @@ async fn a_job_released_at_shutdown_keeps_its_attempt_and_its_token_is_never_reu
     );
     // A job interrupted on its last attempt every time ends failed, saying why.
     jobs::release(&env.pool, &second, retry).await.unwrap();
-    let (state, attempts, error): (String, i32, Option<String>) =
-        sqlx::query_as("select state, attempts, last_error from index_jobs")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (state, attempts, error): (String, i32, Option<String>) = testkit::pg::row(
+        &env.pool,
+        "select state, attempts, last_error from index_jobs",
+    )
+    .await;
     assert_eq!((state.as_str(), attempts), ("failed", 2));
     assert!(
         error
@@ -96,8 +98,7 @@ async fn workers_leave_jobs_of_backends_they_are_not_configured_for() {
     assert!(env.claim(Duration::from_secs(60)).await.is_none());
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
-    let tx = tokio_util::sync::CancellationToken::new();
-    let run = tokio::spawn(env.indexer.clone().run(2, tx.clone()));
+    let workers = Background::spawn(|stop| env.indexer.clone().run(2, stop));
     testkit::pg::wait_for(
         &env.pool,
         "primary's job is done",
@@ -107,13 +108,12 @@ async fn workers_leave_jobs_of_backends_they_are_not_configured_for() {
     .await;
     // Give the idle workers a few more polls at the other job.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    tx.cancel();
-    run.await.unwrap();
-    let (state, attempts): (String, i32) =
-        sqlx::query_as("select state, attempts from index_jobs where backend = 'elsewhere'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    workers.stop().await;
+    let (state, attempts): (String, i32) = testkit::pg::row(
+        &env.pool,
+        "select state, attempts from index_jobs where backend = 'elsewhere'",
+    )
+    .await;
     assert_eq!((state.as_str(), attempts), ("queued", 0));
 }
 
@@ -134,10 +134,7 @@ async fn a_tag_deleted_after_the_push_leaves_the_digest_indexed_and_the_job_done
     std::fs::remove_dir_all(&tag).unwrap_or_else(|e| panic!("{}: {e}", tag.display()));
     env.index_all().await;
     let (state, error): (String, Option<String>) =
-        sqlx::query_as("select state, last_error from index_jobs")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+        testkit::pg::row(&env.pool, "select state, last_error from index_jobs").await;
     assert_eq!(state, "done", "{error:?}");
     assert_eq!(env.package_versions().await, 1);
     assert_eq!(env.count("select count(*) from tags").await, 0);
@@ -170,8 +167,7 @@ async fn workers_delete_done_jobs_older_than_the_retention_only() {
         .await
         .unwrap();
     }
-    let tx = tokio_util::sync::CancellationToken::new();
-    let run = tokio::spawn(env.indexer.clone().run(1, tx.clone()));
+    let workers = Background::spawn(|stop| env.indexer.clone().run(1, stop));
     testkit::pg::wait_for(
         &env.pool,
         "the old done job is deleted",
@@ -179,25 +175,21 @@ async fn workers_delete_done_jobs_older_than_the_retention_only() {
         "select count(*) = 2 from index_jobs",
     )
     .await;
-    tx.cancel();
-    run.await.unwrap();
-    let left: Vec<String> = sqlx::query_scalar("select repository from index_jobs order by id")
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+    workers.stop().await;
+    let left: Vec<String> =
+        testkit::pg::scalars(&env.pool, "select repository from index_jobs order by id").await;
     assert_eq!(left, ["new/done", "old/failed"]);
 }
 
 #[tokio::test]
 async fn migrate_goes_on_when_a_newer_release_applied_a_migration_this_one_lacks() {
     let env = Env::start().await;
-    sqlx::query(
+    testkit::pg::exec(
+        &env.pool,
         "insert into _sqlx_migrations (version, description, success, checksum, execution_time)
          values (29991231000000, 'from a newer release', true, '\\x00', 0)",
     )
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    .await;
     shimmer_store::migrate(&env.pool)
         .await
         .expect("an unknown applied migration is ignored");

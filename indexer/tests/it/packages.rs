@@ -239,13 +239,12 @@ async fn every_real_package_at_every_version_is_indexed() {
     );
 
     // Spot checks against what the sources say.
-    let kinds: BTreeSet<String> = sqlx::query_scalar(
+    let kinds: BTreeSet<String> = testkit::pg::scalars(
+        &env.pool,
         "select a.kind from api_types a join versions v on v.id = a.version_id
          join packages p on p.id = v.package_id where p.repository = 'xpkg/provider-kubernetes'",
     )
-    .fetch_all(&env.pool)
     .await
-    .unwrap()
     .into_iter()
     .collect();
     assert!(
@@ -370,13 +369,12 @@ async fn docker_v2_labels_only_multi_platform_and_roleless_packages() {
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = testkit::pg::rows(
+        &env.pool,
         "select t.tag, v.kind, v.package_type, v.index_digest, v.rejection
          from tags t join versions v on v.id = t.version_id order by t.tag",
     )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    .await;
     let by_tag: BTreeMap<_, _> = rows.iter().map(|r| (r.0.as_str(), r)).collect();
     for tag in ["docker", "labels", "roleless", "multi"] {
         let r = by_tag
@@ -457,11 +455,11 @@ async fn versions_share_objects_and_reindexing_adds_nothing() {
     let objects = env.count("select count(*) from objects").await as usize;
     assert_eq!(objects, union.len(), "each distinct object stored once");
     // Bodies are sent as canonical JSON text: each stored body is the object its digest names.
-    let rows: Vec<(String, String, i32)> =
-        sqlx::query_as("select digest, body::text, size_bytes from objects")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let rows: Vec<(String, String, i32)> = testkit::pg::rows(
+        &env.pool,
+        "select digest, body::text, size_bytes from objects",
+    )
+    .await;
     for (digest, body, size) in rows {
         let value: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(shimmer_indexer::xpkg::canonical::digest(&value), digest);
@@ -522,11 +520,11 @@ async fn only_the_annotated_layers_are_downloaded() {
     xpkg_image::write(&layout, "v1", &image);
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
     env.index_all().await;
-    let (downloaded, size): (i64, i64) =
-        sqlx::query_as("select bytes_downloaded, image_bytes from versions")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (downloaded, size): (i64, i64) = testkit::pg::row(
+        &env.pool,
+        "select bytes_downloaded, image_bytes from versions",
+    )
+    .await;
     assert!(size > 64 * 1024 * 1024, "{size}");
     assert!(downloaded > 0);
     assert!(
@@ -572,12 +570,7 @@ async fn extensions_manifest_readme_and_icons_are_read() {
     env.push(&layout, "v1", "xpkg/provider-nop", &["--all"])
         .await;
     env.index_all().await;
-    let ext: serde_json::Value = sqlx::query_scalar(
-        "select v.meta->'extensions' from versions v join tags t on t.version_id = v.id where t.tag = 'v1'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let ext: serde_json::Value = testkit::pg::scalar(&env.pool, "select v.meta->'extensions' from versions v join tags t on t.version_id = v.id where t.tag = 'v1'").await;
     let files = ext
         .as_array()
         .unwrap_or_else(|| panic!("extensions recorded: {ext}"));
@@ -660,14 +653,13 @@ async fn a_package_with_zstd_layers_is_indexed() {
         Option<String>,
         i64,
         i64,
-    ) = sqlx::query_as(
+    ) = testkit::pg::row(
+        &env.pool,
         "select v.kind, v.package_type, v.rejection,
                 (select count(*) from examples e where e.version_id = v.id), v.id
          from versions v join tags t on t.version_id = v.id where t.tag = 'zstd'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(kind, "package", "{rejection:?}");
     assert_eq!(package_type.as_deref(), Some("Provider"));
     let apis = env.api_types(id).await;

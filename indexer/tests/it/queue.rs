@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use shimmer_store::jobs::{self, JobSource, NewJob};
 use testkit::{
+    background::Background,
     oci::OciLayout,
     registry::{Registry, RegistryOptions},
     skopeo,
@@ -43,10 +44,8 @@ async fn a_dead_workers_job_is_finished_by_another_once() {
     );
     // Another worker, mid-job, killed: its future is dropped part-way.
     env.index_all().await;
-    let states: Vec<(String, i32)> = sqlx::query_as("select state, attempts from index_jobs")
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+    let states: Vec<(String, i32)> =
+        testkit::pg::rows(&env.pool, "select state, attempts from index_jobs").await;
     assert_eq!(
         states,
         vec![("done".to_owned(), 2)],
@@ -71,11 +70,11 @@ async fn failures_back_off_and_end_visible_with_the_error() {
     .await;
     jobs::enqueue(&env.pool, &missing_job()).await.unwrap();
     env.index_all().await;
-    let (state, attempts, error): (String, i32, Option<String>) =
-        sqlx::query_as("select state, attempts, last_error from index_jobs")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (state, attempts, error): (String, i32, Option<String>) = testkit::pg::row(
+        &env.pool,
+        "select state, attempts, last_error from index_jobs",
+    )
+    .await;
     assert_eq!((state.as_str(), attempts), ("failed", 3));
     let error = error.unwrap_or_default();
     assert!(
@@ -129,18 +128,13 @@ async fn a_moved_tag_points_at_the_new_digest_and_keeps_history() {
     let d2 = xpkg_image::write(&second, "latest", &nop());
     env.push(&second, "latest", "xpkg/provider-nop", &[]).await;
     env.index_all().await;
-    let now: String = sqlx::query_scalar(
-        "select v.manifest_digest from tags t join versions v on v.id = t.version_id where t.tag = 'latest'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let now: String = testkit::pg::scalar(&env.pool, "select v.manifest_digest from tags t join versions v on v.id = t.version_id where t.tag = 'latest'").await;
     assert_eq!(now, d2.digest);
-    let history: Vec<String> =
-        sqlx::query_scalar("select manifest_digest from tag_history order by seen_at")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let history: Vec<String> = testkit::pg::scalars(
+        &env.pool,
+        "select manifest_digest from tag_history order by seen_at",
+    )
+    .await;
     assert_eq!(history, vec![d1.digest.clone(), d2.digest.clone()]);
     assert_eq!(
         env.count("select count(*) from versions").await,
@@ -172,14 +166,13 @@ pub(crate) fn missing_job() -> NewJob {
 /// The stored job: state, attempts, lease expiries, last error, and how long after its last
 /// update it may run again (in seconds; both timestamps written by one statement).
 async fn job_row(env: &Env) -> (String, i32, i32, Option<String>, f64) {
-    sqlx::query_as(
+    testkit::pg::row(
+        &env.pool,
         "select state, attempts, lease_expiries, last_error,
                 extract(epoch from run_after - updated_at)::float8
          from index_jobs",
     )
-    .fetch_one(&env.pool)
     .await
-    .unwrap()
 }
 
 /// Waits until the only job's lease has run out.
@@ -261,21 +254,19 @@ async fn each_retry_waits_twice_as_long_as_the_one_before() {
     jobs::enqueue(&env.pool, &missing_job()).await.unwrap();
     // Real workers fail the job (its manifest does not exist) three times; every state the job
     // passes through between attempts is recorded from the stored timestamps.
-    let tx = tokio_util::sync::CancellationToken::new();
-    let run = tokio::spawn(env.indexer.clone().run(1, tx.clone()));
+    let workers = Background::spawn(|stop| env.indexer.clone().run(1, stop));
     let delays = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(i32, f64)>::new()));
     let pool = env.pool.clone();
     testkit::wait_until("the job failed for good", Duration::from_secs(30), || {
         let pool = pool.clone();
         let delays = delays.clone();
         async move {
-            let (state, attempts, delay): (String, i32, f64) = sqlx::query_as(
+            let (state, attempts, delay): (String, i32, f64) = testkit::pg::row(
+                &pool,
                 "select state, attempts, extract(epoch from run_after - updated_at)::float8
                  from index_jobs",
             )
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+            .await;
             let mut delays = delays.lock().unwrap();
             if state == "queued" && attempts > 0 && delays.last().is_none_or(|d| d.0 != attempts) {
                 delays.push((attempts, delay));
@@ -284,8 +275,7 @@ async fn each_retry_waits_twice_as_long_as_the_one_before() {
         }
     })
     .await;
-    tx.cancel();
-    run.await.unwrap();
+    workers.stop().await;
     let delays = delays.lock().unwrap().clone();
     assert_eq!(
         delays.iter().map(|d| d.0).collect::<Vec<_>>(),
@@ -307,10 +297,7 @@ async fn each_retry_waits_twice_as_long_as_the_one_before() {
     )
     .await
     .unwrap();
-    sqlx::query("delete from index_jobs where state = 'failed'")
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    testkit::pg::exec(&env.pool, "delete from index_jobs where state = 'failed'").await;
     let retry = jobs::Retry {
         max_attempts: 3,
         base: Duration::from_secs(1),
@@ -332,10 +319,17 @@ async fn each_retry_waits_twice_as_long_as_the_one_before() {
 async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
     // Polling alone would not look again for an hour: only the notification can wake them.
     let env = Env::start_with("[indexer]\npoll_interval = \"1h\"\n").await;
-    let tx = tokio_util::sync::CancellationToken::new();
-    let run = tokio::spawn(env.indexer.clone().run(2, tx.clone()));
+    let workers = Background::spawn(|stop| env.indexer.clone().run(2, stop));
     // Both workers find nothing and go idle.
-    testkit::pg::wait_for(&env.pool, "the listener is connected", Duration::from_secs(20), "select count(*) > 0 from pg_stat_activity where datname = current_database() and query ilike 'listen%'").await;
+    let listening = "select count(*) > 0 from pg_stat_activity
+                     where datname = current_database() and query ilike 'listen%'";
+    testkit::pg::wait_for(
+        &env.pool,
+        "the listener is connected",
+        Duration::from_secs(20),
+        listening,
+    )
+    .await;
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
     testkit::pg::wait_for(
@@ -345,8 +339,7 @@ async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
         "select count(*) = 1 from index_jobs where state = 'done'",
     )
     .await;
-    tx.cancel();
-    run.await.unwrap();
+    workers.stop().await;
     assert_eq!(env.package_versions().await, 1);
 }
 
@@ -396,11 +389,11 @@ async fn reconcile_pages_through_tags_and_goes_on_past_a_failing_repository() {
         report.errors.len() == 1 && report.errors[0].starts_with("xpkg/broken: "),
         "{report:?}"
     );
-    let queued: Vec<(String, String)> =
-        sqlx::query_as("select repository, reference from index_jobs order by repository")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let queued: Vec<(String, String)> = testkit::pg::rows(
+        &env.pool,
+        "select repository, reference from index_jobs order by repository",
+    )
+    .await;
     let mut repos: Vec<&str> = queued.iter().map(|(r, _)| r.as_str()).collect();
     repos.dedup();
     assert_eq!(
@@ -432,11 +425,11 @@ async fn path_backends_are_indexed() {
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "under/provider-nop", &[]).await;
     env.index_all().await;
-    let jobs: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("select backend, state, last_error from index_jobs")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let jobs: Vec<(String, String, Option<String>)> = testkit::pg::rows(
+        &env.pool,
+        "select backend, state, last_error from index_jobs",
+    )
+    .await;
     assert_eq!(
         jobs,
         [("pathed".to_owned(), "done".to_owned(), None)],
@@ -487,11 +480,11 @@ async fn mutual_tls_backends_are_indexed_through_the_bridge() {
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "secure/nop", &[]).await;
     env.index_all().await;
-    let jobs: Vec<(String, String, Option<String>)> =
-        sqlx::query_as("select backend, state, last_error from index_jobs")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let jobs: Vec<(String, String, Option<String>)> = testkit::pg::rows(
+        &env.pool,
+        "select backend, state, last_error from index_jobs",
+    )
+    .await;
     assert!(!jobs.is_empty());
     for (backend, state, error) in &jobs {
         assert_eq!(

@@ -78,10 +78,8 @@ async fn reconcile_queues_again_a_job_that_failed_for_good() {
     .await
     .unwrap();
     env.index_all().await;
-    let (state, attempts): (String, i32) = sqlx::query_as("select state, attempts from index_jobs")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let (state, attempts): (String, i32) =
+        testkit::pg::row(&env.pool, "select state, attempts from index_jobs").await;
     assert_eq!((state.as_str(), attempts), ("failed", 2));
 
     // The registry has it now; workers alone never look at the job again.
@@ -101,11 +99,11 @@ async fn reconcile_queues_again_a_job_that_failed_for_good() {
     env.index_all().await;
     assert_eq!(env.package_versions().await, 1);
     assert_eq!(tags(&env, "xpkg/provider-nop").await, ["v1"]);
-    let states: Vec<(String, String)> =
-        sqlx::query_as("select state, source from index_jobs order by id")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let states: Vec<(String, String)> = testkit::pg::rows(
+        &env.pool,
+        "select state, source from index_jobs order by id",
+    )
+    .await;
     assert_eq!(states, [("done".to_owned(), "reconcile".to_owned())]);
     let again = reconcile(&env.pool, reader, |_| true).await.unwrap();
     assert_eq!((again.requeued, again.enqueued), (0, 0), "{again:?}");

@@ -93,11 +93,11 @@ async fn an_unknown_visibility_keeps_the_stored_one_and_a_new_package_is_private
             .await
             .unwrap();
     }
-    let visibility: Vec<(String, String)> =
-        sqlx::query_as("select repository, visibility from packages order by repository")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let visibility: Vec<(String, String)> = testkit::pg::rows(
+        &env.pool,
+        "select repository, visibility from packages order by repository",
+    )
+    .await;
     assert_eq!(
         visibility,
         [
@@ -115,11 +115,11 @@ async fn visibility_follows_the_later_check_whichever_job_commits_last() {
         ..version("acme/turned", digest, visibility)
     };
     let visibility = || async {
-        let (v,): (String,) =
-            sqlx::query_as("select visibility from packages where repository = 'acme/turned'")
-                .fetch_one(&env.pool)
-                .await
-                .unwrap();
+        let (v,): (String,) = testkit::pg::row(
+            &env.pool,
+            "select visibility from packages where repository = 'acme/turned'",
+        )
+        .await;
         v
     };
     // Anonymous clients could read the repository at t=100 and no longer at t=200, but the job
@@ -148,13 +148,12 @@ async fn visibility_follows_the_later_check_whichever_job_commits_last() {
     );
     store(checked("sha256:f", Some("private"), 500.0)).await;
     assert_eq!(visibility().await, "private");
-    let (at,): (f64,) = sqlx::query_as(
+    let (at,): (f64,) = testkit::pg::row(
+        &env.pool,
         "select extract(epoch from visibility_checked_at)::float8 from packages
          where repository = 'acme/turned'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(at, 500.0);
 }
 
@@ -167,14 +166,13 @@ async fn a_tag_moves_to_the_later_reading_whichever_job_commits_last() {
         ..version("acme/race", digest, Some("public"))
     };
     let names = || async {
-        let (d,): (String,) = sqlx::query_as(
+        let (d,): (String,) = testkit::pg::row(
+            &env.pool,
             "select v.manifest_digest from tags t join versions v on v.id = t.version_id
              join packages p on p.id = t.package_id
              where p.repository = 'acme/race' and t.tag = 'v1'",
         )
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+        .await;
         d
     };
     // The registry said v1 -> one at t=100 and v1 -> two at t=200, but the job that read `one`
@@ -186,13 +184,12 @@ async fn a_tag_moves_to_the_later_reading_whichever_job_commits_last() {
         .await
         .unwrap();
     assert_eq!(names().await, "sha256:two");
-    let history: i64 = sqlx::query_scalar(
+    let history: i64 = testkit::pg::scalar(
+        &env.pool,
         "select count(*) from tag_history h join packages p on p.id = h.package_id
          where p.repository = 'acme/race' and h.tag = 'v1'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(history, 2);
     // A later reading of the same digest keeps it and raises the bar...
     packages::store_version(&env.pool, &tagged("sha256:two", 300.0), &[], &[], &[])

@@ -55,21 +55,9 @@ async fn basic_auth_backend_challenges_and_credentials_never_reach_the_open_back
         "{err}"
     );
     let creds = ["--dest-creds", "alice:s3cret-pass"];
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &shim.docker("private/x:v1"),
-        &creds,
-    )
-    .await
-    .unwrap();
+    shim.push(&layout, "v1", "private/x:v1", &creds).await;
     // skopeo sends the same credentials for every repository on the shim's host.
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &shim.docker("public/y:v1"),
-        &creds,
-    )
-    .await
-    .unwrap();
+    shim.push(&layout, "v1", "public/y:v1", &creds).await;
     skopeo::inspect_raw(&docker(&open.host_port(), "public/y:v1"), &[])
         .await
         .unwrap();

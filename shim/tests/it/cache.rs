@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, header};
 use testkit::{
     containerd::{ConnectionCounter, Containerd},
-    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    oci::{LayerSpec, OciLayout},
     recorder::Recorder,
     registry::{Registry, RegistryOptions},
     skopeo,
@@ -19,15 +19,6 @@ fn config(upstream_url: &str, cache_dir: &std::path::Path, extra: &str) -> Strin
         "[cache]\npath = \"{}\"\n{extra}\n[[upstream]]\nname = \"a\"\nhosts = [\"registry-a.test\"]\nurl = \"{upstream_url}\"\n",
         cache_dir.display()
     )
-}
-
-fn image(layout: &OciLayout, tag: &str, layer: LayerSpec) -> testkit::oci::Descriptor {
-    let d = layout.add_image(ImageSpec {
-        layers: vec![layer],
-        ..Default::default()
-    });
-    layout.tag(tag, &d);
-    d
 }
 
 /// A shim with a cache in `tmp/cache` in front of the upstream at `upstream_url`.
@@ -88,11 +79,7 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_cached_pull_survives_the_upstream_stopping_and_offline_mode_never_calls_it() {
     let (mut up, rec) = recorded_registry().await;
     let (tmp, layout) = scratch_layout();
-    image(
-        &layout,
-        "v1",
-        LayerSpec::bytes(tar_gz(&[("f", b"cached content")])),
-    );
+    layout.file_image("v1", b"cached content");
     push(&layout, "v1", &up, "team/app:v1").await;
     let cache_dir = tmp.path().join("cache");
     let shim = Shim::start(&config(&rec.url(), &cache_dir, "")).await;
@@ -151,7 +138,7 @@ async fn ten_concurrent_misses_of_a_256_mib_blob_cause_one_upstream_get() {
     let up = Registry::quiet().await;
     let rec = Recorder::start(&up.url()).await;
     let (tmp, layout) = scratch_layout();
-    let d = image(&layout, "big", LayerSpec::random_gzip(256 * 1024 * 1024, 3));
+    let d = layout.tagged_image("big", vec![LayerSpec::random_gzip(256 * 1024 * 1024, 3)]);
     let manifest: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d.digest)).unwrap();
     let blob = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
     let size = manifest["layers"][0]["size"].as_u64().unwrap();
@@ -201,7 +188,7 @@ async fn a_corrupt_upstream_blob_fails_the_transfer_and_is_not_cached() {
     let (tmp, layout) = scratch_layout();
     // 8 MiB that gzip cannot shrink, so the download usually still runs when the answer starts.
     let data = testkit::oci::incompressible(0x2545_f491, 8 << 20);
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
+    let d = layout.file_image("v1", &data);
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/c:v1").await;
     // Corrupt the registry's stored copy in place: a real server now serves wrong bytes.
@@ -259,12 +246,8 @@ async fn a_corrupt_upstream_blob_fails_the_transfer_and_is_not_cached() {
 async fn a_moved_tag_is_seen_after_the_ttl_not_before() {
     let up = Registry::start(RegistryOptions::default()).await;
     let (tmp, layout) = scratch_layout();
-    let one = image(&layout, "one", LayerSpec::bytes(tar_gz(&[("f", b"first")])));
-    let two = image(
-        &layout,
-        "two",
-        LayerSpec::bytes(tar_gz(&[("f", b"second")])),
-    );
+    let one = layout.file_image("one", b"first");
+    let two = layout.file_image("two", b"second");
     push(&layout, "one", &up, "team/t:latest").await;
     let shim = start_cached(&up.url(), &tmp, "tag_ttl = \"2s\"").await;
     let head = || async {
@@ -296,11 +279,7 @@ async fn eviction_keeps_the_size_limit_by_lru_and_never_orphans_a_kept_manifest(
     let up = Registry::start(RegistryOptions::default()).await;
     let (tmp, layout) = scratch_layout();
     for (tag, seed) in [("old", 1), ("new", 2), ("stale", 3)] {
-        image(
-            &layout,
-            tag,
-            LayerSpec::bytes(tar_gz(&[("f", &noise(seed))])),
-        );
+        layout.file_image(tag, &noise(seed));
         push(&layout, tag, &up, &format!("team/{tag}:v1")).await;
     }
     let shim = start_cached(&up.url(), &tmp, "").await;
@@ -371,7 +350,7 @@ async fn oci_pull_conformance_through_the_cache() {
     let up = Registry::start(RegistryOptions::default()).await;
     let (tmp, layout) = scratch_layout();
     let body: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &body)])));
+    let d = layout.file_image("v1", &body);
     push(&layout, "v1", &up, "conformance/repo:v1").await;
     let manifest = layout.read_blob(&d.digest);
     let layer = first_layer(&layout, &d);
@@ -472,14 +451,14 @@ async fn a_backend_with_the_cache_on_serves_blobs_it_authorised_from_the_cache()
     .await;
     let layout = OciLayout::create(tmp.path().join("layout"));
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &shim.docker("team/p:v1"),
+    let d = layout.file_image("v1", &data);
+    shim.push(
+        &layout,
+        "v1",
+        "team/p:v1",
         &["--dest-creds", "alice:alice-pass"],
     )
-    .await
-    .unwrap();
+    .await;
     let blob = first_layer(&layout, &d);
     let url = shim.v2(&format!("team/p/blobs/{blob}"));
     let gets = || count_requests(&rec, "GET", &blob);
@@ -572,11 +551,7 @@ async fn manifest_digest(shim_url: &str, repo: &str, tag: &str) -> (StatusCode, 
 async fn a_cached_tag_is_served_when_the_upstream_fails_is_down_or_hangs() {
     let (mut up, rec) = recorded_registry().await;
     let (tmp, layout) = scratch_layout();
-    let d = image(
-        &layout,
-        "v1",
-        LayerSpec::bytes(tar_gz(&[("f", b"stale ok")])),
-    );
+    let d = layout.file_image("v1", b"stale ok");
     push(&layout, "v1", &up, "team/s:v1").await;
     let cache_dir = tmp.path().join("cache");
     let ttl0 = "tag_ttl = \"0\"";
@@ -664,12 +639,8 @@ async fn a_head_without_a_digest_revalidates_with_a_get_so_a_moved_tag_is_seen()
     )
     .await;
     let (tmp, layout) = scratch_layout();
-    let one = image(&layout, "one", LayerSpec::bytes(tar_gz(&[("f", b"first")])));
-    let two = image(
-        &layout,
-        "two",
-        LayerSpec::bytes(tar_gz(&[("f", b"second")])),
-    );
+    let one = layout.file_image("one", b"first");
+    let two = layout.file_image("two", b"second");
     push(&layout, "one", &up, "team/h:latest").await;
     let shim = start_cached(&rec.url(), &tmp, "tag_ttl = \"0\"").await;
     assert_eq!(
@@ -699,11 +670,7 @@ async fn a_head_without_a_digest_revalidates_with_a_get_so_a_moved_tag_is_seen()
 async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_off() {
     let (up, rec) = recorded_registry().await;
     let (tmp, layout) = scratch_layout();
-    let d = image(
-        &layout,
-        "v1",
-        LayerSpec::bytes(tar_gz(&[("f", b"upstream only")])),
-    );
+    let d = layout.file_image("v1", b"upstream only");
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/o:v1").await;
     let upstream = format!(
@@ -789,12 +756,8 @@ async fn offline_never_contacts_an_upstream_without_a_cache_or_with_its_cache_of
 async fn a_pinned_tag_never_sees_the_move_upstream() {
     let (up, rec) = recorded_registry().await;
     let (tmp, layout) = scratch_layout();
-    let one = image(
-        &layout,
-        "one",
-        LayerSpec::bytes(tar_gz(&[("f", b"pinned")])),
-    );
-    image(&layout, "two", LayerSpec::bytes(tar_gz(&[("f", b"moved")])));
+    let one = layout.file_image("one", b"pinned");
+    layout.file_image("two", b"moved");
     push(&layout, "one", &up, "team/pin:v1").await;
     let shim = start_cached(&rec.url(), &tmp, "tag_ttl = \"never\"").await;
     assert_eq!(
@@ -817,11 +780,7 @@ async fn eviction_keeps_an_old_blob_a_kept_manifest_needs_and_drops_an_unreferen
     let (tmp, layout) = scratch_layout();
     let mut layers = Vec::new();
     for (tag, seed) in [("kept", 11), ("loose", 12)] {
-        let d = image(
-            &layout,
-            tag,
-            LayerSpec::bytes(tar_gz(&[("f", &noise(seed))])),
-        );
+        let d = layout.file_image(tag, &noise(seed));
         layers.push(first_layer(&layout, &d));
         push(&layout, tag, &up, &format!("team/{tag}:v1")).await;
     }
@@ -902,7 +861,7 @@ async fn an_upstream_with_cache_off_is_passed_through_and_nothing_is_stored() {
     let (up, rec) = recorded_registry().await;
     let (tmp, layout) = scratch_layout();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &data)])));
+    let d = layout.file_image("v1", &data);
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/pt:v1").await;
     let cache_dir = tmp.path().join("cache");
@@ -1008,7 +967,7 @@ async fn a_stalled_blob_redirect_fails_the_fill_for_every_client_and_leaves_no_t
     )
     .await;
     let (tmp, layout) = scratch_layout();
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(7))])));
+    let d = layout.file_image("v1", &noise(7));
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/r:v1").await;
     let cache_dir = tmp.path().join("cache");
@@ -1182,7 +1141,7 @@ async fn import_refuses_metadata_naming_paths_unknown_upstreams_or_invalid_names
 async fn a_client_whose_accept_excludes_the_cached_type_is_answered_by_the_upstream() {
     let up = Registry::start(RegistryOptions::default()).await;
     let (tmp, layout) = scratch_layout();
-    image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", b"accept")])));
+    layout.file_image("v1", b"accept");
     push(&layout, "v1", &up, "team/acc:v1").await;
     let shim = start_cached(&up.url(), &tmp, "").await;
     let get = |accept: Option<&'static str>| {
@@ -1214,7 +1173,7 @@ async fn a_client_whose_accept_excludes_the_cached_type_is_answered_by_the_upstr
 async fn an_unwritable_cache_passes_pulls_through_and_records_nothing() {
     let up = Registry::start(RegistryOptions::default()).await;
     let (tmp, layout) = scratch_layout();
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(9))])));
+    let d = layout.file_image("v1", &noise(9));
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/ro:v1").await;
     let cache_dir = tmp.path().join("cache");
@@ -1243,7 +1202,7 @@ async fn an_unwritable_cache_passes_pulls_through_and_records_nothing() {
 async fn stale_temp_files_are_removed_at_start_and_odd_ranges_get_the_whole_blob() {
     let up = Registry::start(RegistryOptions::default()).await;
     let (tmp, layout) = scratch_layout();
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(3))])));
+    let d = layout.file_image("v1", &noise(3));
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/t:v1").await;
     let cache_dir = tmp.path().join("cache");
@@ -1293,7 +1252,7 @@ async fn a_fill_for_another_repository_is_not_joined() {
     )
     .await;
     let (tmp, layout) = scratch_layout();
-    let d = image(&layout, "v1", LayerSpec::bytes(tar_gz(&[("f", &noise(5))])));
+    let d = layout.file_image("v1", &noise(5));
     let blob = first_layer(&layout, &d);
     push(&layout, "v1", &up, "team/has:v1").await;
     let shim = start_cached(&rec.url(), &tmp, "").await;

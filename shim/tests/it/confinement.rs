@@ -7,7 +7,6 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use reqwest::{StatusCode, header};
 use testkit::{
     nginx::Nginx,
-    oci::{ImageSpec, LayerSpec, tar_gz},
     recorder::Recorder,
     registry::{Registry, RegistryOptions},
     skopeo,
@@ -22,12 +21,7 @@ fn upstream_toml(name: &str, host: &str, url: &str) -> String {
 
 /// A small image tagged `v1` in a scratch layout; returns its manifest digest.
 fn small_image(layout: &testkit::oci::OciLayout, content: &[u8]) -> String {
-    let d = layout.add_image(ImageSpec {
-        layers: vec![LayerSpec::bytes(tar_gz(&[("f", content)]))],
-        ..Default::default()
-    });
-    layout.tag("v1", &d);
-    d.digest
+    layout.file_image("v1", content).digest
 }
 
 #[tokio::test]
@@ -52,9 +46,7 @@ async fn uploads_to_a_backend_whose_upload_locations_lie_outside_v2_use_signed_s
     let shim = Shim::start(&backend_toml("primary", &nginx.url(), "")).await;
     let (_tmp, layout) = scratch_layout();
     let digest = small_image(&layout, b"uploaded elsewhere");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/x:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/x:v1", &[]).await;
     let raw = skopeo::inspect_raw(&docker(&reg.host_port(), "acme/x:v1"), &[])
         .await
         .unwrap();
@@ -159,13 +151,7 @@ async fn the_next_page_of_an_upstreams_tag_list_goes_to_that_upstream() {
     .await;
     let (_tmp, layout) = scratch_layout();
     small_image(&layout, b"paged");
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/p:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    skopeo::push(&layout, "v1", &up.host_port(), "team/p:v1", &[]).await;
     let c = http();
     for first in [
         shim.v2("team/p/tags/list?n=1&ns=registry-a.test"),
@@ -214,9 +200,7 @@ async fn cookies_neither_reach_a_backend_nor_come_back_from_one() {
     let shim = Shim::start(&backend_toml("primary", &rec.url(), "")).await;
     let (_tmp, layout) = scratch_layout();
     let digest = small_image(&layout, b"cookies");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/c:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/c:v1", &[]).await;
     let r = http()
         .get(shim.v2(&format!("acme/c/manifests/{digest}")))
         .header(header::COOKIE, "shimmer_token=reader-secret; other=1")

@@ -9,23 +9,19 @@ use std::{
 use reqwest::{StatusCode, header};
 use shimmer_store::PgPool;
 use testkit::{
-    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    oci::OciLayout,
     pg::PgServer,
     registry::{Registry, RegistryOptions},
     skopeo,
 };
 
-use crate::harness::{Shim, backend_toml, docker, http, jobs, wait_for_jobs};
+use crate::harness::{Shim, backend_toml, http, jobs, wait_for_jobs};
 use testkit::http::Sent;
 
 fn layout_with(dir: &std::path::Path, tag: &str, content: &[u8]) -> (OciLayout, String) {
     let layout = OciLayout::create(dir.join(tag));
-    let image = layout.add_image(ImageSpec {
-        layers: vec![LayerSpec::bytes(tar_gz(&[("f", content)]))],
-        ..Default::default()
-    });
-    layout.tag(tag, &image);
-    (layout, image.digest)
+    let digest = layout.file_image(tag, content).digest;
+    (layout, digest)
 }
 
 /// Rows ever inserted, updated or deleted in the queue tables (counts writes, not rows present).
@@ -33,13 +29,12 @@ fn layout_with(dir: &std::path::Path, tag: &str, content: &[u8]) -> (OciLayout, 
 /// but always when its connection ends.
 async fn writes(url: &str) -> i64 {
     let pool = PgPool::connect(url).await.unwrap();
-    let (n,): (i64,) = sqlx::query_as(
+    let (n,): (i64,) = testkit::pg::row(
+        &pool,
         "select coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint
          from pg_stat_user_tables where relname in ('index_jobs', 'seen_manifests')",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     n
 }
 
@@ -50,9 +45,7 @@ async fn push_enqueues_one_job_and_pulls_enqueue_only_unseen_digests() {
     let tmp = tempfile::tempdir().unwrap();
 
     let (layout, digest) = layout_with(tmp.path(), "v1", b"pushed");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/pkg:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/pkg:v1", &[]).await;
     let queued = wait_for_jobs(&shim.pool, 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let queued_after = jobs(&shim.pool).await;
@@ -80,13 +73,7 @@ async fn push_enqueues_one_job_and_pulls_enqueue_only_unseen_digests() {
 
     // Pushed straight to the backend, then pulled through the shim: queued once.
     let (other, other_digest) = layout_with(tmp.path(), "v2", b"pushed directly");
-    skopeo::copy(
-        &other.skopeo_ref("v2"),
-        &docker(&reg.host_port(), "acme/direct:v2"),
-        &[],
-    )
-    .await
-    .unwrap();
+    skopeo::push(&other, "v2", &reg.host_port(), "acme/direct:v2", &[]).await;
     let c = http();
     let url = shim.v2(&format!("acme/direct/manifests/{other_digest}"));
     let accept = "application/vnd.oci.image.manifest.v1+json";
@@ -242,9 +229,7 @@ async fn jobs_still_held_at_shutdown_are_tried_once_more_then_counted_as_dropped
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _) = layout_with(tmp.path(), "v1", b"held at stop");
     pg.stop().await;
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/held:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/held:v1", &[]).await;
     testkit::wait_until("the job is held", Duration::from_secs(10), || async {
         shim.state.enqueuer.pending() >= 1
     })

@@ -74,6 +74,12 @@ impl Shim {
         format!("docker://{}/{repo_and_tag}", self.host_port)
     }
 
+    /// Pushes `local` of `layout` through this shim as `repo_and_tag`, with skopeo's `extra`
+    /// flags (credentials).
+    pub async fn push(&self, layout: &OciLayout, local: &str, repo_and_tag: &str, extra: &[&str]) {
+        skopeo::push(layout, local, &self.host_port, repo_and_tag, extra).await;
+    }
+
     /// Stops accepting connections and waits for in-flight requests to finish.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -18,12 +18,7 @@ fn upstream_toml(name: &str, host: &str, url: &str) -> String {
 }
 
 fn image(layout: &OciLayout, tag: &str, content: &str) -> testkit::oci::Descriptor {
-    let d = layout.add_image(ImageSpec {
-        layers: vec![LayerSpec::bytes(tar_gz(&[("f", content.as_bytes())]))],
-        ..Default::default()
-    });
-    layout.tag(tag, &d);
-    d
+    layout.file_image(tag, content.as_bytes())
 }
 
 #[tokio::test]
@@ -51,13 +46,7 @@ async fn containerd_pulls_from_two_upstreams_chosen_by_ns() {
     });
     layout.tag("multi", &index);
     push(&layout, "one", &a, "team/one:v1").await;
-    skopeo::copy(
-        &layout.skopeo_ref("multi"),
-        &docker(&b.host_port(), "team/two:v1"),
-        &["--all"],
-    )
-    .await
-    .unwrap();
+    skopeo::push(&layout, "multi", &b.host_port(), "team/two:v1", &["--all"]).await;
 
     let shim = Shim::start(&format!(
         "{}{}",
@@ -157,13 +146,14 @@ async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_onl
     .await;
     let (_tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "private upstream");
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&a.host_port(), "team/p:v1"),
+    skopeo::push(
+        &layout,
+        "v1",
+        &a.host_port(),
+        "team/p:v1",
         &["--dest-creds", "mirror:upstream-secret"],
     )
-    .await
-    .unwrap();
+    .await;
     let r = http()
         .head(shim.v2("team/p/manifests/v1?ns=registry-a.test"))
         .header(header::ACCEPT, "application/vnd.oci.image.manifest.v1+json")
@@ -221,13 +211,14 @@ async fn an_upstream_with_token_auth_gets_a_bearer_token_for_the_configured_cred
     let (tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "behind a token service");
     // skopeo does the token dance itself against the real registry.
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&up.host_port(), "team/p:v1"),
+    skopeo::push(
+        &layout,
+        "v1",
+        &up.host_port(),
+        "team/p:v1",
         &["--dest-creds", "mirror:upstream-secret"],
     )
-    .await
-    .unwrap();
+    .await;
     let blob = first_layer(&layout, &d);
     let cache_dir = tmp.path().join("cache");
     for cached in [false, true] {

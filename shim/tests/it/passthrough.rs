@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use reqwest::{StatusCode, header};
 use testkit::{
-    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    oci::OciLayout,
     recorder::Recorder,
     registry::{Registry, RegistryOptions},
     skopeo,
 };
 
 use crate::harness::{
-    Shim, backend_toml, docker, error_code, http, prefixed_backend_toml, start_upload,
+    Shim, backend_toml, error_code, first_layer, http, prefixed_backend_toml, start_upload,
 };
 use testkit::http::Sent;
 
@@ -38,14 +38,8 @@ async fn tag_again(shim: &Shim, repo: &str, tag: &str, tags: &[&str]) {
 /// A one-layer OCI image tagged `v1`; returns the layout, the manifest digest and the layer's.
 fn small_image(dir: &std::path::Path, content: &[u8]) -> (OciLayout, String, String) {
     let layout = OciLayout::create(dir.join("layout"));
-    let image = layout.add_image(ImageSpec {
-        layers: vec![LayerSpec::bytes(tar_gz(&[("f", content)]))],
-        ..Default::default()
-    });
-    layout.tag("v1", &image);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&layout.read_blob(&image.digest)).unwrap();
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let image = layout.file_image("v1", content);
+    let layer = first_layer(&layout, &image);
     (layout, image.digest, layer)
 }
 
@@ -55,9 +49,7 @@ async fn manifest_and_blob_delete_reach_the_backend_and_etags_pass_through() {
     let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
     let tmp = tempfile::tempdir().unwrap();
     let (layout, digest, layer) = small_image(tmp.path(), b"to be deleted");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/del:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/del:v1", &[]).await;
     let c = http();
     let manifest_url = shim.v2(&format!("acme/del/manifests/{digest}"));
 
@@ -155,9 +147,7 @@ async fn tag_list_link_points_at_the_shim_and_maps_back_to_the_exact_backend_url
     .await;
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _, _) = small_image(tmp.path(), b"paginated");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/pag:a"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/pag:a", &[]).await;
     let c = http();
     tag_again(&shim, "acme/pag", "a", &["b", "c"]).await;
 
@@ -226,13 +216,7 @@ async fn catalog_through_a_prefixed_backend_lists_shim_names_of_its_own_reposito
         "plain/c",
         "aaa/first",
     ] {
-        skopeo::copy(
-            &layout.skopeo_ref("v1"),
-            &docker(&main.host_port(), &format!("{repo}:v1")),
-            &[],
-        )
-        .await
-        .unwrap();
+        skopeo::push(&layout, "v1", &main.host_port(), &format!("{repo}:v1"), &[]).await;
     }
     let c = http();
     let r = c.get(shim.v2("_catalog")).sent().await;
@@ -298,9 +282,7 @@ async fn head_is_answered_wherever_get_is_as_going_direct() {
     let shim = Shim::start(&prefixed_backend_toml("primary", &reg.url(), "", "mirror/")).await;
     let tmp = tempfile::tempdir().unwrap();
     let (layout, digest, _) = small_image(tmp.path(), b"heads");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/h:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/h:v1", &[]).await;
     let c = http();
     let direct_session = start_upload(&reg.url(), "mirror/acme/h").await;
     let shim_session = start_upload(&shim.url(), "acme/h").await;
@@ -341,9 +323,7 @@ async fn a_backend_blob_the_cache_cannot_answer_passes_through() {
         ))
         .await;
         let (layout, _, layer) = small_image(tmp.path(), broken.as_bytes());
-        skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/c:v1"), &[])
-            .await
-            .unwrap();
+        shim.push(&layout, "v1", "acme/c:v1", &[]).await;
         if !offline {
             // Nothing can be created in the cache any more (root ignores permissions: a file
             // where the temp directory was is refused to anyone).
@@ -455,9 +435,7 @@ async fn backend_hop_headers_and_cookies_stay_behind_and_every_link_is_rewritten
     let shim = Shim::start(&backend_toml("primary", &relay.url(), "")).await;
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _, _) = small_image(tmp.path(), b"hop");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/hop:a"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/hop:a", &[]).await;
 
     let r = http().get(shim.v2("acme/hop/tags/list")).sent().await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -498,9 +476,7 @@ async fn tag_lists_are_paged_where_the_backend_does_not() {
     let shim = Shim::start(&backend_toml("primary", &reg.url(), "")).await;
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _, _) = small_image(tmp.path(), b"paged");
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("acme/paged:d"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "acme/paged:d", &[]).await;
     let c = http();
     tag_again(&shim, "acme/paged", "d", &["b", "e", "a", "c"]).await;
     // The backend alone ignores n.

@@ -148,9 +148,7 @@ async fn a_256_mib_layer_streams_through_unchanged() {
     let size = manifest["layers"][0]["size"].as_u64().unwrap();
     assert!(size > 256 * 1024 * 1024);
 
-    skopeo::copy(&layout.skopeo_ref("big"), &shim.docker("acme/big:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "big", "acme/big:v1", &[]).await;
     let out = tmp.path().join("pulled");
     skopeo::copy(
         &shim.docker("acme/big:v1"),
@@ -195,9 +193,7 @@ async fn containerd_pulls_and_pushes_through_the_shim_mounting_what_it_can() {
         ..Default::default()
     });
     layout.tag("v1", &image);
-    skopeo::copy(&layout.skopeo_ref("v1"), &shim.docker("team/app:v1"), &[])
-        .await
-        .unwrap();
+    shim.push(&layout, "v1", "team/app:v1", &[]).await;
 
     let ctrd = testkit::containerd::Containerd::start().await;
     let source = format!("{}/team/app:v1", shim.host_port);

@@ -31,13 +31,7 @@ async fn push_subject(shim: &Shim, repo: &str) -> (String, usize) {
         ..Default::default()
     });
     layout.tag("v1", &image);
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &shim.docker(&format!("{repo}:v1")),
-        &[],
-    )
-    .await
-    .unwrap();
+    shim.push(&layout, "v1", &format!("{repo}:v1"), &[]).await;
     let raw = skopeo::inspect_raw(&shim.docker(&format!("{repo}:v1")), &[])
         .await
         .unwrap();

@@ -2,7 +2,7 @@
 
 use reqwest::{StatusCode, header};
 use testkit::{
-    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    oci::OciLayout,
     pg::PgServer,
     recorder::Recorder,
     registry::{Registry, RegistryOptions},
@@ -14,11 +14,7 @@ use testkit::http::Sent;
 
 fn small_image(dir: &std::path::Path) -> OciLayout {
     let layout = OciLayout::create(dir.join("layout"));
-    let image = layout.add_image(ImageSpec {
-        layers: vec![LayerSpec::bytes(tar_gz(&[("f", b"routing")]))],
-        ..Default::default()
-    });
-    layout.tag("v1", &image);
+    layout.file_image("v1", b"routing");
     layout
 }
 
@@ -42,20 +38,8 @@ async fn two_backends_are_routed_by_longest_prefix() {
     let tmp = tempfile::tempdir().unwrap();
     let layout = small_image(tmp.path());
 
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &shim.docker("acme/public:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &shim.docker("acme/private/x:v1"),
-        &[],
-    )
-    .await
-    .unwrap();
+    shim.push(&layout, "v1", "acme/public:v1", &[]).await;
+    shim.push(&layout, "v1", "acme/private/x:v1", &[]).await;
 
     let on = |reg: &Registry, repo: &str| {
         let r = docker(&reg.host_port(), &format!("{repo}:v1"));
@@ -117,13 +101,7 @@ async fn catalog_pagination_links_point_at_the_shim_and_tag_queries_pass_verbati
     let tmp = tempfile::tempdir().unwrap();
     let layout = small_image(tmp.path());
     for repo in ["r/one", "r/two", "r/three"] {
-        skopeo::copy(
-            &layout.skopeo_ref("v1"),
-            &shim.docker(&format!("{repo}:v1")),
-            &[],
-        )
-        .await
-        .unwrap();
+        shim.push(&layout, "v1", &format!("{repo}:v1"), &[]).await;
     }
     let c = http();
 

@@ -6,7 +6,7 @@
 use reqwest::{StatusCode, header};
 use testkit::{
     containerd::{ConnectionCounter, Containerd},
-    oci::{ImageSpec, LayerSpec, OciLayout, tar_gz},
+    oci::OciLayout,
     registry::{Registry, RegistryOptions},
     skopeo,
     token::{SERVICE, TokenServer},
@@ -36,15 +36,8 @@ async fn start() -> (TokenServer, Registry, Registry, Shim) {
 
 fn image(dir: &std::path::Path) -> (OciLayout, String) {
     let layout = OciLayout::create(dir.join("layout"));
-    let image = layout.add_image(ImageSpec {
-        layers: vec![LayerSpec::bytes(tar_gz(&[(
-            "f",
-            b"prefixed and token-authed",
-        )]))],
-        ..Default::default()
-    });
-    layout.tag("v1", &image);
-    (layout, image.digest)
+    let digest = layout.file_image("v1", b"prefixed and token-authed").digest;
+    (layout, digest)
 }
 
 fn basic(creds: &str) -> String {
@@ -101,13 +94,8 @@ async fn prefixed_token_backend_logins_work_through_the_shims_token_endpoint() {
         err.to_lowercase().contains("unauthorized") || err.contains("401"),
         "{err}"
     );
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &shim.docker("acme/app:v1"),
-        &["--dest-creds", CREDS],
-    )
-    .await
-    .unwrap();
+    shim.push(&layout, "v1", "acme/app:v1", &["--dest-creds", CREDS])
+        .await;
     // Stored under the backend's name, and readable there with the same login.
     let direct_ref = docker(&backend.host_port(), "mirror/acme/app:v1");
     let raw = skopeo::inspect_raw(&direct_ref, &["--creds", CREDS])
@@ -192,13 +180,14 @@ async fn the_token_endpoint_relays_only_to_the_realm_a_prefixed_backend_named() 
     let (tokens, backend, _open, shim) = start().await;
     let tmp = tempfile::tempdir().unwrap();
     let (layout, _) = image(tmp.path());
-    skopeo::copy(
-        &layout.skopeo_ref("v1"),
-        &docker(&backend.host_port(), "mirror/acme/app:v1"),
+    skopeo::push(
+        &layout,
+        "v1",
+        &backend.host_port(),
+        "mirror/acme/app:v1",
         &["--dest-creds", CREDS],
     )
-    .await
-    .unwrap();
+    .await;
     let c = http();
     let elsewhere = ConnectionCounter::start().await;
 

@@ -28,6 +28,7 @@
 
 mod dir_transport;
 mod layer;
+mod tagged;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

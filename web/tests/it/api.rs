@@ -141,17 +141,13 @@ async fn a_pre_release_is_the_latest_version_only_while_there_is_no_release() {
     assert!(page.contains("v0.18.0"), "{page}");
 
     // A package indexed before the rule: its latest is put right once, by the migrations.
-    sqlx::query(
+    testkit::pg::exec(
+        &env.pool,
         "update packages p set latest_tag = t.tag, latest_version_id = t.version_id
          from tags t where t.package_id = p.id and t.tag = 'v1.3.0-rc.1'",
     )
-    .execute(&env.pool)
-    .await
-    .unwrap();
-    sqlx::query("delete from data_fixes")
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    .await;
+    testkit::pg::exec(&env.pool, "delete from data_fixes").await;
     assert_eq!(latest().await, "v1.3.0-rc.1", "as stored before");
     shimmer_store::migrate(&env.pool).await.unwrap();
     assert_eq!(latest().await, "v0.18.0");

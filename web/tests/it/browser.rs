@@ -90,11 +90,11 @@ async fn pages_work_in_a_real_browser_and_hostile_content_never_runs() {
     assert!(dom.contains(&format!("href=\"/docs/{object}\"")), "{dom}");
 
     // The hostile CRD's docs: nothing in its descriptions ran.
-    let hostile: String =
-        sqlx::query_scalar("select object_digest from api_types where kind = 'Hostile'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let hostile: String = testkit::pg::scalar(
+        &env.pool,
+        "select object_digest from api_types where kind = 'Hostile'",
+    )
+    .await;
     let dom = chromium::dump_dom(&format!("{}/docs/{hostile}", env.web))
         .await
         .unwrap();

@@ -165,10 +165,11 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
         .collect();
     assert_eq!(multi_definers, ["v2.0.0"], "{apis}");
     // Nor are they counted as versions on the home page.
-    let rows: i64 = sqlx::query_scalar("select count(*) from versions where kind = 'package'")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let rows: i64 = testkit::pg::scalar(
+        &env.pool,
+        "select count(*) from versions where kind = 'package'",
+    )
+    .await;
     let home = env.text("/").await;
     let shown = format!("<span id=\"count-versions\">{}</span>", rows - 2);
     assert!(home.contains(&shown), "{shown} not in\n{home}");
@@ -228,12 +229,11 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
     );
 
     // A Composition's summary: its composite type, pipeline steps and the resources composed.
-    let composition: String = sqlx::query_scalar(
+    let composition: String = testkit::pg::scalar(
+        &env.pool,
         "select digest from objects where class = 'composition' and name = 'xnops.example.com'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     let docs = env.text(&format!("/docs/{composition}")).await;
     assert!(
         docs.contains(
@@ -252,13 +252,12 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
         docs.contains("<li>second-nop: <code>NopResource nop.crossplane.io/v1alpha1</code></li>")
     );
     // A real package's Composition: a function pipeline.
-    let network: String = sqlx::query_scalar(
+    let network: String = testkit::pg::scalar(
+        &env.pool,
         "select digest from objects where class = 'composition'
          and name = 'xnetworks.aws.platform.upbound.io'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     let docs = env.text(&format!("/docs/{network}")).await;
     assert!(
         docs.contains(
@@ -287,15 +286,14 @@ async fn version_package_status_and_docs_pages_show_every_fact() {
 
     // The status page: a failed job and its error, for readers only. (The row is written
     // directly: a job that fails for good takes several backed-off attempts to get there.)
-    sqlx::query(
+    testkit::pg::exec(
+        &env.pool,
         "insert into index_jobs (backend, repository, reference, digest, source, state, attempts,
                                  last_error)
          values ('primary', 'acme/provider-broken', 'v9.9.9', 'sha256:' || repeat('e', 64),
                  'push', 'failed', 5, 'the package layer is not a gzip stream')",
     )
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    .await;
     let bearer = format!("Bearer {READER_TOKEN}");
     let r = env.get_with("/status", &[("authorization", &bearer)]).await;
     assert_eq!(r.status(), 200);

@@ -39,12 +39,11 @@ async fn docs_examples_never_leak_private_packages_and_never_change_once_served(
     env.push_image(&nop_with_examples(&[]), "acme/provider-nop", "v1.0.0")
         .await;
     env.index_all().await;
-    let digest: String = sqlx::query_scalar(
+    let digest: String = testkit::pg::scalar(
+        &env.pool,
         "select distinct object_digest from api_types where kind = 'NopResource'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     let url = format!("/docs/{digest}");
 
     let r = env.get(&url).await;

@@ -8,6 +8,7 @@ use shimmer_indexer::worker::Indexer;
 use shimmer_store::PgPool;
 use testkit::http::Sent;
 use testkit::{
+    background::Background,
     oci::OciLayout,
     pg::TestDatabase,
     registry::{Registry, RegistryOptions},
@@ -142,13 +143,8 @@ visibility = \"private\"
 
     /// The digest of the `Object` CRD (kubernetes.crossplane.io) of the latest version.
     pub async fn latest_object_crd(&self) -> String {
-        sqlx::query_scalar(
-            "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
-             where a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .unwrap()
+        testkit::pg::scalar(&self.pool, "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
+             where a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'").await
     }
 
     /// Pushes configuration-aws-network v0.15.0 (a configuration that depends on providers).
@@ -183,17 +179,9 @@ visibility = \"private\"
     /// Runs two workers until nothing is queued or running.
     pub async fn index_all(&self) {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let tx = tokio_util::sync::CancellationToken::new();
-        let run = tokio::spawn(self.indexer.clone().run(2, tx.clone()));
-        testkit::pg::wait_for(
-            &self.pool,
-            "the queue is drained",
-            Duration::from_secs(120),
-            "select not exists (select 1 from index_jobs where state in ('queued', 'running'))",
-        )
-        .await;
-        tx.cancel();
-        run.await.unwrap();
+        let workers = Background::spawn(|stop| self.indexer.clone().run(2, stop));
+        testkit::pg::wait_for_drained_queue(&self.pool).await;
+        workers.stop().await;
     }
 
     /// The usual catalogue: two versions of provider-kubernetes, provider-nop, a function and

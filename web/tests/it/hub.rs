@@ -50,11 +50,11 @@ async fn the_hub_installs_redirects_and_shows_rejections_everywhere() {
     assert!(version.contains("<p class=\"version-title\">Version <strong>v0.18.0</strong> · the latest is <a href=\"/packages/crossplane-contrib/provider-kubernetes/versions/v1.2.1\">v1.2.1</a></p>"), "{version}");
 
     // A package whose only push was rejected: the reason on its page, in search and on /status.
-    let reason: String =
-        sqlx::query_scalar("select rejection from versions where kind = 'rejected'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let reason: String = testkit::pg::scalar(
+        &env.pool,
+        "select rejection from versions where kind = 'rejected'",
+    )
+    .await;
     let escaped = |s: &str| {
         s.replace('"', "&#34;")
             .replace('\'', "&#39;")

@@ -81,14 +81,9 @@ async fn pages_show_packages_versions_apis_and_docs() {
     let db_packages = env
         .scalar("select count(*) from packages where latest_version_id is not null")
         .await;
-    let missing: Vec<(String, String)> = sqlx::query_as(
-        "select p.repository, coalesce(string_agg(v.kind || ':' || coalesce(v.rejection, ''), ','), '')
+    let missing: Vec<(String, String)> = testkit::pg::rows(&env.pool, "select p.repository, coalesce(string_agg(v.kind || ':' || coalesce(v.rejection, ''), ','), '')
          from packages p left join versions v on v.package_id = p.id
-         group by p.repository",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+         group by p.repository").await;
     assert_eq!(db_packages, 4, "packages and their versions: {missing:?}");
     let db_apis = env
         .scalar(
@@ -150,12 +145,7 @@ async fn pages_show_packages_versions_apis_and_docs() {
             && page.contains("/crossplane-contrib/provider-kubernetes:v0.18.0"),
         "{page}"
     );
-    let digest: String = sqlx::query_scalar(
-        "select v.manifest_digest from versions v join tags t on t.version_id = v.id where t.tag = 'v0.18.0'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let digest: String = testkit::pg::scalar(&env.pool, "select v.manifest_digest from versions v join tags t on t.version_id = v.id where t.tag = 'v0.18.0'").await;
     assert!(page.contains(&digest));
     assert!(
         page.contains("id=\"cost\">To index this version shimmer read "),
@@ -170,14 +160,9 @@ async fn pages_show_packages_versions_apis_and_docs() {
     assert_eq!(by_digest.status(), 200);
 
     // Docs of the Object CRD: a field tree with anchors, its examples.
-    let object: String = sqlx::query_scalar(
-        "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
+    let object: String = testkit::pg::scalar(&env.pool, "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
          where p.repository = 'crossplane-contrib/provider-kubernetes'
-           and a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+           and a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'").await;
     let docs = env.text(&format!("/docs/{object}")).await;
     assert!(
         docs.contains("<h1 class=\"docs-title\">Object (kubernetes.crossplane.io)</h1>"),
@@ -207,11 +192,11 @@ async fn pages_show_packages_versions_apis_and_docs() {
         .await;
     assert!(conf.contains("Dependencies"), "{conf}");
     assert!(conf.contains("provider-aws-ec2"), "{conf}");
-    let composition: String =
-        sqlx::query_scalar("select o.digest from objects o where o.class = 'composition' limit 1")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let composition: String = testkit::pg::scalar(
+        &env.pool,
+        "select o.digest from objects o where o.class = 'composition' limit 1",
+    )
+    .await;
     let comp = env.text(&format!("/docs/{composition}")).await;
     assert!(
         comp.contains("Composite type") && comp.contains("Mode"),
@@ -446,11 +431,11 @@ async fn hostile_package_content_is_escaped_and_sanitised() {
     env.push_image(&hostile_image(), "acme/provider-hostile", "v1.0.0")
         .await;
     env.index_all().await;
-    let hostile_crd: String =
-        sqlx::query_scalar("select object_digest from api_types where kind = 'Hostile'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let hostile_crd: String = testkit::pg::scalar(
+        &env.pool,
+        "select object_digest from api_types where kind = 'Hostile'",
+    )
+    .await;
     let docs = env.text(&format!("/docs/{hostile_crd}")).await;
     assert!(docs.contains("hostile field"), "{docs}");
     for tag in tags(&docs) {
@@ -558,10 +543,8 @@ async fn every_page_of_every_real_package_renders() {
         env.push_image(&image, &repo, &tag).await;
     }
     env.index_all().await;
-    let repos: Vec<String> = sqlx::query_scalar("select repository from packages order by 1")
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+    let repos: Vec<String> =
+        testkit::pg::scalars(&env.pool, "select repository from packages order by 1").await;
     assert!(repos.len() >= 7, "{repos:?}");
     let mut docs = std::collections::BTreeSet::new();
     for repo in &repos {
@@ -607,15 +590,10 @@ async fn every_page_of_every_real_package_renders() {
     }
 
     // A known field's description appears under its path.
-    let (object, body): (String, serde_json::Value) = sqlx::query_as(
-        "select a.object_digest, o.body from api_types a join objects o on o.digest = a.object_digest
+    let (object, body): (String, serde_json::Value) = testkit::pg::row(&env.pool, "select a.object_digest, o.body from api_types a join objects o on o.digest = a.object_digest
          join tags t on t.version_id = a.version_id join packages p on p.id = t.package_id
          where p.repository = 'upbound/provider-kubernetes' and t.tag = 'v1.2.1'
-           and a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+           and a.kind = 'Object' and a.api_group = 'kubernetes.crossplane.io'").await;
     let v1alpha2 = body["spec"]["versions"]
         .as_array()
         .unwrap()

@@ -109,12 +109,11 @@ async fn concurrent_flushes_of_overlapping_counts_all_land() {
         "{} failed flushes: {errors:?}",
         errors.len()
     );
-    let counts: Vec<(String, i64)> = sqlx::query_as(
+    let counts: Vec<(String, i64)> = testkit::pg::rows(
+        &pool,
         "select repository, sum(count)::bigint from package_pulls group by repository",
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    .await;
     let shims_of = |r: usize| (0..SHIMS).filter(|s| r % (s + 3) != 1).count();
     let counted = (0..REPOS).filter(|&r| shims_of(r) > 0).count();
     assert_eq!(

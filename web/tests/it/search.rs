@@ -64,12 +64,7 @@ async fn search_ranks_exact_kinds_first_and_filters_and_pages() {
             String::new()
         )
     );
-    let description: String = sqlx::query_scalar(
-        "select description from packages where repository = 'crossplane-contrib/function-patch-and-transform'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let description: String = testkit::pg::scalar(&env.pool, "select description from packages where repository = 'crossplane-contrib/function-patch-and-transform'").await;
     let word = description
         .split(|c: char| !c.is_alphanumeric())
         .rfind(|w| w.len() > 6)

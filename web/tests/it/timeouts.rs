@@ -102,10 +102,7 @@ async fn the_marketplace_pool_caps_statements_past_the_request_timeout() {
         ))
         .unwrap();
         let pool = shimmer_web::connect(&config).unwrap();
-        let shown: String = sqlx::query_scalar("show statement_timeout")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let shown: String = testkit::pg::scalar(&pool, "show statement_timeout").await;
         assert_eq!(shown, want, "[web] {web:?}, URL options {url_options:?}");
     }
 }

@@ -31,20 +31,14 @@ async fn private_packages_are_seen_only_with_a_reader_token() {
     )
     .await;
     env.index_all().await;
-    let vis: String = sqlx::query_scalar(
+    let vis: String = testkit::pg::scalar(
+        &env.pool,
         "select visibility from packages where repository = 'private/provider-secret'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(vis, "private");
-    let secret_doc: String = sqlx::query_scalar(
-        "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
-         where p.repository = 'private/provider-secret' limit 1",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    let secret_doc: String = testkit::pg::scalar(&env.pool, "select a.object_digest from api_types a join packages p on p.latest_version_id = a.version_id
+         where p.repository = 'private/provider-secret' limit 1").await;
 
     let bearer = format!("Bearer {READER_TOKEN}");
     let cookie = format!("theme=dark; shimmer_token={READER_TOKEN}");
@@ -126,12 +120,11 @@ async fn a_backend_that_demands_credentials_makes_its_packages_private() {
     )
     .await;
     env.index_all().await;
-    let vis: String = sqlx::query_scalar(
+    let vis: String = testkit::pg::scalar(
+        &env.pool,
         "select visibility from packages where repository = 'acme/provider-nop'",
     )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         vis, "private",
         "the indexer saw the backend refuse anonymous reads"
