@@ -15,7 +15,7 @@ ROOT=$PWD
 LOAD_SECONDS=${SECONDS_UNDER_LOAD:-10}
 
 source bench/lib.sh
-require_packages postgresql docker-registry skopeo python3
+install_packages postgresql docker-registry skopeo python3
 cargo build --release -q -p shimmer
 cargo build --release -q -p testkit --example write_attack
 SHIMMER=$ROOT/target/release/shimmer

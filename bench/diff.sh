@@ -13,7 +13,7 @@ SRC=${SHIMMER_TESTDATA:-$ROOT/testdata/xpkg-sources}
 RUNS=${RUNS:-3}
 
 source bench/lib.sh
-require_packages time python3
+install_packages time python3
 cargo build --release -q -p shimmer
 SHIMMER=${CARGO_TARGET_DIR:-$ROOT/target}/release/shimmer
 bench_workdir diff

@@ -13,7 +13,7 @@ EC2=${SHIMMER_TESTDATA:-$ROOT/testdata/xpkg-sources}/provider-aws-ec2-v2.6.0
 COPIES=${COPIES:-11}
 
 source bench/lib.sh
-require_packages postgresql docker-registry skopeo time python3
+install_packages postgresql docker-registry skopeo time python3
 cargo build --release -q -p shimmer
 SHIMMER=${CARGO_TARGET_DIR:-$ROOT/target}/release/shimmer
 

@@ -1,24 +1,16 @@
 # Shared by the benchmark scripts (sourced): a work directory removed on exit with every process
 # started (PIDS), free loopback ports, and a private PostgreSQL with a `shimmer` database.
 
-# require_packages PKG...: installs the Debian packages that are missing (as root), or says
-# which to install and exits.
-require_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$p")
-    done
-    ((${#missing[@]})) || return 0
-    [[ $(id -u) -eq 0 ]] || { echo "install: apt-get install -y ${missing[*]}" >&2; exit 1; }
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-}
+# Debian packages and logging: the run and test commands' own (install_packages PKG...).
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 # primary_backend_toml URL: one backend "primary" at URL with every repository routed to it.
 primary_backend_toml() {
     printf '[[backend]]\nname = "primary"\nurl = "%s"\n[[route]]\nprefix = ""\nbackend = "primary"\n' "$1"
 }
 
-# PostgreSQL's programs, found when a cluster starts (after require_packages installed them).
+# PostgreSQL's programs, found when a cluster starts (after install_packages installed them).
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true; }
 as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -16,7 +16,7 @@ NPKG=${PACKAGES:-500}
 PER=${APIS_PER_PACKAGE:-200}
 
 source bench/lib.sh
-require_packages postgresql docker-registry skopeo python3 curl
+install_packages postgresql docker-registry skopeo python3 curl
 export PATH="$HOME/.cargo/bin:$PATH"
 command -v oha >/dev/null || cargo install oha --locked
 cargo build --release -q -p shimmer

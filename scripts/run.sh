@@ -17,8 +17,8 @@ STATE=$ROOT/.shimmer-run
 SAMPLES=${SHIMMER_RUN_SAMPLES:-"provider-nop-main function-patch-and-transform-v0.10.8 configuration-aws-network-v0.15.0 provider-kubernetes-v1.2.1"}
 TESTDATA=${SHIMMER_TESTDATA:-$ROOT/testdata/xpkg-sources}
 
-log() { printf '==> %s\n' "$*" >&2; }
-is_root() { [[ $(id -u) -eq 0 ]]; }
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
@@ -40,22 +40,8 @@ DETACH=0
 [[ ${1:-} == --detach ]] && DETACH=1
 
 # 1. What the system needs, from Debian's packages.
-PACKAGES=(postgresql docker-registry skopeo python3 curl)
-missing=()
-for p in "${PACKAGES[@]}"; do
-    dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    if ! is_root; then
-        echo "missing packages; install them as root with:" >&2
-        echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
-        exit 1
-    fi
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-fi
+install_packages postgresql docker-registry skopeo python3 curl
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 log "building shimmer (release)"
 cargo build --release -q -p shimmer
 SHIMMER=${CARGO_TARGET_DIR:-$ROOT/target}/release/shimmer

