@@ -99,6 +99,11 @@ impl Env {
             .unwrap()
     }
 
+    /// Waits (up to a minute) until `sql`, one boolean, is true.
+    pub async fn wait_for(&self, what: &str, sql: &str) {
+        testkit::pg::wait_for(&self.pool, what, Duration::from_secs(60), sql).await;
+    }
+
     pub async fn count(&self, sql: &str) -> i64 {
         testkit::pg::scalar(&self.pool, sql).await
     }

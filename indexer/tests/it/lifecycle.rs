@@ -99,10 +99,8 @@ async fn workers_leave_jobs_of_backends_they_are_not_configured_for() {
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
     let workers = Background::spawn(|stop| env.indexer.clone().run(2, stop));
-    testkit::pg::wait_for(
-        &env.pool,
+    env.wait_for(
         "primary's job is done",
-        Duration::from_secs(60),
         "select count(*) = 1 from index_jobs where backend = 'primary' and state = 'done'",
     )
     .await;
@@ -168,10 +166,8 @@ async fn workers_delete_done_jobs_older_than_the_retention_only() {
         .unwrap();
     }
     let workers = Background::spawn(|stop| env.indexer.clone().run(1, stop));
-    testkit::pg::wait_for(
-        &env.pool,
+    env.wait_for(
         "the old done job is deleted",
-        Duration::from_secs(20),
         "select count(*) = 2 from index_jobs",
     )
     .await;

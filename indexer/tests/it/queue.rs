@@ -177,10 +177,8 @@ async fn job_row(env: &Env) -> (String, i32, i32, Option<String>, f64) {
 
 /// Waits until the only job's lease has run out.
 async fn wait_for_lease_expiry(env: &Env) {
-    testkit::pg::wait_for(
-        &env.pool,
+    env.wait_for(
         "the lease ran out",
-        Duration::from_secs(20),
         "select lease_until < now() from index_jobs",
     )
     .await;
@@ -323,19 +321,11 @@ async fn a_job_queued_while_workers_idle_wakes_them_without_polling() {
     // Both workers find nothing and go idle.
     let listening = "select count(*) > 0 from pg_stat_activity
                      where datname = current_database() and query ilike 'listen%'";
-    testkit::pg::wait_for(
-        &env.pool,
-        "the listener is connected",
-        Duration::from_secs(20),
-        listening,
-    )
-    .await;
+    env.wait_for("the listener is connected", listening).await;
     let (_tmp, layout) = nop_layout();
     env.push(&layout, "v1", "xpkg/provider-nop", &[]).await;
-    testkit::pg::wait_for(
-        &env.pool,
+    env.wait_for(
         "the pushed package's job is done",
-        Duration::from_secs(20),
         "select count(*) = 1 from index_jobs where state = 'done'",
     )
     .await;
