@@ -28,6 +28,8 @@ pub struct Inner {
     pub pulls: Arc<pulls::Pulls>,
     /// Signs the upload sessions that carry a backend path outside `/v2`.
     pub sessions: rewrite::SessionKey,
+    /// One update of a subject's emulated referrers at a time in this shim.
+    pub referrer_locks: crate::forward::referrers::SubjectLocks,
     public_base: String,
 }
 
@@ -70,6 +72,7 @@ impl AppState {
             enqueuer,
             metrics,
             pulls: pulls::Pulls::new(),
+            referrer_locks: Default::default(),
             public_base,
         })))
     }

@@ -74,19 +74,7 @@ pub const SUMMARY_CHARS: usize = 280;
 /// A description as a list shows it: at most [`SUMMARY_CHARS`] characters, cut at a word
 /// boundary where there is one near the end, with an ellipsis. The package page shows it whole.
 pub fn summary(text: &str) -> String {
-    let text = plain_text(text);
-    let text = text.trim();
-    match text.char_indices().nth(SUMMARY_CHARS) {
-        None => text.to_owned(),
-        Some((end, _)) => {
-            let cut = &text[..end];
-            let cut = match cut.rfind(char::is_whitespace) {
-                Some(space) if space > end / 2 => &cut[..space],
-                _ => cut,
-            };
-            format!("{}…", cut.trim_end())
-        }
-    }
+    shimmer_store::text::cut_at_word(plain_text(text).trim(), SUMMARY_CHARS)
 }
 
 /// Splits `acme/provider-x/versions/v1.0.0` into repository and version. A repository whose

@@ -181,14 +181,7 @@ fn description(spec: &Value) -> Option<String> {
         })?;
     let first = text.split("\n\n").next().unwrap_or(text).trim();
     let first: String = first.split_whitespace().collect::<Vec<_>>().join(" ");
-    Some(match first.char_indices().nth(DESCRIPTION_CHARS) {
-        None => first,
-        Some((end, _)) => {
-            let cut = &first[..end];
-            let cut = cut.rfind(' ').map_or(cut, |space| &cut[..space]);
-            format!("{cut}…")
-        }
-    })
+    Some(shimmer_store::text::cut_at_word(&first, DESCRIPTION_CHARS))
 }
 
 fn versions(spec: &Value, definition: Definition) -> Vec<ApiVersion> {

@@ -11,7 +11,7 @@ mod headers;
 mod lists;
 mod manifests;
 mod paging;
-mod referrers;
+pub(crate) mod referrers;
 mod target;
 mod url;
 

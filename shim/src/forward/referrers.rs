@@ -7,9 +7,10 @@
 //!   filtered by `artifactType` with `OCI-Filters-Applied`.
 //! - A manifest `PUT` with a `subject` that the backend accepted without `OCI-Subject`: the
 //!   manifest's descriptor is added to its subject's fallback index, one update of a subject at a
-//!   time in this process; the index is read again just before the write (a changed one is
-//!   merged afresh) and after it (the update retried when another writer replaced it); then
-//!   `OCI-Subject`.
+//!   time: in this shim by [`SubjectLocks`], across the shims sharing the database by a
+//!   PostgreSQL advisory lock on the subject (when the database answers within [`LOCK_WAIT`]);
+//!   the index is read again just before the write (a changed one is merged afresh) and after it
+//!   (the update retried when another writer replaced it); then `OCI-Subject`.
 //! - A referrer's manifest `DELETE`: its descriptor leaves the fallback index the same way.
 //! - Through the pull-through cache (`?ns=`), an upstream without the API: its fallback tag
 //!   read with the upstream's own credentials.
@@ -41,6 +42,9 @@ const OCI_SUBJECT: &str = "oci-subject";
 const INDEX_LIMIT: usize = 4 * 1024 * 1024;
 /// Attempts at an index update before giving up on a subject that keeps changing.
 const ATTEMPTS: usize = 5;
+/// Longest wait for the subject's lock shared with other shims; past it (a database down or
+/// slow), the update goes on under this shim's own lock and the re-reads alone.
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether a backend's answer to a referrers request shows it has no such route: a 404 that is
 /// not the API's JSON error.
@@ -234,9 +238,12 @@ pub(super) async fn update(
     descriptor: &Value,
     add: bool,
 ) -> Result<bool, OciError> {
-    // One update of a subject's index at a time in this process; across processes, the
-    // re-read before each write and the check after it.
-    let _one_at_a_time = stripe(&routed.backend.name, subject).lock().await;
+    // One update of a subject's index at a time: in this shim, then across the shims sharing
+    // the database; the re-read before each write and the check after it stay, for a shim
+    // without the database.
+    let backend = &routed.backend.name;
+    let _here = state.referrer_locks.stripe(backend, subject).lock().await;
+    let _everywhere = shared_lock(state, backend, subject).await;
     let digest = &descriptor["digest"];
     // Each round reads the index; a round after a write checks that write held.
     for round in 0..=ATTEMPTS {
@@ -290,14 +297,45 @@ pub(super) async fn update(
     Ok(false)
 }
 
-/// The lock of one stripe of subjects (64 stripes: bounded, whatever the number of subjects).
-fn stripe(backend: &str, subject: &str) -> &'static tokio::sync::Mutex<()> {
-    use std::hash::{Hash, Hasher};
-    static STRIPES: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
-        std::sync::LazyLock::new(|| (0..64).map(|_| tokio::sync::Mutex::new(())).collect());
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (backend, subject).hash(&mut h);
-    &STRIPES[(h.finish() % 64) as usize]
+/// One update of a subject's fallback index at a time within a shim: 64 stripes of subjects
+/// (bounded, whatever the number of subjects).
+pub struct SubjectLocks(Vec<tokio::sync::Mutex<()>>);
+
+impl Default for SubjectLocks {
+    fn default() -> Self {
+        Self((0..64).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+}
+
+impl SubjectLocks {
+    fn stripe(&self, backend: &str, subject: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (backend, subject).hash(&mut h);
+        &self.0[(h.finish() % self.0.len() as u64) as usize]
+    }
+}
+
+/// The subject's advisory lock in the database, held until the returned transaction drops;
+/// `None` (logged) when the database does not give it within [`LOCK_WAIT`].
+async fn shared_lock(
+    state: &AppState,
+    backend: &str,
+    subject: &str,
+) -> Option<shimmer_store::locks::Held> {
+    let key = format!("referrers {backend} {subject}");
+    let lock = shimmer_store::locks::exclusive(&state.pool, &key);
+    match tokio::time::timeout(LOCK_WAIT, lock).await {
+        Ok(Ok(held)) => Some(held),
+        Ok(Err(e)) => {
+            tracing::warn!(%backend, %subject, error = %e, "no shared referrers lock: the database failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%backend, %subject, "no shared referrers lock within {LOCK_WAIT:?}");
+            None
+        }
+    }
 }
 
 /// After the backend accepted `manifest` (pushed as `digest`) without `OCI-Subject`: records it

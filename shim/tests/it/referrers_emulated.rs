@@ -3,6 +3,7 @@
 //! `OCI-Subject` and are listed, filtered by `artifactType`; a subject without referrers has an
 //! empty list; a deleted referrer leaves it; the fallback index lives on the backend under the
 //! spec's `sha256-<hex>` tag; oras-py attaches an artifact and finds it listed;
+//! two shims sharing a database take turns on a subject's index;
 //! referrers through an upstream (`?ns=`) read its fallback tag; `referrers = "passthrough"`
 //! leaves the backend's 404.
 
@@ -208,6 +209,58 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
 
 /// oras-py attaches an artifact to an image (a manifest with a `subject`) through the shim: the
 /// push is answered with `OCI-Subject`, and the referrers API lists it.
+#[tokio::test]
+async fn shims_sharing_a_database_take_turns_on_a_subjects_index() {
+    // docker-registry has no conditional PUT: two shim processes updating one subject's index
+    // at once could each write an index without the other's referrer. They take turns on an
+    // advisory lock in the database they share; here a third holder keeps it while two shims
+    // (apart, as two processes are: each has its own in-process locks) push a referrer each.
+    let reg = Registry::start(RegistryOptions::default()).await;
+    let db = testkit::pg::fresh_database().await;
+    let toml = backend_toml("primary", &reg.url(), "");
+    let one = Shim::start_with_database(&toml, &db.url).await;
+    let two = Shim::start_with_database(&toml, &db.url).await;
+    let repo = "acme/turns";
+    let (subject, size) = push_subject(&one, repo).await;
+    let empty = push_empty_blob(&one, repo).await;
+    let key = format!("referrers primary {subject}");
+    let held = shimmer_store::locks::exclusive(&one.pool, &key)
+        .await
+        .unwrap();
+    let sig = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
+    let sbom = referrer("application/vnd.example.sbom.v1", &subject, size, &empty);
+    let pushes = [(&one, sig.clone()), (&two, sbom.clone())].map(|(shim, manifest)| {
+        let (base, repo) = (shim.url(), repo.to_owned());
+        tokio::spawn(async move {
+            let digest = digest_of(manifest.as_bytes());
+            http()
+                .put(format!("{base}/v2/{repo}/manifests/{digest}"))
+                .header(header::CONTENT_TYPE, OCI_MANIFEST)
+                .body(manifest)
+                .sent()
+                .await
+        })
+    });
+    let waiting = "select count(*) = 2 from pg_locks where locktype = 'advisory' and not granted
+                   and database = (select oid from pg_database where datname = current_database())";
+    let what = "both shims wait for the subject's lock";
+    testkit::pg::wait_for(&one.pool, what, std::time::Duration::from_secs(20), waiting).await;
+    held.rollback().await.unwrap();
+    for push in pushes {
+        let r = push.await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()["oci-subject"], subject.as_str());
+    }
+    let index: Value = referrers(&two, repo, &subject, "")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut both = vec![digest_of(sig.as_bytes()), digest_of(sbom.as_bytes())];
+    both.sort();
+    assert_eq!(digests(&index), both, "{index}");
+}
+
 #[tokio::test]
 async fn oras_py_attaches_and_the_referrers_api_finds_it() {
     let reg = Registry::start(RegistryOptions::default()).await;
