@@ -986,11 +986,9 @@ async fn a_stalled_blob_redirect_fails_the_fill_for_every_client_and_leaves_no_t
             .expect("an answer, not a wait forever");
         resp.status()
     };
-    let started = std::time::Instant::now();
     let (first, second) = tokio::join!(get(), get());
     assert_eq!(first, StatusCode::BAD_GATEWAY);
     assert_eq!(second, StatusCode::BAD_GATEWAY);
-    assert!(started.elapsed() < Duration::from_secs(10));
     testkit::wait_until(
         "the temp file is removed",
         Duration::from_secs(5),
