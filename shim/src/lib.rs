@@ -5,7 +5,9 @@
 //! Layers: `path` parses and validates, `routing` picks the backend, `forward` talks to it and
 //! `rewrite` maps its URLs back onto the shim. The shim writes to the database only through the
 //! store, and never while a client waits: `enqueue` (the index queue), `pulls` (pull counts,
-//! flushed in the background) and `cache` (its records of cached content).
+//! flushed in the background) and `cache` (its records of cached content); the one exception
+//! is an emulated referrer push, which takes its subject's lease (`forward::referrers`, each
+//! statement bounded to a second, skipped when the database fails).
 
 pub mod backend;
 pub mod cache;

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub referrers_emulated: AtomicU64,
     pub referrers_passed: AtomicU64,
     pub referrers_conflicts: AtomicU64,
+    pub referrers_lease_waits: AtomicU64,
 }
 
 impl Metrics {
@@ -83,6 +84,12 @@ impl Metrics {
                 "counter",
                 "Fallback index updates read again and retried after a concurrent change",
                 &self.referrers_conflicts,
+            ),
+            (
+                "shimmer_referrers_lease_waits_total",
+                "counter",
+                "Fallback index updates that found another shim's lease on the subject and waited",
+                &self.referrers_lease_waits,
             ),
         ];
         let mut out = String::new();

@@ -30,6 +30,8 @@ pub struct Inner {
     pub sessions: rewrite::SessionKey,
     /// One update of a subject's emulated referrers at a time in this shim.
     pub referrer_locks: crate::forward::referrers::SubjectLocks,
+    /// Who this shim is in the database's leases: its process id and a random number.
+    pub lease_holder: String,
     public_base: String,
 }
 
@@ -73,6 +75,7 @@ impl AppState {
             metrics,
             pulls: pulls::Pulls::new(),
             referrer_locks: Default::default(),
+            lease_holder: lease_holder(),
             public_base,
         })))
     }
@@ -81,4 +84,15 @@ impl AppState {
     pub fn public_base(&self) -> &str {
         &self.public_base
     }
+}
+
+/// A name for this shim in the database's leases, unique among the processes sharing it.
+fn lease_holder() -> String {
+    let mut random = [0; 8];
+    getrandom::getrandom(&mut random).expect("the operating system's random source");
+    format!(
+        "shim {} {:016x}",
+        std::process::id(),
+        u64::from_le_bytes(random)
+    )
 }

@@ -27,6 +27,8 @@ impl Background {
     /// Cancels the token and waits for the service to end; panics if it panicked.
     pub async fn stop(self) {
         self.stop.cancel();
-        self.task.await.expect("background service ended cleanly");
+        if let Err(e) = self.task.await {
+            panic!("the background service failed: {e}");
+        }
     }
 }

@@ -179,7 +179,7 @@ pub(crate) async fn tool_output(program: &str, args: &[&str], dir: &Path) -> Vec
         .kill_on_drop(true)
         .output()
         .await
-        .unwrap_or_else(|e| panic!("running {program} (is it installed?): {e}"));
+        .unwrap_or_else(|e| panic!("running {program} ({e}): scripts/test.sh installs it"));
     assert!(
         out.status.success(),
         "{program} {args:?}: {}",

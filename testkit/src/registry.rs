@@ -295,7 +295,6 @@ async fn write_htpasswd(path: &Path, user: &str, password: &str) {
 /// (`server.pem`, `server.key`) and a client certificate (`client.pem`, `client.key`), both
 /// signed by the CA: the files of [`RegistryTls`] with `client_ca`, and of a backend's
 /// `ca_file`, `client_cert` and `client_key`.
-///
 pub async fn tls_certificates(dir: &Path) {
     use crate::token::openssl;
     let days = "-days 2";

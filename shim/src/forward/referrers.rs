@@ -7,16 +7,21 @@
 //!   filtered by `artifactType` with `OCI-Filters-Applied`.
 //! - A manifest `PUT` with a `subject` that the backend accepted without `OCI-Subject`: the
 //!   manifest's descriptor is added to its subject's fallback index, one update of a subject at a
-//!   time: in this shim by [`SubjectLocks`], across the shims sharing the database by a
-//!   PostgreSQL advisory lock on the subject (when the database answers within [`LOCK_WAIT`]);
-//!   the index is read again just before the write (a changed one is merged afresh) and after it
-//!   (the update retried when another writer replaced it); then `OCI-Subject`.
+//!   time: in this shim by [`SubjectLocks`], across the shims sharing the database by a lease
+//!   on the subject there (`store::locks`: asked for again every 50 ms, at most [`LEASE_WAIT`];
+//!   no connection held meanwhile); the index is read again just before the write (a changed
+//!   one is merged afresh) and after it (the update retried when another writer replaced it);
+//!   then `OCI-Subject`. A database that fails or does not answer within [`STATEMENT_WAIT`], or
+//!   a lease still held after [`LEASE_WAIT`], leaves the update to this shim's lock and the
+//!   re-reads (logged).
 //! - A referrer's manifest `DELETE`: its descriptor leaves the fallback index the same way.
 //! - Through the pull-through cache (`?ns=`), an upstream without the API: its fallback tag
 //!   read with the upstream's own credentials.
 //!
 //! Whether a backend has the API is configured (`referrers`) or, under `auto`, learnt from its
 //! answers (a referrers route that does not exist answers a non-JSON 404).
+
+use std::time::Duration;
 
 use axum::{
     body::Body,
@@ -42,9 +47,12 @@ const OCI_SUBJECT: &str = "oci-subject";
 const INDEX_LIMIT: usize = 4 * 1024 * 1024;
 /// Attempts at an index update before giving up on a subject that keeps changing.
 const ATTEMPTS: usize = 5;
-/// Longest wait for the subject's lock shared with other shims; past it (a database down or
-/// slow), the update goes on under this shim's own lock and the re-reads alone.
-pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest wait for another shim's lease on a subject: many times an update's length.
+const LEASE_WAIT: Duration = Duration::from_secs(10);
+/// A lease's length: past it, a lease whose holder died (or hung) is taken over.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+/// Longest wait for the database to answer one lease statement.
+const STATEMENT_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether a backend's answer to a referrers request shows it has no such route: a 404 that is
 /// not the API's JSON error.
@@ -228,8 +236,8 @@ pub(super) fn referrer(manifest: &[u8], digest: &str) -> Option<(String, Value)>
     Some((subject, d))
 }
 
-/// Adds (`add`) or removes the referrer `descriptor` in `subject`'s fallback index, read again
-/// after each write and retried when another writer's index replaced this one.
+/// Adds (`add`) or removes the referrer `descriptor` in `subject`'s fallback index: one update
+/// of a subject at a time, in this shim and then across the shims sharing the database.
 pub(super) async fn update(
     state: &AppState,
     routed: &Routed,
@@ -238,12 +246,33 @@ pub(super) async fn update(
     descriptor: &Value,
     add: bool,
 ) -> Result<bool, OciError> {
-    // One update of a subject's index at a time: in this shim, then across the shims sharing
-    // the database; the re-read before each write and the check after it stay, for a shim
-    // without the database.
     let backend = &routed.backend.name;
     let _here = state.referrer_locks.stripe(backend, subject).lock().await;
-    let _everywhere = shared_lock(state, backend, subject).await;
+    let key = format!("referrers {backend} {subject}");
+    let leased = take_lease(state, &key).await;
+    let updated = update_index(state, routed, parts, subject, descriptor, add).await;
+    if leased {
+        let release = shimmer_store::locks::release(&state.pool, &key, &state.lease_holder);
+        if let Err(e) = tokio::time::timeout(STATEMENT_WAIT, release)
+            .await
+            .unwrap_or(Ok(()))
+        {
+            tracing::warn!(%key, error = %e, "a referrers lease was not released; it runs out");
+        }
+    }
+    updated
+}
+
+/// The update itself: the index read again after each write and the write retried when another
+/// writer's index replaced this one (the re-reads are what a shim without the database has).
+async fn update_index(
+    state: &AppState,
+    routed: &Routed,
+    parts: &Parts,
+    subject: &str,
+    descriptor: &Value,
+    add: bool,
+) -> Result<bool, OciError> {
     let digest = &descriptor["digest"];
     // Each round reads the index; a round after a write checks that write held.
     for round in 0..=ATTEMPTS {
@@ -316,25 +345,30 @@ impl SubjectLocks {
     }
 }
 
-/// The subject's advisory lock in the database, held until the returned transaction drops;
-/// `None` (logged) when the database does not give it within [`LOCK_WAIT`].
-async fn shared_lock(
-    state: &AppState,
-    backend: &str,
-    subject: &str,
-) -> Option<shimmer_store::locks::Held> {
-    let key = format!("referrers {backend} {subject}");
-    let lock = shimmer_store::locks::exclusive(&state.pool, &key);
-    match tokio::time::timeout(LOCK_WAIT, lock).await {
-        Ok(Ok(held)) => Some(held),
-        Ok(Err(e)) => {
-            tracing::warn!(%backend, %subject, error = %e, "no shared referrers lock: the database failed");
-            None
+/// Takes the lease `key` in the database, asking again every 50 ms while another shim holds
+/// it; false (logged) when the database fails or is slow, or the lease stays held past
+/// [`LEASE_WAIT`].
+async fn take_lease(state: &AppState, key: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+    loop {
+        let ask = shimmer_store::locks::try_lease(&state.pool, key, &state.lease_holder, LEASE_TTL);
+        match tokio::time::timeout(STATEMENT_WAIT, ask).await {
+            Ok(Ok(true)) => return true,
+            Ok(Ok(false)) => Metrics::inc(&state.metrics.referrers_lease_waits),
+            Ok(Err(e)) => {
+                tracing::warn!(%key, error = %e, "no referrers lease: the database failed");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(%key, "no referrers lease: the database did not answer in time");
+                return false;
+            }
         }
-        Err(_) => {
-            tracing::warn!(%backend, %subject, "no shared referrers lock within {LOCK_WAIT:?}");
-            None
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(%key, "a referrers lease still held after {LEASE_WAIT:?}; going on");
+            return false;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

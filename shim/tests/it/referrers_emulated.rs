@@ -207,14 +207,14 @@ async fn the_shim_serves_referrers_for_a_registry_without_them() {
     assert!(emulated.parse::<u64>().unwrap() >= 4, "{metrics}");
 }
 
-/// oras-py attaches an artifact to an image (a manifest with a `subject`) through the shim: the
-/// push is answered with `OCI-Subject`, and the referrers API lists it.
+/// Two shims sharing a database take turns on a subject's fallback index: docker-registry has
+/// no conditional PUT, so two updating it at once could each write an index without the other's
+/// referrer. A third holder keeps the subject's lease while the two (apart, as two processes
+/// are: each has its own in-process locks) push a referrer each; both wait, then update one after
+/// the other without a conflict, and both referrers are listed.
 #[tokio::test]
 async fn shims_sharing_a_database_take_turns_on_a_subjects_index() {
-    // docker-registry has no conditional PUT: two shim processes updating one subject's index
-    // at once could each write an index without the other's referrer. They take turns on an
-    // advisory lock in the database they share; here a third holder keeps it while two shims
-    // (apart, as two processes are: each has its own in-process locks) push a referrer each.
+    use std::sync::atomic::Ordering::Relaxed;
     let reg = Registry::start(RegistryOptions::default()).await;
     let db = testkit::pg::fresh_database().await;
     let toml = backend_toml("primary", &reg.url(), "");
@@ -223,34 +223,40 @@ async fn shims_sharing_a_database_take_turns_on_a_subjects_index() {
     let repo = "acme/turns";
     let (subject, size) = push_subject(&one, repo).await;
     let empty = push_empty_blob(&one, repo).await;
-    let key = format!("referrers primary {subject}");
-    let held = shimmer_store::locks::exclusive(&one.pool, &key)
-        .await
-        .unwrap();
+    let (key, third) = (format!("referrers primary {subject}"), "a third shim");
+    let minute = std::time::Duration::from_secs(60);
+    let leased = shimmer_store::locks::try_lease(&one.pool, &key, third, minute).await;
+    assert!(leased.unwrap());
     let sig = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
     let sbom = referrer("application/vnd.example.sbom.v1", &subject, size, &empty);
     let pushes = [(&one, sig.clone()), (&two, sbom.clone())].map(|(shim, manifest)| {
-        let (base, repo) = (shim.url(), repo.to_owned());
-        tokio::spawn(async move {
-            let digest = digest_of(manifest.as_bytes());
-            http()
-                .put(format!("{base}/v2/{repo}/manifests/{digest}"))
-                .header(header::CONTENT_TYPE, OCI_MANIFEST)
-                .body(manifest)
-                .sent()
-                .await
-        })
+        let url = shim.v2(&format!(
+            "{repo}/manifests/{}",
+            digest_of(manifest.as_bytes())
+        ));
+        let put = http().put(url).header(header::CONTENT_TYPE, OCI_MANIFEST);
+        tokio::spawn(put.body(manifest).sent())
     });
-    let waiting = "select count(*) = 2 from pg_locks where locktype = 'advisory' and not granted
-                   and database = (select oid from pg_database where datname = current_database())";
-    let what = "both shims wait for the subject's lock";
-    testkit::pg::wait_for(&one.pool, what, std::time::Duration::from_secs(20), waiting).await;
-    held.rollback().await.unwrap();
+    let waits = |shim: &Shim| shim.state.metrics.referrers_lease_waits.load(Relaxed);
+    testkit::wait_until("both shims wait for the lease", minute, || async {
+        waits(&one) > 0 && waits(&two) > 0
+    })
+    .await;
+    assert!(!pushes.iter().any(|p| p.is_finished()), "an update went on");
+    shimmer_store::locks::release(&one.pool, &key, third)
+        .await
+        .unwrap();
     for push in pushes {
         let r = push.await.unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
         assert_eq!(r.headers()["oci-subject"], subject.as_str());
     }
+    let conflicts = |shim: &Shim| shim.state.metrics.referrers_conflicts.load(Relaxed);
+    assert_eq!(
+        (conflicts(&one), conflicts(&two)),
+        (0, 0),
+        "the updates took turns"
+    );
     let index: Value = referrers(&two, repo, &subject, "")
         .await
         .json()
@@ -259,8 +265,16 @@ async fn shims_sharing_a_database_take_turns_on_a_subjects_index() {
     let mut both = vec![digest_of(sig.as_bytes()), digest_of(sbom.as_bytes())];
     both.sort();
     assert_eq!(digests(&index), both, "{index}");
+    // A holder that died: its lease runs out and another takes it over.
+    let lease =
+        |holder: &'static str, ttl| shimmer_store::locks::try_lease(&one.pool, "k", holder, ttl);
+    assert!(lease("died", std::time::Duration::ZERO).await.unwrap());
+    assert!(lease("alive", minute).await.unwrap());
+    assert!(!lease("died", minute).await.unwrap());
 }
 
+/// oras-py attaches an artifact to an image (a manifest with a `subject`) through the shim: the
+/// push is answered with `OCI-Subject`, and the referrers API lists it.
 #[tokio::test]
 async fn oras_py_attaches_and_the_referrers_api_finds_it() {
     let reg = Registry::start(RegistryOptions::default()).await;
