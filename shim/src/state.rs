@@ -29,7 +29,7 @@ pub struct Inner {
     /// Signs the upload sessions that carry a backend path outside `/v2`.
     pub sessions: rewrite::SessionKey,
     /// One update of a subject's emulated referrers at a time in this shim.
-    pub referrer_locks: crate::forward::referrers::SubjectLocks,
+    pub referrer_locks: crate::forward::turns::SubjectLocks,
     /// Who this shim is in the database's leases: its process id and a random number.
     pub lease_holder: String,
     public_base: String,

@@ -11,8 +11,9 @@ mod headers;
 mod lists;
 mod manifests;
 mod paging;
-pub(crate) mod referrers;
+mod referrers;
 mod target;
+pub(crate) mod turns;
 mod url;
 
 use std::sync::Arc;

@@ -7,21 +7,15 @@
 //!   filtered by `artifactType` with `OCI-Filters-Applied`.
 //! - A manifest `PUT` with a `subject` that the backend accepted without `OCI-Subject`: the
 //!   manifest's descriptor is added to its subject's fallback index, one update of a subject at a
-//!   time: in this shim by [`SubjectLocks`], across the shims sharing the database by a lease
-//!   on the subject there (`store::locks`: asked for again every 50 ms, at most [`LEASE_WAIT`];
-//!   no connection held meanwhile); the index is read again just before the write (a changed
-//!   one is merged afresh) and after it (the update retried when another writer replaced it);
-//!   then `OCI-Subject`. A database that fails or does not answer within [`STATEMENT_WAIT`], or
-//!   a lease still held after [`LEASE_WAIT`], leaves the update to this shim's lock and the
-//!   re-reads (logged).
+//!   time (`turns`: in this shim, then across the shims sharing the database); the index is read
+//!   again just before the write (a changed one is merged afresh) and after it (the update
+//!   retried when another writer replaced it); then `OCI-Subject`.
 //! - A referrer's manifest `DELETE`: its descriptor leaves the fallback index the same way.
 //! - Through the pull-through cache (`?ns=`), an upstream without the API: its fallback tag
 //!   read with the upstream's own credentials.
 //!
 //! Whether a backend has the API is configured (`referrers`) or, under `auto`, learnt from its
 //! answers (a referrers route that does not exist answers a non-JSON 404).
-
-use std::time::Duration;
 
 use axum::{
     body::Body,
@@ -32,7 +26,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use shimmer_registry::fallback_tag;
 
-use super::{Routed, headers, lists, url::backend_url};
+use super::{Routed, headers, lists, turns, url::backend_url};
 use crate::{
     AppState,
     error::OciError,
@@ -47,12 +41,6 @@ const OCI_SUBJECT: &str = "oci-subject";
 const INDEX_LIMIT: usize = 4 * 1024 * 1024;
 /// Attempts at an index update before giving up on a subject that keeps changing.
 const ATTEMPTS: usize = 5;
-/// Longest wait for another shim's lease on a subject: many times an update's length.
-const LEASE_WAIT: Duration = Duration::from_secs(10);
-/// A lease's length: past it, a lease whose holder died (or hung) is taken over.
-const LEASE_TTL: Duration = Duration::from_secs(30);
-/// Longest wait for the database to answer one lease statement.
-const STATEMENT_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether a backend's answer to a referrers request shows it has no such route: a 404 that is
 /// not the API's JSON error.
@@ -249,127 +237,68 @@ pub(super) async fn update(
     let backend = &routed.backend.name;
     let _here = state.referrer_locks.stripe(backend, subject).lock().await;
     let key = format!("referrers {backend} {subject}");
-    let leased = take_lease(state, &key).await;
-    let updated = update_index(state, routed, parts, subject, descriptor, add).await;
-    if leased {
-        let release = shimmer_store::locks::release(&state.pool, &key, &state.lease_holder);
-        if let Err(e) = tokio::time::timeout(STATEMENT_WAIT, release)
-            .await
-            .unwrap_or(Ok(()))
-        {
-            tracing::warn!(%key, error = %e, "a referrers lease was not released; it runs out");
+    let leased = turns::take_lease(state, &key).await;
+    // The update itself: the index read again after each write and the write retried when
+    // another writer's index replaced this one (the re-reads are what a shim without the
+    // database has).
+    let updated: Result<bool, OciError> = async {
+        let digest = &descriptor["digest"];
+        // Each round reads the index; a round after a write checks that write held.
+        for round in 0..=ATTEMPTS {
+            let Ok(seen) = read_index(state, routed, parts, subject).await? else {
+                return Ok(false);
+            };
+            let present = seen.iter().any(|m| m["digest"] == *digest);
+            if present == add {
+                return Ok(true);
+            }
+            if round == ATTEMPTS {
+                break;
+            }
+            if round > 0 {
+                // The last write did not hold: another writer's index replaced it.
+                Metrics::inc(&state.metrics.referrers_conflicts);
+            }
+            let mut manifests = seen.clone();
+            match add {
+                true => manifests.push(descriptor.clone()),
+                false => manifests.retain(|m| m["digest"] != *digest),
+            }
+            // Read again just before writing: an index another writer changed meanwhile is read
+            // afresh rather than overwritten.
+            match read_index(state, routed, parts, subject).await? {
+                Ok(now) if now == seen => {}
+                Ok(_) => {
+                    Metrics::inc(&state.metrics.referrers_conflicts);
+                    continue;
+                }
+                Err(_) => return Ok(false),
+            }
+            let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests});
+            let bytes = Bytes::from(serde_json::to_vec(&index).expect("a JSON value serialises"));
+            let tag = fallback_tag(subject);
+            let resp = call(
+                state,
+                routed,
+                parts,
+                Method::PUT,
+                &manifest(routed, &tag),
+                Some(bytes),
+            )
+            .await?;
+            if !resp.status().is_success() {
+                tracing::warn!(backend = %routed.backend.name, status = %resp.status(),
+                    "the backend refused a fallback referrers index");
+                return Ok(false);
+            }
         }
+        Ok(false)
+    }
+    .await;
+    if leased {
+        turns::give_back(state, &key).await;
     }
     updated
-}
-
-/// The update itself: the index read again after each write and the write retried when another
-/// writer's index replaced this one (the re-reads are what a shim without the database has).
-async fn update_index(
-    state: &AppState,
-    routed: &Routed,
-    parts: &Parts,
-    subject: &str,
-    descriptor: &Value,
-    add: bool,
-) -> Result<bool, OciError> {
-    let digest = &descriptor["digest"];
-    // Each round reads the index; a round after a write checks that write held.
-    for round in 0..=ATTEMPTS {
-        let Ok(seen) = read_index(state, routed, parts, subject).await? else {
-            return Ok(false);
-        };
-        let present = seen.iter().any(|m| m["digest"] == *digest);
-        if present == add {
-            return Ok(true);
-        }
-        if round == ATTEMPTS {
-            break;
-        }
-        if round > 0 {
-            // The last write did not hold: another writer's index replaced it.
-            Metrics::inc(&state.metrics.referrers_conflicts);
-        }
-        let mut manifests = seen.clone();
-        match add {
-            true => manifests.push(descriptor.clone()),
-            false => manifests.retain(|m| m["digest"] != *digest),
-        }
-        // Read again just before writing: an index another writer changed meanwhile is read
-        // afresh rather than overwritten.
-        match read_index(state, routed, parts, subject).await? {
-            Ok(now) if now == seen => {}
-            Ok(_) => {
-                Metrics::inc(&state.metrics.referrers_conflicts);
-                continue;
-            }
-            Err(_) => return Ok(false),
-        }
-        let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests});
-        let bytes = Bytes::from(serde_json::to_vec(&index).expect("a JSON value serialises"));
-        let tag = fallback_tag(subject);
-        let resp = call(
-            state,
-            routed,
-            parts,
-            Method::PUT,
-            &manifest(routed, &tag),
-            Some(bytes),
-        )
-        .await?;
-        if !resp.status().is_success() {
-            tracing::warn!(backend = %routed.backend.name, status = %resp.status(),
-                "the backend refused a fallback referrers index");
-            return Ok(false);
-        }
-    }
-    Ok(false)
-}
-
-/// One update of a subject's fallback index at a time within a shim: 64 stripes of subjects
-/// (bounded, whatever the number of subjects).
-pub struct SubjectLocks(Vec<tokio::sync::Mutex<()>>);
-
-impl Default for SubjectLocks {
-    fn default() -> Self {
-        Self((0..64).map(|_| tokio::sync::Mutex::new(())).collect())
-    }
-}
-
-impl SubjectLocks {
-    fn stripe(&self, backend: &str, subject: &str) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (backend, subject).hash(&mut h);
-        &self.0[(h.finish() % self.0.len() as u64) as usize]
-    }
-}
-
-/// Takes the lease `key` in the database, asking again every 50 ms while another shim holds
-/// it; false (logged) when the database fails or is slow, or the lease stays held past
-/// [`LEASE_WAIT`].
-async fn take_lease(state: &AppState, key: &str) -> bool {
-    let deadline = tokio::time::Instant::now() + LEASE_WAIT;
-    loop {
-        let ask = shimmer_store::locks::try_lease(&state.pool, key, &state.lease_holder, LEASE_TTL);
-        match tokio::time::timeout(STATEMENT_WAIT, ask).await {
-            Ok(Ok(true)) => return true,
-            Ok(Ok(false)) => Metrics::inc(&state.metrics.referrers_lease_waits),
-            Ok(Err(e)) => {
-                tracing::warn!(%key, error = %e, "no referrers lease: the database failed");
-                return false;
-            }
-            Err(_) => {
-                tracing::warn!(%key, "no referrers lease: the database did not answer in time");
-                return false;
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(%key, "a referrers lease still held after {LEASE_WAIT:?}; going on");
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// After the backend accepted `manifest` (pushed as `digest`) without `OCI-Subject`: records it
