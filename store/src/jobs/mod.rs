@@ -58,39 +58,44 @@ impl NewJob {
 /// Queues a job unconditionally (a push: the tag may have moved even if the digest is known),
 /// and marks the digest seen.
 pub async fn enqueue(pool: &PgPool, job: &NewJob) -> Result<i64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    mark_seen(&mut tx, job).await?;
-    let id = insert(&mut *tx, job).await?;
-    tx.commit().await?;
-    Ok(id)
+    queue(pool, job, true)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
 }
 
 /// Queues a job only if this (backend, repository, digest) was never seen before, in one
 /// statement so concurrent pulls of the same new digest queue it once. Returns whether it
 /// queued one.
 pub async fn enqueue_if_unseen(pool: &PgPool, job: &NewJob) -> Result<bool, sqlx::Error> {
-    let row: Option<(i64,)> = sqlx::query_as(
+    Ok(queue(pool, job, false).await?.is_some())
+}
+
+/// One statement: marks the digest seen, and queues the job when `always` or when the digest
+/// was not seen before; the new job's id when it queued one.
+async fn queue(pool: &PgPool, job: &NewJob, always: bool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
         "with seen as (
              insert into seen_manifests (backend, repository, digest, first_seen)
-             values ($1, $2, $3, to_timestamp($7))
+             values ($1, $2, $4, to_timestamp($7))
              on conflict do nothing
              returning 1
          )
          insert into index_jobs
              (backend, repository, reference, digest, media_type, source, created_at)
-         select $1, $2, $4, $3, $5, $6, to_timestamp($7) from seen
+         select $1, $2, $3, $4, $5, $6, to_timestamp($7)
+         where $8 or exists (select 1 from seen)
          returning id",
     )
     .bind(&job.backend)
     .bind(&job.repository)
-    .bind(&job.digest)
     .bind(&job.reference)
+    .bind(&job.digest)
     .bind(&job.media_type)
     .bind(job.source.as_str())
     .bind(job.at_secs())
+    .bind(always)
     .fetch_optional(pool)
-    .await?;
-    Ok(row.is_some())
+    .await
 }
 
 /// Whether this (backend, repository, digest) was queued before: a read, no write.
@@ -111,40 +116,6 @@ pub async fn is_seen(
     .fetch_one(pool)
     .await?;
     Ok(seen)
-}
-
-async fn mark_seen(conn: &mut sqlx::PgConnection, job: &NewJob) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into seen_manifests (backend, repository, digest, first_seen)
-         values ($1, $2, $3, to_timestamp($4))
-         on conflict do nothing",
-    )
-    .bind(&job.backend)
-    .bind(&job.repository)
-    .bind(&job.digest)
-    .bind(job.at_secs())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn insert<'e>(exec: impl sqlx::PgExecutor<'e>, job: &NewJob) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as(
-        "insert into index_jobs
-             (backend, repository, reference, digest, media_type, source, created_at)
-         values ($1, $2, $3, $4, $5, $6, to_timestamp($7))
-         returning id",
-    )
-    .bind(&job.backend)
-    .bind(&job.repository)
-    .bind(&job.reference)
-    .bind(&job.digest)
-    .bind(&job.media_type)
-    .bind(job.source.as_str())
-    .bind(job.at_secs())
-    .fetch_one(exec)
-    .await?;
-    Ok(id)
 }
 
 /// A queued job as stored (for tests, the status page and the indexer).
