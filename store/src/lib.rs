@@ -9,7 +9,7 @@
 pub mod diffs;
 pub mod jobs;
 pub mod kinds;
-pub mod locks;
+pub mod leases;
 pub mod packages;
 pub mod pulls;
 pub mod text;

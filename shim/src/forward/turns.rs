@@ -1,6 +1,6 @@
 //! One update of a subject's emulated referrers index at a time (`referrers::update`): within a
 //! shim by [`SubjectLocks`], across the shims sharing the database by a lease on the subject
-//! there (`store::locks`: asked for again every 50 ms, at most [`LEASE_WAIT`]; no connection held
+//! there (`store::leases`: asked for again every 50 ms, at most [`LEASE_WAIT`]; no connection held
 //! meanwhile). A database that fails or does not answer within [`STATEMENT_WAIT`], or a lease
 //! still held after [`LEASE_WAIT`], leaves the update to this shim's lock and the re-reads
 //! (logged).
@@ -41,7 +41,8 @@ impl SubjectLocks {
 pub(super) async fn take_lease(state: &AppState, key: &str) -> bool {
     let deadline = tokio::time::Instant::now() + LEASE_WAIT;
     loop {
-        let ask = shimmer_store::locks::try_lease(&state.pool, key, &state.lease_holder, LEASE_TTL);
+        let ask =
+            shimmer_store::leases::try_lease(&state.pool, key, &state.lease_holder, LEASE_TTL);
         match tokio::time::timeout(STATEMENT_WAIT, ask).await {
             Ok(Ok(true)) => return true,
             Ok(Ok(false)) => Metrics::inc(&state.metrics.referrers_lease_waits),
@@ -64,7 +65,7 @@ pub(super) async fn take_lease(state: &AppState, key: &str) -> bool {
 
 /// Releases the lease `key`; one that cannot be (logged) runs out by itself.
 pub(super) async fn give_back(state: &AppState, key: &str) {
-    let release = shimmer_store::locks::release(&state.pool, key, &state.lease_holder);
+    let release = shimmer_store::leases::release(&state.pool, key, &state.lease_holder);
     if let Ok(Err(e)) = tokio::time::timeout(STATEMENT_WAIT, release).await {
         tracing::warn!(%key, error = %e, "a referrers lease was not released; it runs out");
     }

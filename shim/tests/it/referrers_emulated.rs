@@ -225,7 +225,7 @@ async fn shims_sharing_a_database_take_turns_on_a_subjects_index() {
     let empty = push_empty_blob(&one, repo).await;
     let (key, third) = (format!("referrers primary {subject}"), "a third shim");
     let minute = std::time::Duration::from_secs(60);
-    let leased = shimmer_store::locks::try_lease(&one.pool, &key, third, minute).await;
+    let leased = shimmer_store::leases::try_lease(&one.pool, &key, third, minute).await;
     assert!(leased.unwrap());
     let sig = referrer("application/vnd.example.sig.v1", &subject, size, &empty);
     let sbom = referrer("application/vnd.example.sbom.v1", &subject, size, &empty);
@@ -243,7 +243,7 @@ async fn shims_sharing_a_database_take_turns_on_a_subjects_index() {
     })
     .await;
     assert!(!pushes.iter().any(|p| p.is_finished()), "an update went on");
-    shimmer_store::locks::release(&one.pool, &key, third)
+    shimmer_store::leases::release(&one.pool, &key, third)
         .await
         .unwrap();
     for push in pushes {
@@ -267,7 +267,7 @@ async fn shims_sharing_a_database_take_turns_on_a_subjects_index() {
     assert_eq!(digests(&index), both, "{index}");
     // A holder that died: its lease runs out and another takes it over.
     let lease =
-        |holder: &'static str, ttl| shimmer_store::locks::try_lease(&one.pool, "k", holder, ttl);
+        |holder: &'static str, ttl| shimmer_store::leases::try_lease(&one.pool, "k", holder, ttl);
     assert!(lease("died", std::time::Duration::ZERO).await.unwrap());
     assert!(lease("alive", minute).await.unwrap());
     assert!(!lease("died", minute).await.unwrap());
