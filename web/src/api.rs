@@ -17,12 +17,13 @@ use crate::{
     compare, db,
     error::{Error, Result},
     http::{Caching, cached},
+    lookup,
     params::{
         ApisParams, PageParams, Params, SearchParams, check_page, check_page_size, check_search,
         parse_docs_id,
     },
     state::AppState,
-    text::{package_url, split_version_path, summary, version_url},
+    text::{package_url, summary, version_url},
     views,
 };
 
@@ -143,14 +144,7 @@ async fn version_json(
     path: &str,
 ) -> Result<Value> {
     let pool = &state.pool;
-    let (repository, reference) = split_version_path(path)
-        .ok_or_else(|| Error::not_found(format!("No package named {path} is indexed.")))?;
-    let p = db::package(pool, reader, repository)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("No package named {repository} is indexed.")))?;
-    let v = db::version(pool, p.id, reference)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("{repository} has no version {reference}.")))?;
+    let (p, v, reference) = lookup::version_at(pool, reader, path).await?;
     let loaded = views::load(pool, reader, &v).await?;
     let objects: Vec<Value> = loaded
         .contents
@@ -189,9 +183,7 @@ async fn diff_json(
     repository: &str,
     query: &DiffQuery,
 ) -> Result<Value> {
-    let p = db::package(&state.pool, reader, repository)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("No package named {repository} is indexed.")))?;
+    let p = lookup::package(&state.pool, reader, repository).await?;
     let c = compare::between(&state.pool, &p, query.from.as_deref(), query.to.as_deref()).await?;
     Ok(serde_json::to_value(&c.report).unwrap_or(Value::Null))
 }
@@ -255,9 +247,7 @@ pub async fn object(
         .filter(|(_, f)| *f == "html")
         .ok_or_else(|| Error::bad_request("Objects are named by sha256:<64 hex digits>."))?;
     let reader = state.is_reader(&headers);
-    let (o, public) = db::object(&state.pool, reader, digest)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("No object {digest} is indexed.")))?;
+    let (o, public) = lookup::object(&state.pool, reader, digest).await?;
     let value = json!({"digest": o.digest, "apiVersion": o.api_version, "kind": o.kind,
                        "name": o.name, "class": o.class, "size_bytes": o.size_bytes,
                        "docs_url": state.docs_url(&o.digest), "body": o.body});

@@ -8,7 +8,7 @@ use shimmer_diff::Report;
 use crate::{
     db,
     error::{Error, Result},
-    views,
+    lookup, views,
 };
 
 /// What comparing two versions found.
@@ -36,9 +36,7 @@ pub async fn between(
             .clone()
             .ok_or_else(|| Error::not_found("This package has no tagged version to compare."))?,
     };
-    let to_version = db::version(pool, package.id, &to)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("{repository} has no version {to}.")))?;
+    let to_version = lookup::version(pool, package, &to).await?;
     let from = match from {
         Some(f) => f.to_owned(),
         None => db::stored_diff(pool, to_version.id)
@@ -50,9 +48,7 @@ pub async fn between(
                 ))
             })?,
     };
-    let from_version = db::version(pool, package.id, &from)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("{repository} has no version {from}.")))?;
+    let from_version = lookup::version(pool, package, &from).await?;
     let pair = db::read_pair(pool, from_version.id, to_version.id).await?;
     let mut unchanged: Vec<String> = pair
         .old

@@ -26,6 +26,7 @@ mod http;
 mod icon;
 mod layers;
 mod layout;
+mod lookup;
 mod markdown;
 mod pages;
 mod params;

@@ -10,6 +10,7 @@ use super::docs;
 use crate::{
     db,
     error::{Error, Result},
+    lookup,
     state::AppState,
     text::{api_url, version_url},
     views::preferred_tag,
@@ -48,12 +49,8 @@ pub async fn page(
     (repository, version, group, kind): (&str, &str, &str, &str),
 ) -> Result<String> {
     let pool = &state.pool;
-    let package = db::package(pool, reader, repository)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("No package named {repository} is indexed.")))?;
-    let v = db::version(pool, package.id, version)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("{repository} has no version {version}.")))?;
+    let package = lookup::package(pool, reader, repository).await?;
+    let v = lookup::version(pool, &package, version).await?;
     let apis = db::apis(pool, v.id).await?;
     let this = apis
         .iter()
@@ -63,9 +60,7 @@ pub async fn page(
                 "{repository} {version} defines no {kind} in {group}."
             ))
         })?;
-    let (object, public) = db::object(pool, reader, &this.object_digest)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("No object {} is indexed.", this.object_digest)))?;
+    let (object, public) = lookup::object(pool, reader, &this.object_digest).await?;
     let digest = this.object_digest.clone();
     let mut built = docs::build(state, reader, &digest, object, public).await?;
     let mut groups: Vec<GroupKinds> = Vec::new();

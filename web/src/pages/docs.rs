@@ -19,6 +19,7 @@ use crate::{
     error::{Error, Result},
     http::{Caching, cached, html},
     layout::Layout,
+    lookup,
     params::parse_docs_id,
     render::Renderer,
     schema,
@@ -107,9 +108,7 @@ pub async fn docs(
         Error::not_found("Docs addresses look like /docs/sha256:<64 hex digits>.")
     })?;
     let reader = state.is_reader(&headers);
-    let (object, public) = db::object(&state.pool, reader, digest)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("No object {digest} is indexed.")))?;
+    let (object, public) = lookup::object(&state.pool, reader, digest).await?;
     let caching = Caching::Immutable { public };
     let response = match format {
         "json" => {

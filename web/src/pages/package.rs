@@ -17,6 +17,7 @@ use crate::{
     error::{Error, Result},
     http::html,
     layout::Layout,
+    lookup,
     params::Params,
     state::AppState,
     text::{split_version_path, urlencode, version_url},
@@ -67,11 +68,7 @@ pub async fn package(
         Some(package) => package_page(&state, &headers, reader, package).await?,
         None => match path.strip_suffix("/diff") {
             Some(repository) => {
-                let package = db::package(&state.pool, reader, repository)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::not_found(format!("No package named {repository} is indexed."))
-                    })?;
+                let package = lookup::package(&state.pool, reader, repository).await?;
                 let from = check_version(choice.from.as_deref(), "from")?;
                 let to = check_version(choice.to.as_deref(), "to")?;
                 super::diff::page(&state, package, from.as_deref(), to.as_deref()).await?
@@ -140,14 +137,7 @@ async fn version_page(
     path: &str,
 ) -> Result<String> {
     let pool = &state.pool;
-    let (repository, reference) = split_version_path(path)
-        .ok_or_else(|| Error::not_found(format!("No package named {path} is indexed.")))?;
-    let package = db::package(pool, reader, repository)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("No package named {repository} is indexed.")))?;
-    let version = db::version(pool, package.id, reference)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("{repository} has no version {reference}.")))?;
+    let (package, version, reference) = lookup::version_at(pool, reader, path).await?;
     let rows = db::versions(pool, package.id).await?;
     let body = body(
         state,
